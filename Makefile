@@ -1,0 +1,40 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+DEMO   := redis-demo
+
+.PHONY: demo test unit integration clean venv
+
+venv: $(BIN)/pyinfra
+$(BIN)/pyinfra: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+## Provision a throwaway systemd container named redis-demo and check it.
+demo: venv
+	$(BIN)/python tests/testbed.py start $(DEMO)
+	$(BIN)/pyinfra -y inventory/demo.py deploy.py
+	$(BIN)/pytest -q tests/infra --hosts=docker://$(DEMO)
+	@echo
+	@echo "redis-demo is provisioned. Reach it with:"
+	@echo "  docker exec -it $(DEMO) redis-cli"
+	@echo "  $(BIN)/pyinfra -y inventory/demo.py deploy.py   # converge it again"
+	@echo "  docker rm -f $(DEMO)                             # throw it away"
+
+## The whole suite: unit tests, then integration tests against real containers.
+test: venv
+	$(BIN)/pytest tests/unit tests/integration
+
+unit: venv
+	$(BIN)/pytest tests/unit
+
+integration: venv
+	$(BIN)/pytest tests/integration
+
+## Remove the demo container and everything the tests may have left.
+clean:
+	-docker rm -f $(DEMO)
+	-$(PYTHON) tests/testbed.py clean --images

@@ -1,0 +1,20 @@
+"""Provision the Smart-Trade Redis server.
+
+    pyinfra inventory/production.py deploy.py       # servers over SSH
+    pyinfra @docker/redis-demo deploy.py             # a container
+"""
+
+from pyinfra import host
+
+from smart_redis import config, install, preflight, service, settings, tuning
+from smart_redis.facts import RedisHost
+
+redis = settings.load(host.data)  # a bad setting stops the run here, before the host is touched
+facts = host.get_fact(RedisHost)  # one round trip answers every step below
+
+preflight.check(redis, facts)
+sandbox = service.container_sandbox(facts)  # before the package first starts the service
+install.redis_packages(redis, facts)
+tuning.kernel(redis, facts)
+conf = config.redis_conf(redis)
+service.redis_server(conf, sandbox)

@@ -1,0 +1,47 @@
+# Every user-facing setting, with its default. Override per group (group_data/<group>.py),
+# per host (in the inventory) or per run (pyinfra ... --data redis_port=6380).
+# Each setting's comment is the one line that the README's settings table shows.
+
+# Redis major version to install (the distro package where the distro ships it).
+redis_major_version = 7
+# TCP port Redis listens on.
+redis_port = 6379
+# Addresses Redis binds to; a leading "-" marks an address that may be missing.
+redis_bind = "127.0.0.1 -::1"
+# Memory limit for the dataset (Redis units: b, k, kb, m, mb, g, gb).
+redis_maxmemory = "512mb"
+# What Redis evicts when maxmemory is reached.
+redis_maxmemory_policy = "allkeys-lru"
+# Keyspace notifications: E = keyevent channel, x = expired, e = evicted.
+redis_notify_keyspace_events = "Exe"
+# The platform's logical databases and the TTL (seconds) their keys should carry; None = no TTL.
+redis_keyspace = [
+    {"db": 0, "name": "quotes", "ttl": 60},
+    {"db": 1, "name": "order-flow", "ttl": 300},
+    {"db": 2, "name": "footprint", "ttl": 600},
+    {"db": 3, "name": "calculations", "ttl": 1800},
+    {"db": 4, "name": "websocket-sessions", "ttl": 3600},
+    {"db": 5, "name": "configuration", "ttl": None},
+]
+# Number of logical databases Redis offers.
+redis_databases = 16
+# RDB snapshot points as "seconds changes" pairs, so that DB 5 survives restarts.
+redis_save = "3600 1 300 100 60 10000"
+# Listen backlog; the host's net.core.somaxconn is raised to at least this.
+redis_tcp_backlog = 511
+# Log verbosity: debug, verbose, notice or warning.
+redis_loglevel = "notice"
+# Events slower than this many milliseconds go to the latency monitor (0 = off).
+redis_latency_monitor_threshold_ms = 100
+# Commands slower than this many microseconds go to the slow log.
+redis_slowlog_log_slower_than_us = 10000
+# How many entries the slow log keeps.
+redis_slowlog_max_len = 256
+# APT repository for distros that do not ship the requested major (Debian 13, Ubuntu 22.04).
+redis_apt_repo_url = "https://packages.redis.io/deb"
+# Signing key of that repository, stored as a signed-by keyring.
+redis_apt_key_url = "https://packages.redis.io/gpg"
+# Seconds an apt package index stays fresh before a run that installs something refreshes it.
+redis_apt_cache_time = 3600
+# Tune the kernel as Redis asks (overcommit, somaxconn, THP); always skipped in containers.
+redis_host_tuning = True

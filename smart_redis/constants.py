@@ -1,0 +1,42 @@
+"""Platform internals: package names, paths, owners and modes. Not user settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SERVICE = "redis-server"
+PACKAGES = ("redis-server", "redis-tools")
+
+CONFIG_USER = "redis"
+CONFIG_GROUP = "redis"
+CONFIG_MODE = "640"
+
+# (os-release ID, VERSION_ID) -> the Redis major that the distro's own package ships.
+DISTRO_REDIS_MAJOR = {
+    ("debian", "12"): 7,
+    ("debian", "13"): 8,
+    ("ubuntu", "22.04"): 6,
+    ("ubuntu", "24.04"): 7,
+}
+SUPPORTED_OS = tuple(DISTRO_REDIS_MAJOR)
+
+
+@dataclass(frozen=True)
+class Paths:
+    config: str = "/etc/redis/redis.conf"
+    config_backup: str = "/etc/redis/redis.conf.backup"
+    # Next to the live file so that the final rename is atomic.
+    config_candidate: str = "/etc/redis/redis.conf.candidate"
+    # dir, logfile and pidfile sit inside the ReadWritePaths of the packaged unit.
+    data_dir: str = "/var/lib/redis"
+    logfile: str = "/var/log/redis/redis-server.log"
+    pidfile: str = "/run/redis/redis-server.pid"
+    container_dropin: str = "/etc/systemd/system/redis-server.service.d/10-container.conf"
+    sysctl: str = "/etc/sysctl.d/60-redis.conf"
+    thp_unit: str = "/etc/systemd/system/redis-disable-thp.service"
+    apt_keyring: str = "/usr/share/keyrings/redis-archive-keyring.gpg"
+    apt_source: str = "/etc/apt/sources.list.d/redis.list"
+    apt_pin: str = "/etc/apt/preferences.d/redis"
+
+
+PATHS = Paths()

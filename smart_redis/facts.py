@@ -1,0 +1,128 @@
+"""What the steps need to know about a host, gathered in one round trip.
+
+A converged host answers every question here with one command, so a no-op run costs one
+fact instead of a dozen (see BENCHMARKS.md for the command count).
+
+    state = host.get_fact(RedisHost)
+    state.container            # "docker", or None on a real machine
+    state.files[PATHS.config]  # FileState(user="redis", group="redis", mode="640", sha256=...)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pyinfra.api import FactBase
+
+from .constants import PACKAGES, PATHS, SERVICE
+
+WATCHED_FILES = (
+    PATHS.config,
+    PATHS.config_backup,
+    PATHS.container_dropin,
+    PATHS.sysctl,
+    PATHS.thp_unit,
+    PATHS.apt_keyring,
+    PATHS.apt_source,
+    PATHS.apt_pin,
+)
+
+
+@dataclass(frozen=True)
+class FileState:
+    user: str
+    group: str
+    mode: str
+    sha256: str
+
+
+@dataclass
+class HostState:
+    os_id: str = ""
+    os_version: str = ""
+    os_codename: str = ""
+    systemd: bool = False
+    container: str | None = None
+    redis_version: str | None = None
+    installed_packages: tuple[str, ...] = ()
+    enabled: str = ""
+    active: str = ""
+    sysctl: dict[str, str] = field(default_factory=dict)
+    thp: str = ""
+    files: dict[str, FileState] = field(default_factory=dict)
+
+    @property
+    def os(self) -> tuple[str, str]:
+        return (self.os_id, self.os_version)
+
+    @property
+    def redis_major(self) -> int | None:
+        return int(self.redis_version.split(".")[0]) if self.redis_version else None
+
+    @property
+    def missing_packages(self) -> list[str]:
+        return [p for p in PACKAGES if p not in self.installed_packages]
+
+
+def _script() -> str:
+    files = " ".join(WATCHED_FILES)
+    packages = " ".join(PACKAGES)
+    return "; ".join(
+        [
+            ". /etc/os-release",
+            'echo "os_id=$ID"',
+            'echo "os_version=$VERSION_ID"',
+            'echo "os_codename=$VERSION_CODENAME"',
+            'echo "systemd=$(test -d /run/systemd/system && echo yes)"',
+            'echo "container=$(systemd-detect-virt --container 2>/dev/null)"',
+            "echo \"redis_version=$(redis-server --version 2>/dev/null | sed -n 's/.* v=\\([0-9.]*\\).*/\\1/p')\"",
+            f"echo \"packages=$(dpkg-query -W -f='${{Package}}:${{db:Status-Status}} ' {packages} 2>/dev/null)\"",
+            f'echo "enabled=$(systemctl is-enabled {SERVICE} 2>/dev/null)"',
+            f'echo "active=$(systemctl is-active {SERVICE} 2>/dev/null)"',
+            'echo "sysctl.vm.overcommit_memory=$(cat /proc/sys/vm/overcommit_memory 2>/dev/null)"',
+            'echo "sysctl.net.core.somaxconn=$(cat /proc/sys/net/core/somaxconn 2>/dev/null)"',
+            'echo "thp=$(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)"',
+            f"for f in {files}; do test -f $f && echo \"file=$f $(stat -c '%U %G %a' $f) "
+            "$(sha256sum $f | cut -d' ' -f1)\"; done",
+            "true",
+        ]
+    )
+
+
+def parse(lines: list[str]) -> HostState:
+    state = HostState()
+    for line in lines:
+        key, _, value = line.partition("=")
+        value = value.strip()
+        if key == "file":
+            path, user, group, mode, sha = value.split()
+            state.files[path] = FileState(user, group, mode, sha)
+        elif key.startswith("sysctl."):
+            state.sysctl[key[len("sysctl."):]] = value
+        elif key == "systemd":
+            state.systemd = value == "yes"
+        elif key == "container":
+            state.container = None if value in ("", "none") else value
+        elif key == "redis_version":
+            state.redis_version = value or None
+        elif key == "packages":
+            # "redis-server:installed redis-tools:config-files"
+            state.installed_packages = tuple(
+                name for name, _, status in (p.partition(":") for p in value.split()) if status == "installed"
+            )
+        elif key == "thp":
+            # "always madvise [never]" -> "never"
+            state.thp = value[value.find("[") + 1 : value.find("]")] if "[" in value else value
+        elif key in ("os_id", "os_version", "os_codename", "enabled", "active"):
+            setattr(state, key, value)
+    return state
+
+
+class RedisHost(FactBase):
+    """OS, container, Redis package and service state, and the managed files of a host."""
+
+    def command(self) -> str:
+        return _script()
+
+    def process(self, output) -> HostState:
+        return parse(list(output))

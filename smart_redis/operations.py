@@ -1,0 +1,124 @@
+"""Operations of this project, in pyinfra's style: each yields only the commands a host needs.
+
+They read the host through the RedisHost fact (gathered once per run), so a converged host
+costs no further round trips.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+from io import StringIO
+
+from pyinfra import host, logger, state
+from pyinfra.api import FileUploadCommand, OperationError, operation
+from pyinfra.facts.files import FileContents
+from pyinfra.operations.util.files import generate_color_diff
+
+from .facts import WATCHED_FILES, RedisHost
+
+
+def _show_diff(dest: str, content: str) -> None:
+    current = host.get_fact(FileContents, path=dest) or []
+    host.log(f"Will modify {dest}", logger.info)
+    for line in generate_color_diff([line + "\n" for line in current], content.splitlines(True)):
+        logger.info("  %s", line)
+
+
+@operation()
+def managed_file(
+    dest: str,
+    content: str,
+    user: str = "root",
+    group: str = "root",
+    mode: str = "644",
+    validate: str | None = None,
+    candidate: str | None = None,
+):
+    """
+    Put a file in place from text, optionally only after a command has accepted it.
+
+    + dest: path on the host (must be one of facts.WATCHED_FILES)
+    + content: the whole file
+    + user, group, mode: ownership and octal mode of the file
+    + validate: shell command with ``{path}``, exiting non-zero for a bad file; its output
+      is the deploy's error message and the live file stays as it was
+    + candidate: where the new text waits for validation (default: ``dest`` + ".candidate")
+
+    **Example:**
+
+    .. code:: python
+
+        managed_file(
+            name="Render redis.conf",
+            dest="/etc/redis/redis.conf",
+            content=text,
+            user="redis", group="redis", mode="640",
+            validate="redis-check-config {path}",
+        )
+    """
+    if dest not in WATCHED_FILES:
+        raise OperationError(f"{dest} is not gathered by the RedisHost fact")
+    current = host.get_fact(RedisHost).files.get(dest)
+    wanted_sha = hashlib.sha256(content.encode()).hexdigest()
+
+    if current and current.sha256 == wanted_sha:
+        if (current.user, current.group, current.mode) == (user, group, mode):
+            host.noop(f"{dest} is up to date")
+            return
+        yield f"chown {user}:{group} {shlex.quote(dest)} && chmod {mode} {shlex.quote(dest)}"
+        return
+
+    if state.config.DIFF:
+        _show_diff(dest, content)
+
+    staging = candidate or f"{dest}.candidate"
+    q_staging, q_dest = shlex.quote(staging), shlex.quote(dest)
+    yield f"mkdir -p {shlex.quote(dest.rsplit('/', 1)[0])}"
+    yield FileUploadCommand(StringIO(content), staging)
+    yield f"chown {user}:{group} {q_staging} && chmod {mode} {q_staging}"
+    if validate:
+        yield f"{validate.format(path=q_staging)} || {{ rm -f {q_staging}; exit 1; }}"
+    yield f"mv -f {q_staging} {q_dest}"
+
+
+@operation()
+def copy_once(src: str, dest: str):
+    """
+    Copy a file, keeping owner and mode, unless the copy already exists.
+
+    + src: file to copy (it may only appear during this run, e.g. from a package)
+    + dest: the copy; never overwritten (must be one of facts.WATCHED_FILES)
+
+    **Example:**
+
+    .. code:: python
+
+        copy_once(src="/etc/redis/redis.conf", dest="/etc/redis/redis.conf.backup")
+    """
+    if dest in host.get_fact(RedisHost).files:
+        host.noop(f"{dest} exists and is kept as it is")
+        return
+    yield f"test -e {shlex.quote(dest)} || cp -p {shlex.quote(src)} {shlex.quote(dest)}"
+
+
+@operation()
+def service_running(service: str):
+    """
+    Start a systemd service and enable it at boot, as far as it is not already.
+
+    + service: the unit (the RedisHost fact tells its state)
+
+    **Example:**
+
+    .. code:: python
+
+        service_running(service="redis-server")
+    """
+    facts = host.get_fact(RedisHost)
+    if facts.enabled != "enabled":
+        yield f"systemctl enable {service}"
+    if facts.active != "active":
+        yield f"systemctl start {service}"
+    if facts.enabled == "enabled" and facts.active == "active":
+        host.noop(f"{service} is enabled and running")

@@ -1,0 +1,38 @@
+"""The redis-server systemd service: container sandbox drop-in, enabled, running, restarted on change."""
+
+from __future__ import annotations
+
+from pyinfra.api.operation import OperationMeta
+from pyinfra.operations import server, systemd
+from pyinfra.operations.util import any_changed
+
+from .constants import PATHS, SERVICE
+from .facts import HostState
+from .operations import managed_file, service_running
+
+# A container cannot map users for the unit (status 217/USER); everything else of the
+# packaged hardening works there and stays on.
+CONTAINER_DROPIN = "[Service]\nPrivateUsers=false\n"
+
+
+def container_sandbox(facts: HostState) -> OperationMeta | None:
+    """Relax PrivateUsers inside containers; on a real host the packaged unit stays intact."""
+    if not facts.container:
+        return None
+    dropin = managed_file(
+        name=f"Let {SERVICE} start inside a {facts.container} container",
+        dest=PATHS.container_dropin,
+        content=CONTAINER_DROPIN,
+    )
+    systemd.daemon_reload(name="Reload systemd units", _if=dropin.did_change)
+    return dropin
+
+
+def redis_server(*changes: OperationMeta | None) -> None:
+    service_running(name=f"Enable and start {SERVICE}", service=SERVICE)
+    changed = [change for change in changes if change is not None]
+    server.shell(
+        name=f"Restart {SERVICE} for its new configuration",
+        commands=[f"systemctl restart {SERVICE}"],
+        _if=any_changed(*changed),
+    )

@@ -1,0 +1,222 @@
+"""Read and validate every setting in one place, before anything touches a host.
+
+`load(data)` takes pyinfra's host data (group_data/all.py overlaid by group, host and
+`--data` values) and returns a frozen `Settings`. A bad value raises `SettingsError` with
+one line naming the setting, the value and what is allowed; pyinfra prints it and exits 1.
+
+    >>> load({"redis_port": 70000})
+    SettingsError: redis_port = 70000: allowed is a whole number from 1 to 65535
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import re
+import runpy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from pyinfra.api.exceptions import PyinfraError
+
+DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "group_data" / "all.py"
+# Settings in these namespaces belong to this project: an unknown one is a typo.
+OWNED_PREFIXES = ("redis_", "pm2_")
+
+SUPPORTED_MAJORS = (7, 8)
+EVICTION_POLICIES = (
+    "noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random",
+    "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl",
+)
+# notify-keyspace-events letters that Redis 7 knows (see redis.conf's EVENT NOTIFICATION).
+NOTIFY_FLAGS = "KEg$lshzxetmdnA"
+LOGLEVELS = ("debug", "verbose", "notice", "warning")
+# Redis's own memory units: k/m/g are powers of 1000, kb/mb/gb powers of 1024.
+MEMORY_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3, "gb": 1024**3}
+MEMORY_RE = re.compile(r"^(\d+)([a-z]*)$", re.IGNORECASE)
+
+
+class SettingsError(PyinfraError):
+    """A setting has a value that the deploy refuses to use."""
+
+
+@dataclass(frozen=True)
+class Database:
+    db: int
+    name: str
+    ttl: int | None  # seconds; None: keys live until deleted
+
+
+@dataclass(frozen=True)
+class Settings:
+    major_version: int
+    port: int
+    bind: str
+    maxmemory: str
+    maxmemory_policy: str
+    notify_keyspace_events: str
+    keyspace: tuple[Database, ...]
+    databases: int
+    save: str
+    tcp_backlog: int
+    loglevel: str
+    latency_monitor_threshold_ms: int
+    slowlog_log_slower_than_us: int
+    slowlog_max_len: int
+    apt_repo_url: str
+    apt_key_url: str
+    apt_cache_time: int
+    host_tuning: bool
+
+    @property
+    def maxmemory_bytes(self) -> int:
+        return memory_bytes(self.maxmemory)
+
+    @property
+    def bind_addresses(self) -> list[str]:
+        """The addresses without Redis's optional-address marker."""
+        return [address.lstrip("-") for address in self.bind.split()]
+
+
+def defaults() -> dict[str, Any]:
+    """The settings as group_data/all.py declares them."""
+    return {k: v for k, v in runpy.run_path(str(DEFAULTS_FILE)).items() if k.startswith(OWNED_PREFIXES)}
+
+
+def memory_bytes(value: str) -> int:
+    number, unit = MEMORY_RE.match(value).groups()  # type: ignore[union-attr]
+    return int(number) * MEMORY_UNITS[unit.lower()]
+
+
+def _fail(name: str, value: Any, allowed: str) -> SettingsError:
+    return SettingsError(f"{name} = {value!r}: allowed is {allowed}")
+
+
+def _int(data: Mapping[str, Any], name: str, low: int, high: int) -> int:
+    value = data[name]
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise _fail(name, value, f"a whole number from {low} to {high}")
+    return value
+
+
+def _choice(data: Mapping[str, Any], name: str, choices: tuple) -> Any:
+    value = data[name]
+    if value not in choices:
+        raise _fail(name, value, "one of " + ", ".join(str(c) for c in choices))
+    return value
+
+
+def _text(data: Mapping[str, Any], name: str) -> str:
+    value = data[name]
+    if not isinstance(value, str) or not value or any(c.isspace() for c in value):
+        raise _fail(name, value, "a non-empty text without spaces")
+    return value
+
+
+def _bool(data: Mapping[str, Any], name: str) -> bool:
+    value = data[name]
+    if not isinstance(value, bool):
+        raise _fail(name, value, "true or false")
+    return value
+
+
+def _bind(value: Any) -> str:
+    allowed = 'IPv4 or IPv6 addresses separated by spaces, each optionally prefixed with "-" (e.g. "127.0.0.1 -::1")'
+    if not isinstance(value, str) or not value.split():
+        raise _fail("redis_bind", value, allowed)
+    for address in value.split():
+        bare = address[1:] if address.startswith("-") else address
+        if bare in ("*", "::*"):
+            continue
+        try:
+            ipaddress.ip_address(bare)
+        except ValueError:
+            raise _fail("redis_bind", value, allowed) from None
+    return " ".join(value.split())
+
+
+def _maxmemory(value: Any) -> str:
+    match = MEMORY_RE.match(value) if isinstance(value, str) else None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return str(value)
+    if not match or match.group(2).lower() not in MEMORY_UNITS:
+        raise _fail("redis_maxmemory", value, "a size in bytes or with a unit b, k, kb, m, mb, g, gb (e.g. 512mb)")
+    return value.lower()
+
+
+def _notify(value: Any) -> str:
+    if not isinstance(value, str) or any(flag not in NOTIFY_FLAGS for flag in value):
+        raise _fail("redis_notify_keyspace_events", value, f"letters from {NOTIFY_FLAGS} (or empty to turn events off)")
+    if value and not ({"K", "E"} & set(value)):
+        # Redis accepts this and then silently delivers nothing.
+        raise _fail("redis_notify_keyspace_events", value, "flags that include K (keyspace) or E (keyevent) channel")
+    return value
+
+
+def _save(value: Any) -> str:
+    fields = value.split() if isinstance(value, str) else None
+    if fields is None or len(fields) % 2 or not all(f.isdigit() and int(f) > 0 for f in fields):
+        raise _fail("redis_save", value, 'pairs of "seconds changes" (e.g. "3600 1 300 100"), or "" for no snapshots')
+    return " ".join(fields)
+
+
+def _keyspace(value: Any, databases: int) -> tuple[Database, ...]:
+    name = "redis_keyspace"
+    if not isinstance(value, (list, tuple)) or not value:
+        raise _fail(name, value, 'a list of {"db": N, "name": TEXT, "ttl": SECONDS or None}')
+    seen: set[int] = set()
+    result = []
+    for entry in value:
+        if not isinstance(entry, Mapping) or set(entry) != {"db", "name", "ttl"}:
+            raise _fail(name, entry, 'entries with exactly the keys "db", "name" and "ttl"')
+        db, label, ttl = entry["db"], entry["name"], entry["ttl"]
+        if isinstance(db, bool) or not isinstance(db, int) or not 0 <= db < databases:
+            raise _fail(name, entry, f"db from 0 to {databases - 1} (redis_databases = {databases})")
+        if db in seen:
+            raise _fail(name, entry, "each db listed once (db %d is listed twice)" % db)
+        if not isinstance(label, str) or not label.strip():
+            raise _fail(name, entry, "a non-empty name")
+        if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int) or ttl <= 0):
+            raise _fail(name, entry, "a ttl in whole seconds above 0, or None for keys without TTL")
+        seen.add(db)
+        result.append(Database(db=db, name=label, ttl=ttl))
+    return tuple(sorted(result, key=lambda d: d.db))
+
+
+def _unknown(data: Mapping[str, Any], known: Mapping[str, Any]) -> None:
+    for key in data:
+        if key.startswith(OWNED_PREFIXES) and key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise SettingsError(f"{key}: unknown setting{hint}; the settings are listed in group_data/all.py")
+
+
+def load(data: Mapping[str, Any] | Any) -> Settings:
+    """Validate pyinfra host data (or any mapping) and return the typed settings."""
+    given = data.dict() if hasattr(data, "dict") else dict(data)
+    base = defaults()
+    _unknown(given, base)
+    merged = {**base, **{k: v for k, v in given.items() if k in base}}
+
+    databases = _int(merged, "redis_databases", 1, 10000)
+    return Settings(
+        major_version=_choice(merged, "redis_major_version", SUPPORTED_MAJORS),
+        port=_int(merged, "redis_port", 1, 65535),
+        bind=_bind(merged["redis_bind"]),
+        maxmemory=_maxmemory(merged["redis_maxmemory"]),
+        maxmemory_policy=_choice(merged, "redis_maxmemory_policy", EVICTION_POLICIES),
+        notify_keyspace_events=_notify(merged["redis_notify_keyspace_events"]),
+        keyspace=_keyspace(merged["redis_keyspace"], databases),
+        databases=databases,
+        save=_save(merged["redis_save"]),
+        tcp_backlog=_int(merged, "redis_tcp_backlog", 1, 65535),
+        loglevel=_choice(merged, "redis_loglevel", LOGLEVELS),
+        latency_monitor_threshold_ms=_int(merged, "redis_latency_monitor_threshold_ms", 0, 10**6),
+        slowlog_log_slower_than_us=_int(merged, "redis_slowlog_log_slower_than_us", -1, 10**9),
+        slowlog_max_len=_int(merged, "redis_slowlog_max_len", 0, 10**6),
+        apt_repo_url=_text(merged, "redis_apt_repo_url"),
+        apt_key_url=_text(merged, "redis_apt_key_url"),
+        apt_cache_time=_int(merged, "redis_apt_cache_time", 0, 10**7),
+        host_tuning=_bool(merged, "redis_host_tuning"),
+    )

@@ -1,0 +1,51 @@
+"""Kernel settings that Redis asks for at startup. The kernel of a container is not ours."""
+
+from __future__ import annotations
+
+from pyinfra import host, logger
+from pyinfra.operations import server
+
+from .constants import PATHS, SERVICE
+from .facts import HostState
+from .operations import managed_file
+from .settings import Settings
+
+THP_UNIT = f"""[Unit]
+Description=Disable transparent huge pages for Redis (latency, fork copy-on-write)
+DefaultDependencies=no
+Before={SERVICE}.service
+
+[Service]
+Type=oneshot
+ExecStart=/bin/sh -c 'echo never > /sys/kernel/mm/transparent_hugepage/enabled; echo never > /sys/kernel/mm/transparent_hugepage/defrag'
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def sysctl_conf(settings: Settings, current_somaxconn: str) -> str:
+    # Never lower a somaxconn that the host already has above the backlog.
+    somaxconn = max(settings.tcp_backlog, int(current_somaxconn or 0))
+    return f"vm.overcommit_memory = 1\nnet.core.somaxconn = {somaxconn}\n"
+
+
+def kernel(settings: Settings, facts: HostState) -> None:
+    if facts.container:
+        host.log(f"Kernel tuning skipped: the host runs in a {facts.container} container", logger.warning)
+        return
+    if not settings.host_tuning:
+        host.log("Kernel tuning skipped: redis_host_tuning = False", logger.warning)
+        return
+    sysctl = managed_file(
+        name="Persist vm.overcommit_memory and net.core.somaxconn",
+        dest=PATHS.sysctl,
+        content=sysctl_conf(settings, facts.sysctl.get("net.core.somaxconn", "")),
+    )
+    server.shell(name="Apply the sysctl settings", commands=[f"sysctl -q -p {PATHS.sysctl}"], _if=sysctl.did_change)
+    thp = managed_file(name="Turn transparent huge pages off at boot", dest=PATHS.thp_unit, content=THP_UNIT)
+    server.shell(
+        name="Turn transparent huge pages off now",
+        commands=["systemctl daemon-reload", "systemctl enable --now redis-disable-thp.service"],
+        _if=thp.did_change,
+    )

@@ -1,0 +1,68 @@
+"""Host checks for any provisioned Redis server.
+
+    pytest tests/infra --hosts=docker://redis-demo
+    pytest tests/infra --hosts=ssh://deploy@redis-1 --sudo
+    pytest tests/infra --hosts=docker://x --redis-data redis_port=6380   # a host deployed with --data
+
+The expected values come from the same settings the deploy reads (group_data/all.py plus
+--redis-data overrides), so the checks follow whatever the host was deployed with.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from pyinfra_cli.util import parse_cli_arg  # noqa: E402  (the deploy's own --data parser)
+
+from smart_redis import settings as settings_module  # noqa: E402
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--redis-data", action="append", default=[], metavar="NAME=VALUE",
+        help="a setting the host was deployed with, as given to pyinfra --data",
+    )
+
+
+def _load_settings(config) -> settings_module.Settings:
+    overrides = {}
+    for item in config.getoption("--redis-data"):
+        key, _, value = item.partition("=")
+        overrides[key] = parse_cli_arg(value)
+    return settings_module.load(overrides)
+
+
+def pytest_generate_tests(metafunc):
+    if "keyspace_db" in metafunc.fixturenames:
+        keyspace = _load_settings(metafunc.config).keyspace
+        metafunc.parametrize("keyspace_db", keyspace, ids=[f"db{d.db}-{d.name}" for d in keyspace])
+
+
+@pytest.fixture(scope="session")
+def settings(request) -> settings_module.Settings:
+    return _load_settings(request.config)
+
+
+class RedisCli:
+    """redis-cli on the host under test, so that checks see what a local client sees."""
+
+    def __init__(self, host, settings):
+        self.host = host
+        self.port = settings.port
+
+    def command(self, *args: str, db: int = 0) -> str:
+        return f"redis-cli -p {self.port} -n {db} " + " ".join(shlex.quote(a) for a in args)
+
+    def __call__(self, *args: str, db: int = 0) -> str:
+        return self.host.check_output(self.command(*args, db=db))
+
+
+@pytest.fixture
+def redis_cli(host, settings) -> RedisCli:
+    return RedisCli(host, settings)

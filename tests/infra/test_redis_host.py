@@ -1,0 +1,100 @@
+"""What a provisioned Redis host must look like. Runs against any host (see conftest.py)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+
+from smart_redis.constants import CONFIG_GROUP, CONFIG_MODE, CONFIG_USER, PATHS, SERVICE
+
+MANAGED_MARK = "Managed by the smart-redis deploy"
+
+
+def test_installed_redis_is_the_requested_major(host, settings):
+    version = host.check_output("redis-server --version")
+    assert re.search(rf" v={settings.major_version}\.\d+\.\d+ ", version), version
+
+
+def test_service_is_enabled_and_running(host):
+    service = host.service(SERVICE)
+    assert service.is_enabled
+    assert service.is_running
+
+
+def test_listens_on_the_configured_addresses_only(host, settings):
+    listening = {
+        s for s in host.socket.get_listening_sockets() if s.startswith("tcp://") and s.endswith(f":{settings.port}")
+    }
+    assert listening, f"nothing listens on port {settings.port}"
+    allowed = {f"tcp://{a}:{settings.port}" for a in settings.bind_addresses}
+    assert listening <= allowed
+    assert f"tcp://0.0.0.0:{settings.port}" not in listening
+
+
+def test_config_file_owner_mode_and_key_lines(host, settings):
+    conf = host.file(PATHS.config)
+    assert conf.user == CONFIG_USER and conf.group == CONFIG_GROUP
+    assert conf.mode == int(CONFIG_MODE, 8)
+    lines = set(conf.content_string.splitlines())
+    for line in (
+        f"port {settings.port}",
+        f"bind {settings.bind}",
+        "protected-mode yes",
+        "supervised systemd",
+        f"maxmemory {settings.maxmemory}",
+        f"maxmemory-policy {settings.maxmemory_policy}",
+        f'notify-keyspace-events "{settings.notify_keyspace_events}"',
+    ):
+        assert line in lines, line
+
+
+def test_backup_is_the_packaged_original(host):
+    backup = host.file(PATHS.config_backup)
+    assert backup.exists
+    assert backup.user == CONFIG_USER and backup.group == CONFIG_GROUP
+    assert backup.mode == int(CONFIG_MODE, 8)
+    assert MANAGED_MARK not in backup.content_string
+    # dpkg records the checksum of the config file as the package shipped it.
+    conffiles = host.check_output("dpkg-query -W -f='${Conffiles}' redis-server")
+    shipped_md5 = dict(line.split()[:2] for line in conffiles.strip().splitlines())[PATHS.config]
+    assert backup.md5sum == shipped_md5
+
+
+def test_live_values_match_the_settings(redis_cli, settings):
+    assert redis_cli("config", "get", "maxmemory").splitlines()[1] == str(settings.maxmemory_bytes)
+    assert redis_cli("config", "get", "maxmemory-policy").splitlines()[1] == settings.maxmemory_policy
+    flags = redis_cli("config", "get", "notify-keyspace-events").splitlines()[1]
+    assert set(flags) == set(settings.notify_keyspace_events)
+
+
+def test_expired_event_is_delivered_to_a_subscriber(host, redis_cli, settings):
+    if "x" not in settings.notify_keyspace_events and "A" not in settings.notify_keyspace_events:
+        pytest.fail("redis_notify_keyspace_events does not publish expired events; nothing to check")
+    key = f"infra-check:event:{uuid.uuid4().hex}"
+    subscribe = redis_cli.command("--csv", "subscribe", "__keyevent@0__:expired")
+    set_key = redis_cli.command("set", key, "1", "px", "100")
+    # Subscribe first, let the key expire while listening, stop as soon as the event arrived.
+    output = host.run(
+        f"out=$(mktemp); timeout 5 {subscribe} > $out & sleep 0.3; {set_key} > /dev/null; "
+        f"for i in $(seq 40); do grep -qF {key} $out && break; sleep 0.1; done; "
+        f"kill $! 2>/dev/null; grep -F {key} $out; rc=$?; rm -f $out; exit $rc"
+    )
+    assert output.rc == 0 and key in output.stdout, output.stderr
+
+
+def test_round_trip_follows_the_keyspace_policy(redis_cli, keyspace_db):
+    policy, db = keyspace_db, keyspace_db.db
+    key = f"infra-check:{policy.name}:{uuid.uuid4().hex}"
+    ttl_args = ("ex", str(policy.ttl)) if policy.ttl else ()
+    assert redis_cli("set", key, "value", *ttl_args, db=db) == "OK"
+    try:
+        assert redis_cli("get", key, db=db) == "value"
+        ttl = int(redis_cli("ttl", key, db=db))
+        if policy.ttl:
+            assert 0 < ttl <= policy.ttl
+        else:
+            assert ttl == -1
+    finally:
+        redis_cli("del", key, db=db)

@@ -1,0 +1,106 @@
+"""Real systemd containers for the integration tests, created and removed by the tests.
+
+The Docker engine is started if none runs (and stopped again at the end), the test image is
+built once per run from tests/image/ (the debootstrap root file system is cached in .cache/),
+and every container, network and image the run made is removed afterwards, also on failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+
+import testbed  # noqa: E402
+
+PYINFRA = str(Path(sys.executable).parent / "pyinfra")
+PYTEST = str(Path(sys.executable).parent / "pytest")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def docker_testbed():
+    started = testbed.ensure_engine()
+    testbed.clean()  # what an interrupted earlier run may have left
+    testbed.ensure_image()
+    yield testbed
+    testbed.clean(images=not os.environ.get("SMART_REDIS_KEEP_IMAGE"))
+    if started:
+        testbed.stop_engine()
+
+
+@pytest.fixture(scope="session")
+def run_id() -> str:
+    return uuid.uuid4().hex[:6]
+
+
+@pytest.fixture(scope="session")
+def new_container(docker_testbed, run_id):
+    """Factory: new_container("core") -> name of a booted systemd container.
+
+    Containers live until the end of the session (tests of one module share them) unless a
+    test removes them earlier with docker_testbed.remove_container(name).
+    """
+    made: list[str] = []
+
+    def make(role: str, **kwargs) -> str:
+        name = f"smart-redis-test-{run_id}-{role}"
+        made.append(docker_testbed.start_container(name, **kwargs))
+        return name
+
+    yield make
+    for name in made:
+        docker_testbed.remove_container(name)
+
+
+@dataclass
+class Run:
+    rc: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    @property
+    def changed(self) -> int:
+        """Number of operations that changed something (needs json=True)."""
+        return json.loads(self.stdout)["results"]["totals"]["success"]
+
+
+def deploy(target: str, *args: str, data: dict | None = None, json_output: bool = False, env=None) -> Run:
+    """Run deploy.py with the pyinfra CLI, exactly as an operator does."""
+    command = [PYINFRA, "-y", *(["--json"] if json_output else []), *args]
+    for key, value in (data or {}).items():
+        command += ["--data", f"{key}={value}"]
+    command += [target, "deploy.py"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    return Run(result.returncode, result.stdout, result.stderr)
+
+
+def infra_checks(target: str, *args: str) -> subprocess.CompletedProcess:
+    """Run the operator's host checks (tests/infra) against a target."""
+    return subprocess.run(
+        [PYTEST, "-q", "-p", "no:cacheprovider", "tests/infra", f"--hosts={target}", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+
+
+def sh(container: str, command: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["docker", "exec", container, "sh", "-c", command], capture_output=True, text=True, check=check, timeout=120
+    )

@@ -1,0 +1,261 @@
+"""Systemd containers to provision: the Docker engine, the test image, the containers.
+
+Used by the integration tests (imported) and by `make demo` (as a command):
+
+    python tests/testbed.py engine        # start a Docker engine if none runs
+    python tests/testbed.py image         # build the test image unless it is cached
+    python tests/testbed.py start NAME    # run (or reuse) a systemd container NAME
+    python tests/testbed.py clean         # remove every test container, network and image
+
+Standard library only: it runs before the virtualenv has anything in it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+IMAGE_DIR = ROOT / "tests" / "image"
+CACHE_DIR = ROOT / ".cache"
+
+IMAGE = "smart-redis-testhost:bookworm"
+BASE_FALLBACK = "smart-redis-base:bookworm"
+# Every test container, network and image carries this label so that cleanup finds them all.
+TEST_LABEL = "smart-redis.test"
+DEMO_LABEL = "smart-redis.demo"
+DOCKERD_LOG = Path("/var/log/smart-redis-dockerd.log")
+
+# Measured on this machine kind: --privileged fails (no CAP_SYS_RESOURCE), these work.
+SYSTEMD_RUN_FLAGS = [
+    "--cap-add", "SYS_ADMIN",
+    "--security-opt", "seccomp=unconfined",
+    "--security-opt", "apparmor=unconfined",
+    "--cgroupns=host",
+    "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+    "--tmpfs", "/run", "--tmpfs", "/run/lock",
+]
+
+
+class TestbedError(RuntimeError):
+    pass
+
+
+def log(message: str) -> None:
+    print(f"[testbed] {message}", file=sys.stderr, flush=True)
+
+
+def run(*args: str, check: bool = True, timeout: float | None = None, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(args, check=check, text=True, capture_output=True, timeout=timeout, **kwargs)
+
+
+def docker(*args: str, check: bool = True, timeout: float | None = 120) -> subprocess.CompletedProcess:
+    try:
+        return run("docker", *args, check=check, timeout=timeout)
+    except subprocess.CalledProcessError as exc:
+        raise TestbedError(f"docker {' '.join(args)}: {exc.stderr.strip() or exc.stdout.strip()}") from exc
+
+
+def engine_running() -> bool:
+    if not shutil.which("docker"):
+        return False
+    return run("docker", "info", check=False, timeout=30).returncode == 0
+
+
+def _apt_install(*packages: str) -> None:
+    log(f"installing Debian packages: {' '.join(packages)}")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run(["apt-get", "install", "-y", "-qq", *packages], check=True, env=env, stdout=subprocess.DEVNULL)
+
+
+def _can_apt_install() -> bool:
+    return os.geteuid() == 0 and Path("/etc/debian_version").exists() and bool(shutil.which("apt-get"))
+
+
+def ensure_engine() -> bool:
+    """Make sure a Docker engine answers. Returns True when this call started it."""
+    if engine_running():
+        return False
+    if not shutil.which("dockerd"):
+        if not _can_apt_install():
+            raise TestbedError(
+                "no Docker engine runs and none can be installed here: "
+                "install Docker (Debian: apt-get install docker.io) and start it, then run again"
+            )
+        _apt_install("docker.io")
+    log(f"starting dockerd (log: {DOCKERD_LOG})")
+    with open(DOCKERD_LOG, "ab") as out:
+        subprocess.Popen(["dockerd"], stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if engine_running():
+            return True
+        time.sleep(0.5)
+    raise TestbedError(f"dockerd did not answer within 60 s; see {DOCKERD_LOG}")
+
+
+def stop_engine() -> None:
+    """Stop a dockerd that ensure_engine started."""
+    subprocess.run(["pkill", "-TERM", "-x", "dockerd"], check=False)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and run("pgrep", "-x", "dockerd", check=False).returncode == 0:
+        time.sleep(0.5)
+
+
+def _image_fingerprint() -> str:
+    digest = hashlib.sha256()
+    for name in ("Dockerfile", "packages.txt"):
+        digest.update((IMAGE_DIR / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _image_label(image: str, label: str) -> str | None:
+    result = docker("image", "inspect", "-f", f'{{{{index .Config.Labels "{label}"}}}}', image, check=False)
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def _registry_base() -> str | None:
+    """debian:bookworm when it is present or can be pulled, else None."""
+    if docker("image", "inspect", "debian:bookworm", check=False).returncode == 0:
+        return "debian:bookworm"
+    try:
+        if docker("pull", "-q", "debian:bookworm", check=False, timeout=60).returncode == 0:
+            return "debian:bookworm"
+    except subprocess.TimeoutExpired:
+        pass
+    return None
+
+
+def _debootstrap_base() -> str:
+    """Build the same Debian 12 base offline with debootstrap and import it."""
+    packages = (IMAGE_DIR / "packages.txt").read_text().split()
+    tarball = CACHE_DIR / f"bookworm-rootfs-{_image_fingerprint()}.tar"
+    if not tarball.exists():
+        if not shutil.which("debootstrap"):
+            if not _can_apt_install():
+                raise TestbedError("no registry reachable and no debootstrap: apt-get install debootstrap")
+            _apt_install("debootstrap")
+        CACHE_DIR.mkdir(exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="smart-redis-rootfs-") as rootfs:
+            log("building a Debian 12 base with debootstrap (about a minute)")
+            subprocess.run(
+                ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", "bookworm", rootfs],
+                check=True, stdout=subprocess.DEVNULL,
+            )
+            partial = tarball.with_suffix(".partial")
+            subprocess.run(["tar", "-C", rootfs, "-cf", str(partial), "."], check=True)
+            partial.rename(tarball)
+    log(f"importing {tarball.name} as {BASE_FALLBACK}")
+    docker("import", "--change", f"LABEL {TEST_LABEL}=1", str(tarball), BASE_FALLBACK, timeout=300)
+    return BASE_FALLBACK
+
+
+def ensure_image() -> str:
+    """Build the test image unless an image of the same Dockerfile is already there."""
+    fingerprint = _image_fingerprint()
+    if _image_label(IMAGE, "smart-redis.fingerprint") == fingerprint:
+        return IMAGE
+    base = _registry_base() or _debootstrap_base()
+    log(f"building {IMAGE} from {base}")
+    docker(
+        "build", "-q", "--build-arg", f"BASE={base}",
+        "--label", f"{TEST_LABEL}=1", "--label", f"smart-redis.fingerprint={fingerprint}",
+        "-t", IMAGE, str(IMAGE_DIR),
+        timeout=900,
+    )
+    return IMAGE
+
+
+def wait_for_systemd(name: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    state = ""
+    while time.monotonic() < deadline:
+        result = docker("exec", name, "systemctl", "is-system-running", check=False)
+        state = result.stdout.strip()
+        if state in ("running", "degraded"):
+            return
+        time.sleep(0.5)
+    raise TestbedError(f"systemd in {name} did not finish booting within {timeout:.0f} s (state: {state!r})")
+
+
+def start_container(
+    name: str,
+    *,
+    label: str = TEST_LABEL,
+    network: str | None = None,
+    publish: list[str] | None = None,
+    volumes: list[str] | None = None,
+) -> str:
+    """Run a systemd container from the test image (or reuse a running one) and wait for boot."""
+    inspect = docker("inspect", "-f", "{{.State.Running}}", name, check=False)
+    if inspect.returncode == 0:
+        if inspect.stdout.strip() != "true":
+            docker("start", name)
+    else:
+        args = ["run", "-d", "--name", name, "--hostname", name, "--label", f"{label}=1", *SYSTEMD_RUN_FLAGS]
+        if network:
+            args += ["--network", network]
+        for port in publish or []:
+            args += ["-p", port]
+        for volume in volumes or []:
+            args += ["-v", volume]
+        docker(*args, IMAGE)
+    wait_for_systemd(name)
+    return name
+
+
+def create_network(name: str) -> str:
+    if docker("network", "inspect", name, check=False).returncode != 0:
+        docker("network", "create", "--label", f"{TEST_LABEL}=1", name)
+    return name
+
+
+def remove_container(name: str) -> None:
+    docker("rm", "-f", "-v", name, check=False)
+
+
+def clean(images: bool = False) -> None:
+    """Remove every test container and network; with images=True the test images too."""
+    ids = docker("ps", "-aq", "--filter", f"label={TEST_LABEL}", check=False).stdout.split()
+    if ids:
+        docker("rm", "-f", "-v", *ids, check=False)
+    nets = docker("network", "ls", "-q", "--filter", f"label={TEST_LABEL}", check=False).stdout.split()
+    if nets:
+        docker("network", "rm", *nets, check=False)
+    if images:
+        for image in (IMAGE, BASE_FALLBACK):
+            docker("rmi", image, check=False)
+
+
+def main(argv: list[str]) -> int:
+    try:
+        if argv[:1] == ["engine"]:
+            ensure_engine()
+        elif argv[:1] == ["image"]:
+            ensure_engine()
+            print(ensure_image())
+        elif argv[:1] == ["start"] and len(argv) == 2:
+            ensure_engine()
+            ensure_image()
+            start_container(argv[1], label=DEMO_LABEL)
+        elif argv[:1] == ["clean"]:
+            if engine_running():
+                clean(images="--images" in argv)
+        else:
+            print(__doc__, file=sys.stderr)
+            return 2
+    except (TestbedError, subprocess.CalledProcessError) as exc:
+        print(f"testbed: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,97 @@
+"""Settings validation: every bad value is refused with one line naming setting, value and rule."""
+
+from __future__ import annotations
+
+import pytest
+
+from smart_redis.settings import Database, SettingsError, defaults, load, memory_bytes
+
+
+def test_defaults_are_the_platform_settings():
+    s = load({})
+    assert (s.port, s.bind, s.maxmemory, s.maxmemory_policy) == (6379, "127.0.0.1 -::1", "512mb", "allkeys-lru")
+    assert s.maxmemory_bytes == 536870912
+    assert s.notify_keyspace_events == "Exe"
+    assert s.keyspace == (
+        Database(0, "quotes", 60),
+        Database(1, "order-flow", 300),
+        Database(2, "footprint", 600),
+        Database(3, "calculations", 1800),
+        Database(4, "websocket-sessions", 3600),
+        Database(5, "configuration", None),
+    )
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [("512mb", 512 * 1024**2), ("1gb", 1024**3), ("1g", 10**9), ("100k", 100_000), ("4096", 4096), ("2KB", 2048)],
+)
+def test_memory_units_follow_redis(text, expected):
+    assert memory_bytes(text) == expected
+
+
+GOOD = [
+    ("redis_port", 6380),
+    ("redis_bind", "0.0.0.0"),
+    ("redis_bind", "10.0.0.5 -::1 127.0.0.1"),
+    ("redis_maxmemory", "1gb"),
+    ("redis_maxmemory", 1048576),
+    ("redis_maxmemory_policy", "volatile-ttl"),
+    ("redis_notify_keyspace_events", ""),
+    ("redis_notify_keyspace_events", "KEA"),
+    ("redis_save", ""),
+    ("redis_keyspace", [{"db": 7, "name": "x", "ttl": None}]),
+]
+
+
+@pytest.mark.parametrize("name,value", GOOD)
+def test_good_values_are_accepted(name, value):
+    load({name: value})
+
+
+BAD = [
+    ("redis_maxmemory", "512XB", "redis_maxmemory = '512XB': allowed is a size in bytes or with a unit"),
+    ("redis_maxmemory", "-1mb", "redis_maxmemory = '-1mb': allowed is"),
+    ("redis_maxmemory_policy", "lru", "redis_maxmemory_policy = 'lru': allowed is one of noeviction, allkeys-lru"),
+    ("redis_port", 70000, "redis_port = 70000: allowed is a whole number from 1 to 65535"),
+    ("redis_port", 0, "redis_port = 0: allowed is a whole number from 1 to 65535"),
+    ("redis_port", "6379", "redis_port = '6379': allowed is a whole number"),
+    ("redis_port", True, "redis_port = True: allowed is a whole number"),
+    ("redis_notify_keyspace_events", "ExQ", "redis_notify_keyspace_events = 'ExQ': allowed is letters from"),
+    ("redis_notify_keyspace_events", "x", "redis_notify_keyspace_events = 'x': allowed is flags that include K"),
+    ("redis_bind", "localhost", "redis_bind = 'localhost': allowed is IPv4 or IPv6 addresses"),
+    ("redis_bind", "", "redis_bind = '': allowed is IPv4 or IPv6 addresses"),
+    ("redis_save", "3600", "redis_save = '3600': allowed is pairs of"),
+    ("redis_major_version", 6, "redis_major_version = 6: allowed is one of 7, 8"),
+    ("redis_loglevel", "loud", "redis_loglevel = 'loud': allowed is one of debug, verbose, notice, warning"),
+    ("redis_host_tuning", "yes", "redis_host_tuning = 'yes': allowed is true or false"),
+    ("redis_keyspace", [], "redis_keyspace = []: allowed is a list of"),
+    ("redis_keyspace", [{"db": 0, "name": "q", "ttl": -5}], "allowed is a ttl in whole seconds above 0"),
+    ("redis_keyspace", [{"db": 0, "name": "q", "ttl": 0}], "allowed is a ttl in whole seconds above 0"),
+    ("redis_keyspace", [{"db": 0, "name": "q"}], 'allowed is entries with exactly the keys "db", "name" and "ttl"'),
+    ("redis_keyspace", [{"db": 16, "name": "q", "ttl": 1}], "allowed is db from 0 to 15 (redis_databases = 16)"),
+    (
+        "redis_keyspace",
+        [{"db": 1, "name": "a", "ttl": 1}, {"db": 1, "name": "b", "ttl": 1}],
+        "allowed is each db listed once (db 1 is listed twice)",
+    ),
+    ("redis_maxmemroy", "1gb", "redis_maxmemroy: unknown setting (did you mean redis_maxmemory?)"),
+]
+
+
+@pytest.mark.parametrize("name,value,message", BAD, ids=[f"{n}={v!r}" for n, v, _ in BAD])
+def test_bad_values_are_refused_with_one_clear_line(name, value, message):
+    with pytest.raises(SettingsError) as error:
+        load({name: value})
+    text = str(error.value)
+    assert message in text
+    assert "\n" not in text
+
+
+def test_settings_of_other_tools_are_left_alone():
+    load({"ssh_user": "deploy", "_sudo": True})
+
+
+def test_every_default_is_valid_and_typed():
+    assert set(defaults()) >= {"redis_port", "redis_keyspace", "redis_maxmemory"}
+    load(defaults())
