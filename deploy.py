@@ -6,15 +6,18 @@
 
 from pyinfra import host
 
-from smart_redis import config, install, preflight, service, settings, tuning
+from smart_redis import auth, config, install, preflight, service, settings, tuning
 from smart_redis.facts import RedisHost
 
 redis = settings.load(host.data)  # a bad setting stops the run here, before the host is touched
+passwords = auth.operator_passwords()  # from the environment, if the operator set any
 facts = host.get_fact(RedisHost)  # one round trip answers every step below
 
 preflight.check(redis, facts)
 sandbox = service.container_sandbox(facts)  # before the package first starts the service
 install.redis_packages(redis, facts)
 tuning.kernel(redis, facts)
-conf = config.redis_conf(redis)
+auth.warn_if_open(redis)
+auth.credentials(name="Keep the ACL users' passwords", settings=redis, given=passwords)
+conf = config.redis_conf(redis, passwords)
 service.redis_server(conf, sandbox)

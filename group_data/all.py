@@ -23,6 +23,16 @@ redis_keyspace = [
     {"db": 4, "name": "websocket-sessions", "ttl": 3600},
     {"db": 5, "name": "configuration", "ttl": None},
 ]
+# "acl": ACL users with passwords, default user off. "none": no auth at all (warned; loopback only).
+redis_auth = "acl"
+# ACL user of the apps (REDIS_URL); password from $SMART_REDIS_APP_PASSWORD or generated on the host.
+redis_app_user = "smart-trade"
+# What the app user may do: data commands and keyspace-event channels, nothing administrative.
+redis_app_acl = "~* &__keyevent@*__:* &__keyspace@*__:* +@all -@admin -@dangerous +info"
+# ACL user of operators and redis-monitor; password from $SMART_REDIS_ADMIN_PASSWORD or generated.
+redis_admin_user = "ops-admin"
+# What the admin user may do.
+redis_admin_acl = "~* &* +@all"
 # Number of logical databases Redis offers.
 redis_databases = 16
 # RDB snapshot points as "seconds changes" pairs, so that DB 5 survives restarts.

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from pyinfra.api.operation import OperationMeta
+from typing import Mapping
 
-from . import render
+from pyinfra import state
+from pyinfra.api import OperationError
+from pyinfra.api.operation import OperationMeta
+from pyinfra.api.state import StateStage
+
+from . import auth, render
 from .constants import CONFIG_GROUP, CONFIG_MODE, CONFIG_USER, PATHS
 from .operations import copy_once, managed_file
 from .settings import Settings
@@ -19,7 +24,16 @@ VALIDATE = (
 )
 
 
-def redis_conf(settings: Settings) -> OperationMeta:
+def _content(settings: Settings, given: Mapping[str, str]) -> str:
+    hashes = auth.password_hashes(settings, given)
+    missing = [role for role, sha in hashes.items() if not sha]
+    if missing and state.current_stage == StateStage.Execute:
+        raise OperationError(f"no password for the {', '.join(missing)} user in {PATHS.credentials}")
+    # Before the credentials step has run (change detection on a new host) no hash exists yet.
+    return render.redis_conf(settings, {role: sha or "0" * 64 for role, sha in hashes.items()})
+
+
+def redis_conf(settings: Settings, given: Mapping[str, str]) -> OperationMeta:
     copy_once(
         name=f"Keep the original config as {PATHS.config_backup}",
         src=PATHS.config,
@@ -28,7 +42,7 @@ def redis_conf(settings: Settings) -> OperationMeta:
     return managed_file(
         name=f"Render {PATHS.config}",
         dest=PATHS.config,
-        content=render.redis_conf(settings),
+        content=lambda: _content(settings, given),
         user=CONFIG_USER,
         group=CONFIG_GROUP,
         mode=CONFIG_MODE,

@@ -10,6 +10,9 @@ PACKAGES = ("redis-server", "redis-tools")
 CONFIG_USER = "redis"
 CONFIG_GROUP = "redis"
 CONFIG_MODE = "640"
+CREDENTIALS_MODE = "600"
+# Roles of the ACL users whose passwords the credentials file keeps (REDIS_<ROLE>_PASSWORD).
+ACL_ROLES = ("APP", "ADMIN")
 
 # (os-release ID, VERSION_ID) -> the Redis major that the distro's own package ships.
 DISTRO_REDIS_MAJOR = {
@@ -31,6 +34,8 @@ class Paths:
     data_dir: str = "/var/lib/redis"
     logfile: str = "/var/log/redis/redis-server.log"
     pidfile: str = "/run/redis/redis-server.pid"
+    # Root-only: the only file on the host with plaintext Redis passwords.
+    credentials: str = "/etc/smart-redis/credentials"
     container_dropin: str = "/etc/systemd/system/redis-server.service.d/10-container.conf"
     sysctl: str = "/etc/sysctl.d/60-redis.conf"
     thp_unit: str = "/etc/systemd/system/redis-disable-thp.service"

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 
 from pyinfra.api import FactBase
 
-from .constants import PACKAGES, PATHS, SERVICE
+from .constants import ACL_ROLES, PACKAGES, PATHS, SERVICE
 
 WATCHED_FILES = (
     PATHS.config,
+    PATHS.credentials,
     PATHS.config_backup,
     PATHS.container_dropin,
     PATHS.sysctl,
@@ -50,6 +51,9 @@ class HostState:
     sysctl: dict[str, str] = field(default_factory=dict)
     thp: str = ""
     files: dict[str, FileState] = field(default_factory=dict)
+    # From the credentials file: role -> user name, role -> SHA-256 of the password (never the password).
+    secret_users: dict[str, str] = field(default_factory=dict)
+    secret_hashes: dict[str, str] = field(default_factory=dict)
 
     @property
     def os(self) -> tuple[str, str]:
@@ -84,6 +88,10 @@ def _script() -> str:
             'echo "thp=$(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)"',
             f"for f in {files}; do test -f $f && echo \"file=$f $(stat -c '%U %G %a' $f) "
             "$(sha256sum $f | cut -d' ' -f1)\"; done",
+            # A subshell and shell builtins only: the passwords never reach a process's arguments.
+            f"test -f {PATHS.credentials} && ( . {PATHS.credentials}; for r in {' '.join(ACL_ROLES)}; do "
+            'eval "u=\\${REDIS_${r}_USER:-}; p=\\${REDIS_${r}_PASSWORD:-}"; '
+            'test -n "$p" && echo "secret=$r $u $(printf %s "$p" | sha256sum | cut -d\' \' -f1)"; done )',
             "true",
         ]
     )
@@ -97,6 +105,9 @@ def parse(lines: list[str]) -> HostState:
         if key == "file":
             path, user, group, mode, sha = value.split()
             state.files[path] = FileState(user, group, mode, sha)
+        elif key == "secret":
+            role, user, sha = value.split()
+            state.secret_users[role], state.secret_hashes[role] = user, sha
         elif key.startswith("sysctl."):
             state.sysctl[key[len("sysctl."):]] = value
         elif key == "systemd":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import shlex
 from io import StringIO
+from typing import Callable
 
 from pyinfra import host, logger, state
 from pyinfra.api import FileUploadCommand, OperationError, operation
@@ -28,7 +29,7 @@ def _show_diff(dest: str, content: str) -> None:
 @operation()
 def managed_file(
     dest: str,
-    content: str,
+    content: str | Callable[[], str],
     user: str = "root",
     group: str = "root",
     mode: str = "644",
@@ -39,7 +40,8 @@ def managed_file(
     Put a file in place from text, optionally only after a command has accepted it.
 
     + dest: path on the host (must be one of facts.WATCHED_FILES)
-    + content: the whole file
+    + content: the whole file, or a function returning it when the operation runs (for text
+      that depends on what earlier operations of the same run did on the host)
     + user, group, mode: ownership and octal mode of the file
     + validate: shell command with ``{path}``, exiting non-zero for a bad file; its output
       is the deploy's error message and the live file stays as it was
@@ -59,6 +61,8 @@ def managed_file(
     """
     if dest not in WATCHED_FILES:
         raise OperationError(f"{dest} is not gathered by the RedisHost fact")
+    if callable(content):
+        content = content()
     current = host.get_fact(RedisHost).files.get(dest)
     wanted_sha = hashlib.sha256(content.encode()).hexdigest()
 

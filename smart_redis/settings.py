@@ -32,6 +32,19 @@ EVICTION_POLICIES = (
 # notify-keyspace-events letters that Redis 7 knows (see redis.conf's EVENT NOTIFICATION).
 NOTIFY_FLAGS = "KEg$lshzxetmdnA"
 LOGLEVELS = ("debug", "verbose", "notice", "warning")
+AUTH_MODES = ("acl", "none")
+# ACL categories of Redis 7 (ACL CAT).
+ACL_CATEGORIES = (
+    "all", "keyspace", "read", "write", "set", "sortedset", "list", "hash", "string", "bitmap",
+    "hyperloglog", "geo", "stream", "pubsub", "admin", "fast", "slow", "blocking", "dangerous",
+    "connection", "transaction", "scripting",
+)
+# Rules an operator may give; passwords, on/off and resets are the deploy's business.
+ACL_RULE_RE = re.compile(
+    r"^(~\S+|%R?W?~\S+|&\S+|[+-]@[a-z]+|[+-][a-z][a-z_-]*(\|[a-z_-]+)?|allkeys|allchannels|allcommands"
+    r"|nocommands|resetkeys|resetchannels)$"
+)
+USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # Redis's own memory units: k/m/g are powers of 1000, kb/mb/gb powers of 1024.
 MEMORY_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3, "gb": 1024**3}
 MEMORY_RE = re.compile(r"^(\d+)([a-z]*)$", re.IGNORECASE)
@@ -68,6 +81,11 @@ class Settings:
     apt_key_url: str
     apt_cache_time: int
     host_tuning: bool
+    auth: str
+    app_user: str
+    app_acl: str
+    admin_user: str
+    admin_acl: str
 
     @property
     def maxmemory_bytes(self) -> int:
@@ -184,6 +202,34 @@ def _keyspace(value: Any, databases: int) -> tuple[Database, ...]:
     return tuple(sorted(result, key=lambda d: d.db))
 
 
+def _acl(data: Mapping[str, Any], name: str) -> str:
+    value = data[name]
+    if not isinstance(value, str) or not value.split():
+        raise _fail(name, value, "ACL rules separated by spaces (e.g. \"~* +@all -@dangerous\")")
+    for rule in value.split():
+        category = rule[2:] if rule[:2] in ("+@", "-@") else None
+        if category is not None and category not in ACL_CATEGORIES:
+            raise _fail(name, value, f"ACL categories from {', '.join(ACL_CATEGORIES)} (unknown: @{category})")
+        if rule[:1] in (">", "<", "#", "!") or rule in ("nopass", "resetpass"):
+            # Never echo the value: it holds a password.
+            raise SettingsError(f"{name}: allowed is rules without passwords (the deploy sets them; see README)")
+        if category is None and not ACL_RULE_RE.match(rule):
+            raise _fail(name, value, f"key, channel and command rules (not {rule!r}: passwords and on/off are set by the deploy)")
+    return " ".join(value.split())
+
+
+def _username(data: Mapping[str, Any], name: str) -> str:
+    value = data[name]
+    if not isinstance(value, str) or not USERNAME_RE.match(value) or value == "default":
+        raise _fail(name, value, "a user name of letters, digits, '.', '_' or '-' other than 'default'")
+    return value
+
+
+def _is_network_address(address: str) -> bool:
+    bare = address.lstrip("-")
+    return not (bare.startswith("127.") or bare == "::1")
+
+
 def _unknown(data: Mapping[str, Any], known: Mapping[str, Any]) -> None:
     for key in data:
         if key.startswith(OWNED_PREFIXES) and key not in known:
@@ -200,10 +246,17 @@ def load(data: Mapping[str, Any] | Any) -> Settings:
     merged = {**base, **{k: v for k, v in given.items() if k in base}}
 
     databases = _int(merged, "redis_databases", 1, 10000)
+    auth = _choice(merged, "redis_auth", AUTH_MODES)
+    bind = _bind(merged["redis_bind"])
+    if auth == "none" and any(_is_network_address(a) for a in bind.split()):
+        raise _fail("redis_bind", bind, 'loopback addresses only while redis_auth = "none"; set redis_auth = "acl" to open it')
+    app_user, admin_user = _username(merged, "redis_app_user"), _username(merged, "redis_admin_user")
+    if app_user == admin_user:
+        raise _fail("redis_admin_user", admin_user, "a user name other than redis_app_user")
     return Settings(
         major_version=_choice(merged, "redis_major_version", SUPPORTED_MAJORS),
         port=_int(merged, "redis_port", 1, 65535),
-        bind=_bind(merged["redis_bind"]),
+        bind=bind,
         maxmemory=_maxmemory(merged["redis_maxmemory"]),
         maxmemory_policy=_choice(merged, "redis_maxmemory_policy", EVICTION_POLICIES),
         notify_keyspace_events=_notify(merged["redis_notify_keyspace_events"]),
@@ -219,4 +272,9 @@ def load(data: Mapping[str, Any] | Any) -> Settings:
         apt_key_url=_text(merged, "redis_apt_key_url"),
         apt_cache_time=_int(merged, "redis_apt_cache_time", 0, 10**7),
         host_tuning=_bool(merged, "redis_host_tuning"),
+        auth=auth,
+        app_user=app_user,
+        app_acl=_acl(merged, "redis_app_acl"),
+        admin_user=admin_user,
+        admin_acl=_acl(merged, "redis_admin_acl"),
     )

@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from pyinfra_cli.util import parse_cli_arg  # noqa: E402  (the deploy's own --data parser)
 
 from smart_redis import settings as settings_module  # noqa: E402
+from smart_redis.auth import cli  # noqa: E402
 
 
 def pytest_addoption(parser):
@@ -50,14 +51,14 @@ def settings(request) -> settings_module.Settings:
 
 
 class RedisCli:
-    """redis-cli on the host under test, so that checks see what a local client sees."""
+    """redis-cli on the host under test, as one of the ACL users, so checks see what a local client sees."""
 
-    def __init__(self, host, settings):
+    def __init__(self, host, settings, role: str = "ADMIN"):
         self.host = host
-        self.port = settings.port
+        self.prefix = cli(settings.port, settings.auth, role)
 
     def command(self, *args: str, db: int = 0) -> str:
-        return f"redis-cli -p {self.port} -n {db} " + " ".join(shlex.quote(a) for a in args)
+        return f"{self.prefix} -n {db} " + " ".join(shlex.quote(a) for a in args)
 
     def __call__(self, *args: str, db: int = 0) -> str:
         return self.host.check_output(self.command(*args, db=db))
@@ -66,3 +67,8 @@ class RedisCli:
 @pytest.fixture
 def redis_cli(host, settings) -> RedisCli:
     return RedisCli(host, settings)
+
+
+@pytest.fixture
+def app_cli(host, settings) -> RedisCli:
+    return RedisCli(host, settings, role="APP")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 import uuid
 
 import pytest
@@ -77,7 +78,7 @@ def test_expired_event_is_delivered_to_a_subscriber(host, redis_cli, settings):
     set_key = redis_cli.command("set", key, "1", "px", "100")
     # Subscribe first, let the key expire while listening, stop as soon as the event arrived.
     output = host.run(
-        f"out=$(mktemp); timeout 5 {subscribe} > $out & sleep 0.3; {set_key} > /dev/null; "
+        f"out=$(mktemp); timeout 5 sh -c {shlex.quote(subscribe)} > $out & sleep 0.3; {set_key} > /dev/null; "
         f"for i in $(seq 40); do grep -qF {key} $out && break; sleep 0.1; done; "
         f"kill $! 2>/dev/null; grep -F {key} $out; rc=$?; rm -f $out; exit $rc"
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import uuid
@@ -21,6 +22,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 
 import testbed  # noqa: E402
+
+from smart_redis.auth import cli  # noqa: E402
+from smart_redis.constants import PATHS, SERVICE  # noqa: E402
 
 PYINFRA = str(Path(sys.executable).parent / "pyinfra")
 PYTEST = str(Path(sys.executable).parent / "pytest")
@@ -104,3 +108,18 @@ def sh(container: str, command: str, check: bool = True) -> subprocess.Completed
     return subprocess.run(
         ["docker", "exec", container, "sh", "-c", command], capture_output=True, text=True, check=check, timeout=120
     )
+
+
+def redis(container: str, *args: str, db: int = 0, role: str = "ADMIN", port: int = 6379, auth: str = "acl") -> str:
+    """redis-cli inside the container as an ACL user; returns the reply."""
+    command = f"{cli(port, auth, role)} -n {db} " + " ".join(shlex.quote(a) for a in args)
+    return sh(container, command).stdout.strip()
+
+
+def fingerprint(container: str) -> str:
+    """Paths, sizes and mtimes of every file the deploy could touch, plus the server's PID."""
+    return sh(
+        container,
+        "find /etc /usr/local /var/lib/redis -xdev -type f -printf '%p %s %T@\\n' 2>/dev/null | sort | sha256sum; "
+        f"sha256sum {PATHS.config}; systemctl show -p MainPID --value {SERVICE}",
+    ).stdout

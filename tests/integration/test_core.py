@@ -9,9 +9,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import deploy, infra_checks, sh
+from conftest import deploy, fingerprint, infra_checks, redis, sh
 
-from smart_redis.constants import PATHS, SERVICE
+from smart_redis.constants import SERVICE
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,10 @@ def core(new_container):
 
 
 def ping(container: str) -> bool:
-    return sh(container, "redis-cli ping", check=False).stdout.strip() == "PONG"
+    try:
+        return redis(container, "ping") == "PONG"
+    except Exception:
+        return False
 
 
 def main_pid(container: str) -> int:
@@ -68,19 +71,9 @@ def test_killed_server_is_restarted_by_systemd_within_5s(core):
 
 
 def test_configuration_key_in_db5_survives_a_restart(core):
-    assert sh(core["name"], "redis-cli -n 5 set config:risk-limit 250000").stdout.strip() == "OK"
+    assert redis(core["name"], "set", "config:risk-limit", "250000", db=5) == "OK"
     sh(core["name"], f"systemctl restart {SERVICE}")
-    assert sh(core["name"], "redis-cli -n 5 get config:risk-limit").stdout.strip() == "250000"
-
-
-def _fingerprint(container: str) -> str:
-    """Paths, sizes and mtimes of every file the deploy could touch, plus the server's PID."""
-    listing = sh(
-        container,
-        "find /etc /usr/local /var/lib/redis -xdev -type f -printf '%p %s %T@\\n' 2>/dev/null | sort | sha256sum; "
-        f"cat {PATHS.config} | sha256sum; systemctl show -p MainPID --value {SERVICE}",
-    )
-    return listing.stdout
+    assert redis(core["name"], "get", "config:risk-limit", db=5) == "250000"
 
 
 BAD_SETTINGS = [
@@ -103,9 +96,9 @@ BAD_SETTINGS = [
 
 @pytest.mark.parametrize("name,value,message", BAD_SETTINGS, ids=[f"{n}={v}" for n, v, _ in BAD_SETTINGS])
 def test_bad_setting_exits_1_and_leaves_the_host_as_it_was(core, name, value, message):
-    before = _fingerprint(core["name"])
+    before = fingerprint(core["name"])
     run = deploy(core["target"], data={name: value})
     assert run.rc == 1
     errors = [line for line in run.output.splitlines() if "pyinfra error" in line]
     assert len(errors) == 1 and message in errors[0], run.output
-    assert _fingerprint(core["name"]) == before
+    assert fingerprint(core["name"]) == before

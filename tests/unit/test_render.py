@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from smart_redis.render import redis_conf
+from smart_redis import render
 from smart_redis.settings import load
+
+HASHES = {"APP": "a" * 64, "ADMIN": "b" * 64}
+
+
+def redis_conf(settings, hashes=HASHES) -> str:
+    return render.redis_conf(settings, hashes)
 
 
 def lines(text: str) -> list[str]:
@@ -31,7 +37,7 @@ def test_defaults_render_the_platform_config():
 
 
 def test_each_directive_appears_once():
-    directives = [line.split()[0] for line in lines(redis_conf(load({})))]
+    directives = [line.split()[0] for line in lines(redis_conf(load({}))) if not line.startswith("user ")]
     assert len(directives) == len(set(directives))
 
 
@@ -42,3 +48,18 @@ def test_overrides_reach_the_file():
 
 def test_rendering_is_deterministic():
     assert redis_conf(load({})) == redis_conf(load({}))
+
+
+def test_acl_users_carry_hashes_and_rules():
+    conf = lines(redis_conf(load({})))
+    assert "user default off resetpass resetkeys resetchannels -@all" in conf
+    assert (
+        f"user smart-trade on #{'a' * 64} resetkeys resetchannels "
+        "~* &__keyevent@*__:* &__keyspace@*__:* +@all -@admin -@dangerous +info"
+    ) in conf
+    assert f"user ops-admin on #{'b' * 64} resetkeys resetchannels ~* &* +@all" in conf
+
+
+def test_auth_none_renders_no_users():
+    conf = lines(redis_conf(load({"redis_auth": "none"}), {}))
+    assert not [line for line in conf if line.startswith("user ")]

@@ -1,0 +1,162 @@
+"""ACL users and their passwords: taken from the operator's environment or generated on the host.
+
+Plaintext passwords live in one root-only file on the host (PATHS.credentials). The deploy
+itself only ever handles their SHA-256 hashes (what redis.conf's `user ... #<hash>` needs),
+except for passwords an operator hands in through the environment, which go to the host in
+an upload (never on a command line) and are never printed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+from dataclasses import dataclass
+from io import StringIO
+from typing import Mapping
+
+from pyinfra import host, logger
+from pyinfra.api import FileUploadCommand, StringCommand, operation
+
+from .constants import CREDENTIALS_MODE, PATHS
+from .facts import RedisHost
+from .settings import Settings, SettingsError
+
+# role -> environment variable an operator may set instead of letting the host generate one
+PASSWORD_ENV = {"APP": "SMART_REDIS_APP_PASSWORD", "ADMIN": "SMART_REDIS_ADMIN_PASSWORD"}
+MIN_PASSWORD_LENGTH = 32
+GENERATED_LENGTH = 48
+
+
+@dataclass(frozen=True)
+class User:
+    role: str  # APP or ADMIN: the key of its lines in the credentials file
+    name: str
+    rules: str
+
+
+def users(settings: Settings) -> list[User]:
+    if settings.auth == "none":
+        return []
+    return [User("APP", settings.app_user, settings.app_acl), User("ADMIN", settings.admin_user, settings.admin_acl)]
+
+
+def operator_passwords(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """Passwords given in the environment, by role; a weak one is refused without echoing it."""
+    given = {}
+    for role, variable in PASSWORD_ENV.items():
+        value = environ.get(variable)
+        if value is None or value == "":
+            continue
+        if len(value) < MIN_PASSWORD_LENGTH or any(c.isspace() or c in "'\\" for c in value):
+            # Never echo the value: describe it.
+            raise SettingsError(
+                f"{variable}: allowed is at least {MIN_PASSWORD_LENGTH} characters without spaces, quotes "
+                f"or backslashes (the value given has {len(value)} characters"
+                f"{', with a space, quote or backslash' if any(c.isspace() or c in chr(39) + chr(92) for c in value) else ''})"
+            )
+        given[role] = value
+    return given
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def password_hashes(settings: Settings, given: Mapping[str, str]) -> dict[str, str]:
+    """The hash of each user's password: of the given one, else of the one stored on the host."""
+    stored = host.get_fact(RedisHost).secret_hashes
+    return {u.role: sha256(given[u.role]) if u.role in given else stored.get(u.role, "") for u in users(settings)}
+
+
+def _compose_script(wanted: list[User]) -> str:
+    """Shell that writes the credentials file from given, stored or freshly generated passwords.
+
+    Only shell builtins and subshells touch a password, so none appears in any process's
+    arguments; the script itself holds no secret.
+    """
+    directory, name = PATHS.credentials.rsplit("/", 1)
+    lines = [
+        f"set -e; umask 077; cd {directory}",
+        "pick() { ( test -f $2 && . ./$2; eval \"printf %s \\\"\\${$1:-}\\\"\" ); }",
+    ]
+    body = ["printf '%s\\n' '# Redis ACL credentials, written by the smart-redis deploy. Root only.'"]
+    for user in wanted:
+        var = f"REDIS_{user.role}_PASSWORD"
+        lines.append(
+            f"{user.role}=$(pick {var} {name}.given); test -n \"${user.role}\" || {user.role}=$(pick {var} {name}); "
+            f"test -n \"${user.role}\" || {user.role}=$(tr -dc A-Za-z0-9 < /dev/urandom | head -c {GENERATED_LENGTH})"
+        )
+        body.append(f"printf \"REDIS_{user.role}_USER='%s'\\n\" {shlex.quote(user.name)}")
+        body.append(f"printf \"{var}='%s'\\n\" \"${user.role}\"")
+    lines.append("{ " + "; ".join(body) + "; } > " + f"{name}.new")
+    lines.append(f"chown root:root {name}.new; chmod {CREDENTIALS_MODE} {name}.new; mv -f {name}.new {name}; rm -f {name}.given")
+    return "\n".join(lines)
+
+
+@operation()
+def credentials(settings: Settings, given: Mapping[str, str]):
+    """
+    Keep one password per ACL user in the root-only credentials file, generating missing ones.
+
+    + settings: the users come from here
+    + given: passwords from the operator's environment, by role; they replace stored ones
+
+    **Example:**
+
+    .. code:: python
+
+        credentials(settings=settings, given=operator_passwords())
+    """
+    facts = host.get_fact(RedisHost)
+    wanted = users(settings)
+    if not wanted:
+        host.noop("redis_auth = none: no ACL users")
+        return
+    stored = facts.secret_hashes
+    current = facts.files.get(PATHS.credentials)
+    up_to_date = (
+        current is not None
+        and (current.user, current.group, current.mode) == ("root", "root", CREDENTIALS_MODE)
+        and all(facts.secret_users.get(u.role) == u.name and u.role in stored for u in wanted)
+        and all(sha256(given[role]) == stored.get(role) for role in given)
+    )
+    if up_to_date:
+        host.noop("credentials are in place")
+        return
+
+    directory = PATHS.credentials.rsplit("/", 1)[0]
+    yield f"install -d -m 700 -o root -g root {directory}"
+    if given:
+        upload = PATHS.credentials + ".given"
+        # Over SSH with sudo the upload lands in a temporary file first: create it 0600 and as
+        # the login user beforehand, so that it is never readable by anyone else.
+        temp = host.get_temp_filename(upload)
+        yield StringCommand(f"umask 077 && : > {temp}", _sudo=False)
+        yield f"umask 077 && : > {upload}"
+        text = "".join(f"REDIS_{role}_PASSWORD='{value}'\n" for role, value in given.items())
+        yield FileUploadCommand(StringIO(text), upload, remote_temp_filename=temp)
+    yield _compose_script(wanted)
+
+
+def warn_if_open(settings: Settings) -> None:
+    if settings.auth == "none":
+        host.log(
+            'redis_auth = "none": every local process can read, change and flush Redis; '
+            'set redis_auth = "acl" unless this is what you want',
+            logger.warning,
+        )
+
+
+def cli(port: int, auth: str, role: str = "ADMIN") -> str:
+    """Shell prefix for redis-cli as one of the ACL users, the password passed in the environment.
+
+    >>> cli(6379, "acl")
+    '. /etc/smart-redis/credentials && REDISCLI_AUTH="$REDIS_ADMIN_PASSWORD" redis-cli ...'
+    """
+    if auth == "none":
+        return f"redis-cli -p {port}"
+    return (
+        f'. {PATHS.credentials} && REDISCLI_AUTH="$REDIS_{role}_PASSWORD" '
+        f'redis-cli --no-auth-warning --user "$REDIS_{role}_USER" -p {port}'
+    )

@@ -1,0 +1,61 @@
+"""Who may do what on a provisioned host: ACL users, root-only secrets, hashes in the config."""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+
+import pytest
+
+from smart_redis.auth import users
+from smart_redis.constants import CREDENTIALS_MODE, PATHS
+
+
+@pytest.fixture
+def acl_on(settings):
+    if settings.auth == "none":
+        pytest.fail('the host was deployed with redis_auth = "none"; run these checks only against ACL hosts')
+
+
+def _credentials(host) -> dict[str, str]:
+    text = host.file(PATHS.credentials).content_string
+    pairs = (line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
+    return {key: shlex.split(value)[0] for key, value in pairs}
+
+
+def test_credentials_file_is_root_only(host, acl_on):
+    creds = host.file(PATHS.credentials)
+    assert (creds.user, creds.group, creds.mode) == ("root", "root", int(CREDENTIALS_MODE, 8))
+    assert host.file(PATHS.credentials.rsplit("/", 1)[0]).mode == 0o700
+
+
+def test_config_holds_hashes_never_passwords(host, settings, acl_on):
+    creds = _credentials(host)
+    conf = host.file(PATHS.config).content_string
+    for user in users(settings):
+        password = creds[f"REDIS_{user.role}_PASSWORD"]
+        assert len(password) >= 32
+        assert password not in conf
+        assert f"user {user.name} on #{hashlib.sha256(password.encode()).hexdigest()} " in conf
+
+
+def test_default_user_is_refused(host, settings, acl_on):
+    reply = host.run(f"redis-cli -p {settings.port} ping")
+    assert "NOAUTH" in reply.stdout + reply.stderr
+
+
+@pytest.mark.parametrize("command", [("config", "set", "dir", "/tmp"), ("flushall",), ("keys", "*"), ("shutdown",)])
+def test_app_user_may_not_administer(app_cli, acl_on, command):
+    assert app_cli(*command).startswith("NOPERM")
+
+
+def test_app_user_may_use_data_and_keyspace_events(app_cli, acl_on):
+    assert app_cli("set", "infra-check:acl", "1", "ex", "5") == "OK"
+    assert app_cli("get", "infra-check:acl") == "1"
+    assert app_cli("del", "infra-check:acl") == "1"
+    assert "NOPERM" not in app_cli("publish", "__keyevent@0__:expired", "probe")
+    assert app_cli("publish", "orders", "probe").startswith("NOPERM")
+
+
+def test_admin_user_may_read_the_config(redis_cli, settings, acl_on):
+    assert redis_cli("config", "get", "port").splitlines() == ["port", str(settings.port)]
