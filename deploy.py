@@ -17,7 +17,7 @@ preflight.check(redis, facts)
 sandbox = service.container_sandbox(facts)  # before the package first starts the service
 install.redis_packages(redis, facts)
 tuning.kernel(redis, facts)
+service.redis_server(facts, sandbox)
 auth.warn_if_open(redis)
 auth.credentials(name="Keep the ACL users' passwords", settings=redis, given=passwords)
-conf = config.redis_conf(redis, passwords)
-service.redis_server(conf, sandbox)
+config.redis_conf(redis, passwords)  # applied at runtime where Redis can, restarted where it must

@@ -1,17 +1,28 @@
-"""redis.conf: keep the packaged original once, then install the rendered file after Redis accepts it."""
+"""redis.conf: keep the packaged original once, then install the rendered file after Redis accepts it.
+
+A change reaches the running server at runtime (CONFIG SET, ACL SETUSER) whenever Redis can
+take it, so the PID and the dataset stay; only settings Redis reads at startup restart it,
+after a SAVE, and a restart that fails puts the previous file back and starts on it again.
+Drift (a live value that differs from the declared one) is reported and converged.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import shlex
+from io import StringIO
 from typing import Mapping
 
-from pyinfra import state
-from pyinfra.api import OperationError
+from pyinfra import host, logger, state
+from pyinfra.api import FileUploadCommand, OperationError, operation
 from pyinfra.api.operation import OperationMeta
 from pyinfra.api.state import StateStage
+from pyinfra.facts.files import FileContents
 
-from . import auth, render
-from .constants import CONFIG_GROUP, CONFIG_MODE, CONFIG_USER, PATHS
-from .operations import copy_once, managed_file
+from . import auth, live, render
+from .constants import CONFIG_GROUP, CONFIG_MODE, CONFIG_USER, PATHS, SERVICE
+from .facts import RedisHost, RedisLive
+from .operations import copy_once, show_diff
 from .settings import Settings
 
 # Redis loads the whole file, then exits because it may listen nowhere: a good file prints
@@ -33,19 +44,112 @@ def _content(settings: Settings, given: Mapping[str, str]) -> str:
     return render.redis_conf(settings, {role: sha or "0" * 64 for role, sha in hashes.items()})
 
 
+def _restart_with_rollback(save_cli: str) -> str:
+    conf, previous = shlex.quote(PATHS.config), shlex.quote(PATHS.config + ".previous")
+    return "\n".join(
+        [
+            f"cp -p {conf} {previous}",
+            f"mv -f {shlex.quote(PATHS.config_candidate)} {conf}",
+            # Keys written since the last snapshot survive the restart.
+            f"( {save_cli} save ) > /dev/null 2>&1 || true",
+            f"if systemctl restart {SERVICE}; then rm -f {previous}; exit 0; fi",
+            f"reason=$(tail -n 30 {PATHS.logfile} | grep -E 'FATAL|Could not|Failed|rror' | tail -n 3 | cut -d' ' -f5-)",
+            f"mv -f {previous} {conf}",
+            f"systemctl reset-failed {SERVICE}; systemctl restart {SERVICE}",
+            'echo "redis-server did not start with the new configuration, so the previous one is back'
+            ' in place and running. Redis said: $reason" >&2',
+            "exit 1",
+        ]
+    )
+
+
+def _runtime_commands(cli: str, plan: live.Plan) -> list[str]:
+    commands = []
+    if plan.runtime_settings:
+        pairs = " ".join(f"{name} {shlex.quote(value)}" for name, value in plan.runtime_settings.items())
+        commands.append(f'reply=$({cli} config set {pairs}); test "$reply" = OK || {{ echo "CONFIG SET: $reply" >&2; exit 1; }}')
+    for change in plan.acl_changes:
+        args = " ".join(shlex.quote(word) for word in change.split())
+        commands.append(f'reply=$({cli} acl {args}); test "$reply" = OK || {{ echo "ACL: $reply" >&2; exit 1; }}')
+    return commands
+
+
+@operation()
+def apply_redis_config(settings: Settings, given: Mapping[str, str]):
+    """
+    Install redis.conf and bring the running server to it, restarting only when Redis must.
+
+    + settings: what to render
+    + given: passwords from the operator's environment (their hashes go into the file)
+
+    **Example:**
+
+    .. code:: python
+
+        apply_redis_config(name="Configure Redis", settings=settings, given=operator_passwords())
+    """
+    content = _content(settings, given)
+    facts = host.get_fact(RedisHost)
+    current = facts.files.get(PATHS.config)
+    file_differs = current is None or current.sha256 != hashlib.sha256(content.encode()).hexdigest()
+    old_text = "\n".join(host.get_fact(FileContents, path=PATHS.config) or []) if file_differs else content
+    old = live.directives(old_text)
+
+    # Ask the server on the port and with the auth it runs with now.
+    live_port = int(old.get("port", settings.port))
+    old_auth = "acl" if "user default off" in old_text else "none"
+    live_cli = auth.cli(live_port, old_auth)
+    running = host.get_fact(RedisLive, cli=live_cli)
+
+    old_acl, new_acl = live.acl_lines(old_text), live.acl_lines(content)
+    plan = live.plan(live.directives(content), running or {}, old_acl, new_acl)
+    if running is None:
+        plan.restart_for.append("the server does not answer the deploy's admin user")
+    if old_auth != settings.auth:
+        plan.restart_for.append(f"redis_auth ({old_auth} -> {settings.auth})")
+    elif live.changed_admin_secret(old_acl, new_acl, settings.admin_user):
+        plan.restart_for.append("the admin user's password changed")
+
+    if not file_differs:
+        if not plan.changed and not plan.restart_for:
+            if (current.user, current.group, current.mode) != (CONFIG_USER, CONFIG_GROUP, CONFIG_MODE):
+                yield f"chown {CONFIG_USER}:{CONFIG_GROUP} {PATHS.config} && chmod {CONFIG_MODE} {PATHS.config}"
+            else:
+                host.noop("redis.conf and the running server match the settings")
+            return
+        for name, (live_value, declared) in plan.changed.items():
+            host.log(f"Drift: {name} is {live_value!r} on the server, declared {declared!r}", logger.warning)
+
+    if state.config.DIFF and file_differs:
+        show_diff(PATHS.config, content)
+
+    candidate = shlex.quote(PATHS.config_candidate)
+    if file_differs or plan.restart_for:
+        yield FileUploadCommand(StringIO(content), PATHS.config_candidate)
+        yield f"chown {CONFIG_USER}:{CONFIG_GROUP} {candidate} && chmod {CONFIG_MODE} {candidate}"
+        yield f"{VALIDATE.format(path=candidate)} || {{ rm -f {candidate}; exit 1; }}"
+
+    if plan.restart_for and (running is not None or facts.active == "active"):
+        host.log(f"Restarting {SERVICE} for: {'; '.join(plan.restart_for)}", logger.warning)
+        yield _restart_with_rollback(live_cli)
+        return
+    if plan.restart_for:  # not running at all: nothing to keep, just start on the new file
+        yield f"mv -f {candidate} {shlex.quote(PATHS.config)}"
+        yield f"systemctl restart {SERVICE}"
+        return
+
+    if plan.changed or plan.acl_changes:
+        applied = ", ".join([*plan.runtime_settings, *(c.split()[1] for c in plan.acl_changes)])
+        host.log(f"Applying at runtime, no restart: {applied}", logger.info)
+        yield from _runtime_commands(live_cli, plan)
+    if file_differs:
+        yield f"mv -f {candidate} {shlex.quote(PATHS.config)}"
+
+
 def redis_conf(settings: Settings, given: Mapping[str, str]) -> OperationMeta:
     copy_once(
         name=f"Keep the original config as {PATHS.config_backup}",
         src=PATHS.config,
         dest=PATHS.config_backup,
     )
-    return managed_file(
-        name=f"Render {PATHS.config}",
-        dest=PATHS.config,
-        content=lambda: _content(settings, given),
-        user=CONFIG_USER,
-        group=CONFIG_GROUP,
-        mode=CONFIG_MODE,
-        validate=VALIDATE,
-        candidate=PATHS.config_candidate,
-    )
+    return apply_redis_config(name=f"Configure Redis ({PATHS.config})", settings=settings, given=given)

@@ -137,3 +137,20 @@ class RedisHost(FactBase):
 
     def process(self, output) -> HostState:
         return parse(list(output))
+
+
+class RedisLive(FactBase):
+    """The running server's CONFIG GET *, asked as the admin user; None when it does not answer.
+
+    The password goes to redis-cli in its environment, from the root-only credentials file.
+    """
+
+    def command(self, cli: str) -> str:
+        # A subshell: a missing credentials file must not end the fact's shell.
+        return f"( {cli} --csv config get '*' ) 2>/dev/null; true"
+
+    def process(self, output):
+        from .live import parse_config_get
+
+        values = parse_config_get("".join(output)) if output else {}
+        return values if "port" in values else None  # an error reply, or nobody listening

@@ -19,7 +19,7 @@ from pyinfra.operations.util.files import generate_color_diff
 from .facts import WATCHED_FILES, RedisHost
 
 
-def _show_diff(dest: str, content: str) -> None:
+def show_diff(dest: str, content: str) -> None:
     current = host.get_fact(FileContents, path=dest) or []
     host.log(f"Will modify {dest}", logger.info)
     for line in generate_color_diff([line + "\n" for line in current], content.splitlines(True)):
@@ -74,7 +74,7 @@ def managed_file(
         return
 
     if state.config.DIFF:
-        _show_diff(dest, content)
+        show_diff(dest, content)
 
     staging = candidate or f"{dest}.candidate"
     q_staging, q_dest = shlex.quote(staging), shlex.quote(dest)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import server, systemd
-from pyinfra.operations.util import any_changed
 
 from .constants import PATHS, SERVICE
 from .facts import HostState
@@ -28,11 +27,13 @@ def container_sandbox(facts: HostState) -> OperationMeta | None:
     return dropin
 
 
-def redis_server(*changes: OperationMeta | None) -> None:
+def redis_server(facts: HostState, sandbox: OperationMeta | None) -> None:
+    """Enabled and running; restarted here only for a new sandbox drop-in (config changes restart
+    themselves in config.py, and only when Redis cannot take them at runtime)."""
     service_running(name=f"Enable and start {SERVICE}", service=SERVICE)
-    changed = [change for change in changes if change is not None]
-    server.shell(
-        name=f"Restart {SERVICE} for its new configuration",
-        commands=[f"systemctl restart {SERVICE}"],
-        _if=any_changed(*changed),
-    )
+    if sandbox is not None and facts.redis_version:  # a new install starts in the sandbox anyway
+        server.shell(
+            name=f"Restart {SERVICE} in its new sandbox",
+            commands=[f"systemctl restart {SERVICE}"],
+            _if=sandbox.did_change,
+        )

@@ -86,9 +86,11 @@ class Run:
         return json.loads(self.stdout)["results"]["totals"]["success"]
 
 
-def deploy(target: str, *args: str, data: dict | None = None, json_output: bool = False, env=None) -> Run:
+def deploy(
+    target: str, *args: str, data: dict | None = None, json_output: bool = False, env=None, yes: bool = True
+) -> Run:
     """Run deploy.py with the pyinfra CLI, exactly as an operator does."""
-    command = [PYINFRA, "-y", *(["--json"] if json_output else []), *args]
+    command = [PYINFRA, *(["-y"] if yes else []), *(["--json"] if json_output else []), *args]
     for key, value in (data or {}).items():
         command += ["--data", f"{key}={value}"]
     command += [target, "deploy.py"]

@@ -1,0 +1,109 @@
+"""Compare a rendered redis.conf with what the running server uses, and plan how to get there.
+
+Pure functions: `directives(text)` reads a config file, `plan(desired, live, ...)` says which
+settings differ, which of them Redis can take at runtime (CONFIG SET, ACL SETUSER) and which
+force a restart.
+
+    >>> plan(directives(new_text), live_values, old_acl=..., new_acl=...)
+    Plan(changed={'maxmemory': ('536870912', '268435456')}, restart_for=[], ...)
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass, field
+
+from .settings import MEMORY_RE, memory_bytes
+
+# Settings that Redis reads at startup only, or that this deploy chooses to restart for:
+# everything else in the template is applied with CONFIG SET.
+RESTART_REQUIRED = frozenset(
+    {
+        "port", "databases", "supervised", "daemonize", "unixsocket", "unixsocketperm", "io-threads",
+        "tcp-backlog", "rename-command", "pidfile", "logfile", "rdbchecksum", "disable-thp",
+        "always-show-logo", "set-proc-title", "syslog-enabled", "cluster-enabled", "aclfile",
+    }
+)
+# CONFIG GET answers A for all of these at once.
+ALL_EVENT_CLASSES = set("g$lshzxetd")
+
+
+@dataclass
+class Plan:
+    changed: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (live, declared)
+    acl_changes: list[str] = field(default_factory=list)  # ACL SETUSER / DELUSER argument lists
+    restart_for: list[str] = field(default_factory=list)  # why a restart is needed
+
+    @property
+    def runtime_settings(self) -> dict[str, str]:
+        return {name: declared for name, (_, declared) in self.changed.items() if name not in RESTART_REQUIRED}
+
+
+def directives(text: str) -> dict[str, str]:
+    """Config directives (not users) as name -> value, quotes removed, as CONFIG GET shows them."""
+    result = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, _, value = line.partition(" ")
+        if name == "user":
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        result[name.lower()] = value
+    return result
+
+
+def acl_lines(text: str) -> dict[str, str]:
+    """user name -> the rest of its `user` line."""
+    users = {}
+    for line in text.splitlines():
+        if line.startswith("user "):
+            _, name, rules = line.split(" ", 2)
+            users[name] = rules
+    return users
+
+
+def parse_config_get(csv_line: str) -> dict[str, str]:
+    """`redis-cli --csv CONFIG GET *` output -> name -> value."""
+    fields = next(csv.reader([csv_line], escapechar="\\")) if csv_line.strip() else []
+    return dict(zip(fields[0::2], fields[1::2]))
+
+
+def _normal(name: str, value: str) -> str | frozenset:
+    value = " ".join(value.split())
+    if name == "notify-keyspace-events":
+        flags = set(value)
+        if "A" in flags:
+            flags = (flags - {"A"}) | ALL_EVENT_CLASSES
+        return frozenset(flags)
+    if name == "maxmemory" and MEMORY_RE.match(value):
+        return str(memory_bytes(value))
+    return value.lower() if value.lower() in ("yes", "no") else value
+
+
+def plan(desired: dict[str, str], live: dict[str, str], old_acl: dict[str, str], new_acl: dict[str, str]) -> Plan:
+    result = Plan()
+    for name, value in desired.items():
+        if name not in live:
+            continue  # not a runtime-visible setting (or unknown to this Redis): the file carries it
+        if _normal(name, value) != _normal(name, live[name]):
+            result.changed[name] = (live[name], value)
+            if name in RESTART_REQUIRED:
+                result.restart_for.append(f"{name} ({live[name]} -> {value})")
+    for user, rules in new_acl.items():
+        if old_acl.get(user) != rules:
+            result.acl_changes.append(f"SETUSER {user} reset {rules}")
+    for user in old_acl.keys() - new_acl.keys():
+        result.acl_changes.append(f"DELUSER {user}")
+    return result
+
+
+def changed_admin_secret(old_acl: dict[str, str], new_acl: dict[str, str], admin: str) -> bool:
+    """The admin's own password is changing: the deploy cannot log in to apply it at runtime."""
+    secret = re.compile(r"#[0-9a-f]{64}")
+    old, new = old_acl.get(admin, ""), new_acl.get(admin, "")
+    return bool(old) and secret.findall(old) != secret.findall(new)
