@@ -6,7 +6,7 @@
 
 from pyinfra import host
 
-from smart_redis import auth, config, install, preflight, service, settings, tuning
+from smart_redis import auth, config, install, pm2, preflight, service, settings, tuning
 from smart_redis.facts import RedisHost
 
 redis = settings.load(host.data)  # a bad setting stops the run here, before the host is touched
@@ -21,3 +21,4 @@ service.redis_server(facts, sandbox)
 auth.warn_if_open(redis)
 auth.credentials(name="Keep the ACL users' passwords", settings=redis, given=passwords)
 config.redis_conf(redis, passwords)  # applied at runtime where Redis can, restarted where it must
+pm2.ecosystem(redis)  # REDIS_URL for the apps, reloaded under PM2

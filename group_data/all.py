@@ -55,3 +55,15 @@ redis_apt_key_url = "https://packages.redis.io/gpg"
 redis_apt_cache_time = 3600
 # Tune the kernel as Redis asks (overcommit, somaxconn, THP); always skipped in containers.
 redis_host_tuning = True
+# Host name or address the apps use to reach Redis, in REDIS_URL.
+redis_url_host = "127.0.0.1"
+# The PM2 ecosystem file whose apps get REDIS_URL; None leaves PM2 alone.
+pm2_ecosystem_file = "/opt/smart-trade/ecosystem.config.js"
+# Names of the apps that get REDIS_URL; None = every app in the file.
+pm2_apps = None
+# Env blocks that get REDIS_URL where an app has them; an app with none of them gets "env".
+pm2_env_blocks = ["env", "env_production"]
+# The user whose PM2 daemon runs the apps.
+pm2_user = "smart-trade"
+# Reload the apps (pm2 startOrReload --update-env, pm2 save) after REDIS_URL changed.
+pm2_reload = True

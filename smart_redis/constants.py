@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 SERVICE = "redis-server"
-PACKAGES = ("redis-server", "redis-tools")
+# python3 runs the deploy's host-side tools (the ecosystem editor) with the standard library.
+PACKAGES = ("redis-server", "redis-tools", "python3")
 
 CONFIG_USER = "redis"
 CONFIG_GROUP = "redis"
@@ -36,6 +37,8 @@ class Paths:
     pidfile: str = "/run/redis/redis-server.pid"
     # Root-only: the only file on the host with plaintext Redis passwords.
     credentials: str = "/etc/smart-redis/credentials"
+    # Host-side tools this deploy copies over.
+    ecosystem_editor: str = "/usr/local/lib/smart-redis/ecosystem.py"
     container_dropin: str = "/etc/systemd/system/redis-server.service.d/10-container.conf"
     sysctl: str = "/etc/sysctl.d/60-redis.conf"
     thp_unit: str = "/etc/systemd/system/redis-disable-thp.service"

@@ -19,6 +19,7 @@ from .constants import ACL_ROLES, PACKAGES, PATHS, SERVICE
 WATCHED_FILES = (
     PATHS.config,
     PATHS.credentials,
+    PATHS.ecosystem_editor,
     PATHS.config_backup,
     PATHS.container_dropin,
     PATHS.sysctl,

@@ -16,7 +16,7 @@ def redis_packages(settings: Settings, facts: HostState) -> None:
     if DISTRO_REDIS_MAJOR[facts.os] != settings.major_version:
         _redis_apt_repository(settings, facts)
     apt.packages(
-        name=f"Install Redis {settings.major_version}.x",
+        name=f"Install Redis {settings.major_version}.x and python3",
         packages=list(PACKAGES),
         update=True,
         cache_time=settings.apt_cache_time,

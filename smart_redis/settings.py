@@ -86,6 +86,12 @@ class Settings:
     app_acl: str
     admin_user: str
     admin_acl: str
+    url_host: str
+    pm2_ecosystem_file: str | None
+    pm2_apps: tuple[str, ...] | None
+    pm2_env_blocks: tuple[str, ...]
+    pm2_user: str
+    pm2_reload: bool
 
     @property
     def maxmemory_bytes(self) -> int:
@@ -230,6 +236,43 @@ def _is_network_address(address: str) -> bool:
     return not (bare.startswith("127.") or bare == "::1")
 
 
+def _host(data: Mapping[str, Any], name: str) -> str:
+    value = data[name]
+    if isinstance(value, str):
+        try:
+            ipaddress.ip_address(value)
+            return value
+        except ValueError:
+            if re.match(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$", value):
+                return value
+    raise _fail(name, value, "an IP address or a host name")
+
+
+def _none(value: Any) -> bool:
+    # --data pm2_ecosystem_file=None arrives as the text "None"
+    return value is None or value in ("None", "none", "null", "")
+
+
+def _ecosystem_file(value: Any) -> str | None:
+    if _none(value):
+        return None
+    if not isinstance(value, str) or not value.startswith("/") or not value.endswith((".js", ".cjs", ".json")):
+        raise _fail("pm2_ecosystem_file", value, "an absolute path to a .js, .cjs or .json file, or None")
+    return value
+
+
+def _names(data: Mapping[str, Any], name: str, pattern: str, allow_none: bool) -> tuple[str, ...] | None:
+    value = data[name]
+    if allow_none and _none(value):
+        return None
+    if isinstance(value, str):
+        value = [v for v in value.split(",") if v]
+    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) and re.match(pattern, v) for v in value):
+        allowed = "a list of names" + (", or None for all" if allow_none else "")
+        raise _fail(name, value, allowed)
+    return tuple(value)
+
+
 def _unknown(data: Mapping[str, Any], known: Mapping[str, Any]) -> None:
     for key in data:
         if key.startswith(OWNED_PREFIXES) and key not in known:
@@ -277,4 +320,10 @@ def load(data: Mapping[str, Any] | Any) -> Settings:
         app_acl=_acl(merged, "redis_app_acl"),
         admin_user=admin_user,
         admin_acl=_acl(merged, "redis_admin_acl"),
+        url_host=_host(merged, "redis_url_host"),
+        pm2_ecosystem_file=_ecosystem_file(merged["pm2_ecosystem_file"]),
+        pm2_apps=_names(merged, "pm2_apps", r"^[^,\s]+$", allow_none=True),
+        pm2_env_blocks=_names(merged, "pm2_env_blocks", r"^env(_[A-Za-z0-9_]+)?$", allow_none=False),
+        pm2_user=_username(merged, "pm2_user"),
+        pm2_reload=_bool(merged, "pm2_reload"),
     )

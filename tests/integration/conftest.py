@@ -89,9 +89,12 @@ class Run:
 def deploy(
     target: str, *args: str, data: dict | None = None, json_output: bool = False, env=None, yes: bool = True
 ) -> Run:
-    """Run deploy.py with the pyinfra CLI, exactly as an operator does."""
+    """Run deploy.py with the pyinfra CLI, exactly as an operator does.
+
+    Test hosts run no apps unless a test says so: pm2_ecosystem_file defaults to None here.
+    """
     command = [PYINFRA, *(["-y"] if yes else []), *(["--json"] if json_output else []), *args]
-    for key, value in (data or {}).items():
+    for key, value in {"pm2_ecosystem_file": "None", **(data or {})}.items():
         command += ["--data", f"{key}={value}"]
     command += [target, "deploy.py"]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)

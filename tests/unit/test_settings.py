@@ -76,6 +76,14 @@ BAD = [
         "allowed is each db listed once (db 1 is listed twice)",
     ),
     ("redis_maxmemroy", "1gb", "redis_maxmemroy: unknown setting (did you mean redis_maxmemory?)"),
+    ("pm2_ecosystem_file", "ecosystem.config.js", "pm2_ecosystem_file = 'ecosystem.config.js': allowed is an absolute path"),
+    ("pm2_ecosystem_file", "/opt/app/ecosystem.yaml", "allowed is an absolute path to a .js, .cjs or .json file"),
+    ("pm2_env_blocks", ["production"], "pm2_env_blocks = ['production']: allowed is a list of names"),
+    ("pm2_env_blocks", [], "pm2_env_blocks = []: allowed is a list of names"),
+    ("pm2_apps", [""], "pm2_apps = ['']: allowed is a list of names, or None for all"),
+    ("pm2_user", "root user", "pm2_user = 'root user': allowed is a user name"),
+    ("redis_url_host", "bad host!", "redis_url_host = 'bad host!': allowed is an IP address or a host name"),
+    ("redis_app_user", "ops-admin", "redis_admin_user = 'ops-admin': allowed is a user name other than redis_app_user"),
 ]
 
 
@@ -86,6 +94,16 @@ def test_bad_values_are_refused_with_one_clear_line(name, value, message):
     text = str(error.value)
     assert message in text
     assert "\n" not in text
+
+
+@pytest.mark.parametrize("value", [None, "None", "null", ""])
+def test_no_ecosystem_file_in_any_spelling(value):
+    assert load({"pm2_ecosystem_file": value}).pm2_ecosystem_file is None
+
+
+def test_pm2_lists_from_the_command_line():
+    s = load({"pm2_apps": "api,ws", "pm2_env_blocks": "env,env_staging"})
+    assert s.pm2_apps == ("api", "ws") and s.pm2_env_blocks == ("env", "env_staging")
 
 
 def test_settings_of_other_tools_are_left_alone():

@@ -1,0 +1,9 @@
+module.exports = {
+  apps: [
+    {
+      name: 'footprint',
+      script: 'footprint.js',
+      instances: 2,
+    },
+  ],
+};

@@ -1,0 +1,11 @@
+module.exports = {
+  apps: [
+    {
+      name: 'calc',
+      script: 'calc.js',
+      env_staging: {
+        NODE_ENV: 'staging',
+      },
+    },
+  ],
+};

@@ -1,0 +1,13 @@
+module.exports = {
+  apps: [
+    {
+      name: 'api',
+      script: 'server.js',
+      env: {
+        NODE_ENV: 'production',
+        REDIS_URL: 'redis://app:s3cret@127.0.0.1:6379/0', // the old hand-made setup
+        LOG_LEVEL: 'info',
+      },
+    },
+  ],
+};

@@ -1,0 +1,11 @@
+module.exports = {
+	'apps': [
+		{
+			'name': 'api',
+			'script': 'server.js',
+			'env': {
+				'NODE_ENV': 'production'
+			}
+		}
+	]
+};

@@ -1,0 +1,10 @@
+module.exports = {
+  apps: [
+    {
+      name: 'api',
+      script: 'server.js',
+      env: {
+      },
+    },
+  ],
+};
