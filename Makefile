@@ -18,9 +18,11 @@ demo: venv
 	$(BIN)/python tests/testbed.py start $(DEMO)
 	$(BIN)/pyinfra -y inventory/demo.py deploy.py
 	$(BIN)/pytest -q tests/infra --hosts=docker://$(DEMO)
+	docker exec $(DEMO) redis-monitor sample-data
 	@echo
 	@echo "redis-demo is provisioned. Reach it with:"
-	@echo "  docker exec -it $(DEMO) redis-cli"
+	@echo "  docker exec -it $(DEMO) redis-monitor databases     # or status, memory, health, test..."
+	@echo "  docker exec -it $(DEMO) sh -c '. /etc/smart-redis/credentials && REDISCLI_AUTH=\"\$$REDIS_ADMIN_PASSWORD\" redis-cli --user \"\$$REDIS_ADMIN_USER\"'"
 	@echo "  $(BIN)/pyinfra -y inventory/demo.py deploy.py   # converge it again"
 	@echo "  docker rm -f $(DEMO)                             # throw it away"
 

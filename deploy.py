@@ -6,7 +6,7 @@
 
 from pyinfra import host
 
-from smart_redis import auth, config, install, pm2, preflight, service, settings, tuning
+from smart_redis import auth, backup, config, exporter, install, pm2, preflight, restore, service, settings, tools, tuning
 from smart_redis.facts import RedisHost
 
 redis = settings.load(host.data)  # a bad setting stops the run here, before the host is touched
@@ -19,6 +19,10 @@ install.redis_packages(redis, facts)
 tuning.kernel(redis, facts)
 service.redis_server(facts, sandbox)
 auth.warn_if_open(redis)
-auth.credentials(name="Keep the ACL users' passwords", settings=redis, given=passwords)
+credentials = auth.credentials(name="Keep the ACL users' passwords", settings=redis, given=passwords)
 config.redis_conf(redis, passwords)  # applied at runtime where Redis can, restarted where it must
+restore.from_snapshot(redis)  # only with --data redis_restore_from=..., only into an empty server
+tools.redis_monitor(redis)  # the operator's tool on the host
+backup.snapshots(redis)  # the timer, and a first snapshot
 pm2.ecosystem(redis)  # REDIS_URL for the apps, reloaded under PM2
+exporter.redis_exporter(redis, facts, credentials)  # metrics on 127.0.0.1

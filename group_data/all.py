@@ -67,3 +67,35 @@ pm2_env_blocks = ["env", "env_production"]
 pm2_user = "smart-trade"
 # Reload the apps (pm2 startOrReload --update-env, pm2 save) after REDIS_URL changed.
 pm2_reload = True
+# Members of this group may run redis-monitor (through sudo, as root holds the admin password).
+redis_operator_group = "redis-operators"
+# Where redis-monitor backup (and the backup job) put RDB snapshots.
+redis_backup_dir = "/var/backups/redis"
+# How often the backup timer snapshots Redis: hourly, daily, 30min or 15min.
+redis_backup_schedule = "hourly"
+# Newest snapshots the backup job keeps.
+redis_backup_keep_hourly = 48
+# Days for which the backup job also keeps that day's newest snapshot.
+redis_backup_keep_daily = 14
+# A local .rdb to restore on a host whose dataset is empty (rebuild after failure); None = no restore.
+redis_restore_from = None
+# Restore redis_restore_from even over a dataset that is not empty.
+redis_restore_force = False
+# fetch_backups.py: local folder for the copies (None = backups/ in this repository), one folder per host.
+redis_fetch_dir = None
+# fetch_backups.py: copy every snapshot on the host, not just the newest.
+redis_fetch_all = False
+# redis-monitor health: WARNING at this % of maxmemory, disk or RAM used.
+redis_health_warning_pct = 80
+# redis-monitor health: CRITICAL at this % of maxmemory, disk or RAM used.
+redis_health_critical_pct = 90
+# Platform ports that redis-monitor health expects listening on hosts that run the apps.
+redis_platform_ports = {"server": 8080, "websocket": 8081, "frontend": 3000}
+# Install prometheus-redis-exporter, on 127.0.0.1 only, with its own least-privilege ACL user.
+redis_exporter_enabled = True
+# ACL user of the exporter; password generated on the host like the others.
+redis_exporter_user = "metrics"
+# Port of the exporter's /metrics on 127.0.0.1.
+redis_exporter_port = 9121
+# What the exporter may do: read server state, nothing else.
+redis_exporter_acl = "+@connection +info +config|get +client|list +client|info +slowlog|get +slowlog|len +latency|latest +latency|histogram +memory|usage +dbsize +select +scan +cluster|info"

@@ -38,7 +38,10 @@ class User:
 def users(settings: Settings) -> list[User]:
     if settings.auth == "none":
         return []
-    return [User("APP", settings.app_user, settings.app_acl), User("ADMIN", settings.admin_user, settings.admin_acl)]
+    result = [User("APP", settings.app_user, settings.app_acl), User("ADMIN", settings.admin_user, settings.admin_acl)]
+    if settings.exporter_enabled:
+        result.append(User("EXPORTER", settings.exporter_user, settings.exporter_acl))
+    return result
 
 
 def operator_passwords(environ: Mapping[str, str] = os.environ) -> dict[str, str]:

@@ -6,14 +6,18 @@ from dataclasses import dataclass
 
 SERVICE = "redis-server"
 # python3 runs the deploy's host-side tools (the ecosystem editor) with the standard library.
-PACKAGES = ("redis-server", "redis-tools", "python3")
+REDIS_PACKAGES = ("redis-server", "redis-tools")
+# python3 runs the host-side tools; sudo lets the operator group run redis-monitor.
+PACKAGES = (*REDIS_PACKAGES, "python3", "sudo")
+EXPORTER_PACKAGE = "prometheus-redis-exporter"
+EXPORTER_SERVICE = "prometheus-redis-exporter"
 
 CONFIG_USER = "redis"
 CONFIG_GROUP = "redis"
 CONFIG_MODE = "640"
 CREDENTIALS_MODE = "600"
 # Roles of the ACL users whose passwords the credentials file keeps (REDIS_<ROLE>_PASSWORD).
-ACL_ROLES = ("APP", "ADMIN")
+ACL_ROLES = ("APP", "ADMIN", "EXPORTER")
 
 # (os-release ID, VERSION_ID) -> the Redis major that the distro's own package ships.
 DISTRO_REDIS_MAJOR = {
@@ -39,6 +43,13 @@ class Paths:
     credentials: str = "/etc/smart-redis/credentials"
     # Host-side tools this deploy copies over.
     ecosystem_editor: str = "/usr/local/lib/smart-redis/ecosystem.py"
+    monitor: str = "/usr/local/bin/redis-monitor"
+    # What redis-monitor needs to know besides the password (no secret in it).
+    monitor_config: str = "/etc/smart-redis/monitor.json"
+    monitor_sudoers: str = "/etc/sudoers.d/redis-monitor"
+    backup_service: str = "/etc/systemd/system/redis-backup.service"
+    backup_timer: str = "/etc/systemd/system/redis-backup.timer"
+    exporter_dropin: str = "/etc/systemd/system/prometheus-redis-exporter.service.d/10-smart-redis.conf"
     container_dropin: str = "/etc/systemd/system/redis-server.service.d/10-container.conf"
     sysctl: str = "/etc/sysctl.d/60-redis.conf"
     thp_unit: str = "/etc/systemd/system/redis-disable-thp.service"

@@ -14,12 +14,18 @@ from dataclasses import dataclass, field
 
 from pyinfra.api import FactBase
 
-from .constants import ACL_ROLES, PACKAGES, PATHS, SERVICE
+from .constants import ACL_ROLES, EXPORTER_PACKAGE, PACKAGES, PATHS, SERVICE
 
 WATCHED_FILES = (
     PATHS.config,
     PATHS.credentials,
     PATHS.ecosystem_editor,
+    PATHS.monitor,
+    PATHS.monitor_config,
+    PATHS.monitor_sudoers,
+    PATHS.exporter_dropin,
+    PATHS.backup_service,
+    PATHS.backup_timer,
     PATHS.config_backup,
     PATHS.container_dropin,
     PATHS.sysctl,
@@ -71,7 +77,7 @@ class HostState:
 
 def _script() -> str:
     files = " ".join(WATCHED_FILES)
-    packages = " ".join(PACKAGES)
+    packages = " ".join((*PACKAGES, EXPORTER_PACKAGE))
     return "; ".join(
         [
             ". /etc/os-release",

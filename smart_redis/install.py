@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pyinfra.operations import apt, server
 
-from .constants import DISTRO_REDIS_MAJOR, PACKAGES, PATHS
+from .constants import DISTRO_REDIS_MAJOR, PACKAGES, PATHS, REDIS_PACKAGES
 from .facts import HostState
 from .operations import managed_file
 from .settings import Settings
@@ -16,7 +16,7 @@ def redis_packages(settings: Settings, facts: HostState) -> None:
     if DISTRO_REDIS_MAJOR[facts.os] != settings.major_version:
         _redis_apt_repository(settings, facts)
     apt.packages(
-        name=f"Install Redis {settings.major_version}.x and python3",
+        name=f"Install Redis {settings.major_version}.x, python3 and sudo",
         packages=list(PACKAGES),
         update=True,
         cache_time=settings.apt_cache_time,
@@ -48,7 +48,7 @@ def _redis_apt_repository(settings: Settings, facts: HostState) -> None:
         name=f"Pin Redis packages to {settings.major_version}.x",
         dest=PATHS.apt_pin,
         content=(
-            f"Package: {' '.join(PACKAGES)}\n"
+            f"Package: {' '.join(REDIS_PACKAGES)}\n"
             f"Pin: version *:{settings.major_version}.*\n"
             "Pin-Priority: 1001\n"
         ),

@@ -33,6 +33,8 @@ EVICTION_POLICIES = (
 NOTIFY_FLAGS = "KEg$lshzxetmdnA"
 LOGLEVELS = ("debug", "verbose", "notice", "warning")
 AUTH_MODES = ("acl", "none")
+# schedule -> (systemd OnCalendar, seconds between snapshots)
+BACKUP_SCHEDULES = {"hourly": ("hourly", 3600), "daily": ("daily", 86400), "30min": ("*:0/30", 1800), "15min": ("*:0/15", 900)}
 # ACL categories of Redis 7 (ACL CAT).
 ACL_CATEGORIES = (
     "all", "keyspace", "read", "write", "set", "sortedset", "list", "hash", "string", "bitmap",
@@ -92,6 +94,22 @@ class Settings:
     pm2_env_blocks: tuple[str, ...]
     pm2_user: str
     pm2_reload: bool
+    operator_group: str
+    backup_dir: str
+    backup_schedule: str
+    backup_keep_hourly: int
+    backup_keep_daily: int
+    restore_from: str | None
+    restore_force: bool
+    fetch_dir: str | None
+    fetch_all: bool
+    health_warning_pct: int
+    health_critical_pct: int
+    platform_ports: dict
+    exporter_enabled: bool
+    exporter_user: str
+    exporter_port: int
+    exporter_acl: str
 
     @property
     def maxmemory_bytes(self) -> int:
@@ -273,6 +291,36 @@ def _names(data: Mapping[str, Any], name: str, pattern: str, allow_none: bool) -
     return tuple(value)
 
 
+def _ports(data: Mapping[str, Any], name: str) -> dict:
+    value = data[name]
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 65535 for k, v in value.items()
+    ):
+        raise _fail(name, value, 'a mapping of names to ports, e.g. {"server": 8080}')
+    return dict(value)
+
+
+def _abs_path(data: Mapping[str, Any], name: str) -> str:
+    value = data[name]
+    if not isinstance(value, str) or not value.startswith("/") or any(c.isspace() for c in value):
+        raise _fail(name, value, "an absolute path without spaces")
+    return value.rstrip("/") or "/"
+
+
+def _restore_from(value: Any) -> str | None:
+    if _none(value):
+        return None
+    path = Path(str(value)).expanduser()
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(9)
+    except OSError as exc:
+        raise _fail("redis_restore_from", value, f"a readable local .rdb file ({exc.strerror})") from None
+    if not magic.startswith(b"REDIS") or not magic[5:].isdigit():
+        raise _fail("redis_restore_from", value, "an RDB snapshot (the file does not start with REDIS and a format version)")
+    return str(path.resolve())
+
+
 def _unknown(data: Mapping[str, Any], known: Mapping[str, Any]) -> None:
     for key in data:
         if key.startswith(OWNED_PREFIXES) and key not in known:
@@ -294,8 +342,15 @@ def load(data: Mapping[str, Any] | Any) -> Settings:
     if auth == "none" and any(_is_network_address(a) for a in bind.split()):
         raise _fail("redis_bind", bind, 'loopback addresses only while redis_auth = "none"; set redis_auth = "acl" to open it')
     app_user, admin_user = _username(merged, "redis_app_user"), _username(merged, "redis_admin_user")
+    exporter_user = _username(merged, "redis_exporter_user")
     if app_user == admin_user:
         raise _fail("redis_admin_user", admin_user, "a user name other than redis_app_user")
+    if exporter_user in (app_user, admin_user):
+        raise _fail("redis_exporter_user", exporter_user, "a user name other than redis_app_user and redis_admin_user")
+    warning = _int(merged, "redis_health_warning_pct", 1, 100)
+    critical = _int(merged, "redis_health_critical_pct", 1, 100)
+    if critical < warning:
+        raise _fail("redis_health_critical_pct", critical, f"a value not below redis_health_warning_pct ({warning})")
     return Settings(
         major_version=_choice(merged, "redis_major_version", SUPPORTED_MAJORS),
         port=_int(merged, "redis_port", 1, 65535),
@@ -326,4 +381,20 @@ def load(data: Mapping[str, Any] | Any) -> Settings:
         pm2_env_blocks=_names(merged, "pm2_env_blocks", r"^env(_[A-Za-z0-9_]+)?$", allow_none=False),
         pm2_user=_username(merged, "pm2_user"),
         pm2_reload=_bool(merged, "pm2_reload"),
+        operator_group=_username(merged, "redis_operator_group"),
+        backup_dir=_abs_path(merged, "redis_backup_dir"),
+        backup_schedule=_choice(merged, "redis_backup_schedule", tuple(BACKUP_SCHEDULES)),
+        backup_keep_hourly=_int(merged, "redis_backup_keep_hourly", 1, 10000),
+        backup_keep_daily=_int(merged, "redis_backup_keep_daily", 0, 10000),
+        restore_from=_restore_from(merged["redis_restore_from"]),
+        restore_force=_bool(merged, "redis_restore_force"),
+        fetch_dir=None if _none(merged["redis_fetch_dir"]) else str(merged["redis_fetch_dir"]),
+        fetch_all=_bool(merged, "redis_fetch_all"),
+        health_warning_pct=warning,
+        health_critical_pct=critical,
+        platform_ports=_ports(merged, "redis_platform_ports"),
+        exporter_enabled=_bool(merged, "redis_exporter_enabled"),
+        exporter_user=exporter_user,
+        exporter_port=_int(merged, "redis_exporter_port", 1, 65535),
+        exporter_acl=_acl(merged, "redis_exporter_acl"),
     )

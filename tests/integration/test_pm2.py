@@ -128,3 +128,18 @@ def test_bad_ecosystem_file_exits_1_and_stays_byte_identical(apps, case):
     assert run.rc == 1
     assert f"{path}: " in run.output and message in run.output, run.output
     assert sh(apps["name"], f"sha256sum {path} 2>&1; stat -c %Y {path} 2>&1", check=False).stdout == before
+
+
+def test_health_sees_the_pm2_apps_and_the_platform_ports(apps):
+    data = {**DATA, "redis_platform_ports": '{"redis": 6379}'}
+    assert deploy(apps["target"], data=data).rc == 0
+    healthy = json.loads(sh(apps["name"], "redis-monitor health --json", check=False).stdout)
+    assert healthy["status"] == "OK", healthy
+    checks = {c["check"]: c for c in healthy["checks"]}
+    assert checks["pm2"]["detail"] == "1 processes online" and checks["redis port"]["status"] == "OK"
+    sh(apps["name"], "runuser -l smart-trade -c 'pm2 stop quotes-feed' > /dev/null")
+    try:
+        down = sh(apps["name"], "redis-monitor health", check=False)
+        assert down.returncode == 2 and "CRITICAL pm2: not online: quotes-feed" in down.stdout
+    finally:
+        sh(apps["name"], "runuser -l smart-trade -c 'pm2 start quotes-feed' > /dev/null")

@@ -26,7 +26,7 @@ os_codename=noble
 systemd=yes
 container=none
 redis_version=7.0.15
-packages=redis-server:installed redis-tools:config-files python3:installed
+packages=redis-server:installed redis-tools:config-files python3:installed sudo:installed
 enabled=enabled
 active=active
 thp=always madvise [never]
@@ -38,7 +38,7 @@ def test_fresh_container():
     state = parse(CONTAINER_BEFORE_INSTALL)
     assert state.os == ("debian", "12") and state.systemd and state.container == "docker"
     assert state.redis_version is None and state.redis_major is None
-    assert state.missing_packages == ["redis-server", "redis-tools", "python3"]
+    assert state.missing_packages == ["redis-server", "redis-tools", "python3", "sudo"]
     assert state.thp == "madvise" and state.sysctl["net.core.somaxconn"] == "4096"
     assert state.files == {}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from smart_redis import render
 from smart_redis.settings import load
 
-HASHES = {"APP": "a" * 64, "ADMIN": "b" * 64}
+HASHES = {"APP": "a" * 64, "ADMIN": "b" * 64, "EXPORTER": "c" * 64}
 
 
 def redis_conf(settings, hashes=HASHES) -> str:

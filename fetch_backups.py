@@ -1,0 +1,13 @@
+"""Copy each host's newest Redis snapshot (or all: --data redis_fetch_all=true) to this machine.
+
+    pyinfra inventory/production.py fetch_backups.py      # -> backups/<host>/dump-...rdb (+ .counts.json)
+
+Each copy is checked against the host's SHA-256 after the transfer.
+"""
+
+from pyinfra import host
+
+from smart_redis import fetch, settings
+
+redis = settings.load(host.data)
+fetch.snapshots(redis)

@@ -1,0 +1,49 @@
+"""redis-monitor on the host: the tool, what it needs to know, and who may run it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pyinfra.operations import server
+
+from .constants import PATHS, SERVICE
+from .operations import managed_file
+from .settings import BACKUP_SCHEDULES, Settings
+
+MONITOR_SOURCE = Path(__file__).with_name("monitor.py")
+
+
+def monitor_config(settings: Settings) -> str:
+    """Everything redis-monitor reads besides the password (which stays in the credentials file)."""
+    config = {
+        "service": SERVICE,
+        "port": settings.port,
+        "auth": settings.auth,
+        "credentials": PATHS.credentials,
+        "keyspace": [{"db": d.db, "name": d.name, "ttl": d.ttl} for d in settings.keyspace],
+        "data_dir": PATHS.data_dir,
+        "backup_dir": settings.backup_dir,
+        # health warns when the newest snapshot is older than twice the schedule
+        "backup_max_age": 2 * BACKUP_SCHEDULES[settings.backup_schedule][1],
+        "health_warning_pct": settings.health_warning_pct,
+        "health_critical_pct": settings.health_critical_pct,
+        "ecosystem_file": settings.pm2_ecosystem_file,
+        "pm2_user": settings.pm2_user,
+        "platform_ports": settings.platform_ports,
+    }
+    return json.dumps(config, indent=2) + "\n"
+
+
+def redis_monitor(settings: Settings) -> None:
+    managed_file(name=f"Install {PATHS.monitor}", dest=PATHS.monitor, content=MONITOR_SOURCE.read_text(), mode="755")
+    managed_file(name="Tell redis-monitor about this host", dest=PATHS.monitor_config, content=monitor_config(settings))
+    group = settings.operator_group
+    server.group(name=f"Operator group {group}", group=group, system=True)
+    managed_file(
+        name=f"Let {group} run redis-monitor",
+        dest=PATHS.monitor_sudoers,
+        content=f"# Written by the smart-redis deploy.\n%{group} ALL=(root) NOPASSWD: {PATHS.monitor}\n",
+        mode="440",
+        validate="visudo -cqf {path}",
+    )

@@ -1,0 +1,113 @@
+"""Issue 7: scheduled snapshots, an off-host copy, and a failed host rebuilt from it.
+
+Host A is provisioned, filled and backed up by its timer's service; the newest snapshot is
+fetched to this machine; A is destroyed; a fresh B is deployed with redis_restore_from.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import pytest
+from conftest import PYINFRA, ROOT, deploy, infra_checks, redis, sh
+
+from smart_redis.auth import cli
+
+KEYS_PER_DB = {0: 30, 1: 20, 2: 10, 3: 10, 4: 5, 5: 7}
+
+
+@pytest.fixture(scope="module")
+def backup(new_container, docker_testbed, tmp_path_factory):
+    """Provision A, fill it, snapshot it through the timer's service, fetch the snapshot, destroy A."""
+    a = new_container("backup-a")
+    assert deploy(f"@docker/{a}").rc == 0
+    for db, count in KEYS_PER_DB.items():
+        ttl = "" if db == 5 else " EX 3600"  # outlives the test; DB 5 keeps no TTL
+        sh(a, f"seq 1 {count} | sed 's/.*/SET rebuild:{db}:& value-&{ttl}/' > /tmp/keys-{db}.txt")
+        sh(a, f"{cli(6379, 'acl')} -n {db} --pipe < /tmp/keys-{db}.txt > /dev/null")
+    sh(a, "systemctl start redis-backup.service")
+    failed = sh(a, "systemctl is-failed redis-backup.service", check=False).stdout.strip()
+    listing = sh(a, "ls /var/backups/redis").stdout.split()
+    fetched_to = tmp_path_factory.mktemp("fetched")
+    fetch = subprocess.run(
+        [PYINFRA, "-y", f"@docker/{a}", "fetch_backups.py", "--data", f"redis_fetch_dir={fetched_to}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    docker_testbed.remove_container(a)
+    return {"failed": failed, "listing": listing, "fetch": fetch, "dir": fetched_to / f"docker-{a}"}
+
+
+def snapshot(backup) -> str:
+    return str(sorted(backup["dir"].glob("dump-*.rdb"))[-1])
+
+
+def test_timer_service_snapshots_and_records_counts(backup):
+    assert backup["failed"] == "inactive"  # ran and succeeded (a failure shows as "failed")
+    rdbs = [f for f in backup["listing"] if f.endswith(".rdb")]
+    assert len(rdbs) >= 2 and all(f + ".counts.json" in backup["listing"] for f in rdbs)
+
+
+def test_fetch_copies_the_newest_snapshot_verified(backup):
+    assert backup["fetch"].returncode == 0, backup["fetch"].stdout + backup["fetch"].stderr
+    counts = json.loads((backup["dir"] / (snapshot(backup).rsplit("/", 1)[1] + ".counts.json")).read_text())
+    assert counts["keys"] == {str(db): n for db, n in KEYS_PER_DB.items()}
+    assert len(list(backup["dir"].glob("dump-*.rdb"))) == 1
+
+
+@pytest.fixture(scope="module")
+def rebuilt(backup, new_container):
+    started = time.monotonic()
+    b = new_container("backup-b")
+    run = deploy(f"@docker/{b}", data={"redis_restore_from": snapshot(backup)})
+    rto = time.monotonic() - started
+    print(f"\nRTO: fresh container to restored and serving in {rto:.1f} s")
+    return {"name": b, "run": run, "rto": rto}
+
+
+def test_fresh_host_is_rebuilt_with_every_key(rebuilt):
+    assert rebuilt["run"].rc == 0, rebuilt["run"].output
+    for db, count in KEYS_PER_DB.items():
+        assert int(redis(rebuilt["name"], "dbsize", db=db)) == count
+    assert redis(rebuilt["name"], "ttl", "rebuild:5:1", db=5) == "-1"
+    checks = infra_checks(f"docker://{rebuilt['name']}")
+    assert checks.returncode == 0, checks.stdout + checks.stderr
+
+
+def test_rerun_with_the_same_snapshot_restores_nothing(backup, rebuilt):
+    redis(rebuilt["name"], "set", "written:after-rebuild", "1", db=5)
+    again = deploy(f"@docker/{rebuilt['name']}", json_output=True, data={"redis_restore_from": snapshot(backup)})
+    assert again.rc == 0 and again.changed == 0, again.output
+    assert redis(rebuilt["name"], "get", "written:after-rebuild", db=5) == "1"
+
+
+def test_corrupt_snapshot_fails_before_the_server_is_touched(backup, rebuilt, tmp_path):
+    corrupt = tmp_path / "dump-corrupt.rdb"
+    data = bytearray(open(snapshot(backup), "rb").read())
+    data[len(data) // 2] ^= 0xFF  # header intact, checksum broken
+    corrupt.write_bytes(bytes(data))
+    pid = sh(rebuilt["name"], "systemctl show -p MainPID --value redis-server").stdout
+    run = deploy(f"@docker/{rebuilt['name']}", data={"redis_restore_from": str(corrupt), "redis_restore_force": "true"})
+    assert run.rc == 1 and "dump-corrupt.rdb is not a snapshot this Redis can load" in run.output, run.output
+    assert sh(rebuilt["name"], "systemctl show -p MainPID --value redis-server").stdout == pid
+    assert redis(rebuilt["name"], "get", "written:after-rebuild", db=5) == "1"
+
+
+def test_not_an_rdb_is_refused_before_connecting(rebuilt, tmp_path):
+    bogus = tmp_path / "notes.rdb"
+    bogus.write_text("hello")
+    run = deploy(f"@docker/{rebuilt['name']}", data={"redis_restore_from": str(bogus)})
+    assert run.rc == 1 and "redis_restore_from" in run.output and "an RDB snapshot" in run.output
+
+
+def test_key_counts_that_differ_from_the_backup_fail_the_restore(backup, rebuilt, tmp_path):
+    source = snapshot(backup)
+    copy = tmp_path / "dump-miscounted.rdb"
+    copy.write_bytes(open(source, "rb").read())
+    counts = json.loads(open(source + ".counts.json").read())
+    counts["keys"]["5"] += 1
+    (tmp_path / "dump-miscounted.rdb.counts.json").write_text(json.dumps(counts))
+    run = deploy(f"@docker/{rebuilt['name']}", data={"redis_restore_from": str(copy), "redis_restore_force": "true"})
+    assert run.rc == 1
+    assert "restored key counts differ from the backup's: db5: 7 keys, 8 at backup time" in run.output, run.output
