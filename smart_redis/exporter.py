@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pyinfra import host, logger
-from pyinfra.operations import apt, server, systemd
+from pyinfra.operations import server, systemd
 from pyinfra.operations.util import any_changed
 
 from .constants import EXPORTER_PACKAGE, EXPORTER_SERVICE, PATHS
 from .facts import HostState
+from .install import apt_install
 from .operations import managed_file
 from .settings import Settings
 
@@ -37,8 +38,7 @@ def redis_exporter(settings: Settings, facts: HostState, credentials) -> None:
     unit = managed_file(name="Configure the Redis exporter", dest=PATHS.exporter_dropin, content=dropin(settings))
     systemd.daemon_reload(name="Reload systemd units for the exporter", _if=unit.did_change)
     if EXPORTER_PACKAGE not in facts.installed_packages:
-        apt.packages(name=f"Install {EXPORTER_PACKAGE}", packages=[EXPORTER_PACKAGE], update=True,
-                     cache_time=settings.apt_cache_time)
+        apt_install(f"Install {EXPORTER_PACKAGE}", [EXPORTER_PACKAGE], settings)
     server.shell(
         name="Restart the exporter for its new settings",
         commands=[f"systemctl restart {EXPORTER_SERVICE}"],

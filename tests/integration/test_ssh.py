@@ -1,0 +1,127 @@
+"""Issue 8: the operator's path: deploy.py over SSH as a non-root user with sudo.
+
+sshd in a test container is published on a random 127.0.0.1 port; the key pair and the
+known_hosts file are the test's own, never the operator's.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import pytest
+from conftest import PYINFRA, PYTEST, ROOT, Run, sh
+
+HOLD_DPKG_LOCK = (
+    "import fcntl, time; f = open('/var/lib/dpkg/lock-frontend', 'w'); "
+    "fcntl.lockf(f, fcntl.LOCK_EX); open('/tmp/lock-held', 'w').close(); time.sleep({seconds})"
+)
+
+
+@pytest.fixture(scope="module")
+def ssh_host(new_container, docker_testbed, tmp_path_factory):
+    name = new_container("ssh", publish=["127.0.0.1::22"])
+    sh(name, "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "
+             "openssh-server sudo python3 > /dev/null")
+    sh(name, "useradd -m -s /bin/bash deploy && echo 'deploy ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/deploy "
+             "&& useradd -m -s /bin/bash asker && echo 'asker ALL=(ALL) ALL' > /etc/sudoers.d/asker "
+             "&& echo 'asker:not-a-secret-test-password' | chpasswd")
+    work = tmp_path_factory.mktemp("ssh")
+    key, wrong_key = work / "id_ed25519", work / "wrong_ed25519"
+    for path in (key, wrong_key):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+    for user in ("deploy", "asker"):
+        sh(name, f"install -d -m 700 -o {user} -g {user} /home/{user}/.ssh")
+        subprocess.run(["docker", "exec", "-i", name, "sh", "-c",
+                        f"cat > /home/{user}/.ssh/authorized_keys && chown {user}: /home/{user}/.ssh/authorized_keys"],
+                       input=(work / "id_ed25519.pub").read_text(), text=True, check=True)
+    sh(name, "systemctl restart ssh")
+    port = docker_testbed.docker("port", name, "22/tcp").stdout.split(":")[-1].strip()
+    return {"name": name, "port": int(port), "key": key, "wrong_key": wrong_key, "known_hosts": work / "known_hosts",
+            "work": work}
+
+
+def inventory(host: dict, user: str = "deploy", key=None, port=None, extra: str = "") -> str:
+    path = host["work"] / f"inventory_{user}_{port or host['port']}.py"
+    path.write_text(
+        "hosts = [(\"127.0.0.1\", {\n"
+        f"    \"ssh_port\": {port or host['port']}, \"ssh_user\": \"{user}\", \"ssh_key\": \"{key or host['key']}\",\n"
+        f"    \"ssh_known_hosts_file\": \"{host['known_hosts']}\", \"_sudo\": True,\n"
+        "    \"pm2_ecosystem_file\": None," + extra + "\n})]\n"
+    )
+    return str(path)
+
+
+def run_deploy(inventory_file: str, *args: str, timeout: int = 600) -> Run:
+    result = subprocess.run([PYINFRA, "-y", *args, inventory_file, "deploy.py"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    return Run(result.returncode, result.stdout, result.stderr)
+
+
+def fingerprint(container: str) -> str:
+    return sh(container, "find /etc /usr/local -xdev -type f -printf '%p %s %T@\\n' | sort | sha256sum").stdout
+
+
+def test_unreachable_host_fails_fast(ssh_host):
+    started = time.monotonic()
+    run = run_deploy(inventory(ssh_host, port=1))  # nothing listens on 127.0.0.1:1
+    print(f"unreachable: exit {run.rc} after {time.monotonic() - started:.1f} s")
+    assert run.rc == 1 and "Could not connect" in run.output, run.output
+
+
+def test_wrong_key_fails_and_changes_nothing(ssh_host):
+    before = fingerprint(ssh_host["name"])
+    run = run_deploy(inventory(ssh_host, key=ssh_host["wrong_key"]))
+    assert run.rc == 1 and "Authentication" in run.output, run.output
+    assert fingerprint(ssh_host["name"]) == before
+
+
+def test_sudo_that_asks_for_a_password_fails_and_changes_nothing(ssh_host):
+    before = fingerprint(ssh_host["name"])
+    run = run_deploy(inventory(ssh_host, user="asker"), timeout=120)
+    assert run.rc == 1, run.output
+    assert "password" in run.output.lower()
+    assert fingerprint(ssh_host["name"]) == before
+
+
+@pytest.fixture(scope="module")
+def converged(ssh_host):
+    """The first deploy over SSH, while the dpkg lock is held for a few seconds as by unattended-upgrades."""
+    sh(ssh_host["name"], f"nohup python3 -c \"{HOLD_DPKG_LOCK.format(seconds=5)}\" > /dev/null 2>&1 &")
+    for _ in range(50):
+        if sh(ssh_host["name"], "test -e /tmp/lock-held", check=False).returncode == 0:
+            break
+        time.sleep(0.1)
+    return run_deploy(inventory(ssh_host), "-v")
+
+
+def test_deploy_over_ssh_with_sudo_converges_after_waiting_for_the_dpkg_lock(converged):
+    assert converged.rc == 0, converged.output
+    assert "Waiting up to 300 s for the dpkg lock" in converged.output, converged.output
+
+
+def test_host_checks_pass_over_ssh(ssh_host, converged):
+    config = ssh_host["work"] / "ssh_config"
+    config.write_text(
+        f"Host redis-ssh\n  HostName 127.0.0.1\n  Port {ssh_host['port']}\n  User deploy\n"
+        f"  IdentityFile {ssh_host['key']}\n  UserKnownHostsFile {ssh_host['known_hosts']}\n"
+        "  StrictHostKeyChecking yes\n"
+    )
+    checks = subprocess.run(
+        [PYTEST, "-q", "-p", "no:cacheprovider", "tests/infra", "--hosts=ssh://redis-ssh", f"--ssh-config={config}",
+         "--sudo"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert checks.returncode == 0, checks.stdout + checks.stderr
+
+
+def test_second_run_over_ssh_changes_nothing(ssh_host, converged):
+    again = run_deploy(inventory(ssh_host), "--json")
+    assert again.rc == 0 and json.loads(again.stdout)["results"]["totals"]["success"] == 0, again.output
+
+
+def test_changed_host_key_fails_loudly(ssh_host, converged):
+    sh(ssh_host["name"], "rm -f /etc/ssh/ssh_host_* && ssh-keygen -A > /dev/null && systemctl restart ssh")
+    run = run_deploy(inventory(ssh_host))
+    assert run.rc == 1 and "host key" in run.output.lower(), run.output
