@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DEMO   := redis-demo
 
-.PHONY: demo test unit integration clean venv
+.PHONY: demo test unit integration bench clean venv
 
 venv: $(BIN)/pyinfra
 $(BIN)/pyinfra: pyproject.toml
@@ -35,6 +35,11 @@ unit: venv
 
 integration: venv
 	$(BIN)/pytest tests/integration
+
+## Provisioning speed and Redis latency (BENCHMARKS.md, bench/benchmark.png); not part of make test.
+bench: venv
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/python bench/run.py
 
 ## Remove the demo container and everything the tests may have left.
 clean:

@@ -7,14 +7,15 @@
 from pyinfra import host
 
 from smart_redis import auth, backup, config, exporter, install, pm2, preflight, restore, service, settings, tools, tuning
-from smart_redis.facts import RedisHost
+from smart_redis.operations import host_state
 
 redis = settings.load(host.data)  # a bad setting stops the run here, before the host is touched
 passwords = auth.operator_passwords()  # from the environment, if the operator set any
-facts = host.get_fact(RedisHost)  # one round trip answers every step below
+facts = host_state()  # one round trip answers every step below
 
 preflight.check(redis, facts)
 sandbox = service.container_sandbox(facts)  # before the package first starts the service
+exporter_unit = exporter.unit_before_install(redis, facts)  # likewise for the exporter
 install.redis_packages(redis, facts)
 tuning.kernel(redis, facts)
 service.redis_server(facts, sandbox)
@@ -25,4 +26,4 @@ restore.from_snapshot(redis)  # only with --data redis_restore_from=..., only in
 tools.redis_monitor(redis)  # the operator's tool on the host
 backup.snapshots(redis)  # the timer, and a first snapshot
 pm2.ecosystem(redis)  # REDIS_URL for the apps, reloaded under PM2
-exporter.redis_exporter(redis, facts, credentials)  # metrics on 127.0.0.1
+exporter.redis_exporter(redis, exporter_unit, credentials)  # metrics on 127.0.0.1

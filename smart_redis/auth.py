@@ -19,7 +19,7 @@ from pyinfra import host, logger
 from pyinfra.api import FileUploadCommand, StringCommand, operation
 
 from .constants import CREDENTIALS_MODE, PATHS
-from .facts import RedisHost
+from .operations import host_changes, host_state
 from .settings import Settings, SettingsError
 
 # role -> environment variable an operator may set instead of letting the host generate one
@@ -68,7 +68,7 @@ def sha256(text: str) -> str:
 
 def password_hashes(settings: Settings, given: Mapping[str, str]) -> dict[str, str]:
     """The hash of each user's password: of the given one, else of the one stored on the host."""
-    stored = host.get_fact(RedisHost).secret_hashes
+    stored = host_state().secret_hashes
     return {u.role: sha256(given[u.role]) if u.role in given else stored.get(u.role, "") for u in users(settings)}
 
 
@@ -111,7 +111,7 @@ def credentials(settings: Settings, given: Mapping[str, str]):
 
         credentials(settings=settings, given=operator_passwords())
     """
-    facts = host.get_fact(RedisHost)
+    facts = host_state()
     wanted = users(settings)
     if not wanted:
         host.noop("redis_auth = none: no ACL users")
@@ -128,6 +128,7 @@ def credentials(settings: Settings, given: Mapping[str, str]):
         host.noop("credentials are in place")
         return
 
+    host_changes()
     directory = PATHS.credentials.rsplit("/", 1)[0]
     yield f"install -d -m 700 -o root -g root {directory}"
     if given:

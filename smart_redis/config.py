@@ -21,8 +21,8 @@ from pyinfra.facts.files import FileContents
 
 from . import auth, live, render
 from .constants import CONFIG_GROUP, CONFIG_MODE, CONFIG_USER, PATHS, SERVICE
-from .facts import RedisHost, RedisLive
-from .operations import copy_once, show_diff
+from .facts import RedisLive
+from .operations import copy_once, host_changes, host_state, show_diff
 from .settings import Settings
 
 # Redis loads the whole file, then exits because it may listen nowhere: a good file prints
@@ -89,7 +89,7 @@ def apply_redis_config(settings: Settings, given: Mapping[str, str]):
         apply_redis_config(name="Configure Redis", settings=settings, given=operator_passwords())
     """
     content = _content(settings, given)
-    facts = host.get_fact(RedisHost)
+    facts = host_state(fresh=True)  # the package creates redis.conf and starts the server
     current = facts.files.get(PATHS.config)
     file_differs = current is None or current.sha256 != hashlib.sha256(content.encode()).hexdigest()
     old_text = "\n".join(host.get_fact(FileContents, path=PATHS.config) or []) if file_differs else content
@@ -113,6 +113,7 @@ def apply_redis_config(settings: Settings, given: Mapping[str, str]):
     if not file_differs:
         if not plan.changed and not plan.restart_for:
             if (current.user, current.group, current.mode) != (CONFIG_USER, CONFIG_GROUP, CONFIG_MODE):
+                host_changes()
                 yield f"chown {CONFIG_USER}:{CONFIG_GROUP} {PATHS.config} && chmod {CONFIG_MODE} {PATHS.config}"
             else:
                 host.noop("redis.conf and the running server match the settings")
@@ -123,6 +124,7 @@ def apply_redis_config(settings: Settings, given: Mapping[str, str]):
     if state.config.DIFF and file_differs:
         show_diff(PATHS.config, content)
 
+    host_changes()
     candidate = shlex.quote(PATHS.config_candidate)
     if file_differs or plan.restart_for:
         yield FileUploadCommand(StringIO(content), PATHS.config_candidate)

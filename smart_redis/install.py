@@ -6,18 +6,24 @@ from pyinfra import host, logger
 from pyinfra.api import FactBase, operation
 from pyinfra.operations import server
 
-from .constants import DISTRO_REDIS_MAJOR, PACKAGES, PATHS, REDIS_PACKAGES
+from .constants import DISTRO_REDIS_MAJOR, EXPORTER_PACKAGE, PATHS, REDIS_PACKAGES
 from .facts import HostState
 from .operations import managed_file
 from .settings import Settings
 
 
 def redis_packages(settings: Settings, facts: HostState) -> None:
-    if not facts.missing_packages:
+    """The Redis packages and the tools, and the exporter when enabled, in one apt run."""
+    missing = list(facts.missing_packages)
+    if settings.exporter_enabled and EXPORTER_PACKAGE not in facts.installed_packages:
+        missing.append(EXPORTER_PACKAGE)
+    if not missing:
         return  # no apt-get update, no dpkg: a converged host costs nothing here
-    if DISTRO_REDIS_MAJOR[facts.os] != settings.major_version:
+    if DISTRO_REDIS_MAJOR[facts.os] != settings.major_version and facts.missing_packages:
         _redis_apt_repository(settings, facts)
-    apt_install(f"Install Redis {settings.major_version}.x, python3 and sudo", list(PACKAGES), settings)
+    apt_install(f"Install {', '.join(missing)}", missing, settings)
+    if not facts.missing_packages:
+        return
     major = settings.major_version
     server.shell(
         name=f"Check that redis-server is {major}.x",

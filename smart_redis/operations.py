@@ -16,7 +16,25 @@ from pyinfra.api import FileUploadCommand, OperationError, operation
 from pyinfra.facts.files import FileContents
 from pyinfra.operations.util.files import generate_color_diff
 
-from .facts import WATCHED_FILES, RedisHost
+from .facts import WATCHED_FILES, HostState, RedisHost
+
+
+# RedisHost answers once per run and again only after one of this project's operations has
+# changed something: pyinfra 3 gathers a fact anew at every call, which made a no-op run cost
+# a round trip per operation. Operations whose facts other tools change (apt starting a
+# service, the package creating redis.conf) ask with fresh=True.
+_snapshots: dict[str, HostState] = {}
+
+
+def host_state(fresh: bool = False) -> HostState:
+    if fresh or host.name not in _snapshots:
+        _snapshots[host.name] = host.get_fact(RedisHost)
+    return _snapshots[host.name]
+
+
+def host_changes() -> None:
+    """Call before yielding the first command: the next host_state() asks the host again."""
+    _snapshots.pop(host.name, None)
 
 
 def show_diff(dest: str, content: str) -> None:
@@ -63,19 +81,21 @@ def managed_file(
         raise OperationError(f"{dest} is not gathered by the RedisHost fact")
     if callable(content):
         content = content()
-    current = host.get_fact(RedisHost).files.get(dest)
+    current = host_state().files.get(dest)
     wanted_sha = hashlib.sha256(content.encode()).hexdigest()
 
     if current and current.sha256 == wanted_sha:
         if (current.user, current.group, current.mode) == (user, group, mode):
             host.noop(f"{dest} is up to date")
             return
+        host_changes()
         yield f"chown {user}:{group} {shlex.quote(dest)} && chmod {mode} {shlex.quote(dest)}"
         return
 
     if state.config.DIFF:
         show_diff(dest, content)
 
+    host_changes()
     staging = candidate or f"{dest}.candidate"
     q_staging, q_dest = shlex.quote(staging), shlex.quote(dest)
     yield f"mkdir -p {shlex.quote(dest.rsplit('/', 1)[0])}"
@@ -100,9 +120,10 @@ def copy_once(src: str, dest: str):
 
         copy_once(src="/etc/redis/redis.conf", dest="/etc/redis/redis.conf.backup")
     """
-    if dest in host.get_fact(RedisHost).files:
+    if dest in host_state().files:
         host.noop(f"{dest} exists and is kept as it is")
         return
+    host_changes()
     yield f"test -e {shlex.quote(dest)} || cp -p {shlex.quote(src)} {shlex.quote(dest)}"
 
 
@@ -119,7 +140,9 @@ def service_running(service: str):
 
         service_running(service="redis-server")
     """
-    facts = host.get_fact(RedisHost)
+    facts = host_state(fresh=True)  # apt may have started the service since
+    if facts.enabled != "enabled" or facts.active != "active":
+        host_changes()
     if facts.enabled != "enabled":
         yield f"systemctl enable {service}"
     if facts.active != "active":
