@@ -8,7 +8,6 @@ backup time (NAME.rdb.counts.json, when present) are compared after the start.
 
 from __future__ import annotations
 
-import json
 import shlex
 from io import StringIO
 from pathlib import Path
@@ -106,7 +105,3 @@ def from_snapshot(settings: Settings) -> None:
     if settings.restore_from is not None:
         restore_snapshot(name=f"Restore {Path(settings.restore_from).name}", settings=settings)
 
-
-def counts_of(path: str) -> dict:
-    counts = Path(path + ".counts.json")
-    return json.loads(counts.read_text())["keys"] if counts.exists() else {}
