@@ -2,28 +2,37 @@
 
     pyinfra inventory/production.py deploy.py       # servers over SSH
     pyinfra @docker/redis-demo deploy.py             # a container
+
+Hosts in the inventory groups redis_primary / redis_replicas / redis_sentinels form a replicated
+topology that Redis Sentinel fails over; any other host is a single server.
 """
 
-from pyinfra import host
+from pyinfra import host, inventory
 
-from smart_redis import auth, backup, config, exporter, install, pm2, preflight, restore, service, settings, tools, tuning
+from smart_redis import auth, backup, config, exporter, install, pm2, preflight, replication, restore, sentinel
+from smart_redis import service, settings, tools, topology, tuning
 from smart_redis.operations import host_state
 
 redis = settings.load(host.data)  # a bad setting stops the run here, before the host is touched
-passwords = auth.operator_passwords()  # from the environment, if the operator set any
+ha = topology.load(host, inventory, redis)  # standalone, or primary/replica/sentinel from the groups
+passwords = {**auth.shared_passwords(redis, ha), **auth.operator_passwords()}  # shared by an HA group
 facts = host_state()  # one round trip answers every step below
+replication.refuse_rotation(ha, passwords, facts)  # a group's shared passwords are not changed in passing
 
 preflight.check(redis, facts)
 sandbox = service.container_sandbox(facts)  # before the package first starts the service
 exporter_unit = exporter.unit_before_install(redis, facts)  # likewise for the exporter
-install.redis_packages(redis, facts)
+sentinel.before_install(ha, facts)  # and Sentinel stays masked until it is configured
+install.redis_packages(redis, facts, sentinel=ha.runs_sentinel)
 tuning.kernel(redis, facts)
 service.redis_server(facts, sandbox)
 auth.warn_if_open(redis)
-credentials = auth.credentials(name="Keep the ACL users' passwords", settings=redis, given=passwords)
-config.redis_conf(redis, passwords)  # applied at runtime where Redis can, restarted where it must
+credentials = auth.credentials(name="Keep the ACL users' passwords", settings=redis, given=passwords, topology=ha)
+joining = replication.replica_setup(redis, ha, passwords, facts)  # masterauth, read-only redis.conf
+config.redis_conf(redis, passwords, ha, joining)  # replicaof: where Sentinel says the primary is now
+sentinel.sentinel(redis, ha, passwords)  # sentinel.conf once; Sentinel owns it afterwards
 restore.from_snapshot(redis)  # only with --data redis_restore_from=..., only into an empty server
-tools.redis_monitor(redis)  # the operator's tool on the host
+tools.redis_monitor(redis, ha)  # the operator's tool on the host
 backup.snapshots(redis)  # the timer, and a first snapshot
-pm2.ecosystem(redis)  # REDIS_URL for the apps, reloaded under PM2
+pm2.ecosystem(redis, ha)  # REDIS_URL (and the sentinels) for the apps, reloaded under PM2
 exporter.redis_exporter(redis, exporter_unit, credentials)  # metrics on 127.0.0.1

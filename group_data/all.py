@@ -99,3 +99,24 @@ redis_exporter_user = "metrics"
 redis_exporter_port = 9121
 # What the exporter may do: read server state, nothing else.
 redis_exporter_acl = "+@connection +info +config|get +client|list +client|info +slowlog|get +slowlog|len +latency|latest +latency|histogram +memory|usage +dbsize +select +scan +cluster|info"
+# --- High availability: used only on hosts in the redis_primary, redis_replicas or redis_sentinels groups ---
+# Address the other Redis hosts, the sentinels and the apps reach this host by; None = its inventory name.
+redis_ha_address = None
+# The name Sentinel knows the primary by (REDIS_MASTER_NAME for the apps).
+redis_ha_master_name = "smart-trade"
+# ACL user the replicas log in to the primary with; password shared by every host of the group.
+redis_replication_user = "replicator"
+# ACL user Sentinel uses on the Redis servers and between sentinels.
+redis_sentinel_user = "sentinel"
+# TCP port of Redis Sentinel.
+redis_sentinel_port = 26379
+# The primary refuses writes when fewer replicas than this are connected (0 = never refuse).
+redis_min_replicas_to_write = 1
+# Replicas count for redis_min_replicas_to_write only while they lag at most this many seconds.
+redis_min_replicas_max_lag = 10
+# Sentinel calls the primary down after this many milliseconds without an answer.
+redis_sentinel_down_after_ms = 5000
+# Sentinel's failover timeout in milliseconds (also the pause before it retries a failed one).
+redis_sentinel_failover_timeout_ms = 30000
+# Local file (0600) that keeps the passwords every host of the group shares; generated on first use.
+redis_ha_secrets_file = "secrets/redis-ha.env"

@@ -17,3 +17,14 @@ redis_servers = (
         "_sudo": True,
     },
 )
+
+# More than one machine (README "More than one machine"): a primary, two replicas, and a
+# Sentinel on each. Every host needs an address the others reach, inside its redis_bind, and the
+# SSH settings above (put them in group_data/all.py, or repeat them here, for these groups).
+#
+# SSH = {"ssh_user": "deploy", "ssh_key": "~/.ssh/id_ed25519", "_sudo": True}
+# def ha(address):
+#     return {**SSH, "redis_ha_address": address, "redis_bind": f"127.0.0.1 -::1 {address}"}
+# redis_primary = [("redis-1.example.internal", ha("10.0.0.11"))]
+# redis_replicas = [("redis-2.example.internal", ha("10.0.0.12")), ("redis-3.example.internal", ha("10.0.0.13"))]
+# redis_sentinels = ["redis-1.example.internal", "redis-2.example.internal", "redis-3.example.internal"]

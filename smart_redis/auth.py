@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import shlex
+import string
 from dataclasses import dataclass
 from io import StringIO
+from pathlib import Path
 from typing import Mapping
 
 from pyinfra import host, logger
 from pyinfra.api import FileUploadCommand, StringCommand, operation
 
-from .constants import CREDENTIALS_MODE, PATHS
+from .constants import CREDENTIALS_MODE, PATHS, REPLICATION_ACL, SENTINEL_ACL, SHARED_ROLES
 from .operations import host_changes, host_state
 from .settings import Settings, SettingsError
+from .topology import Topology
 
 # role -> environment variable an operator may set instead of letting the host generate one
 PASSWORD_ENV = {"APP": "SMART_REDIS_APP_PASSWORD", "ADMIN": "SMART_REDIS_ADMIN_PASSWORD"}
@@ -35,13 +39,48 @@ class User:
     rules: str
 
 
-def users(settings: Settings) -> list[User]:
+def users(settings: Settings, topology: Topology | None = None) -> list[User]:
     if settings.auth == "none":
         return []
     result = [User("APP", settings.app_user, settings.app_acl), User("ADMIN", settings.admin_user, settings.admin_acl)]
     if settings.exporter_enabled:
         result.append(User("EXPORTER", settings.exporter_user, settings.exporter_acl))
+    if topology is not None and topology.ha:
+        result.append(User("REPLICATION", settings.replication_user, REPLICATION_ACL))
+        result.append(User("SENTINEL", settings.sentinel_user, SENTINEL_ACL))
     return result
+
+
+def shared_passwords(settings: Settings, topology: Topology, root: Path = Path.cwd()) -> dict[str, str]:
+    """The passwords every host of a replication topology shares, by role, from a local 0600 file.
+
+    Any replica may become the primary, so the apps, the operators, the replicas and Sentinel
+    must be able to log in everywhere with the same password. The first run generates them into
+    settings.ha_secrets_file (relative to the directory pyinfra runs in); keep that file safe.
+    """
+    if not topology.ha:
+        return {}
+    path = root / settings.ha_secrets_file
+    if not path.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        alphabet = string.ascii_letters + string.digits
+        text = "".join(
+            f"REDIS_{role}_PASSWORD={''.join(secrets.choice(alphabet) for _ in range(GENERATED_LENGTH))}\n"
+            for role in SHARED_ROLES
+        )
+        try:  # O_EXCL: of two runs at once, one writes and both read the same file
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+        except FileExistsError:
+            pass
+    if path.stat().st_mode & 0o077:
+        raise SettingsError(f"redis_ha_secrets_file = {str(path)!r}: allowed is a file only its owner can read (chmod 600)")
+    values = dict(line.split("=", 1) for line in path.read_text().split() if "=" in line)
+    missing = [role for role in SHARED_ROLES if not values.get(f"REDIS_{role}_PASSWORD")]
+    if missing:
+        raise SettingsError(f"redis_ha_secrets_file = {str(path)!r}: allowed is a file with a password for {', '.join(missing)}")
+    return {role: values[f"REDIS_{role}_PASSWORD"] for role in SHARED_ROLES}
 
 
 def operator_passwords(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
@@ -66,10 +105,12 @@ def sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def password_hashes(settings: Settings, given: Mapping[str, str]) -> dict[str, str]:
+def password_hashes(settings: Settings, given: Mapping[str, str], topology: Topology | None = None) -> dict[str, str]:
     """The hash of each user's password: of the given one, else of the one stored on the host."""
     stored = host_state().secret_hashes
-    return {u.role: sha256(given[u.role]) if u.role in given else stored.get(u.role, "") for u in users(settings)}
+    return {
+        u.role: sha256(given[u.role]) if u.role in given else stored.get(u.role, "") for u in users(settings, topology)
+    }
 
 
 def _compose_script(wanted: list[User]) -> str:
@@ -98,12 +139,13 @@ def _compose_script(wanted: list[User]) -> str:
 
 
 @operation()
-def credentials(settings: Settings, given: Mapping[str, str]):
+def credentials(settings: Settings, given: Mapping[str, str], topology: Topology | None = None):
     """
     Keep one password per ACL user in the root-only credentials file, generating missing ones.
 
     + settings: the users come from here
-    + given: passwords from the operator's environment, by role; they replace stored ones
+    + given: passwords from the operator's environment (or the shared file), by role; they replace stored ones
+    + topology: a host of a replication topology also keeps the replication and Sentinel users
 
     **Example:**
 
@@ -112,7 +154,7 @@ def credentials(settings: Settings, given: Mapping[str, str]):
         credentials(settings=settings, given=operator_passwords())
     """
     facts = host_state()
-    wanted = users(settings)
+    wanted = users(settings, topology)
     if not wanted:
         host.noop("redis_auth = none: no ACL users")
         return

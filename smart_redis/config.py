@@ -19,11 +19,12 @@ from pyinfra.api.operation import OperationMeta
 from pyinfra.api.state import StateStage
 from pyinfra.facts.files import FileContents
 
-from . import auth, live, render
+from . import auth, live, render, replication
 from .constants import CONFIG_GROUP, CONFIG_MODE, CONFIG_USER, PATHS, SERVICE
 from .facts import RedisLive
 from .operations import copy_once, host_changes, host_state, show_diff
 from .settings import Settings
+from .topology import Topology
 
 # Redis loads the whole file, then exits because it may listen nowhere: a good file prints
 # that line, a bad one its FATAL CONFIG FILE ERROR. Nothing is bound, no data is loaded.
@@ -35,13 +36,13 @@ VALIDATE = (
 )
 
 
-def _content(settings: Settings, given: Mapping[str, str]) -> str:
-    hashes = auth.password_hashes(settings, given)
+def _content(settings: Settings, given: Mapping[str, str], topology: Topology, replicaof: str | None) -> str:
+    hashes = auth.password_hashes(settings, given, topology)
     missing = [role for role, sha in hashes.items() if not sha]
     if missing and state.current_stage == StateStage.Execute:
         raise OperationError(f"no password for the {', '.join(missing)} user in {PATHS.credentials}")
     # Before the credentials step has run (change detection on a new host) no hash exists yet.
-    return render.redis_conf(settings, {role: sha or "0" * 64 for role, sha in hashes.items()})
+    return render.redis_conf(settings, {role: sha or "0" * 64 for role, sha in hashes.items()}, topology, replicaof)
 
 
 def _restart_with_rollback(save_cli: str) -> str:
@@ -75,20 +76,27 @@ def _runtime_commands(cli: str, plan: live.Plan) -> list[str]:
 
 
 @operation()
-def apply_redis_config(settings: Settings, given: Mapping[str, str]):
+def apply_redis_config(settings: Settings, given: Mapping[str, str], topology: Topology, joining: bool = False):
     """
     Install redis.conf and bring the running server to it, restarting only when Redis must.
 
     + settings: what to render
     + given: passwords from the operator's environment (their hashes go into the file)
+    + topology: this host's place in the replication topology (standalone by default)
+    + joining: the host enters the replication topology now, so it restarts into it
 
     **Example:**
 
     .. code:: python
 
-        apply_redis_config(name="Configure Redis", settings=settings, given=operator_passwords())
+        apply_redis_config(name="Configure Redis", settings=settings, given=operator_passwords(),
+                           topology=Topology("standalone"))
     """
-    content = _content(settings, given)
+    # In a Sentinel topology: the primary the sentinels report now (at first provisioning the
+    # inventory's), written into the file for the next start, never applied to the running server.
+    primary = replication.primary_now(settings, topology, member=not joining)
+    replicaof = replication.replicaof(settings, topology, primary)
+    content = _content(settings, given, topology, replicaof)
     facts = host_state(fresh=True)  # the package creates redis.conf and starts the server
     current = facts.files.get(PATHS.config)
     file_differs = current is None or current.sha256 != hashlib.sha256(content.encode()).hexdigest()
@@ -99,12 +107,15 @@ def apply_redis_config(settings: Settings, given: Mapping[str, str]):
     live_port = int(old.get("port", settings.port))
     old_auth = "acl" if "user default off" in old_text else "none"
     live_cli = auth.cli(live_port, old_auth)
-    running = host.get_fact(RedisLive, cli=live_cli)
+    desired = live.directives(content)
+    running = host.get_fact(RedisLive, cli=live_cli, names=tuple(desired))
 
     old_acl, new_acl = live.acl_lines(old_text), live.acl_lines(content)
-    plan = live.plan(live.directives(content), running or {}, old_acl, new_acl)
+    plan = live.plan(desired, running or {}, old_acl, new_acl)
     if running is None:
         plan.restart_for.append("the server does not answer the deploy's admin user")
+    if joining:
+        plan.restart_for.append("the host joins the replication topology")
     if old_auth != settings.auth:
         plan.restart_for.append(f"redis_auth ({old_auth} -> {settings.auth})")
     elif live.changed_admin_secret(old_acl, new_acl, settings.admin_user):
@@ -148,10 +159,12 @@ def apply_redis_config(settings: Settings, given: Mapping[str, str]):
         yield f"mv -f {candidate} {shlex.quote(PATHS.config)}"
 
 
-def redis_conf(settings: Settings, given: Mapping[str, str]) -> OperationMeta:
+def redis_conf(settings: Settings, given: Mapping[str, str], topology: Topology, joining: bool = False) -> OperationMeta:
     copy_once(
         name=f"Keep the original config as {PATHS.config_backup}",
         src=PATHS.config,
         dest=PATHS.config_backup,
     )
-    return apply_redis_config(name=f"Configure Redis ({PATHS.config})", settings=settings, given=given)
+    return apply_redis_config(
+        name=f"Configure Redis ({PATHS.config})", settings=settings, given=given, topology=topology, joining=joining
+    )

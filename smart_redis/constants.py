@@ -11,13 +11,33 @@ REDIS_PACKAGES = ("redis-server", "redis-tools")
 PACKAGES = (*REDIS_PACKAGES, "python3", "sudo")
 EXPORTER_PACKAGE = "prometheus-redis-exporter"
 EXPORTER_SERVICE = "prometheus-redis-exporter"
+SENTINEL_PACKAGE = "redis-sentinel"
+SENTINEL_SERVICE = "redis-sentinel"
 
 CONFIG_USER = "redis"
 CONFIG_GROUP = "redis"
 CONFIG_MODE = "640"
 CREDENTIALS_MODE = "600"
 # Roles of the ACL users whose passwords the credentials file keeps (REDIS_<ROLE>_PASSWORD).
-ACL_ROLES = ("APP", "ADMIN", "EXPORTER")
+ACL_ROLES = ("APP", "ADMIN", "EXPORTER", "REPLICATION", "SENTINEL")
+# Roles whose passwords every host of a replication topology shares: any of them may become primary.
+SHARED_ROLES = ("APP", "ADMIN", "REPLICATION", "SENTINEL")
+
+# What a replica needs on its primary, and what Sentinel needs on every Redis server
+# (the list of Redis's Sentinel documentation, plus REPLICAOF beside its old name SLAVEOF).
+REPLICATION_ACL = "-@all +psync +replconf +ping"
+SENTINEL_ACL = (
+    "allchannels -@all +multi +slaveof +replicaof +ping +exec +subscribe +config|rewrite +role +publish "
+    "+info +client|setname +client|kill +script|kill"
+)
+# On Sentinel itself: the app user may only ask where the primary is; the sentinel user is
+# what the other sentinels log in as; the admin user is the operator's (redis-monitor).
+SENTINEL_APP_ACL = (
+    "allchannels -@all +ping +hello +role +subscribe +psubscribe +unsubscribe +punsubscribe +client|setname "
+    "+info +sentinel|get-master-addr-by-name +sentinel|sentinels +sentinel|replicas +sentinel|slaves "
+    "+sentinel|master +sentinel|masters"
+)
+SENTINEL_PEER_ACL = "allchannels +@all"
 
 # (os-release ID, VERSION_ID) -> the Redis major that the distro's own package ships.
 DISTRO_REDIS_MAJOR = {
@@ -51,6 +71,12 @@ class Paths:
     backup_timer: str = "/etc/systemd/system/redis-backup.timer"
     exporter_dropin: str = "/etc/systemd/system/prometheus-redis-exporter.service.d/10-smart-redis.conf"
     container_dropin: str = "/etc/systemd/system/redis-server.service.d/10-container.conf"
+    # High availability: masterauth apart from redis.conf, so that the deploy never renders it.
+    replication_auth: str = "/etc/redis/replication-auth.conf"
+    # Keeps Redis (and so Sentinel's CONFIG REWRITE) from rewriting the deploy's redis.conf.
+    ha_dropin: str = "/etc/systemd/system/redis-server.service.d/20-smart-redis-ha.conf"
+    sentinel_config: str = "/etc/redis/sentinel.conf"
+    sentinel_container_dropin: str = "/etc/systemd/system/redis-sentinel.service.d/10-container.conf"
     sysctl: str = "/etc/sysctl.d/60-redis.conf"
     thp_unit: str = "/etc/systemd/system/redis-disable-thp.service"
     apt_keyring: str = "/usr/share/keyrings/redis-archive-keyring.gpg"

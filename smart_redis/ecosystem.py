@@ -272,9 +272,18 @@ def _key_text(props: list[Prop], json_file: bool, quote_char: str, name: str) ->
 
 def set_redis_url(
     text: str, url: str, apps: list[str] | None = None, blocks: tuple[str, ...] = ("env", "env_production"),
-    json_file: bool = False,
+    json_file: bool = False, extra: dict[str, str] | None = None,
 ) -> str:
-    """Return the text with REDIS_URL = url in the targeted apps' env blocks; raises EcosystemError."""
+    """Return the text with REDIS_URL = url (and each extra KEY = value) in the targeted apps' env
+    blocks; raises EcosystemError."""
+    for key, value in {KEY: url, **(extra or {})}.items():
+        text = _set_one(text, key, value, apps, blocks, json_file)
+    return text
+
+
+def _set_one(
+    text: str, key_name: str, url: str, apps: list[str] | None, blocks: tuple[str, ...], json_file: bool
+) -> str:
     if json_file:
         try:
             json.loads(text)
@@ -302,10 +311,11 @@ def set_redis_url(
         if odd:
             raise EcosystemError(f"{odd[0]}: its env cannot be reached safely by a text edit")
         quote_char = _quote_for(tokens, first, last, default_quote)
-        present = [p for p in props if p.key.value in blocks]
+        # An app given `env` by an earlier key of this edit keeps using it.
+        present = [p for p in props if p.key.value in blocks] or [p for p in props if p.key.value == "env"]
         if not present:
             literal = _literal(quote_char, url)
-            key = _key_text([], json_file, quote_char, KEY)
+            key = _key_text([], json_file, quote_char, key_name)
             env_key = _key_text(props, json_file, quote_char, "env")
             edits.append(_insert_property(text, tokens, first, props, env_key, f"{{ {key}: {literal} }}"))
             continue
@@ -316,9 +326,9 @@ def set_redis_url(
                 raise EcosystemError(f"{label} is `{head.text}...`, not an object that a text edit can reach")
             env_props, env_odd = _object(tokens, block.value_first, label)
             if env_odd:
-                raise EcosystemError(f"{env_odd[0]}: REDIS_URL there cannot be set safely by a text edit")
+                raise EcosystemError(f"{env_odd[0]}: {key_name} there cannot be set safely by a text edit")
             block_quote = _quote_for(tokens, block.value_first, block.value_last, quote_char)
-            existing = [p for p in env_props if p.key.value == KEY]
+            existing = [p for p in env_props if p.key.value == key_name]
             for prop in existing:
                 first_t, last_t = tokens[prop.value_first], tokens[prop.value_last]
                 if prop.value_first == prop.value_last and first_t.kind == "str" and "${" not in first_t.text:
@@ -327,7 +337,7 @@ def set_redis_url(
                 else:
                     edits.append(Edit(first_t.start, last_t.end, _literal(block_quote, url)))
             if not existing:
-                key = _key_text(env_props, json_file, block_quote, KEY)
+                key = _key_text(env_props, json_file, block_quote, key_name)
                 edits.append(_insert_property(text, tokens, block.value_first, env_props, key, _literal(block_quote, url)))
     if apps is not None:
         unknown = [a for a in apps if a not in seen_names]
@@ -385,7 +395,7 @@ const path = require('path'), fs = require('fs');
 const file = path.resolve(process.argv[1]);
 const loaded = file.endsWith('.json') ? JSON.parse(fs.readFileSync(file, 'utf8')) : require(file);
 const apps = Array.isArray(loaded) ? loaded : loaded.apps;
-const wanted = process.env.SMART_REDIS_EXPECTED_URL;
+const wanted = JSON.parse(process.env.SMART_REDIS_EXPECTED);
 const only = process.env.SMART_REDIS_APPS ? process.env.SMART_REDIS_APPS.split(',') : null;
 const blocks = process.env.SMART_REDIS_BLOCKS.split(',');
 const bad = [];
@@ -393,18 +403,18 @@ for (const app of apps) {
   if (only && !only.includes(app.name)) continue;
   let present = blocks.filter((b) => app[b] !== undefined);
   if (!present.length) present = ['env'];
-  for (const b of present) if (!app[b] || app[b].REDIS_URL !== wanted) bad.push(`${app.name}.${b}`);
+  for (const b of present) for (const [k, v] of Object.entries(wanted)) if (!app[b] || app[b][k] !== v) bad.push(`${app.name}.${b}.${k}`);
 }
 console.log(JSON.stringify(bad));
 """
 
 
-def node_check(path: str, url: str, apps, blocks) -> list[str] | None:
-    """Blocks whose REDIS_URL node does not see as intended; None when node is not installed."""
+def node_check(path: str, expected: dict[str, str], apps, blocks) -> list[str] | None:
+    """Blocks and keys whose value node does not see as intended; None when node is not installed."""
     node = shutil.which("node") or shutil.which("nodejs")
     if node is None:
         return None
-    env = dict(os.environ, SMART_REDIS_EXPECTED_URL=url, SMART_REDIS_APPS=",".join(apps or []),
+    env = dict(os.environ, SMART_REDIS_EXPECTED=json.dumps(expected), SMART_REDIS_APPS=",".join(apps or []),
                SMART_REDIS_BLOCKS=",".join(blocks))
     result = subprocess.run([node, "-e", NODE_CHECK, path], env=env, capture_output=True, text=True, timeout=60)
     if result.returncode != 0:
@@ -437,7 +447,8 @@ def apply(args) -> int:
     apps = args.apps.split(",") if args.apps else None
     blocks = tuple(args.blocks.split(","))
     json_file = path.endswith(".json")
-    edited = set_redis_url(original, url, apps, blocks, json_file)
+    extra = dict(item.split("=", 1) for item in args.set)
+    edited = set_redis_url(original, url, apps, blocks, json_file, extra)
     if args.command == "check":
         print("up-to-date" if edited == original else "needs-change")
         return 0
@@ -454,7 +465,7 @@ def apply(args) -> int:
         st = os.stat(path)
         os.chown(backup, st.st_uid, st.st_gid)
     _write_keeping_owner_and_mode(path, edited)
-    bad = node_check(path, url, apps, blocks)
+    bad = node_check(path, {KEY: url, **extra}, apps, blocks)
     if bad is None:
         print("node is not installed: REDIS_URL checked at text level only")
     elif bad:
@@ -476,9 +487,9 @@ def verify_pm2(args) -> int:
         env = proc.get("pm2_env", {})
         if apps is not None and proc.get("name") not in apps:
             continue
-        value = env.get("env", {}).get(KEY, env.get(KEY))
-        if value != url:
-            stale.append(proc.get("name", "?"))
+        for key, wanted in {KEY: url, **dict(item.split("=", 1) for item in args.set)}.items():
+            if env.get("env", {}).get(key, env.get(key)) != wanted:
+                stale.append(proc.get("name", "?"))
     if stale:
         raise EcosystemError(f"PM2 still runs {', '.join(sorted(set(stale)))} without the new REDIS_URL")
     print(f"PM2 runs {len(listing)} processes with the new REDIS_URL")
@@ -497,6 +508,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--apps", default="")
     parser.add_argument("--blocks", default="env,env_production")
     parser.add_argument("--pm2-user", default="")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="another variable to set beside REDIS_URL")
     args = parser.parse_args(argv)
     try:
         return verify_pm2(args) if args.command == "verify-pm2" else apply(args)

@@ -14,7 +14,10 @@ from dataclasses import dataclass, field
 
 from pyinfra.api import FactBase
 
-from .constants import ACL_ROLES, EXPORTER_PACKAGE, PACKAGES, PATHS, SERVICE
+from .constants import ACL_ROLES, EXPORTER_PACKAGE, PACKAGES, PATHS, SENTINEL_PACKAGE, SENTINEL_SERVICE, SERVICE
+
+# The first line of sentinel.conf as the deploy writes it.
+SENTINEL_MARKER = "# smart-redis: written once by the deploy"
 
 WATCHED_FILES = (
     PATHS.config,
@@ -28,6 +31,9 @@ WATCHED_FILES = (
     PATHS.backup_timer,
     PATHS.config_backup,
     PATHS.container_dropin,
+    PATHS.replication_auth,
+    PATHS.ha_dropin,
+    PATHS.sentinel_container_dropin,
     PATHS.sysctl,
     PATHS.thp_unit,
     PATHS.apt_keyring,
@@ -61,6 +67,10 @@ class HostState:
     # From the credentials file: role -> user name, role -> SHA-256 of the password (never the password).
     secret_users: dict[str, str] = field(default_factory=dict)
     secret_hashes: dict[str, str] = field(default_factory=dict)
+    # unit -> (is-enabled, is-active) of the units besides redis-server that steps start
+    units: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # sentinel.conf carries the deploy's first-write marker (from then on Sentinel owns it)
+    sentinel_conf_written: bool = False
 
     @property
     def os(self) -> tuple[str, str]:
@@ -77,7 +87,7 @@ class HostState:
 
 def _script() -> str:
     files = " ".join(WATCHED_FILES)
-    packages = " ".join((*PACKAGES, EXPORTER_PACKAGE))
+    packages = " ".join((*PACKAGES, EXPORTER_PACKAGE, SENTINEL_PACKAGE))
     return "; ".join(
         [
             ". /etc/os-release",
@@ -90,6 +100,9 @@ def _script() -> str:
             f"echo \"packages=$(dpkg-query -W -f='${{Package}}:${{db:Status-Status}} ' {packages} 2>/dev/null)\"",
             f'echo "enabled=$(systemctl is-enabled {SERVICE} 2>/dev/null)"',
             f'echo "active=$(systemctl is-active {SERVICE} 2>/dev/null)"',
+            f"for u in {SENTINEL_SERVICE}; do echo \"unit=$u $(systemctl is-enabled $u 2>/dev/null || true) "
+            "$(systemctl is-active $u 2>/dev/null)\"; done",
+            f"grep -qs '^{SENTINEL_MARKER}' {PATHS.sentinel_config} && echo sentinel_conf=yes",
             'echo "sysctl.vm.overcommit_memory=$(cat /proc/sys/vm/overcommit_memory 2>/dev/null)"',
             'echo "sysctl.net.core.somaxconn=$(cat /proc/sys/net/core/somaxconn 2>/dev/null)"',
             'echo "thp=$(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)"',
@@ -115,6 +128,11 @@ def parse(lines: list[str]) -> HostState:
         elif key == "secret":
             role, user, sha = value.split()
             state.secret_users[role], state.secret_hashes[role] = user, sha
+        elif key == "unit":
+            unit, *rest = value.split()
+            state.units[unit] = ((rest + ["", ""])[0], (rest + ["", ""])[1])
+        elif key == "sentinel_conf":
+            state.sentinel_conf_written = True
         elif key.startswith("sysctl."):
             state.sysctl[key[len("sysctl."):]] = value
         elif key == "systemd":
@@ -147,14 +165,15 @@ class RedisHost(FactBase):
 
 
 class RedisLive(FactBase):
-    """The running server's CONFIG GET *, asked as the admin user; None when it does not answer.
+    """The running server's values of the named settings, asked as the admin user; None when it does
+    not answer. Only the settings the deploy renders are asked for, so masterauth never is.
 
     The password goes to redis-cli in its environment, from the root-only credentials file.
     """
 
-    def command(self, cli: str) -> str:
+    def command(self, cli: str, names: tuple[str, ...]) -> str:
         # A subshell: a missing credentials file must not end the fact's shell.
-        return f"( {cli} --csv config get '*' ) 2>/dev/null; true"
+        return f"( {cli} --csv config get port {' '.join(sorted(names))} ) 2>/dev/null; true"
 
     def process(self, output):
         from .live import parse_config_get

@@ -6,17 +6,19 @@ from pyinfra import host, logger
 from pyinfra.api import FactBase, operation
 from pyinfra.operations import server
 
-from .constants import DISTRO_REDIS_MAJOR, EXPORTER_PACKAGE, PATHS, REDIS_PACKAGES
+from .constants import DISTRO_REDIS_MAJOR, EXPORTER_PACKAGE, PATHS, REDIS_PACKAGES, SENTINEL_PACKAGE
 from .facts import HostState
 from .operations import managed_file
 from .settings import Settings
 
 
-def redis_packages(settings: Settings, facts: HostState) -> None:
-    """The Redis packages and the tools, and the exporter when enabled, in one apt run."""
+def redis_packages(settings: Settings, facts: HostState, sentinel: bool = False) -> None:
+    """The Redis packages and the tools, the exporter when enabled and Sentinel where it runs, in one apt run."""
     missing = list(facts.missing_packages)
     if settings.exporter_enabled and EXPORTER_PACKAGE not in facts.installed_packages:
         missing.append(EXPORTER_PACKAGE)
+    if sentinel and SENTINEL_PACKAGE not in facts.installed_packages:
+        missing.append(SENTINEL_PACKAGE)
     if not missing:
         return  # no apt-get update, no dpkg: a converged host costs nothing here
     if DISTRO_REDIS_MAJOR[facts.os] != settings.major_version and facts.missing_packages:
@@ -114,7 +116,7 @@ def _redis_apt_repository(settings: Settings, facts: HostState) -> None:
         name=f"Pin Redis packages to {settings.major_version}.x",
         dest=PATHS.apt_pin,
         content=(
-            f"Package: {' '.join(REDIS_PACKAGES)}\n"
+            f"Package: {' '.join((*REDIS_PACKAGES, SENTINEL_PACKAGE))}\n"
             f"Pin: version *:{settings.major_version}.*\n"
             "Pin-Priority: 1001\n"
         ),

@@ -25,6 +25,9 @@ RESTART_REQUIRED = frozenset(
         "always-show-logo", "set-proc-title", "syslog-enabled", "cluster-enabled", "aclfile",
     }
 )
+# Sentinel owns who replicates from whom: the deploy writes it into the file for the next start,
+# and never applies it to a running server.
+TOPOLOGY = frozenset({"replicaof", "slaveof", "include"})
 # CONFIG GET answers A for all of these at once.
 ALL_EVENT_CLASSES = set("g$lshzxetd")
 
@@ -88,7 +91,7 @@ def _normal(name: str, value: str) -> str | frozenset:
 def plan(desired: dict[str, str], live: dict[str, str], old_acl: dict[str, str], new_acl: dict[str, str]) -> Plan:
     result = Plan()
     for name, value in desired.items():
-        if name not in live:
+        if name in TOPOLOGY or name not in live:
             continue  # not a runtime-visible setting (or unknown to this Redis): the file carries it
         if _normal(name, value) != _normal(name, live[name]):
             result.changed[name] = (live[name], value)

@@ -133,12 +133,13 @@ def read_credentials(path: str) -> dict:
     return values
 
 
-def connect(config: dict, db: int = 0) -> Redis:
+def connect(config: dict, db: int = 0, host: str = "127.0.0.1", port: int | None = None) -> Redis:
+    """A connection as the admin user: to the local server, or to host:port (a replica's primary)."""
     user = password = None
     if config["auth"] != "none":
         creds = read_credentials(config["credentials"])
         user, password = creds["REDIS_ADMIN_USER"], creds["REDIS_ADMIN_PASSWORD"]
-    client = Redis("127.0.0.1", config["port"], user, password)
+    client = Redis(host, port or config["port"], user, password)
     if db:
         client.call("SELECT", db)
     return client
@@ -197,10 +198,67 @@ def cmd_status(args, config) -> int:
             connected_clients=int(info.get("connected_clients", 0)),
             role=info.get("role"),
         )
+        if config.get("ha"):
+            data.update(replication_view(info))
     except (OSError, RedisError) as exc:
         data["error"] = str(exc)
+    if config.get("ha"):
+        data["sentinels"] = sentinel_view(config)
     emit(args, data)
     return 0 if "error" not in data else 2
+
+
+def replication_view(info: dict) -> dict:
+    """This server's side of replication, from INFO: its primary, or its replicas."""
+    if info.get("role") == "slave":
+        return {
+            "primary": f"{info.get('master_host')}:{info.get('master_port')}",
+            "link": info.get("master_link_status"),
+        }
+    replicas = []
+    for n in range(int(info.get("connected_slaves", 0))):
+        fields = dict(part.split("=", 1) for part in info.get(f"slave{n}", "").split(",") if "=" in part)
+        replicas.append(f"{fields.get('ip')}:{fields.get('port')} ({fields.get('state')}, lag {fields.get('lag')}s)")
+    return {"connected_replicas": len(replicas), "replicas": ", ".join(replicas) or "none"}
+
+
+def sentinel_view(config: dict) -> dict:
+    """Each sentinel's answer to "where is the primary?", or why it gave none."""
+    ha = config["ha"]
+    creds = read_credentials(config["credentials"])
+    view = {}
+    for address in ha["sentinels"]:
+        try:
+            s = Redis(address, ha["sentinel_port"], creds["REDIS_ADMIN_USER"], creds["REDIS_ADMIN_PASSWORD"], timeout=2)
+            reply = s.call("SENTINEL", "GET-MASTER-ADDR-BY-NAME", ha["master_name"])
+            view[f"{address}:{ha['sentinel_port']}"] = ":".join(reply) if reply else "does not know the primary"
+        except (OSError, RedisError) as exc:
+            view[f"{address}:{ha['sentinel_port']}"] = f"no answer ({exc})"
+    return view
+
+
+def replication_checks(view: dict, info: dict) -> list[tuple]:
+    """CRITICAL when the sentinels disagree (or too few answer), or the primary has no replica.
+
+    view: sentinel_view(); info: this server's INFO replication (empty when it does not answer)
+    """
+    answers = {v for v in view.values() if ":" in v and not v.startswith("no answer")}
+    answered = sum(1 for v in view.values() if not v.startswith("no answer") and v != "does not know the primary")
+    quorum = len(view) // 2 + 1
+    if len(answers) > 1:
+        checks = [("sentinels", CRITICAL, "disagree on the primary: " + ", ".join(f"{k} says {v}" for k, v in view.items()))]
+    elif answered < quorum:
+        checks = [("sentinels", CRITICAL, f"only {answered} of {len(view)} answer (a failover needs {quorum})")]
+    else:
+        checks = [("sentinels", OK, f"{answered} of {len(view)} agree: primary {answers.pop()}")]
+    if info.get("role") == "master":
+        replicas = int(info.get("connected_slaves", 0))
+        checks.append(("replication", CRITICAL if replicas == 0 else OK, f"primary with {replicas} connected replica(s)"))
+    elif info:
+        link = info.get("master_link_status")
+        checks.append(("replication", OK if link == "up" else WARNING,
+                       f"replica of {info.get('master_host')}:{info.get('master_port')}, link {link}"))
+    return checks
 
 
 INFO_FIELDS = {
@@ -310,13 +368,31 @@ def cmd_test(args, config) -> int:
             results.append({"check": name, "result": "FAIL", "detail": str(exc)})
 
     r = None
+    local = None  # on a replica: this host's server, while r is its primary (replicas refuse writes)
+    target = ("127.0.0.1", config["port"])
 
     def connectivity():
-        nonlocal r
+        nonlocal r, local, target
         r = connect(config)
         if r.call("PING") != "PONG":
             raise RedisError("no PONG")
+        info = r.info("replication")
+        if info.get("role") == "slave":
+            local, target = r, (info["master_host"], int(info["master_port"]))
+            r = connect(config, host=target[0], port=target[1])
+            return f"127.0.0.1:{config['port']}, a replica: the write checks run on its primary {target[0]}:{target[1]}"
         return f"127.0.0.1:{config['port']}"
+
+    def replicated():
+        key = TEST_PREFIX + "replicated"
+        r.call("SET", key, "1", "EX", 60)
+        deadline = time.monotonic() + 5
+        while local.call("EXISTS", key) != 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if local.call("EXISTS", key) != 1:
+            raise RedisError("a key written on the primary did not reach this replica within 5 s")
+        r.call("DEL", key)
+        return "a key written on the primary arrived here"
 
     def write_read():
         key = TEST_PREFIX + "rw"
@@ -347,7 +423,7 @@ def cmd_test(args, config) -> int:
         return f"{len(config['keyspace'])} databases"
 
     def keyspace_event():
-        listener = connect(config)
+        listener = connect(config, host=target[0], port=target[1])
         listener.sock.settimeout(5)
         listener.call("SUBSCRIBE", "__keyevent@0__:expired")
         key = TEST_PREFIX + "event"
@@ -358,8 +434,11 @@ def cmd_test(args, config) -> int:
                 return "expired event received"
 
     check("connectivity", connectivity)
-    for name, fn in (("write/read", write_read), ("ttl expiry", ttl_expiry), ("databases", databases),
-                     ("keyspace event", keyspace_event)):
+    checks = [("write/read", write_read), ("ttl expiry", ttl_expiry), ("databases", databases),
+              ("keyspace event", keyspace_event)]
+    if local is not None:
+        checks.append(("replication", replicated))
+    for name, fn in checks:
         if r is None:
             results.append({"check": name, "result": "FAIL", "detail": "not connected"})
         else:
@@ -473,8 +552,11 @@ def level_for(pct: float, warn: float, crit: float) -> int:
 def cmd_health(args, config) -> int:
     warn, crit = config["health_warning_pct"], config["health_critical_pct"]
     checks = []
+    info: dict = {}
     try:
-        mem = memory_data(connect(config))
+        client = connect(config)
+        mem = memory_data(client)
+        info = client.info("replication")
         if mem["maxmemory"]:
             checks.append(("redis", level_for(mem["used_pct"], warn, crit),
                            f"answers, {human(mem['used_memory'])} of {human(mem['maxmemory'])} ({mem['used_pct']}%)"))
@@ -492,6 +574,8 @@ def cmd_health(args, config) -> int:
             meminfo[key] = int(value.split()[0])
     ram_pct = round(100.0 * (1 - meminfo["MemAvailable"] / meminfo["MemTotal"]), 1)
     checks.append(("ram", level_for(ram_pct, warn, crit), f"{ram_pct}% used"))
+    if config.get("ha"):
+        checks += replication_checks(sentinel_view(config), info)
     if config.get("backup_max_age"):
         checks.append(backup_check(config))
     if config.get("ecosystem_file"):

@@ -16,6 +16,7 @@ from pyinfra.api import FileUploadCommand, OperationError, operation
 from pyinfra.facts.files import FileContents
 from pyinfra.operations.util.files import generate_color_diff
 
+from .constants import SERVICE
 from .facts import WATCHED_FILES, HostState, RedisHost
 
 
@@ -141,11 +142,14 @@ def service_running(service: str):
         service_running(service="redis-server")
     """
     facts = host_state(fresh=True)  # apt may have started the service since
-    if facts.enabled != "enabled" or facts.active != "active":
+    enabled, active = (facts.enabled, facts.active) if service == SERVICE else facts.units.get(service, ("", ""))
+    if enabled != "enabled" or active != "active":
         host_changes()
-    if facts.enabled != "enabled":
+    if enabled == "masked":
+        yield f"systemctl unmask {service}"
+    if enabled != "enabled":
         yield f"systemctl enable {service}"
-    if facts.active != "active":
+    if active != "active":
         yield f"systemctl start {service}"
-    if facts.enabled == "enabled" and facts.active == "active":
+    if enabled == "enabled" and active == "active":
         host.noop(f"{service} is enabled and running")

@@ -17,17 +17,35 @@ from pyinfra.operations import server
 from .constants import PATHS
 from .operations import managed_file
 from .settings import Settings
+from .topology import Topology
 
 EDITOR_SOURCE = Path(__file__).with_name("ecosystem.py")
 
 
-def _editor_args(settings: Settings) -> str:
+def app_variables(settings: Settings, topology: Topology) -> dict[str, str]:
+    """What the apps get beside REDIS_URL: in a Sentinel topology, where to ask for the primary.
+
+    ioredis: new Redis({ sentinels, name: REDIS_MASTER_NAME, sentinelUsername, sentinelPassword, ... });
+    node-redis: createSentinel({ name: REDIS_MASTER_NAME, sentinelRootNodes, ... }). The user and
+    password of REDIS_URL log in to both the servers and the sentinels.
+    """
+    if not topology.ha:
+        return {}
+    return {
+        "REDIS_SENTINELS": ",".join(f"{address}:{settings.sentinel_port}" for address in topology.sentinels),
+        "REDIS_MASTER_NAME": settings.ha_master_name,
+    }
+
+
+def _editor_args(settings: Settings, topology: Topology) -> str:
     args = [
         settings.pm2_ecosystem_file, "--auth", settings.auth, "--user", settings.app_user,
         "--host", settings.url_host, "--port", str(settings.port), "--blocks", ",".join(settings.pm2_env_blocks),
     ]
     if settings.pm2_apps:
         args += ["--apps", ",".join(settings.pm2_apps)]
+    for key, value in app_variables(settings, topology).items():
+        args += ["--set", f"{key}={value}"]
     return " ".join(shlex.quote(a) for a in args)
 
 
@@ -42,19 +60,20 @@ class EcosystemCheck(FactBase):
 
 
 @operation()
-def redis_url(settings: Settings):
+def redis_url(settings: Settings, topology: Topology):
     """
-    Put REDIS_URL into the ecosystem file on the host, unless it already holds it.
+    Put REDIS_URL (and the sentinels) into the ecosystem file on the host, unless it already holds them.
 
     + settings: file, apps, env blocks and the URL's parts
+    + topology: in a Sentinel topology the apps also get REDIS_SENTINELS and REDIS_MASTER_NAME
 
     **Example:**
 
     .. code:: python
 
-        redis_url(name="Set REDIS_URL for the apps", settings=settings)
+        redis_url(name="Set REDIS_URL for the apps", settings=settings, topology=Topology("standalone"))
     """
-    args = _editor_args(settings)
+    args = _editor_args(settings, topology)
     state = host.get_fact(EcosystemCheck, editor=PATHS.ecosystem_editor, args=args)
     if state == "up-to-date":
         host.noop("REDIS_URL is set in every targeted app")
@@ -73,7 +92,7 @@ def _reload_script(settings: Settings, args: str) -> str:
     )
 
 
-def ecosystem(settings: Settings) -> None:
+def ecosystem(settings: Settings, topology: Topology) -> None:
     if settings.pm2_ecosystem_file is None:
         host.log("pm2_ecosystem_file = None: REDIS_URL is not managed", logger.info)
         return
@@ -82,10 +101,10 @@ def ecosystem(settings: Settings) -> None:
         dest=PATHS.ecosystem_editor,
         content=EDITOR_SOURCE.read_text(),
     )
-    edit = redis_url(name=f"Set REDIS_URL in {settings.pm2_ecosystem_file}", settings=settings)
+    edit = redis_url(name=f"Set REDIS_URL in {settings.pm2_ecosystem_file}", settings=settings, topology=topology)
     if settings.pm2_reload:
         server.shell(
             name=f"Reload the PM2 apps of {settings.pm2_user} with the new REDIS_URL",
-            commands=[_reload_script(settings, _editor_args(settings))],
+            commands=[_reload_script(settings, _editor_args(settings, topology))],
             _if=edit.did_change,
         )

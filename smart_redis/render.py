@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from .auth import users
-from .constants import PATHS
+from .constants import PATHS, SENTINEL_APP_ACL, SENTINEL_PEER_ACL
 from .settings import Settings
+from .topology import Topology
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,26 @@ def render(template: str, **context) -> str:
     return _env.get_template(template).render(**context)
 
 
-def redis_conf(settings: Settings, password_hashes: Mapping[str, str]) -> str:
-    """The whole /etc/redis/redis.conf for these settings and the ACL users' password hashes."""
-    acl = [AclLine(u.name, password_hashes[u.role], u.rules) for u in users(settings)]
-    return render("redis.conf.j2", s=settings, paths=PATHS, users=acl)
+def redis_conf(
+    settings: Settings, password_hashes: Mapping[str, str], topology: Topology | None = None, replicaof: str | None = None
+) -> str:
+    """The whole /etc/redis/redis.conf for these settings and the ACL users' password hashes.
+
+    replicaof: "ADDRESS PORT" of the primary on a host that replicates, else None.
+    """
+    acl = [AclLine(u.name, password_hashes[u.role], u.rules) for u in users(settings, topology)]
+    ha = topology is not None and topology.ha
+    return render("redis.conf.j2", s=settings, paths=PATHS, users=acl, ha=ha, replicaof=replicaof if ha else None)
+
+
+def sentinel_conf(settings: Settings, password_hashes: Mapping[str, str], topology: Topology, primary: str) -> str:
+    """sentinel.conf as first written (no passwords: the host appends auth-pass and sentinel-pass).
+
+    primary: "ADDRESS PORT" that Sentinel starts monitoring.
+    """
+    acl = [
+        AclLine(settings.sentinel_user, password_hashes["SENTINEL"], SENTINEL_PEER_ACL),
+        AclLine(settings.admin_user, password_hashes["ADMIN"], SENTINEL_PEER_ACL),
+        AclLine(settings.app_user, password_hashes["APP"], SENTINEL_APP_ACL),
+    ]
+    return render("sentinel.conf.j2", s=settings, t=topology, primary=primary, users=acl)

@@ -110,6 +110,16 @@ class Settings:
     exporter_user: str
     exporter_port: int
     exporter_acl: str
+    ha_address: str | None
+    ha_master_name: str
+    replication_user: str
+    sentinel_user: str
+    sentinel_port: int
+    min_replicas_to_write: int
+    min_replicas_max_lag: int
+    sentinel_down_after_ms: int
+    sentinel_failover_timeout_ms: int
+    ha_secrets_file: str
 
     @property
     def maxmemory_bytes(self) -> int:
@@ -249,6 +259,13 @@ def _username(data: Mapping[str, Any], name: str) -> str:
     return value
 
 
+def _name(data: Mapping[str, Any], name: str) -> str:
+    value = data[name]
+    if not isinstance(value, str) or not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", value):
+        raise _fail(name, value, "a name of letters, digits, '.', '_' or '-'")
+    return value
+
+
 def _is_network_address(address: str) -> bool:
     bare = address.lstrip("-")
     return not (bare.startswith("127.") or bare == "::1")
@@ -347,6 +364,12 @@ def load(data: Mapping[str, Any] | Any) -> Settings:
         raise _fail("redis_admin_user", admin_user, "a user name other than redis_app_user")
     if exporter_user in (app_user, admin_user):
         raise _fail("redis_exporter_user", exporter_user, "a user name other than redis_app_user and redis_admin_user")
+    replication_user, sentinel_user = _username(merged, "redis_replication_user"), _username(merged, "redis_sentinel_user")
+    taken = [app_user, admin_user, exporter_user]
+    for name, value in (("redis_replication_user", replication_user), ("redis_sentinel_user", sentinel_user)):
+        if value in taken:
+            raise _fail(name, value, "a user name that no other redis_*_user has")
+        taken.append(value)
     warning = _int(merged, "redis_health_warning_pct", 1, 100)
     critical = _int(merged, "redis_health_critical_pct", 1, 100)
     if critical < warning:
@@ -397,4 +420,14 @@ def load(data: Mapping[str, Any] | Any) -> Settings:
         exporter_user=exporter_user,
         exporter_port=_int(merged, "redis_exporter_port", 1, 65535),
         exporter_acl=_acl(merged, "redis_exporter_acl"),
+        ha_address=None if _none(merged["redis_ha_address"]) else _host(merged, "redis_ha_address"),
+        ha_master_name=_name(merged, "redis_ha_master_name"),
+        replication_user=replication_user,
+        sentinel_user=sentinel_user,
+        sentinel_port=_int(merged, "redis_sentinel_port", 1, 65535),
+        min_replicas_to_write=_int(merged, "redis_min_replicas_to_write", 0, 100),
+        min_replicas_max_lag=_int(merged, "redis_min_replicas_max_lag", 1, 3600),
+        sentinel_down_after_ms=_int(merged, "redis_sentinel_down_after_ms", 100, 10**7),
+        sentinel_failover_timeout_ms=_int(merged, "redis_sentinel_failover_timeout_ms", 1000, 10**8),
+        ha_secrets_file=_text(merged, "redis_ha_secrets_file"),
     )

@@ -10,11 +10,12 @@ from pyinfra.operations import server
 from .constants import PATHS, SERVICE
 from .operations import managed_file
 from .settings import BACKUP_SCHEDULES, Settings
+from .topology import Topology
 
 MONITOR_SOURCE = Path(__file__).with_name("monitor.py")
 
 
-def monitor_config(settings: Settings) -> str:
+def monitor_config(settings: Settings, topology: Topology | None = None) -> str:
     """Everything redis-monitor reads besides the password (which stays in the credentials file)."""
     config = {
         "service": SERVICE,
@@ -31,13 +32,19 @@ def monitor_config(settings: Settings) -> str:
         "ecosystem_file": settings.pm2_ecosystem_file,
         "pm2_user": settings.pm2_user,
         "platform_ports": settings.platform_ports,
+        # where redis-monitor asks the sentinels (status, health) on hosts of a Sentinel topology
+        "ha": {
+            "master_name": settings.ha_master_name,
+            "sentinels": list(topology.sentinels),
+            "sentinel_port": settings.sentinel_port,
+        } if topology is not None and topology.ha else None,
     }
     return json.dumps(config, indent=2) + "\n"
 
 
-def redis_monitor(settings: Settings) -> None:
+def redis_monitor(settings: Settings, topology: Topology | None = None) -> None:
     managed_file(name=f"Install {PATHS.monitor}", dest=PATHS.monitor, content=MONITOR_SOURCE.read_text(), mode="755")
-    managed_file(name="Tell redis-monitor about this host", dest=PATHS.monitor_config, content=monitor_config(settings))
+    managed_file(name="Tell redis-monitor about this host", dest=PATHS.monitor_config, content=monitor_config(settings, topology))
     group = settings.operator_group
     server.group(name=f"Operator group {group}", group=group, system=True)
     managed_file(

@@ -192,6 +192,7 @@ def start_container(
     network: str | None = None,
     publish: list[str] | None = None,
     volumes: list[str] | None = None,
+    ip: str | None = None,
 ) -> str:
     """Run a systemd container from the test image (or reuse a running one) and wait for boot."""
     inspect = docker("inspect", "-f", "{{.State.Running}}", name, check=False)
@@ -202,6 +203,8 @@ def start_container(
         args = ["run", "-d", "--name", name, "--hostname", name, "--label", f"{label}=1", *SYSTEMD_RUN_FLAGS]
         if network:
             args += ["--network", network]
+        if ip:
+            args += ["--ip", ip]
         for port in publish or []:
             args += ["-p", port]
         for volume in volumes or []:
@@ -211,10 +214,25 @@ def start_container(
     return name
 
 
-def create_network(name: str) -> str:
+def create_network(name: str, fixed_addresses: bool = False) -> str:
+    """A test network; with fixed_addresses its subnet is declared, so containers may get --ip."""
     if docker("network", "inspect", name, check=False).returncode != 0:
         docker("network", "create", "--label", f"{TEST_LABEL}=1", name)
+        if fixed_addresses:
+            # Docker only honours --ip on a declared subnet: declare the free one it just picked.
+            subnet = docker("network", "inspect", "-f", "{{(index .IPAM.Config 0).Subnet}}", name).stdout.strip()
+            docker("network", "rm", name)
+            docker("network", "create", "--label", f"{TEST_LABEL}=1", "--subnet", subnet, name)
     return name
+
+
+def network_addresses(name: str, count: int) -> list[str]:
+    """`count` fixed addresses in a network's subnet, so that a restarted container keeps its own."""
+    import ipaddress
+
+    subnet = docker("network", "inspect", "-f", "{{(index .IPAM.Config 0).Subnet}}", name).stdout.strip()
+    hosts = ipaddress.ip_network(subnet).hosts()
+    return [str(next(hosts)) for _ in range(20)][10 : 10 + count]
 
 
 def remove_container(name: str) -> None:

@@ -87,14 +87,16 @@ class Run:
 
 
 def deploy(
-    target: str, *args: str, data: dict | None = None, json_output: bool = False, env=None, yes: bool = True
+    target: str, *args: str, data: dict | None = None, json_output: bool = False, env=None, yes: bool = True,
+    no_apps: bool = True,
 ) -> Run:
     """Run deploy.py with the pyinfra CLI, exactly as an operator does.
 
-    Test hosts run no apps unless a test says so: pm2_ecosystem_file defaults to None here.
+    Test hosts run no apps unless a test says so: pm2_ecosystem_file defaults to None here
+    (no_apps=False leaves it to the inventory).
     """
     command = [PYINFRA, *(["-y"] if yes else []), *(["--json"] if json_output else []), *args]
-    for key, value in {"pm2_ecosystem_file": "None", **(data or {})}.items():
+    for key, value in {**({"pm2_ecosystem_file": "None"} if no_apps else {}), **(data or {})}.items():
         command += ["--data", f"{key}={value}"]
     command += [target, "deploy.py"]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
@@ -112,6 +114,14 @@ def infra_checks(target: str, *args: str) -> subprocess.CompletedProcess:
 def sh(container: str, command: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["docker", "exec", container, "sh", "-c", command], capture_output=True, text=True, check=check, timeout=120
+    )
+
+
+def sh_input(container: str, command: str, text: str) -> subprocess.CompletedProcess:
+    """sh -c COMMAND in the container with TEXT on its standard input."""
+    return subprocess.run(
+        ["docker", "exec", "-i", container, "sh", "-c", command], input=text, capture_output=True, text=True,
+        check=True, timeout=120,
     )
 
 

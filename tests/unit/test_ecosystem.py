@@ -62,7 +62,7 @@ def test_node_loads_the_output_with_the_intended_url(case, tmp_path):
     _, expected = case_files(case)
     target = tmp_path / expected.name.replace(".out.", ".")
     target.write_text(expected.read_text())
-    env = {"SMART_REDIS_EXPECTED_URL": URL, "SMART_REDIS_APPS": ",".join(APPS.get(case, [])),
+    env = {"SMART_REDIS_EXPECTED": json.dumps({"REDIS_URL": URL}), "SMART_REDIS_APPS": ",".join(APPS.get(case, [])),
            "SMART_REDIS_BLOCKS": ",".join(BLOCKS), "PATH": "/usr/bin:/bin:/usr/local/bin"}
     result = subprocess.run(["node", "-e", NODE_CHECK, str(target)], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
@@ -101,3 +101,25 @@ def test_invalid_json_is_refused():
 def test_unknown_selected_app_is_refused():
     with pytest.raises(EcosystemError, match="pm2_apps names billing, not in the file"):
         set_redis_url("module.exports = { apps: [ { name: 'api' } ] };", URL, apps=["billing"])
+
+
+SENTINELS = {"REDIS_SENTINELS": "10.0.0.1:26379,10.0.0.2:26379", "REDIS_MASTER_NAME": "smart-trade"}
+
+
+def test_sentinel_variables_go_beside_redis_url_in_every_targeted_block():
+    text = "module.exports = {\n  apps: [{\n    name: 'api',\n    env: {\n      NODE_ENV: 'production',\n    },\n  }],\n};\n"
+    edited = set_redis_url(text, URL, extra=SENTINELS)
+    assert edited == (
+        "module.exports = {\n  apps: [{\n    name: 'api',\n    env: {\n      NODE_ENV: 'production',\n"
+        f"      REDIS_URL: '{URL}',\n      REDIS_SENTINELS: '10.0.0.1:26379,10.0.0.2:26379',\n"
+        "      REDIS_MASTER_NAME: 'smart-trade',\n    },\n  }],\n};\n"
+    )
+    assert set_redis_url(edited, URL, extra=SENTINELS) == edited
+
+
+def test_an_app_without_env_gets_one_env_block_with_all_variables():
+    text = '{"apps": [{"name": "api", "script": "a.js"}]}'
+    edited = set_redis_url(text, URL, blocks=("env_production",), json_file=True, extra=SENTINELS)
+    app = json.loads(edited)["apps"][0]
+    assert app["env"] == {"REDIS_URL": URL, **SENTINELS}
+    assert edited.count('"env"') == 1

@@ -62,3 +62,29 @@ def test_rotation_keeps_newest_hourly_and_one_per_day(tmp_path):
                     "dump-20261105T060000Z.rdb", "dump-20261105T120000Z.rdb", "dump-20261105T180000Z.rdb"]
     assert len(removed) == len(names) - len(kept)
     assert sorted(p.name for p in tmp_path.glob("*.counts.json")) == [k + ".counts.json" for k in kept]
+
+
+AGREE = {"10.0.0.1:26379": "10.0.0.1:6379", "10.0.0.2:26379": "10.0.0.1:6379", "10.0.0.3:26379": "10.0.0.1:6379"}
+PRIMARY_2 = {"role": "master", "connected_slaves": "2"}
+
+
+def levels(view, info):
+    return {name: level for name, level, _ in monitor.replication_checks(view, info)}
+
+
+@pytest.mark.parametrize(
+    "view,info,expected",
+    [
+        (AGREE, PRIMARY_2, {"sentinels": monitor.OK, "replication": monitor.OK}),
+        (AGREE, {"role": "master", "connected_slaves": "0"}, {"sentinels": monitor.OK, "replication": monitor.CRITICAL}),
+        ({**AGREE, "10.0.0.3:26379": "10.0.0.2:6379"}, PRIMARY_2, {"sentinels": monitor.CRITICAL, "replication": monitor.OK}),
+        ({**AGREE, "10.0.0.2:26379": "no answer (timed out)", "10.0.0.3:26379": "no answer (refused)"}, PRIMARY_2,
+         {"sentinels": monitor.CRITICAL, "replication": monitor.OK}),
+        ({**AGREE, "10.0.0.3:26379": "no answer (timed out)"}, PRIMARY_2, {"sentinels": monitor.OK, "replication": monitor.OK}),
+        (AGREE, {"role": "slave", "master_host": "10.0.0.1", "master_port": "6379", "master_link_status": "down"},
+         {"sentinels": monitor.OK, "replication": monitor.WARNING}),
+    ],
+    ids=["healthy", "no-replica", "disagree", "no-quorum", "one-sentinel-down", "replica-link-down"],
+)
+def test_replication_health(view, info, expected):
+    assert levels(view, info) == expected

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from smart_redis import render
 from smart_redis.settings import load
+from smart_redis.topology import Topology
 
 HASHES = {"APP": "a" * 64, "ADMIN": "b" * 64, "EXPORTER": "c" * 64}
 
@@ -63,3 +64,41 @@ def test_acl_users_carry_hashes_and_rules():
 def test_auth_none_renders_no_users():
     conf = lines(redis_conf(load({"redis_auth": "none"}), {}))
     assert not [line for line in conf if line.startswith("user ")]
+
+
+HA_HASHES = {**HASHES, "REPLICATION": "d" * 64, "SENTINEL": "e" * 64}
+REPLICA = Topology("replica", "10.0.0.2", "10.0.0.1", ("10.0.0.1", "10.0.0.2", "10.0.0.3"), True)
+HA = load({"redis_bind": "127.0.0.1 10.0.0.2"})
+
+
+def test_a_replica_follows_its_primary_and_keeps_masterauth_out_of_the_file():
+    conf = lines(render.redis_conf(HA, HA_HASHES, REPLICA, "10.0.0.1 6379"))
+    assert "replicaof 10.0.0.1 6379" in conf
+    assert "masteruser replicator" in conf and "min-replicas-to-write 1" in conf and "min-replicas-max-lag 10" in conf
+    assert "include /etc/redis/replication-auth.conf" in conf
+    assert not any(line.startswith("masterauth") for line in conf)
+    users = {line.split()[1]: line for line in conf if line.startswith("user ")}
+    assert users["replicator"].endswith("-@all +psync +replconf +ping")
+    assert "+config|rewrite" in users["sentinel"] and "#" + "e" * 64 in users["sentinel"]
+
+
+def test_the_primary_has_no_replicaof_line():
+    conf = lines(render.redis_conf(HA, HA_HASHES, REPLICA, None))
+    assert not any(line.startswith("replicaof") for line in conf)
+
+
+def test_a_single_server_has_no_replication_lines():
+    conf = redis_conf(load({}))
+    assert "replicaof" not in conf and "masteruser" not in conf and "include" not in conf
+
+
+def test_sentinel_conf_monitors_the_primary_with_a_majority_and_only_hashes():
+    conf = lines(render.sentinel_conf(HA, HA_HASHES, REPLICA, "10.0.0.1 6379"))
+    assert "sentinel monitor smart-trade 10.0.0.1 6379 2" in conf
+    assert "bind 127.0.0.1 10.0.0.2" in conf and "port 26379" in conf
+    assert "sentinel down-after-milliseconds smart-trade 5000" in conf
+    assert "sentinel auth-user smart-trade sentinel" in conf and "sentinel sentinel-user sentinel" in conf
+    assert not any("auth-pass" in line or "sentinel-pass" in line for line in conf)  # appended on the host
+    assert "user default off resetpass resetkeys resetchannels -@all" in conf
+    app = next(line for line in conf if line.startswith("user smart-trade "))
+    assert "+sentinel|get-master-addr-by-name" in app and "+@all" not in app

@@ -84,6 +84,13 @@ BAD = [
     ("pm2_user", "root user", "pm2_user = 'root user': allowed is a user name"),
     ("redis_url_host", "bad host!", "redis_url_host = 'bad host!': allowed is an IP address or a host name"),
     ("redis_app_user", "ops-admin", "redis_admin_user = 'ops-admin': allowed is a user name other than redis_app_user"),
+    ("redis_replication_user", "metrics", "redis_replication_user = 'metrics': allowed is a user name that no other"),
+    ("redis_sentinel_user", "replicator", "redis_sentinel_user = 'replicator': allowed is a user name that no other"),
+    ("redis_ha_master_name", "smart trade", "redis_ha_master_name = 'smart trade': allowed is a name of letters"),
+    ("redis_ha_address", "not an address!", "redis_ha_address = 'not an address!': allowed is an IP address or a host name"),
+    ("redis_sentinel_port", 0, "redis_sentinel_port = 0: allowed is a whole number from 1 to 65535"),
+    ("redis_min_replicas_to_write", -1, "redis_min_replicas_to_write = -1: allowed is a whole number from 0 to 100"),
+    ("redis_sentinel_down_after_ms", 10, "redis_sentinel_down_after_ms = 10: allowed is a whole number from 100"),
 ]
 
 

@@ -1,0 +1,192 @@
+"""Replication and Sentinel failover on three containers, from one inventory (issue 10).
+
+primary + 2 replicas, each with a sentinel, on a network the test creates, with fixed
+addresses so that a restarted container comes back on its own. The story runs in order:
+provision, replicate, lose the primary, fail over, get the old primary back as a replica,
+re-run the deploy without undoing any of it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import pytest
+
+from conftest import deploy, infra_checks, redis, sh, sh_input
+
+MASTER = "smart-trade"
+ECOSYSTEM = "/opt/smart-trade/ecosystem.config.js"
+ECOSYSTEM_TEXT = "module.exports = {\n  apps: [{ name: 'server', script: 'server.js', env: { NODE_ENV: 'production' } }],\n};\n"
+
+
+def wait_for(what: str, check, timeout: float, interval: float = 0.5):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"{what}: not within {timeout:.0f} s (last: {last!r})")
+
+
+def sentinel_says(container: str) -> str:
+    """Where the local sentinel sees the primary, asked as the app user (what the apps may do)."""
+    reply = sh(
+        container,
+        ". /etc/smart-redis/credentials && REDISCLI_AUTH=\"$REDIS_APP_PASSWORD\" redis-cli --no-auth-warning "
+        f"--user \"$REDIS_APP_USER\" -p 26379 --raw sentinel get-master-addr-by-name {MASTER}",
+        check=False,
+    ).stdout.split()
+    return reply[0] if len(reply) == 2 else ""
+
+
+def replication(container: str) -> dict:
+    """INFO replication as a dict; empty while the server does not answer (a container booting)."""
+    text = sh(container, f"{redis_cli_admin()} info replication", check=False).stdout
+    return dict(line.strip().split(":", 1) for line in text.splitlines() if ":" in line)
+
+
+def pid(container: str) -> str:
+    return sh(container, "systemctl show -p MainPID --value redis-server").stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def cluster(docker_testbed, run_id, tmp_path_factory):
+    network = docker_testbed.create_network(f"smart-redis-test-{run_id}-ha", fixed_addresses=True)
+    addresses = docker_testbed.network_addresses(network, 3)
+    names = [f"smart-redis-test-{run_id}-ha{n}" for n in range(1, 4)]
+    for name, address in zip(names, addresses):
+        docker_testbed.start_container(name, network=network, ip=address)
+    sh_input(names[2], f"mkdir -p /opt/smart-trade && cat > {ECOSYSTEM}", ECOSYSTEM_TEXT)
+    work = tmp_path_factory.mktemp("ha")
+    inventory = work / "inventory.py"
+
+    def host(n: int, **extra) -> str:
+        data = {"redis_ha_address": addresses[n], "redis_bind": f"127.0.0.1 -::1 {addresses[n]}", **extra}
+        return f"(\"@docker/{names[n]}\", {data!r})"
+
+    inventory.write_text(
+        f"redis_primary = [{host(0, pm2_ecosystem_file=None)}]\n"
+        f"redis_replicas = [{host(1, pm2_ecosystem_file=None)}, {host(2, pm2_ecosystem_file=ECOSYSTEM)}]\n"
+        f"redis_sentinels = [{', '.join(repr('@docker/' + n) for n in names)}]\n"
+    )
+    secrets = work / "secrets" / "redis-ha.env"
+    yield {"names": names, "addresses": addresses, "inventory": str(inventory), "secrets": secrets}
+    for name in names:
+        docker_testbed.remove_container(name)
+    subprocess.run(["docker", "network", "rm", network], capture_output=True)
+
+
+def run_deploy(cluster, *args, data=None, json_output=False):
+    data = {"redis_ha_secrets_file": str(cluster["secrets"]), **(data or {})}
+    return deploy(cluster["inventory"], *args, data=data, json_output=json_output, no_apps=False)
+
+
+def test_failover_story(cluster):
+    (a, b, c), (ip_a, ip_b, ip_c) = cluster["names"], cluster["addresses"]
+
+    first = run_deploy(cluster)
+    assert first.rc == 0, first.output[-4000:]
+
+    # --- The group's passwords: generated once on the operator's side, 0600, never printed.
+    secrets = cluster["secrets"]
+    assert secrets.stat().st_mode & 0o777 == 0o600
+    for line in secrets.read_text().split():
+        assert line.split("=", 1)[1] not in first.output
+
+    # --- Provisioned: a primary with two replicas, three sentinels that agree.
+    wait_for("2 replicas online", lambda: replication(a).get("connected_slaves") == "2", 60)
+    assert replication(b)["master_host"] == ip_a and replication(c)["master_host"] == ip_a
+    wait_for("every sentinel sees 3 sentinels",
+             lambda: all(redis(n, "sentinel", "sentinels", MASTER, port=26379).splitlines().count("name") == 2
+                         for n in (a, b, c)),
+             60)
+    assert {sentinel_says(n) for n in (a, b, c)} == {ip_a}
+    assert "sentinel auth-pass" in sh(a, "cat /etc/redis/sentinel.conf").stdout
+    assert sh(a, "stat -c '%U:%G %a' /etc/redis/sentinel.conf /etc/redis/replication-auth.conf").stdout.split() == [
+        "redis:redis", "640", "root:redis", "640"]
+    # The apps may ask where the primary is, nothing more.
+    denied = sh(a, ". /etc/smart-redis/credentials && REDISCLI_AUTH=\"$REDIS_APP_PASSWORD\" redis-cli --no-auth-warning "
+                   f"--user \"$REDIS_APP_USER\" -p 26379 sentinel failover {MASTER}", check=False).stdout
+    assert "NOPERM" in denied
+
+    # --- The apps' ecosystem file names the sentinels and the master.
+    eco = sh(c, f"cat {ECOSYSTEM}").stdout
+    sentinels = ",".join(f"{ip}:26379" for ip in (ip_a, ip_b, ip_c))
+    assert f"REDIS_SENTINELS: '{sentinels}'" in eco and f"REDIS_MASTER_NAME: '{MASTER}'" in eco
+
+    # --- redis-monitor sees the topology and calls it healthy.
+    status = json.loads(sh(a, "redis-monitor status --json").stdout)
+    assert status["role"] == "master" and status["connected_replicas"] == 2
+    assert set(status["sentinels"].values()) == {f"{ip_a}:6379"}
+    health = sh(a, "redis-monitor health", check=False)
+    assert "OK       sentinels: 3 of 3 agree" in health.stdout and "primary with 2 connected replica(s)" in health.stdout
+
+    # --- The operator's host checks pass on the primary; redis-monitor's self-test passes on a
+    # replica, its writes going to the primary and arriving back here.
+    checks = infra_checks(f"docker://{a}", f"--redis-data=redis_bind=127.0.0.1 -::1 {ip_a}")
+    assert checks.returncode == 0, checks.stdout[-3000:]
+    selftest = sh(b, "redis-monitor test", check=False)
+    assert selftest.returncode == 0, selftest.stdout
+    assert f"the write checks run on its primary {ip_a}:6379" in selftest.stdout
+    assert "OK    replication: a key written on the primary arrived here" in selftest.stdout
+
+    # --- Writes on the primary reach both replicas; record which ones a replica acknowledged.
+    commands = "".join(f"SET ha:{i} v{i}\nWAIT 1 2000\n" for i in range(300))
+    out = sh_input(a, f"{redis_cli_admin()} -n 5", commands).stdout.split()
+    replies = list(zip(out[0::2], out[1::2]))
+    acknowledged = [f"ha:{i}" for i, (ok, acks) in enumerate(replies) if ok == "OK" and int(acks) >= 1]
+    assert len(acknowledged) == 300
+    for replica in (b, c):
+        wait_for(f"keys on {replica}", lambda r=replica: redis(r, "dbsize", db=5) == "300", 30)
+
+    # --- Lose the primary: a replica is promoted (the issue's bound: 15 s).
+    subprocess.run(["docker", "stop", "-t", "5", a], check=True, capture_output=True)
+    stopped = time.monotonic()
+    new_ip = wait_for("a replica promoted", lambda: (sentinel_says(b) not in ("", ip_a)) and sentinel_says(b), 15)
+    print(f"failover: {time.monotonic() - stopped:.1f} s after the primary stopped")
+    new = {ip_b: b, ip_c: c}[new_ip]
+    other = c if new == b else b
+    assert replication(new)["role"] == "master"
+    # Writes succeed on the new primary once the other replica follows it (min-replicas-to-write 1).
+    wait_for("a write on the new primary", lambda: redis(new, "set", "after:failover", "1", db=5, role="APP") == "OK", 30)
+    missing = [key for key in acknowledged if redis(new, "exists", key, db=5) != "1"]
+    assert missing == [], f"{len(missing)} acknowledged keys lost"
+
+    # --- The old primary comes back and rejoins as a replica of the new one.
+    subprocess.run(["docker", "start", a], check=True, capture_output=True)
+    wait_for("old primary rejoined as a replica",
+             lambda: replication(a).get("role") == "slave" and replication(a).get("master_host") == new_ip
+             and replication(a).get("master_link_status") == "up", 90, interval=1)
+
+    # --- Re-run the deploy with a changed setting: the topology stays, the setting converges.
+    pids = {n: pid(n) for n in (a, b, c)}
+    rerun = run_deploy(cluster, data={"redis_maxmemory": "256mb"})
+    assert rerun.rc == 0, rerun.output[-4000:]
+    assert {sentinel_says(n) for n in (a, b, c)} == {new_ip}
+    assert replication(new)["role"] == "master"
+    assert replication(a)["master_host"] == new_ip and replication(other)["master_host"] == new_ip
+    assert {n: pid(n) for n in (a, b, c)} == pids, "the re-run restarted a server"
+    for n in (a, b, c):
+        assert redis(n, "config", "get", "maxmemory").split()[-1] == str(256 * 1024 * 1024)
+    # redis.conf now records Sentinel's choice, so a restart brings each server back in its role.
+    assert f"replicaof {new_ip} 6379" in sh(a, "cat /etc/redis/redis.conf").stdout
+    assert sh(new, "grep -c '^replicaof' /etc/redis/redis.conf", check=False).stdout.strip() == "0"
+
+    again = run_deploy(cluster, data={"redis_maxmemory": "256mb"}, json_output=True)
+    assert again.rc == 0, again.output[-4000:]
+    assert again.changed == 0, again.stderr[-3000:]
+
+    # --- health is CRITICAL when the primary has no replica left.
+    for n in (a, other):
+        sh(n, "systemctl stop redis-server")
+    health = sh(new, "redis-monitor health", check=False)
+    assert health.returncode == 2, health.stdout
+    assert "CRITICAL replication: primary with 0 connected replica(s)" in health.stdout
+
+
+def redis_cli_admin() -> str:
+    return (". /etc/smart-redis/credentials && REDISCLI_AUTH=\"$REDIS_ADMIN_PASSWORD\" "
+            "redis-cli --no-auth-warning --user \"$REDIS_ADMIN_USER\"")

@@ -1,0 +1,71 @@
+"""Replication's pure parts: the shared passwords file, the primary a host follows, sentinel answers."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from smart_redis import auth, replication
+from smart_redis.facts import HostState
+from smart_redis.replication import SentinelPrimary
+from smart_redis.settings import SettingsError, load
+from smart_redis.topology import Topology
+
+SETTINGS = load({"redis_bind": "0.0.0.0", "redis_ha_secrets_file": "secrets/ha.env"})
+REPLICA = Topology("replica", "10.0.0.2", "10.0.0.1", ("10.0.0.1", "10.0.0.2", "10.0.0.3"), True)
+PRIMARY = Topology("primary", "10.0.0.1", "10.0.0.1", ("10.0.0.1", "10.0.0.2", "10.0.0.3"), True)
+
+
+def test_shared_passwords_are_generated_once_private_and_reused(tmp_path):
+    first = auth.shared_passwords(SETTINGS, REPLICA, root=tmp_path)
+    path = tmp_path / "secrets" / "ha.env"
+    assert set(first) == {"APP", "ADMIN", "REPLICATION", "SENTINEL"}
+    assert all(len(p) == 48 and p.isalnum() for p in first.values())
+    assert len(set(first.values())) == 4
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert auth.shared_passwords(SETTINGS, PRIMARY, root=tmp_path) == first
+
+
+def test_a_single_server_needs_no_shared_file(tmp_path):
+    assert auth.shared_passwords(SETTINGS, Topology("standalone"), root=tmp_path) == {}
+    assert not (tmp_path / "secrets").exists()
+
+
+def test_a_shared_file_others_can_read_is_refused(tmp_path):
+    auth.shared_passwords(SETTINGS, REPLICA, root=tmp_path)
+    os.chmod(tmp_path / "secrets" / "ha.env", 0o644)
+    with pytest.raises(SettingsError, match="chmod 600"):
+        auth.shared_passwords(SETTINGS, REPLICA, root=tmp_path)
+
+
+@pytest.mark.parametrize(
+    "topology,sentinel_says,expected",
+    [
+        (REPLICA, None, "10.0.0.1 6379"),  # first provisioning: the inventory's primary
+        (PRIMARY, None, None),
+        (REPLICA, "10.0.0.3 6379", "10.0.0.3 6379"),  # after a failover: Sentinel's
+        (REPLICA, "10.0.0.2 6379", None),  # this host was promoted
+        (PRIMARY, "10.0.0.2 6379", "10.0.0.2 6379"),  # the old primary follows the new one
+        (Topology("standalone"), None, None),
+    ],
+)
+def test_the_primary_a_host_follows(topology, sentinel_says, expected):
+    assert replication.replicaof(SETTINGS, topology, sentinel_says) == expected
+
+
+def test_sentinel_answers_are_parsed_and_errors_dropped():
+    output = ["answer=10.0.0.2 6379 ", "answer=", "answer=NOAUTH Authentication required. ", "answer=10.0.0.2 6379"]
+    assert SentinelPrimary().process(output) == ["10.0.0.2 6379", "10.0.0.2 6379"]
+
+
+def test_changing_a_shared_password_on_a_member_is_refused():
+    facts = HostState(files={replication.PATHS.ha_dropin: None}, secret_hashes={"SENTINEL": auth.sha256("old" * 11)})
+    with pytest.raises(SettingsError, match="SENTINEL password differs"):
+        replication.refuse_rotation(REPLICA, {"SENTINEL": "new" * 11}, facts)
+    replication.refuse_rotation(REPLICA, {"SENTINEL": "old" * 11}, facts)
+
+
+def test_a_joining_host_adopts_the_group_passwords():
+    facts = HostState(secret_hashes={"APP": auth.sha256("mine" * 9)})
+    replication.refuse_rotation(REPLICA, {"APP": "group" * 8}, facts)
