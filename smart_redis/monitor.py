@@ -204,7 +204,10 @@ def cmd_status(args, config) -> int:
         data["error"] = str(exc)
     if config.get("ha"):
         data["sentinels"] = sentinel_view(config)
-    emit(args, data)
+    rows = [{"field": k, "value": v} for k, v in data.items() if k != "sentinels"]
+    rows += [{"field": f"sentinel {address}", "value": f"primary {answer}" if ":" in answer and "(" not in answer else answer}
+             for address, answer in data.get("sentinels", {}).items()]
+    emit(args, data, table(rows))
     return 0 if "error" not in data else 2
 
 

@@ -78,6 +78,11 @@ def build(
             "so that replicas and sentinels reach this host"
         )
     role = "primary" if this in primary else "replica" if this in replicas else "standalone"
+    if role == "replica" and settings.restore_from is not None:
+        raise SettingsError(
+            f"redis_restore_from = {settings.restore_from!r}: allowed on a single server or the primary only; "
+            "a replica gets its data from the primary"
+        )
     return Topology(
         role=role,
         address=own,

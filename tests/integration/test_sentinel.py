@@ -73,7 +73,8 @@ def cluster(docker_testbed, run_id, tmp_path_factory):
         f"redis_sentinels = [{', '.join(repr('@docker/' + n) for n in names)}]\n"
     )
     secrets = work / "secrets" / "redis-ha.env"
-    yield {"names": names, "addresses": addresses, "inventory": str(inventory), "secrets": secrets}
+    yield {"names": names, "addresses": addresses, "inventory": str(inventory), "secrets": secrets,
+           "network": network, "testbed": docker_testbed}
     for name in names:
         docker_testbed.remove_container(name)
     subprocess.run(["docker", "network", "rm", network], capture_output=True)
@@ -87,7 +88,7 @@ def run_deploy(cluster, *args, data=None, json_output=False):
 def test_failover_story(cluster):
     (a, b, c), (ip_a, ip_b, ip_c) = cluster["names"], cluster["addresses"]
 
-    first = run_deploy(cluster)
+    first = run_deploy(cluster, "-vvv")  # every command and fact output shown: still no password
     assert first.rc == 0, first.output[-4000:]
 
     # --- The group's passwords: generated once on the operator's side, 0600, never printed.
@@ -121,6 +122,7 @@ def test_failover_story(cluster):
     status = json.loads(sh(a, "redis-monitor status --json").stdout)
     assert status["role"] == "master" and status["connected_replicas"] == 2
     assert set(status["sentinels"].values()) == {f"{ip_a}:6379"}
+    assert f"sentinel {ip_b}:26379  primary {ip_a}:6379" in sh(a, "redis-monitor status").stdout
     health = sh(a, "redis-monitor health", check=False)
     assert "OK       sentinels: 3 of 3 agree" in health.stdout and "primary with 2 connected replica(s)" in health.stdout
 
@@ -178,6 +180,22 @@ def test_failover_story(cluster):
     again = run_deploy(cluster, data={"redis_maxmemory": "256mb"}, json_output=True)
     assert again.rc == 0, again.output[-4000:]
     assert again.changed == 0, again.stderr[-3000:]
+
+    # --- Rebuild a failed replica from nothing: it follows the current primary, not the inventory's.
+    docker_testbed = cluster["testbed"]
+    docker_testbed.remove_container(other)
+    docker_testbed.start_container(other, network=cluster["network"], ip=cluster["addresses"][cluster["names"].index(other)])
+    if other == c:
+        sh_input(c, f"mkdir -p /opt/smart-trade && cat > {ECOSYSTEM}", ECOSYSTEM_TEXT)
+    rebuilt = run_deploy(cluster, "--limit", f"@docker/{other}", data={"redis_maxmemory": "256mb"})
+    assert rebuilt.rc == 0, rebuilt.output[-4000:]
+    wait_for("the rebuilt replica in sync with the new primary",
+             lambda: replication(other).get("master_host") == new_ip and replication(other).get("master_link_status") == "up",
+             60)
+    assert redis(other, "exists", "after:failover", db=5) == "1"
+    wait_for("the rebuilt sentinel agrees", lambda: sentinel_says(other) == new_ip, 30)
+    wait_for("health OK on the new primary with 2 replicas",
+             lambda: "primary with 2 connected replica(s)" in sh(new, "redis-monitor health", check=False).stdout, 30)
 
     # --- health is CRITICAL when the primary has no replica left.
     for n in (a, other):

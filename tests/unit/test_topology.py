@@ -63,3 +63,12 @@ def test_inconsistent_inventories_are_refused_in_one_line(host, groups, addresse
     with pytest.raises(SettingsError, match=None) as error:
         build(host, groups, addresses, settings)
     assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_restore_into_a_replica_is_refused(tmp_path):
+    snapshot = tmp_path / "dump.rdb"
+    snapshot.write_bytes(b"REDIS0011" + b"\0" * 16)
+    settings = load({"redis_bind": "0.0.0.0", "redis_restore_from": str(snapshot)})
+    with pytest.raises(SettingsError, match="allowed on a single server or the primary only"):
+        build("db2", THREE, ADDRESSES, settings)
+    assert build("db1", THREE, ADDRESSES, settings).role == "primary"
