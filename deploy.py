@@ -15,7 +15,7 @@ from smart_redis.operations import host_state
 
 redis = settings.load(host.data)  # a bad setting stops the run here, before the host is touched
 ha = topology.load(host, inventory, redis)  # standalone, or primary/replica/sentinel from the groups
-passwords = {**auth.shared_passwords(redis, ha), **auth.operator_passwords()}  # shared by an HA group
+passwords = auth.passwords(redis, ha)  # the operator's, and in a Sentinel group the group's shared ones
 facts = host_state()  # one round trip answers every step below
 replication.refuse_rotation(ha, passwords, facts)  # a group's shared passwords are not changed in passing
 
@@ -28,10 +28,10 @@ tuning.kernel(redis, facts)
 service.redis_server(facts, sandbox)
 auth.warn_if_open(redis)
 credentials = auth.credentials(name="Keep the ACL users' passwords", settings=redis, given=passwords, topology=ha)
-joining = replication.replica_setup(redis, ha, passwords, facts)  # masterauth, read-only redis.conf
+joining = replication.replica_setup(ha, passwords, facts)  # masterauth, read-only redis.conf
 config.redis_conf(redis, passwords, ha, joining)  # replicaof: where Sentinel says the primary is now
-sentinel.sentinel(redis, ha, passwords)  # sentinel.conf once; Sentinel owns it afterwards
 restore.from_snapshot(redis)  # only with --data redis_restore_from=..., only into an empty server
+sentinel.sentinel(redis, ha, passwords)  # sentinel.conf once; Sentinel owns it afterwards
 tools.redis_monitor(redis, ha)  # the operator's tool on the host
 backup.snapshots(redis)  # the timer, and a first snapshot
 pm2.ecosystem(redis, ha)  # REDIS_URL (and the sentinels) for the apps, reloaded under PM2

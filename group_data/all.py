@@ -98,7 +98,7 @@ redis_exporter_user = "metrics"
 # Port of the exporter's /metrics on 127.0.0.1.
 redis_exporter_port = 9121
 # What the exporter may do: read server state, nothing else.
-redis_exporter_acl = "+@connection +info +config|get +client|list +client|info +slowlog|get +slowlog|len +latency|latest +latency|histogram +memory|usage +dbsize +select +scan +cluster|info"
+redis_exporter_acl = "+@connection +info +client|list +client|info +slowlog|get +slowlog|len +latency|latest +latency|histogram +memory|usage +dbsize +select +scan +cluster|info"
 # --- High availability: used only on hosts in the redis_primary, redis_replicas or redis_sentinels groups ---
 # Address the other Redis hosts, the sentinels and the apps reach this host by; None = its inventory name.
 redis_ha_address = None
@@ -118,5 +118,7 @@ redis_min_replicas_max_lag = 10
 redis_sentinel_down_after_ms = 5000
 # Sentinel's failover timeout in milliseconds (also the pause before it retries a failed one).
 redis_sentinel_failover_timeout_ms = 30000
+# Let a server that holds keys join as a replica (the primary's data replaces them).
+redis_replica_replace_data = False
 # Local file (0600) that keeps the passwords every host of the group shares; generated on first use.
 redis_ha_secrets_file = "secrets/redis-ha.env"

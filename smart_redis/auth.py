@@ -51,21 +51,31 @@ def users(settings: Settings, topology: Topology | None = None) -> list[User]:
     return result
 
 
-def shared_passwords(settings: Settings, topology: Topology, root: Path = Path.cwd()) -> dict[str, str]:
+def passwords(settings: Settings, topology: Topology, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The passwords this run hands to the host, by role: the operator's, and a group's shared ones."""
+    given = operator_passwords(environ)
+    return {**shared_passwords(settings, topology, given=given), **given}
+
+
+def shared_passwords(
+    settings: Settings, topology: Topology, root: Path | None = None, given: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """The passwords every host of a replication topology shares, by role, from a local 0600 file.
 
     Any replica may become the primary, so the apps, the operators, the replicas and Sentinel
-    must be able to log in everywhere with the same password. The first run generates them into
-    settings.ha_secrets_file (relative to the directory pyinfra runs in); keep that file safe.
+    must be able to log in everywhere with the same password. The first run writes them into
+    settings.ha_secrets_file (relative to the directory pyinfra runs in): the ones given in the
+    environment, the others generated. Keep that file safe; it is the group's one source.
     """
     if not topology.ha:
         return {}
-    path = root / settings.ha_secrets_file
+    given = given or {}
+    path = (root or Path.cwd()) / settings.ha_secrets_file
     if not path.exists():
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         alphabet = string.ascii_letters + string.digits
         text = "".join(
-            f"REDIS_{role}_PASSWORD={''.join(secrets.choice(alphabet) for _ in range(GENERATED_LENGTH))}\n"
+            f"REDIS_{role}_PASSWORD={given.get(role) or ''.join(secrets.choice(alphabet) for _ in range(GENERATED_LENGTH))}\n"
             for role in SHARED_ROLES
         )
         try:  # O_EXCL: of two runs at once, one writes and both read the same file
@@ -80,6 +90,13 @@ def shared_passwords(settings: Settings, topology: Topology, root: Path = Path.c
     missing = [role for role in SHARED_ROLES if not values.get(f"REDIS_{role}_PASSWORD")]
     if missing:
         raise SettingsError(f"redis_ha_secrets_file = {str(path)!r}: allowed is a file with a password for {', '.join(missing)}")
+    for role, value in given.items():
+        if values.get(f"REDIS_{role}_PASSWORD") != value:
+            # A host must never get another password than its group: apps would fail after a failover.
+            raise SettingsError(
+                f"{PASSWORD_ENV[role]}: allowed is the group's password in {path} (the value given differs; "
+                "in a Sentinel group that file is the one place to keep it)"
+            )
     return {role: values[f"REDIS_{role}_PASSWORD"] for role in SHARED_ROLES}
 
 

@@ -22,6 +22,7 @@ from pyinfra.facts.files import FileContents
 from . import auth, live, render, replication
 from .constants import CONFIG_GROUP, CONFIG_MODE, CONFIG_USER, PATHS, SERVICE
 from .facts import RedisLive
+from .restore import RedisKeyCount
 from .operations import copy_once, host_changes, host_state, show_diff
 from .settings import Settings
 from .topology import Topology
@@ -61,6 +62,14 @@ def _restart_with_rollback(save_cli: str) -> str:
             ' in place and running. Redis said: $reason" >&2',
             "exit 1",
         ]
+    )
+
+
+def _wait_for_sync(cli: str, primary: str) -> str:
+    """Block until a restarted replica is in sync again, so that the next host restarts only then."""
+    return (
+        f"for i in $(seq 240); do ( {cli} info replication ) 2>/dev/null | grep -q '^master_link_status:up' && exit 0; "
+        f"sleep 0.5; done; echo 'redis-server is not in sync with its primary {primary} 120 s after the restart' >&2; exit 1"
     )
 
 
@@ -142,9 +151,19 @@ def apply_redis_config(settings: Settings, given: Mapping[str, str], topology: T
         yield f"chown {CONFIG_USER}:{CONFIG_GROUP} {candidate} && chmod {CONFIG_MODE} {candidate}"
         yield f"{VALIDATE.format(path=candidate)} || {{ rm -f {candidate}; exit 1; }}"
 
+    if joining and replicaof:
+        keys = host.get_fact(RedisKeyCount, cli=live_cli)
+        if keys and not settings.replica_replace_data:
+            raise OperationError(
+                f"this server holds {keys} keys; as a replica of {replicaof} it would replace them with the primary's "
+                "data: empty it first, or set redis_replica_replace_data=true"
+            )
+
     if plan.restart_for and (running is not None or facts.active == "active"):
         host.log(f"Restarting {SERVICE} for: {'; '.join(plan.restart_for)}", logger.warning)
         yield _restart_with_rollback(live_cli)
+        if replicaof and not joining:  # a joining host's primary may be configured later in this run
+            yield _wait_for_sync(auth.cli(settings.port, settings.auth), replicaof)
         return
     if plan.restart_for:  # not running at all: nothing to keep, just start on the new file
         yield f"mv -f {candidate} {shlex.quote(PATHS.config)}"
@@ -165,6 +184,9 @@ def redis_conf(settings: Settings, given: Mapping[str, str], topology: Topology,
         src=PATHS.config,
         dest=PATHS.config_backup,
     )
+    # With a Sentinel group in the inventory, one host after the other: a restart then never takes
+    # more than one server of the group away (pyinfra decides this per operation, for all hosts).
     return apply_redis_config(
-        name=f"Configure Redis ({PATHS.config})", settings=settings, given=given, topology=topology, joining=joining
+        name=f"Configure Redis ({PATHS.config})", settings=settings, given=given, topology=topology, joining=joining,
+        _serial=topology.group,
     )

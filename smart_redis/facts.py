@@ -71,6 +71,8 @@ class HostState:
     units: dict[str, tuple[str, str]] = field(default_factory=dict)
     # sentinel.conf carries the deploy's first-write marker (from then on Sentinel owns it)
     sentinel_conf_written: bool = False
+    # redis.conf is the deploy's replicated one already (written after a successful join)
+    ha_member: bool = False
 
     @property
     def os(self) -> tuple[str, str]:
@@ -103,6 +105,7 @@ def _script() -> str:
             f"for u in {SENTINEL_SERVICE}; do echo \"unit=$u $(systemctl is-enabled $u 2>/dev/null || true) "
             "$(systemctl is-active $u 2>/dev/null)\"; done",
             f"grep -qs '^{SENTINEL_MARKER}' {PATHS.sentinel_config} && echo sentinel_conf=yes",
+            f"grep -qs '^masteruser ' {PATHS.config} && echo ha_member=yes",
             'echo "sysctl.vm.overcommit_memory=$(cat /proc/sys/vm/overcommit_memory 2>/dev/null)"',
             'echo "sysctl.net.core.somaxconn=$(cat /proc/sys/net/core/somaxconn 2>/dev/null)"',
             'echo "thp=$(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)"',
@@ -133,6 +136,8 @@ def parse(lines: list[str]) -> HostState:
             state.units[unit] = ((rest + ["", ""])[0], (rest + ["", ""])[1])
         elif key == "sentinel_conf":
             state.sentinel_conf_written = True
+        elif key == "ha_member":
+            state.ha_member = True
         elif key.startswith("sysctl."):
             state.sysctl[key[len("sysctl."):]] = value
         elif key == "systemd":

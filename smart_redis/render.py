@@ -44,8 +44,11 @@ def redis_conf(
     replicaof: "ADDRESS PORT" of the primary on a host that replicates, else None.
     """
     acl = [AclLine(u.name, password_hashes[u.role], u.rules) for u in users(settings, topology)]
-    ha = topology is not None and topology.ha
-    return render("redis.conf.j2", s=settings, paths=PATHS, users=acl, ha=ha, replicaof=replicaof if ha else None)
+    replicated = topology is not None and topology.replicated
+    return render(
+        "redis.conf.j2", s=settings, t=topology, paths=PATHS, users=acl, replicated=replicated,
+        replicaof=replicaof if replicated else None,
+    )
 
 
 def sentinel_conf(settings: Settings, password_hashes: Mapping[str, str], topology: Topology, primary: str) -> str:

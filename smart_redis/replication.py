@@ -40,41 +40,59 @@ class SentinelPrimary(FactBase):
         )
 
     def process(self, output) -> list[str]:
-        answers = []
-        for line in output:
-            words = line.partition("=")[2].split()
-            if len(words) == 2 and words[1].isdigit():
-                answers.append(" ".join(words))
-        return answers
+        """ "ADDRESS PORT" per answering sentinel, the reply text of a refusing one, nothing for silence."""
+        return [" ".join(line.partition("=")[2].split()) for line in output if line.partition("=")[2].strip()]
+
+
+REFUSED = ("NOAUTH", "WRONGPASS", "NOPERM", "ERR")
+
+
+def decide(answers: list[str], sentinels: int, member: bool) -> str | None:
+    """The primary a majority of the sentinels reports; None on a group's first provisioning.
+
+    answers: SentinelPrimary's lines; sentinels: how many there are; member: this host belongs
+    to the group already, so silence means the sentinels are unreachable, not not-yet-built.
+    Raises ValueError (one line) where writing any answer could undo a failover.
+    """
+    refused = [a for a in answers if a.startswith(REFUSED)]
+    if refused:
+        raise ValueError(
+            f"a sentinel refused the group's credentials ({refused[0]}): is redis_ha_secrets_file the group's own?"
+        )
+    valid = [a for a in answers if len(a.split()) == 2 and a.split()[1].isdigit()]
+    if not valid:
+        if member:
+            raise ValueError("no sentinel answers where the primary is: bring them back (redis-monitor status) first")
+        return None
+    (winner, votes), = Counter(valid).most_common(1)
+    if votes * 2 <= sentinels:
+        raise ValueError(
+            f"no majority of the {sentinels} sentinels reports one primary ({'; '.join(valid)}): "
+            "bring the sentinels back (redis-monitor status) first"
+        )
+    return winner
 
 
 def primary_now(settings: Settings, topology: Topology, quiet: bool = False, member: bool = False) -> str | None:
     """ "ADDRESS PORT" of the primary that a majority of the sentinels reports, or None before any runs.
 
     Asked at execution time (from inside an operation), so that a host rebuilt after a failover
-    already has redis-cli and the credentials when it asks. A host that is a member already
-    (member=True) gets no fallback: silence from every sentinel stops the run.
+    already has redis-cli and the credentials when it asks.
     """
     if not topology.ha:
         return None
     answers = host.get_fact(
         SentinelPrimary, sentinels=topology.sentinels, port=settings.sentinel_port, master_name=settings.ha_master_name
     )
-    if not answers and member:
-        raise OperationError(
-            f"none of the sentinels ({', '.join(topology.sentinels)}) answers where the primary is: "
-            "bring them back (redis-monitor status) before deploying"
-        )
-    if not answers:
-        return None
-    (winner, votes), = Counter(answers).most_common(1)
-    if votes * 2 <= len(topology.sentinels):
-        # Writing either answer could undo a failover at the next restart: stop instead.
-        raise OperationError(
-            f"no majority of the {len(topology.sentinels)} sentinels reports one primary ({'; '.join(answers)}): "
-            "bring the sentinels back (redis-monitor status) before deploying"
-        )
-    if winner.split()[0] != topology.primary and not quiet:
+    try:
+        winner = decide(answers, len(topology.sentinels), member)
+    except ValueError as exc:
+        raise OperationError(str(exc)) from None
+    if quiet:
+        return winner
+    if winner is None:
+        host.log(f"No sentinel answers yet: a new group, so the inventory's primary ({topology.primary}) it is", logger.warning)
+    elif winner.split()[0] != topology.primary:
         host.log(f"Sentinel reports the primary at {winner} (the inventory says {topology.primary}): following Sentinel", logger.info)
     return winner
 
@@ -94,7 +112,7 @@ def refuse_rotation(topology: Topology, given: Mapping[str, str], facts: HostSta
     sentinel.conf (which Sentinel owns): replication and failover would break at the next
     reconnect. A host that is only joining adopts the group's passwords.
     """
-    if not topology.ha or PATHS.ha_dropin not in facts.files:
+    if not topology.ha or not (facts.ha_member or facts.sentinel_conf_written):
         return
     for role in SHARED_ROLES:
         stored = facts.secret_hashes.get(role)
@@ -137,11 +155,15 @@ def replication_auth(given: Mapping[str, str]):
     )
 
 
-def replica_setup(settings: Settings, topology: Topology, given: Mapping[str, str], facts: HostState) -> bool:
-    """masterauth and the read-only config file; True when the host joins the topology in this run."""
-    if not topology.ha:
+def replica_setup(topology: Topology, given: Mapping[str, str], facts: HostState) -> bool:
+    """masterauth and the read-only config file; True while the host has not joined yet.
+
+    Joined means: redis.conf is the replicated one, which the config step writes last, so a
+    run that failed half-way is still joining the next time.
+    """
+    if not topology.replicated:
         return False
     replication_auth(name="Let this server log in to the primary (masterauth)", given=given)
     dropin: OperationMeta = managed_file(name=f"Keep {SERVICE} from rewriting {PATHS.config}", dest=PATHS.ha_dropin, content=HA_DROPIN)
     systemd.daemon_reload(name="Reload systemd units", _if=dropin.did_change)
-    return PATHS.ha_dropin not in facts.files
+    return not facts.ha_member

@@ -85,6 +85,12 @@ def restore_snapshot(settings: Settings):
         f"*) rm -f {staged}; echo \"{source.name} is not a snapshot this Redis can load: "
         "$(printf '%s' \"$out\" | grep -iE 'error|wrong|version|can.t' | head -n 2 | tr '\\n' ' ')\" >&2; exit 1 ;; esac"
     )
+    # In a Sentinel group the live role counts, not the inventory's: a replica's restored data
+    # would be replaced by its primary's at once.
+    yield (
+        f"( {cli} info replication ) 2>/dev/null | grep -q '^role:slave' && {{ rm -f {staged}; "
+        "echo 'Restore refused: this server is a replica now; restore into the primary' >&2; exit 1; }; true"
+    )
     yield "\n".join(
         [
             f"systemctl stop {SERVICE}",

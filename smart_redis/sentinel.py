@@ -65,12 +65,13 @@ def first_config(settings: Settings, topology: Topology, given: Mapping[str, str
     new = shlex.quote(PATHS.sentinel_config + ".new")
     name = settings.ha_master_name
     yield FileUploadCommand(StringIO(content), PATHS.sentinel_config + ".new")
-    # printf is a shell builtin: the password is in no process's arguments.
+    # Private before the secrets go in; printf is a shell builtin, so they are in no process's arguments.
+    yield f"chown {CONFIG_USER}:{CONFIG_GROUP} {new} && chmod 640 {new}"
     yield (
         f"( . {PATHS.credentials}; printf 'sentinel auth-pass {name} %s\\nsentinel sentinel-pass %s\\n' "
         f'"$REDIS_SENTINEL_PASSWORD" "$REDIS_SENTINEL_PASSWORD" ) >> {new}'
     )
-    yield f"chown {CONFIG_USER}:{CONFIG_GROUP} {new} && chmod 640 {new} && mv -f {new} {shlex.quote(PATHS.sentinel_config)}"
+    yield f"mv -f {new} {shlex.quote(PATHS.sentinel_config)}"
     yield f"systemctl unmask {SENTINEL_SERVICE} && systemctl enable {SENTINEL_SERVICE} && systemctl restart {SENTINEL_SERVICE}"
 
 

@@ -120,6 +120,7 @@ class Settings:
     sentinel_down_after_ms: int
     sentinel_failover_timeout_ms: int
     ha_secrets_file: str
+    replica_replace_data: bool
 
     @property
     def maxmemory_bytes(self) -> int:
@@ -430,4 +431,5 @@ def load(data: Mapping[str, Any] | Any) -> Settings:
         sentinel_down_after_ms=_int(merged, "redis_sentinel_down_after_ms", 100, 10**7),
         sentinel_failover_timeout_ms=_int(merged, "redis_sentinel_failover_timeout_ms", 1000, 10**8),
         ha_secrets_file=_text(merged, "redis_ha_secrets_file"),
+        replica_replace_data=_bool(merged, "redis_replica_replace_data"),
     )

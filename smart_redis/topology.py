@@ -28,10 +28,17 @@ class Topology:
     primary: str | None = None  # the inventory's primary
     sentinels: tuple[str, ...] = ()  # addresses of every sentinel
     runs_sentinel: bool = False
+    group: bool = False  # the inventory has a Sentinel group (this host may still be outside it)
 
     @property
     def ha(self) -> bool:
+        """Part of a Sentinel group: keeps the group's users and passwords."""
         return self.role != "standalone" or self.runs_sentinel
+
+    @property
+    def replicated(self) -> bool:
+        """This host's Redis replicates (primary or replica); a sentinel-only host's Redis does not."""
+        return self.role != "standalone"
 
     @property
     def quorum(self) -> int:
@@ -58,15 +65,19 @@ def build(
             "survives the loss of one"
         )
     if this not in primary + replicas + sentinels:
-        return Topology("standalone")
+        return Topology("standalone", group=True)
     if settings.auth != "acl":
         raise SettingsError('redis_auth = "none": allowed is "acl" on hosts of the replication topology')
 
     def address(name: str) -> str:
         value = addresses.get(name) or name
-        if value.startswith("@") or "/" in value:
-            raise SettingsError(f"redis_ha_address of {name}: set it; the inventory name is not an address")
-        return value
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            # Sentinel reports and compares addresses, not names.
+            raise SettingsError(
+                f"redis_ha_address of {name} = {value!r}: allowed is an IP address (set it in the host's data)"
+            ) from None
 
     found = {name: address(name) for name in dict.fromkeys(primary + replicas + sentinels)}
     if len(set(found.values())) != len(found):
@@ -89,17 +100,13 @@ def build(
         primary=found[primary[0]],
         sentinels=tuple(found[name] for name in sentinels),
         runs_sentinel=this in sentinels,
+        group=True,
     )
 
 
 def _listens_on(bind: str, address: str) -> bool:
     bound = [a.lstrip("-") for a in bind.split()]
-    if "*" in bound or "0.0.0.0" in bound or "::*" in bound:
-        return True
-    try:
-        return str(ipaddress.ip_address(address)) in bound
-    except ValueError:
-        return True  # a host name: Redis binds addresses, so the operator's bind list is taken as meant
+    return address in bound or any(wildcard in bound for wildcard in ("*", "0.0.0.0", "::*"))
 
 
 def load(host, inventory, settings: Settings) -> Topology:

@@ -94,8 +94,8 @@ def test_failover_story(cluster):
     # --- The group's passwords: generated once on the operator's side, 0600, never printed.
     secrets = cluster["secrets"]
     assert secrets.stat().st_mode & 0o777 == 0o600
-    for line in secrets.read_text().split():
-        assert line.split("=", 1)[1] not in first.output
+    passwords = [line.split("=", 1)[1] for line in secrets.read_text().split()]
+    assert len(passwords) == 4 and not any(value in first.output for value in passwords)
 
     # --- Provisioned: a primary with two replicas, three sentinels that agree.
     wait_for("2 replicas online", lambda: replication(a).get("connected_slaves") == "2", 60)
@@ -181,19 +181,32 @@ def test_failover_story(cluster):
     assert again.rc == 0, again.output[-4000:]
     assert again.changed == 0, again.stderr[-3000:]
 
-    # --- Rebuild a failed replica from nothing: it follows the current primary, not the inventory's.
+    # --- A change that needs a restart restarts one server after the other, each replica back in
+    # sync before the next host: no failover happens (the sentinels' config epoch stays).
+    settled = {"redis_maxmemory": "256mb", "redis_tcp_backlog": 1024}
+    epoch = config_epoch(b)
+    restart = run_deploy(cluster, data=settled)
+    assert restart.rc == 0, restart.output[-4000:]
+    assert restart.output.count("Restarting redis-server for: tcp-backlog") == 3
+    assert all(pid(n) != pids[n] for n in (a, b, c)), "a server was not restarted"
+    assert config_epoch(b) == epoch and {sentinel_says(n) for n in (a, b, c)} == {new_ip}
+    assert all(replication(n)["master_link_status"] == "up" for n in (a, other))
+
+    # --- Rebuild the inventory's primary from nothing: it follows the current primary, not the inventory.
     docker_testbed = cluster["testbed"]
-    docker_testbed.remove_container(other)
-    docker_testbed.start_container(other, network=cluster["network"], ip=cluster["addresses"][cluster["names"].index(other)])
-    if other == c:
-        sh_input(c, f"mkdir -p /opt/smart-trade && cat > {ECOSYSTEM}", ECOSYSTEM_TEXT)
-    rebuilt = run_deploy(cluster, "--limit", f"@docker/{other}", data={"redis_maxmemory": "256mb"})
+    docker_testbed.remove_container(a)
+    docker_testbed.start_container(a, network=cluster["network"], ip=ip_a)
+    rebuilt = run_deploy(cluster, "--limit", f"@docker/{a}", data=settled)
     assert rebuilt.rc == 0, rebuilt.output[-4000:]
-    wait_for("the rebuilt replica in sync with the new primary",
-             lambda: replication(other).get("master_host") == new_ip and replication(other).get("master_link_status") == "up",
+    wait_for("the rebuilt host in sync with the new primary",
+             lambda: replication(a).get("master_host") == new_ip and replication(a).get("master_link_status") == "up",
              60)
-    assert redis(other, "exists", "after:failover", db=5) == "1"
-    wait_for("the rebuilt sentinel agrees", lambda: sentinel_says(other) == new_ip, 30)
+    assert redis(a, "exists", "after:failover", db=5) == "1"
+    assert f"Sentinel reports the primary at {new_ip} 6379" in rebuilt.output
+    assert f"replicaof {new_ip} 6379" in sh(a, "cat /etc/redis/redis.conf").stdout
+    wait_for("the rebuilt sentinel agrees", lambda: sentinel_says(a) == new_ip, 30)
+    for run in (rerun, again, restart, rebuilt):
+        assert not any(value in run.output for value in passwords)
     wait_for("health OK on the new primary with 2 replicas",
              lambda: "primary with 2 connected replica(s)" in sh(new, "redis-monitor health", check=False).stdout, 30)
 
@@ -203,6 +216,12 @@ def test_failover_story(cluster):
     health = sh(new, "redis-monitor health", check=False)
     assert health.returncode == 2, health.stdout
     assert "CRITICAL replication: primary with 0 connected replica(s)" in health.stdout
+
+
+def config_epoch(container: str) -> str:
+    """The sentinel's config epoch for the group: it grows with every failover."""
+    fields = redis(container, "sentinel", "master", MASTER, port=26379).splitlines()
+    return dict(zip(fields[0::2], fields[1::2]))["config-epoch"]
 
 
 def redis_cli_admin() -> str:

@@ -82,9 +82,17 @@ def test_a_replica_follows_its_primary_and_keeps_masterauth_out_of_the_file():
     assert "+config|rewrite" in users["sentinel"] and "#" + "e" * 64 in users["sentinel"]
 
 
-def test_the_primary_has_no_replicaof_line():
-    conf = lines(render.redis_conf(HA, HA_HASHES, REPLICA, None))
+def test_the_primary_has_no_replicaof_line_and_announces_its_address():
+    primary = Topology("primary", "10.0.0.1", "10.0.0.1", REPLICA.sentinels, True)
+    conf = lines(render.redis_conf(load({"redis_bind": "127.0.0.1 10.0.0.1"}), HA_HASHES, primary, None))
     assert not any(line.startswith("replicaof") for line in conf)
+    assert "replica-announce-ip 10.0.0.1" in conf and "masteruser replicator" in conf
+
+
+def test_a_sentinel_only_hosts_redis_does_not_replicate_or_refuse_writes():
+    watcher = Topology("standalone", "10.0.0.4", "10.0.0.1", REPLICA.sentinels, True)
+    conf = redis_conf_text = render.redis_conf(load({}), HA_HASHES, watcher, None)
+    assert "min-replicas-to-write" not in conf and "masteruser" not in conf and "include" not in redis_conf_text
 
 
 def test_a_single_server_has_no_replication_lines():

@@ -27,6 +27,15 @@ def test_shared_passwords_are_generated_once_private_and_reused(tmp_path):
     assert auth.shared_passwords(SETTINGS, PRIMARY, root=tmp_path) == first
 
 
+def test_the_first_run_keeps_passwords_given_in_the_environment_and_later_runs_insist_on_them(tmp_path):
+    given = {"APP": "A" * 40}
+    assert auth.shared_passwords(SETTINGS, REPLICA, root=tmp_path, given=given)["APP"] == "A" * 40
+    assert auth.shared_passwords(SETTINGS, REPLICA, root=tmp_path, given=given)["APP"] == "A" * 40
+    with pytest.raises(SettingsError, match="SMART_REDIS_APP_PASSWORD: allowed is the group's password") as error:
+        auth.shared_passwords(SETTINGS, REPLICA, root=tmp_path, given={"APP": "B" * 40})
+    assert "B" * 40 not in str(error.value)
+
+
 def test_a_single_server_needs_no_shared_file(tmp_path):
     assert auth.shared_passwords(SETTINGS, Topology("standalone"), root=tmp_path) == {}
     assert not (tmp_path / "secrets").exists()
@@ -54,13 +63,35 @@ def test_the_primary_a_host_follows(topology, sentinel_says, expected):
     assert replication.replicaof(SETTINGS, topology, sentinel_says) == expected
 
 
-def test_sentinel_answers_are_parsed_and_errors_dropped():
+def test_sentinel_answers_are_parsed_and_silence_dropped():
     output = ["answer=10.0.0.2 6379 ", "answer=", "answer=NOAUTH Authentication required. ", "answer=10.0.0.2 6379"]
-    assert SentinelPrimary().process(output) == ["10.0.0.2 6379", "10.0.0.2 6379"]
+    assert SentinelPrimary().process(output) == ["10.0.0.2 6379", "NOAUTH Authentication required.", "10.0.0.2 6379"]
+
+
+@pytest.mark.parametrize(
+    "answers,member,expected",
+    [
+        ([], False, None),  # a new group: no sentinel runs yet
+        (["10.0.0.2 6379"] * 3, True, "10.0.0.2 6379"),
+        (["10.0.0.2 6379"] * 2, True, "10.0.0.2 6379"),  # one sentinel down: two of three still decide
+        (["10.0.0.2 6379", "10.0.0.2 6379", "10.0.0.1 6379"], True, "10.0.0.2 6379"),
+        ([], True, "no sentinel answers"),  # a member that hears nothing must not guess
+        (["10.0.0.2 6379"], True, "no majority of the 3 sentinels"),
+        (["10.0.0.2 6379", "10.0.0.1 6379"], False, "no majority of the 3 sentinels"),
+        (["WRONGPASS invalid username-password pair"], False, "refused the group's credentials"),
+        (["10.0.0.2 6379", "NOAUTH Authentication required."], True, "refused the group's credentials"),
+    ],
+)
+def test_the_sentinels_majority_decides_or_the_run_stops(answers, member, expected):
+    if expected is None or expected[0].isdigit():
+        assert replication.decide(answers, 3, member) == expected
+    else:
+        with pytest.raises(ValueError, match=expected):
+            replication.decide(answers, 3, member)
 
 
 def test_changing_a_shared_password_on_a_member_is_refused():
-    facts = HostState(files={replication.PATHS.ha_dropin: None}, secret_hashes={"SENTINEL": auth.sha256("old" * 11)})
+    facts = HostState(ha_member=True, secret_hashes={"SENTINEL": auth.sha256("old" * 11)})
     with pytest.raises(SettingsError, match="SENTINEL password differs"):
         replication.refuse_rotation(REPLICA, {"SENTINEL": "new" * 11}, facts)
     replication.refuse_rotation(REPLICA, {"SENTINEL": "old" * 11}, facts)

@@ -39,10 +39,10 @@ def test_no_groups_is_a_single_server():
     assert topology.role == "standalone" and not topology.ha
 
 
-def test_host_names_serve_as_addresses_when_none_is_given():
-    topology = build("db1.example", {"redis_primary": ["db1.example"], "redis_sentinels": ["db1.example", "s2", "s3"]},
-                     {}, load({"redis_bind": "0.0.0.0"}))
-    assert topology.address == "db1.example" and topology.sentinels == ("db1.example", "s2", "s3")
+def test_an_inventory_name_that_is_an_ip_address_serves_as_the_address():
+    groups = {"redis_primary": ["10.0.0.1"], "redis_sentinels": ["10.0.0.1", "10.0.0.2", "10.0.0.3"]}
+    topology = build("10.0.0.1", groups, {}, load({"redis_bind": "0.0.0.0"}))
+    assert topology.address == "10.0.0.1" and topology.sentinels == ("10.0.0.1", "10.0.0.2", "10.0.0.3")
 
 
 @pytest.mark.parametrize(
@@ -54,7 +54,9 @@ def test_host_names_serve_as_addresses_when_none_is_given():
         ("db1", {**THREE, "redis_sentinels": ["db1", "db2"]}, ADDRESSES, OPEN, "at least 3 hosts"),
         ("db1", THREE, {**ADDRESSES, "db2": "10.0.0.1"}, OPEN, "one address per host"),
         ("@docker/a", {"redis_primary": ["@docker/a"], "redis_sentinels": ["@docker/a", "s2", "s3"]}, {}, OPEN,
-         "redis_ha_address of @docker/a: set it"),
+         "redis_ha_address of @docker/a = '@docker/a': allowed is an IP address"),
+        ("db1", THREE, {**ADDRESSES, "db3": "db3.example"}, OPEN,
+         "redis_ha_address of db3 = 'db3.example': allowed is an IP address"),
         ("db1", THREE, ADDRESSES, load({}), "redis_bind = '127.0.0.1 -::1': allowed is a list that includes 10.0.0.1"),
         ("db1", THREE, ADDRESSES, load({"redis_auth": "none"}), 'redis_auth = "none": allowed is "acl"'),
     ],
