@@ -2,7 +2,8 @@
 
 Sentinel rewrites its own sentinel.conf (the current primary, the replicas, the other sentinels,
 epochs), so the deploy writes the file only when it does not carry the deploy's first line yet:
-re-running the deploy never undoes a failover.
+re-running the deploy never undoes a failover. Later changes of quorum and timing reach the
+running Sentinel with SENTINEL SET, which Sentinel itself records in its file.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from io import StringIO
 from typing import Mapping
 
 from pyinfra import host
-from pyinfra.api import FileUploadCommand, operation
+from pyinfra.api import FactBase, FileUploadCommand, OperationError, operation
 from pyinfra.operations import server
 
 from . import auth, render, replication
@@ -75,9 +76,68 @@ def first_config(settings: Settings, topology: Topology, given: Mapping[str, str
     yield f"systemctl unmask {SENTINEL_SERVICE} && systemctl enable {SENTINEL_SERVICE} && systemctl restart {SENTINEL_SERVICE}"
 
 
+class SentinelMaster(FactBase):
+    """The local sentinel's SENTINEL MASTER fields for the group; None when it does not answer."""
+
+    def command(self, port: int, master_name: str) -> str:
+        return (
+            f'( . {PATHS.credentials} && REDISCLI_AUTH="$REDIS_SENTINEL_PASSWORD" redis-cli --no-auth-warning '
+            f'--user "$REDIS_SENTINEL_USER" -p {port} --raw sentinel master {master_name} ) 2>/dev/null; true'
+        )
+
+    def process(self, output):
+        fields = [line.strip() for line in output]
+        values = dict(zip(fields[0::2], fields[1::2]))
+        return values if "quorum" in values else None
+
+
+def tunables(settings: Settings, topology: Topology) -> dict[str, str]:
+    """What the deploy keeps in step on a running Sentinel (SENTINEL SET), as SENTINEL MASTER names them."""
+    return {
+        "quorum": str(topology.quorum),
+        "down-after-milliseconds": str(settings.sentinel_down_after_ms),
+        "failover-timeout": str(settings.sentinel_failover_timeout_ms),
+        "parallel-syncs": "1",
+    }
+
+
+@operation()
+def sentinel_settings(settings: Settings, topology: Topology):
+    """
+    Bring the running Sentinel's timing and quorum to the settings with SENTINEL SET (which it persists).
+
+    + settings, topology: the wanted values (quorum: a majority of redis_sentinels)
+
+    **Example:**
+
+    .. code:: python
+
+        sentinel_settings(settings=settings, topology=topology)
+    """
+    running = host.get_fact(SentinelMaster, port=settings.sentinel_port, master_name=settings.ha_master_name)
+    if running is None and not host_state().sentinel_conf_written:
+        host.noop("Sentinel starts with the settings from its first sentinel.conf")  # --dry on a new host
+        return
+    if running is None:
+        raise OperationError(f"{SENTINEL_SERVICE} does not answer on port {settings.sentinel_port}")
+    changed = {k: v for k, v in tunables(settings, topology).items() if running.get(k) != v}
+    if not changed:
+        host.noop("Sentinel runs with the settings")
+        return
+    host.log("Applying to Sentinel at runtime: " + ", ".join(f"{k} ({running.get(k)} -> {v})" for k, v in changed.items()))
+    host_changes()
+    pairs = " ".join(f"{k} {v}" for k, v in changed.items())
+    yield (
+        f'reply=$( . {PATHS.credentials} && REDISCLI_AUTH="$REDIS_SENTINEL_PASSWORD" redis-cli --no-auth-warning '
+        f'--user "$REDIS_SENTINEL_USER" -p {settings.sentinel_port} sentinel set {settings.ha_master_name} {pairs} ); '
+        'test "$reply" = OK || { echo "SENTINEL SET: $reply" >&2; exit 1; }'
+    )
+
+
 def sentinel(settings: Settings, topology: Topology, given: Mapping[str, str]) -> None:
     if not topology.runs_sentinel:
         return
     first_config(name=f"Configure Redis Sentinel ({PATHS.sentinel_config}, once)", settings=settings,
                  topology=topology, given=given)
     service_running(name=f"Enable and start {SENTINEL_SERVICE}", service=SENTINEL_SERVICE)
+    sentinel_settings(name="Keep Sentinel's quorum and timing in step", settings=settings, topology=topology)

@@ -181,9 +181,18 @@ def test_failover_story(cluster):
     assert again.rc == 0, again.output[-4000:]
     assert again.changed == 0, again.stderr[-3000:]
 
+    # --- Sentinel's timing follows the settings at runtime (SENTINEL SET), on every sentinel.
+    faster = run_deploy(cluster, data={"redis_maxmemory": "256mb", "redis_sentinel_down_after_ms": 4000}, json_output=True)
+    assert faster.rc == 0, faster.stderr[-4000:]
+    assert faster.changed == 3, faster.stderr[-3000:]
+    for n in (a, b, c):
+        fields = redis(n, "sentinel", "master", MASTER, port=26379).splitlines()
+        assert dict(zip(fields[0::2], fields[1::2]))["down-after-milliseconds"] == "4000"
+    assert "sentinel down-after-milliseconds smart-trade 4000" in sh(b, "cat /etc/redis/sentinel.conf").stdout
+
     # --- A change that needs a restart restarts one server after the other, each replica back in
     # sync before the next host: no failover happens (the sentinels' config epoch stays).
-    settled = {"redis_maxmemory": "256mb", "redis_tcp_backlog": 1024}
+    settled = {"redis_maxmemory": "256mb", "redis_tcp_backlog": 1024, "redis_sentinel_down_after_ms": 4000}
     epoch = config_epoch(b)
     restart = run_deploy(cluster, data=settled)
     assert restart.rc == 0, restart.output[-4000:]
@@ -205,7 +214,7 @@ def test_failover_story(cluster):
     assert f"Sentinel reports the primary at {new_ip} 6379" in rebuilt.output
     assert f"replicaof {new_ip} 6379" in sh(a, "cat /etc/redis/redis.conf").stdout
     wait_for("the rebuilt sentinel agrees", lambda: sentinel_says(a) == new_ip, 30)
-    for run in (rerun, again, restart, rebuilt):
+    for run in (rerun, again, faster, restart, rebuilt):
         assert not any(value in run.output for value in passwords)
     wait_for("health OK on the new primary with 2 replicas",
              lambda: "primary with 2 connected replica(s)" in sh(new, "redis-monitor health", check=False).stdout, 30)

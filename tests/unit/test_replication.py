@@ -100,3 +100,14 @@ def test_changing_a_shared_password_on_a_member_is_refused():
 def test_a_joining_host_adopts_the_group_passwords():
     facts = HostState(secret_hashes={"APP": auth.sha256("mine" * 9)})
     replication.refuse_rotation(REPLICA, {"APP": "group" * 8}, facts)
+
+
+def test_sentinel_master_fields_are_read_as_pairs():
+    from smart_redis.sentinel import SentinelMaster, tunables
+
+    output = ["name", "smart-trade", "quorum", "2", "down-after-milliseconds", "5000", "parallel-syncs", "1"]
+    assert SentinelMaster().process(output)["down-after-milliseconds"] == "5000"
+    assert SentinelMaster().process(["NOAUTH Authentication required."]) is None
+    assert tunables(SETTINGS, REPLICA) == {
+        "quorum": "2", "down-after-milliseconds": "5000", "failover-timeout": "30000", "parallel-syncs": "1"
+    }
