@@ -53,9 +53,11 @@ def settings(request) -> settings_module.Settings:
 class RedisCli:
     """redis-cli on the host under test, as one of the ACL users, so checks see what a local client sees."""
 
-    def __init__(self, host, settings, role: str = "ADMIN"):
+    def __init__(self, host, settings, role: str = "ADMIN", server: tuple[str, int] | None = None):
         self.host = host
         self.prefix = cli(settings.port, settings.auth, role)
+        if server is not None:  # another server of the group; the last -h/-p wins
+            self.prefix += f" -h {server[0]} -p {server[1]}"
 
     def command(self, *args: str, db: int = 0) -> str:
         return f"{self.prefix} -n {db} " + " ".join(shlex.quote(a) for a in args)
@@ -70,5 +72,19 @@ def redis_cli(host, settings) -> RedisCli:
 
 
 @pytest.fixture
-def app_cli(host, settings) -> RedisCli:
-    return RedisCli(host, settings, role="APP")
+def app_cli(host, settings, writes_to) -> RedisCli:
+    """The app user where the apps' writes go: this server, or on a replica its primary."""
+    return RedisCli(host, settings, role="APP", server=writes_to)
+
+
+@pytest.fixture
+def writer_cli(host, settings, writes_to) -> RedisCli:
+    """The admin user where writes go: this server, or on a replica its primary."""
+    return RedisCli(host, settings, server=writes_to)
+
+
+@pytest.fixture
+def writes_to(redis_cli) -> tuple[str, int] | None:
+    """None on a primary or single server; (address, port) of the primary on a replica, which refuses writes."""
+    info = dict(line.strip().split(":", 1) for line in redis_cli("info", "replication").splitlines() if ":" in line)
+    return (info["master_host"], int(info["master_port"])) if info.get("role") == "slave" else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import time
 import uuid
 
 import pytest
@@ -70,12 +71,13 @@ def test_live_values_match_the_settings(redis_cli, settings):
     assert set(flags) == set(settings.notify_keyspace_events)
 
 
-def test_expired_event_is_delivered_to_a_subscriber(host, redis_cli, settings):
+def test_expired_event_is_delivered_to_a_subscriber(host, writer_cli, settings):
     if "x" not in settings.notify_keyspace_events and "A" not in settings.notify_keyspace_events:
         pytest.fail("redis_notify_keyspace_events does not publish expired events; nothing to check")
+    # On a replica: where the apps subscribe, the group's primary.
     key = f"infra-check:event:{uuid.uuid4().hex}"
-    subscribe = redis_cli.command("--csv", "subscribe", "__keyevent@0__:expired")
-    set_key = redis_cli.command("set", key, "1", "px", "100")
+    subscribe = writer_cli.command("--csv", "subscribe", "__keyevent@0__:expired")
+    set_key = writer_cli.command("set", key, "1", "px", "100")
     # Subscribe first, let the key expire while listening, stop as soon as the event arrived.
     output = host.run(
         f"out=$(mktemp); timeout 5 sh -c {shlex.quote(subscribe)} > $out & sleep 0.3; {set_key} > /dev/null; "
@@ -85,12 +87,17 @@ def test_expired_event_is_delivered_to_a_subscriber(host, redis_cli, settings):
     assert output.rc == 0 and key in output.stdout, output.stderr
 
 
-def test_round_trip_follows_the_keyspace_policy(redis_cli, keyspace_db):
+def test_round_trip_follows_the_keyspace_policy(redis_cli, writer_cli, keyspace_db, writes_to):
+    """Written where writes go, read back here (on a replica: after replication brought it)."""
     policy, db = keyspace_db, keyspace_db.db
     key = f"infra-check:{policy.name}:{uuid.uuid4().hex}"
     ttl_args = ("ex", str(policy.ttl)) if policy.ttl else ()
-    assert redis_cli("set", key, "value", *ttl_args, db=db) == "OK"
+    assert writer_cli("set", key, "value", *ttl_args, db=db) == "OK"
     try:
+        for _ in range(50 if writes_to else 1):
+            if redis_cli("get", key, db=db) == "value":
+                break
+            time.sleep(0.1)
         assert redis_cli("get", key, db=db) == "value"
         ttl = int(redis_cli("ttl", key, db=db))
         if policy.ttl:
@@ -98,4 +105,4 @@ def test_round_trip_follows_the_keyspace_policy(redis_cli, keyspace_db):
         else:
             assert ttl == -1
     finally:
-        redis_cli("del", key, db=db)
+        writer_cli("del", key, db=db)

@@ -126,10 +126,11 @@ def test_failover_story(cluster):
     health = sh(a, "redis-monitor health", check=False)
     assert "OK       sentinels: 3 of 3 agree" in health.stdout and "primary with 2 connected replica(s)" in health.stdout
 
-    # --- The operator's host checks pass on the primary; redis-monitor's self-test passes on a
-    # replica, its writes going to the primary and arriving back here.
-    checks = infra_checks(f"docker://{a}", f"--redis-data=redis_bind=127.0.0.1 -::1 {ip_a}")
-    assert checks.returncode == 0, checks.stdout[-3000:]
+    # --- The operator's host checks pass on the primary and on a replica (whose writes go to the
+    # primary); redis-monitor's self-test passes on a replica the same way.
+    for host_name, ip in ((a, ip_a), (b, ip_b)):  # the primary, and a replica
+        checks = infra_checks(f"docker://{host_name}", f"--redis-data=redis_bind=127.0.0.1 -::1 {ip}")
+        assert checks.returncode == 0, checks.stdout[-3000:]
     selftest = sh(b, "redis-monitor test", check=False)
     assert selftest.returncode == 0, selftest.stdout
     assert f"the write checks run on its primary {ip_a}:6379" in selftest.stdout
