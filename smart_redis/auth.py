@@ -71,6 +71,9 @@ def shared_passwords(
         return {}
     given = given or {}
     path = (root or Path.cwd()) / settings.ha_secrets_file
+    for role, value in given.items():
+        if not _acceptable(value):  # never echo the value
+            raise SettingsError(f"{PASSWORD_ENV[role]}: allowed in a Sentinel group is a password without double quotes")
     if not path.exists():
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         alphabet = string.ascii_letters + string.digits
@@ -90,6 +93,12 @@ def shared_passwords(
     missing = [role for role in SHARED_ROLES if not values.get(f"REDIS_{role}_PASSWORD")]
     if missing:
         raise SettingsError(f"redis_ha_secrets_file = {str(path)!r}: allowed is a file with a password for {', '.join(missing)}")
+    weak = [role for role in SHARED_ROLES if not _acceptable(values[f"REDIS_{role}_PASSWORD"])]
+    if weak:  # never echo the value
+        raise SettingsError(
+            f"redis_ha_secrets_file = {str(path)!r}: allowed are passwords of at least {MIN_PASSWORD_LENGTH} characters "
+            f"without spaces, quotes or backslashes (not so: {', '.join(weak)})"
+        )
     for role, value in given.items():
         if values.get(f"REDIS_{role}_PASSWORD") != value:
             # A host must never get another password than its group: apps would fail after a failover.
@@ -116,6 +125,10 @@ def operator_passwords(environ: Mapping[str, str] = os.environ) -> dict[str, str
             )
         given[role] = value
     return given
+
+
+def _acceptable(password: str) -> bool:
+    return len(password) >= MIN_PASSWORD_LENGTH and not any(c.isspace() or c in "'\"\\" for c in password)
 
 
 def sha256(text: str) -> str:

@@ -22,7 +22,7 @@ from pyinfra.facts.files import FileContents
 from . import auth, live, render, replication
 from .constants import CONFIG_GROUP, CONFIG_MODE, CONFIG_USER, PATHS, SERVICE
 from .facts import RedisLive
-from .restore import RedisKeyCount
+from .restore import RdbKeyCount, RedisKeyCount
 from .operations import copy_once, host_changes, host_state, show_diff
 from .settings import Settings
 from .topology import Topology
@@ -73,6 +73,17 @@ def _wait_for_sync(cli: str, primary: str) -> str:
     )
 
 
+def _group_in_sync(cli: str, primary: str, replicas: int) -> str:
+    """Wait (60 s at most) until the primary has every replica of the group in sync, else refuse to restart."""
+    address, port = primary.split()
+    count = f"( {cli} -h {address} -p {port} info replication ) 2>/dev/null | grep -c '^slave[0-9]*:.*state=online'"
+    return (
+        f'for i in $(seq 120); do online=$({count}); test "$online" -ge {replicas} && exit 0; sleep 0.5; done; '
+        f'echo "Not restarting {SERVICE}: the primary {address}:{port} has $online of {replicas} replicas in sync, '
+        'and this restart would take another server of the group away" >&2; exit 1'
+    )
+
+
 def _runtime_commands(cli: str, plan: live.Plan) -> list[str]:
     commands = []
     if plan.runtime_settings:
@@ -103,8 +114,12 @@ def apply_redis_config(settings: Settings, given: Mapping[str, str], topology: T
     """
     # In a Sentinel topology: the primary the sentinels report now (at first provisioning the
     # inventory's), written into the file for the next start, never applied to the running server.
-    primary = replication.primary_now(settings, topology, member=not joining)
-    replicaof = replication.replicaof(settings, topology, primary)
+    primary = replication.primary_now(settings, topology, member=not joining) if topology.replicated else None
+    if topology.replicated and primary is None and not joining:  # sentinels silent: keep the file's
+        current_text = "\n".join(host.get_fact(FileContents, path=PATHS.config) or [])
+        replicaof = live.directives(current_text).get("replicaof")
+    else:
+        replicaof = replication.replicaof(settings, topology, primary)
     content = _content(settings, given, topology, replicaof)
     facts = host_state(fresh=True)  # the package creates redis.conf and starts the server
     current = facts.files.get(PATHS.config)
@@ -141,6 +156,16 @@ def apply_redis_config(settings: Settings, given: Mapping[str, str], topology: T
         for name, (live_value, declared) in plan.changed.items():
             host.log(f"Drift: {name} is {live_value!r} on the server, declared {declared!r}", logger.warning)
 
+    if joining and replicaof and not settings.replica_replace_data:
+        keys = host.get_fact(RedisKeyCount, cli=live_cli)
+        if keys is None:  # not running: what it would load at its next start
+            keys = host.get_fact(RdbKeyCount, path=f"{PATHS.data_dir}/dump.rdb")
+        if keys:
+            raise OperationError(
+                f"this server holds {keys} keys; as a replica of {replicaof} it would replace them with the primary's "
+                "data: empty it first, or set redis_replica_replace_data=true"
+            )
+
     if state.config.DIFF and file_differs:
         show_diff(PATHS.config, content)
 
@@ -151,18 +176,13 @@ def apply_redis_config(settings: Settings, given: Mapping[str, str], topology: T
         yield f"chown {CONFIG_USER}:{CONFIG_GROUP} {candidate} && chmod {CONFIG_MODE} {candidate}"
         yield f"{VALIDATE.format(path=candidate)} || {{ rm -f {candidate}; exit 1; }}"
 
-    if joining and replicaof:
-        keys = host.get_fact(RedisKeyCount, cli=live_cli)
-        if keys and not settings.replica_replace_data:
-            raise OperationError(
-                f"this server holds {keys} keys; as a replica of {replicaof} it would replace them with the primary's "
-                "data: empty it first, or set redis_replica_replace_data=true"
-            )
-
     if plan.restart_for and (running is not None or facts.active == "active"):
         host.log(f"Restarting {SERVICE} for: {'; '.join(plan.restart_for)}", logger.warning)
+        if primary and not joining:
+            # Serial runs go on after a failed host: never take a second server of the group away.
+            yield _group_in_sync(live_cli, primary, topology.members - 1)
         yield _restart_with_rollback(live_cli)
-        if replicaof and not joining:  # a joining host's primary may be configured later in this run
+        if replicaof and (not joining or primary is not None):  # a new group's primary may come later in this run
             yield _wait_for_sync(auth.cli(settings.port, settings.auth), replicaof)
         return
     if plan.restart_for:  # not running at all: nothing to keep, just start on the new file

@@ -39,6 +39,9 @@ class SentinelPrimary(FactBase):
             f'a=$({ask} 2>/dev/null | tr "\\n" " "); echo "answer=$a"; done ) 2>/dev/null; true'
         )
 
+    def default(self) -> list[str]:
+        return []  # no credentials file yet: nobody was asked
+
     def process(self, output) -> list[str]:
         """ "ADDRESS PORT" per answering sentinel, the reply text of a refusing one, nothing for silence."""
         return [" ".join(line.partition("=")[2].split()) for line in output if line.partition("=")[2].strip()]
@@ -47,12 +50,12 @@ class SentinelPrimary(FactBase):
 REFUSED = ("NOAUTH", "WRONGPASS", "NOPERM", "ERR")
 
 
-def decide(answers: list[str], sentinels: int, member: bool) -> str | None:
-    """The primary a majority of the sentinels reports; None on a group's first provisioning.
+def decide(answers: list[str], sentinels: int) -> str | None:
+    """The primary the sentinels report: the one they agree on, or else a majority's; None if none answers.
 
-    answers: SentinelPrimary's lines; sentinels: how many there are; member: this host belongs
-    to the group already, so silence means the sentinels are unreachable, not not-yet-built.
-    Raises ValueError (one line) where writing any answer could undo a failover.
+    answers: SentinelPrimary's lines; sentinels: how many the group has. Raises ValueError (one
+    line) when they refuse the group's credentials or no majority agrees: writing any answer
+    then could undo a failover.
     """
     refused = [a for a in answers if a.startswith(REFUSED)]
     if refused:
@@ -61,23 +64,22 @@ def decide(answers: list[str], sentinels: int, member: bool) -> str | None:
         )
     valid = [a for a in answers if len(a.split()) == 2 and a.split()[1].isdigit()]
     if not valid:
-        if member:
-            raise ValueError("no sentinel answers where the primary is: bring them back (redis-monitor status) first")
         return None
     (winner, votes), = Counter(valid).most_common(1)
-    if votes * 2 <= sentinels:
+    if votes != len(valid) and votes * 2 <= sentinels:
         raise ValueError(
-            f"no majority of the {sentinels} sentinels reports one primary ({'; '.join(valid)}): "
-            "bring the sentinels back (redis-monitor status) first"
+            f"the sentinels disagree on the primary ({'; '.join(valid)}) and no majority of {sentinels} "
+            "agrees: look at redis-monitor status before deploying"
         )
     return winner
 
 
 def primary_now(settings: Settings, topology: Topology, quiet: bool = False, member: bool = False) -> str | None:
-    """ "ADDRESS PORT" of the primary that a majority of the sentinels reports, or None before any runs.
+    """ "ADDRESS PORT" of the primary the sentinels report, or None when none answers.
 
     Asked at execution time (from inside an operation), so that a host rebuilt after a failover
-    already has redis-cli and the credentials when it asks.
+    already has redis-cli and the credentials when it asks. member: the host has joined before,
+    so silence means "keep what redis.conf says", not "a new group".
     """
     if not topology.ha:
         return None
@@ -85,12 +87,14 @@ def primary_now(settings: Settings, topology: Topology, quiet: bool = False, mem
         SentinelPrimary, sentinels=topology.sentinels, port=settings.sentinel_port, master_name=settings.ha_master_name
     )
     try:
-        winner = decide(answers, len(topology.sentinels), member)
+        winner = decide(answers, len(topology.sentinels))
     except ValueError as exc:
         raise OperationError(str(exc)) from None
     if quiet:
         return winner
-    if winner is None:
+    if winner is None and member:
+        host.log("No sentinel answers: redis.conf keeps the primary it names", logger.warning)
+    elif winner is None:
         host.log(f"No sentinel answers yet: a new group, so the inventory's primary ({topology.primary}) it is", logger.warning)
     elif winner.split()[0] != topology.primary:
         host.log(f"Sentinel reports the primary at {winner} (the inventory says {topology.primary}): following Sentinel", logger.info)

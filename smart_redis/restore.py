@@ -52,6 +52,21 @@ class RedisKeyCount(FactBase):
         return sum(int(line.split("keys=")[1].split(",")[0]) for line in lines if line.startswith("db"))
 
 
+class RdbKeyCount(FactBase):
+    """Keys in an RDB file (what a stopped server loads at its next start); 0 when there is none."""
+
+    def command(self, path: str) -> str:
+        return (
+            f"test -s {path} && redis-check-rdb {path} 2>/dev/null | sed -n 's/.*\\[info\\] \\([0-9]*\\) keys read.*/\\1/p'; true"
+        )
+
+    def process(self, output):
+        return int(output[0]) if output and output[0].strip().isdigit() else 0
+
+    def default(self):
+        return 0
+
+
 @operation()
 def restore_snapshot(settings: Settings):
     """

@@ -29,6 +29,7 @@ class Topology:
     sentinels: tuple[str, ...] = ()  # addresses of every sentinel
     runs_sentinel: bool = False
     group: bool = False  # the inventory has a Sentinel group (this host may still be outside it)
+    members: int = 1  # Redis servers of the group: the primary and the replicas
 
     @property
     def ha(self) -> bool:
@@ -101,6 +102,7 @@ def build(
         sentinels=tuple(found[name] for name in sentinels),
         runs_sentinel=this in sentinels,
         group=True,
+        members=1 + len(replicas),
     )
 
 

@@ -72,7 +72,13 @@ def redis_cli(host, settings) -> RedisCli:
 
 
 @pytest.fixture
-def app_cli(host, settings, writes_to) -> RedisCli:
+def app_cli(host, settings) -> RedisCli:
+    """The app user on this server: what it may and may not do here."""
+    return RedisCli(host, settings, role="APP")
+
+
+@pytest.fixture
+def app_writer_cli(host, settings, writes_to) -> RedisCli:
     """The app user where the apps' writes go: this server, or on a replica its primary."""
     return RedisCli(host, settings, role="APP", server=writes_to)
 

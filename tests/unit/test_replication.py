@@ -69,25 +69,28 @@ def test_sentinel_answers_are_parsed_and_silence_dropped():
 
 
 @pytest.mark.parametrize(
-    "answers,member,expected",
+    "answers,expected",
     [
-        ([], False, None),  # a new group: no sentinel runs yet
-        (["10.0.0.2 6379"] * 3, True, "10.0.0.2 6379"),
-        (["10.0.0.2 6379"] * 2, True, "10.0.0.2 6379"),  # one sentinel down: two of three still decide
-        (["10.0.0.2 6379", "10.0.0.2 6379", "10.0.0.1 6379"], True, "10.0.0.2 6379"),
-        ([], True, "no sentinel answers"),  # a member that hears nothing must not guess
-        (["10.0.0.2 6379"], True, "no majority of the 3 sentinels"),
-        (["10.0.0.2 6379", "10.0.0.1 6379"], False, "no majority of the 3 sentinels"),
-        (["WRONGPASS invalid username-password pair"], False, "refused the group's credentials"),
-        (["10.0.0.2 6379", "NOAUTH Authentication required."], True, "refused the group's credentials"),
+        ([], None),  # nobody answers: a new group, or the sentinels are unreachable
+        (["10.0.0.2 6379"] * 3, "10.0.0.2 6379"),
+        (["10.0.0.2 6379"] * 2, "10.0.0.2 6379"),  # one sentinel down
+        (["10.0.0.2 6379"], "10.0.0.2 6379"),  # a group whose sentinels start one by one
+        (["10.0.0.2 6379", "10.0.0.2 6379", "10.0.0.1 6379"], "10.0.0.2 6379"),  # a majority
+        (["10.0.0.2 6379", "10.0.0.1 6379"], "disagree on the primary"),  # no majority of 3
+        (["WRONGPASS invalid username-password pair"], "refused the group's credentials"),
+        (["10.0.0.2 6379", "NOAUTH Authentication required."], "refused the group's credentials"),
     ],
 )
-def test_the_sentinels_majority_decides_or_the_run_stops(answers, member, expected):
+def test_the_sentinels_decide_or_the_run_stops(answers, expected):
     if expected is None or expected[0].isdigit():
-        assert replication.decide(answers, 3, member) == expected
+        assert replication.decide(answers, 3) == expected
     else:
         with pytest.raises(ValueError, match=expected):
-            replication.decide(answers, 3, member)
+            replication.decide(answers, 3)
+
+
+def test_no_credentials_yet_means_no_answers():
+    assert SentinelPrimary().default() == []
 
 
 def test_changing_a_shared_password_on_a_member_is_refused():
@@ -111,3 +114,13 @@ def test_sentinel_master_fields_are_read_as_pairs():
     assert tunables(SETTINGS, REPLICA) == {
         "quorum": "2", "down-after-milliseconds": "5000", "failover-timeout": "30000", "parallel-syncs": "1"
     }
+
+
+def test_a_hand_edited_secrets_file_with_a_password_redis_cannot_parse_is_refused_without_echoing_it(tmp_path):
+    auth.shared_passwords(SETTINGS, REPLICA, root=tmp_path)
+    path = tmp_path / "secrets" / "ha.env"
+    bad = 'x"' * 20
+    path.write_text(path.read_text().replace(path.read_text().split()[2].split("=", 1)[1], bad))
+    with pytest.raises(SettingsError, match="not so: REPLICATION") as error:
+        auth.shared_passwords(SETTINGS, REPLICA, root=tmp_path)
+    assert bad not in str(error.value)
