@@ -78,7 +78,7 @@ def _group_in_sync(cli: str, primary: str, replicas: int) -> str:
     address, port = primary.split()
     count = f"( {cli} -h {address} -p {port} info replication ) 2>/dev/null | grep -c '^slave[0-9]*:.*state=online'"
     return (
-        f'for i in $(seq 120); do online=$({count}); test "$online" -ge {replicas} && exit 0; sleep 0.5; done; '
+        f'for i in $(seq 120); do online=$( {count} ); test "$online" -ge {replicas} && exit 0; sleep 0.5; done; '
         f'echo "Not restarting {SERVICE}: the primary {address}:{port} has $online of {replicas} replicas in sync, '
         'and this restart would take another server of the group away" >&2; exit 1'
     )
