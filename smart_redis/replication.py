@@ -60,7 +60,8 @@ def decide(answers: list[str], sentinels: int) -> str | None:
     refused = [a for a in answers if a.startswith(REFUSED)]
     if refused:
         raise ValueError(
-            f"a sentinel refused the group's credentials ({refused[0]}): is redis_ha_secrets_file the group's own?"
+            f"a sentinel answered with an error ({refused[0]}): are redis_ha_secrets_file and "
+            "redis_ha_master_name the group's own?"
         )
     valid = [a for a in answers if len(a.split()) == 2 and a.split()[1].isdigit()]
     if not valid:

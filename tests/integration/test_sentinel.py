@@ -105,6 +105,9 @@ def test_failover_story(cluster):
                          for n in (a, b, c)),
              60)
     assert {sentinel_says(n) for n in (a, b, c)} == {ip_a}
+    # The package's own Sentinel (no bind, no password, "mymaster") never ran: it stayed masked.
+    for n in (a, b, c):
+        assert "mymaster" not in sh(n, "cat /var/log/redis/redis-sentinel.log").stdout
     assert "sentinel auth-pass" in sh(a, "cat /etc/redis/sentinel.conf").stdout
     assert sh(a, "stat -c '%U:%G %a' /etc/redis/sentinel.conf /etc/redis/replication-auth.conf").stdout.split() == [
         "redis:redis", "640", "root:redis", "640"]
@@ -226,6 +229,16 @@ def test_failover_story(cluster):
     health = sh(new, "redis-monitor health", check=False)
     assert health.returncode == 2, health.stdout
     assert "CRITICAL replication: primary with 0 connected replica(s)" in health.stdout
+
+    # --- ... and a restart of the primary is refused while no replica is in sync (after 60 s of
+    # waiting): a run never takes the last server of the group away. Nothing changes on it.
+    primary_pid = pid(new)
+    refused = run_deploy(cluster, "--limit", f"@docker/{new}", data={**settled, "redis_tcp_backlog": 2048})
+    assert refused.rc == 1
+    assert f"Not restarting redis-server: the primary {new_ip}:6379 has 0 of 2 replicas in sync" in refused.output
+    assert pid(new) == primary_pid
+    assert redis(new, "config", "get", "tcp-backlog").split()[-1] == "1024"
+    assert "tcp-backlog 1024" in sh(new, "cat /etc/redis/redis.conf").stdout
 
 
 def config_epoch(container: str) -> str:

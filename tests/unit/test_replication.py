@@ -77,8 +77,9 @@ def test_sentinel_answers_are_parsed_and_silence_dropped():
         (["10.0.0.2 6379"], "10.0.0.2 6379"),  # a group whose sentinels start one by one
         (["10.0.0.2 6379", "10.0.0.2 6379", "10.0.0.1 6379"], "10.0.0.2 6379"),  # a majority
         (["10.0.0.2 6379", "10.0.0.1 6379"], "disagree on the primary"),  # no majority of 3
-        (["WRONGPASS invalid username-password pair"], "refused the group's credentials"),
-        (["10.0.0.2 6379", "NOAUTH Authentication required."], "refused the group's credentials"),
+        (["WRONGPASS invalid username-password pair"], "answered with an error .WRONGPASS"),
+        (["10.0.0.2 6379", "NOAUTH Authentication required."], "answered with an error .NOAUTH"),
+        (["ERR No such master with that name"], "redis_ha_master_name"),
     ],
 )
 def test_the_sentinels_decide_or_the_run_stops(answers, expected):
