@@ -20,6 +20,7 @@ facts = host_state()  # one round trip answers every step below
 replication.refuse_rotation(ha, passwords, facts)  # a group's shared passwords are not changed in passing
 
 preflight.check(redis, facts)
+pm2.preflight(redis, ha)  # a missing ecosystem file stops the run before anything changes
 sandbox = service.container_sandbox(facts)  # before the package first starts the service
 exporter_unit = exporter.unit_before_install(redis, facts)  # likewise for the exporter
 sentinel.before_install(ha, facts)  # and Sentinel stays masked until it is configured

@@ -27,8 +27,8 @@ redis_keyspace = [
 redis_auth = "acl"
 # ACL user of the apps (REDIS_URL); password from $SMART_REDIS_APP_PASSWORD or generated on the host.
 redis_app_user = "smart-trade"
-# What the app user may do: data commands and keyspace-event channels, nothing administrative.
-redis_app_acl = "~* &__keyevent@*__:* &__keyspace@*__:* +@all -@admin -@dangerous +info"
+# What the app user may do: data commands and pub/sub on every channel, nothing administrative (narrow channels with &PATTERN).
+redis_app_acl = "~* &* +@all -@admin -@dangerous +info"
 # ACL user of operators and redis-monitor; password from $SMART_REDIS_ADMIN_PASSWORD or generated.
 redis_admin_user = "ops-admin"
 # What the admin user may do.

@@ -1,7 +1,8 @@
 """Scheduled RDB snapshots: a systemd timer runs `redis-monitor backup --rotate` as root.
 
-A failed snapshot fails the service, so it shows in `systemctl --failed`, in the journal and,
-once the newest snapshot grows older than twice the schedule, in `redis-monitor health`.
+A failed snapshot (also: the server is stopped, which the job never undoes) fails the service, so
+it shows in `systemctl --failed`, with its one-line reason in the journal and in `redis-monitor
+health` (WARNING), as does a newest snapshot older than twice the schedule.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ def service_unit(settings: Settings) -> str:
     return (
         "# Written by the smart-redis deploy.\n[Unit]\n"
         f"Description=Snapshot Redis into {settings.backup_dir}\n"
-        f"After={SERVICE}.service\nRequires={SERVICE}.service\n\n"
+        # Ordering only: a dependency (Requires=, Wants=) would make the timer start a server that
+        # an operator stopped on purpose. The job itself fails, saying why, when it is not running.
+        f"After={SERVICE}.service\n\n"
         "[Service]\nType=oneshot\n"
         f"ExecStart={PATHS.monitor} backup --rotate --keep-hourly {settings.backup_keep_hourly} "
         f"--keep-daily {settings.backup_keep_daily}\n"

@@ -8,6 +8,7 @@ of the operator group, through sudo (it re-runs itself with `sudo -n` when neede
 
     redis-monitor status|info|memory|databases|test|backup|cleanup|health|sample-data [--json]
     redis-monitor keys [--db N] [PATTERN] [--limit N]
+    redis-monitor restore-check COUNTS_FILE < INFO-KEYSPACE   (the deploy's check after a restore)
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pwd
 import shlex
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -451,13 +454,134 @@ def cmd_test(args, config) -> int:
     return 1 if failed else 0
 
 
-def keyspace_counts(r: Redis) -> dict:
-    """db number -> keys, from INFO keyspace."""
+def parse_keyspace(text: str) -> dict:
+    """db number -> {"keys": n, "expires": m}, from the text of INFO keyspace (redis-cli's too)."""
     counts = {}
-    for name, value in r.info("keyspace").items():
-        if name.startswith("db"):
-            counts[name[2:]] = int(dict(field.split("=") for field in value.split(","))["keys"])
+    for line in text.splitlines():
+        name, _, fields = line.strip().partition(":")
+        if name.startswith("db") and name[2:].isdigit():
+            values = dict(field.split("=", 1) for field in fields.split(",") if "=" in field)
+            counts[name[2:]] = {"keys": int(values.get("keys", 0)), "expires": int(values.get("expires", 0))}
     return counts
+
+
+def keyspace_counts(r: Redis) -> dict:
+    """db number -> {"keys": n, "expires": m}, from INFO keyspace."""
+    return parse_keyspace(r.call("INFO", "keyspace"))
+
+
+# Expiry times are kept as a histogram of absolute times: finer where a restore soon after the
+# backup needs it, coarse for keys that outlive any plausible restore delay.
+BUCKETS = ((600, 10), (86400, 600), (30 * 86400, 86400))
+LONG_BUCKET = 30 * 86400
+EXPIRY_SCAN_LIMIT = 200_000  # keys looked at per DB: bounds the time a backup spends on SCAN
+
+
+def expiry_bucket(expires_at: int, now: int) -> tuple[int, int]:
+    """(bucket start, width) for a key expiring at expires_at (epoch seconds), seen at now."""
+    remaining = expires_at - now
+    width = next((w for limit, w in BUCKETS if remaining < limit), LONG_BUCKET)
+    return expires_at // width * width, width
+
+
+def expiry_histogram(r: Redis, now: float, limit: int = EXPIRY_SCAN_LIMIT) -> dict:
+    """Absolute expiry times of the selected DB's volatile keys, from a bounded SCAN + PTTL.
+
+    {"buckets": [[start, width, count], ...], "sampled": volatile keys seen} - a sample when
+    the DB holds more than `limit` keys.
+    """
+    buckets: dict = {}
+    seen = sampled = 0
+    batch: list[str] = []
+
+    def flush():
+        nonlocal sampled
+        for pttl in r.pipeline([("PTTL", k) for k in batch]):
+            if isinstance(pttl, int) and pttl >= 0:
+                sampled += 1
+                bucket = expiry_bucket(int(now + pttl / 1000), int(now))
+                buckets[bucket] = buckets.get(bucket, 0) + 1
+        batch.clear()
+
+    for key in r.scan(count=1000):
+        batch.append(key)
+        seen += 1
+        if len(batch) >= 1000:
+            flush()
+        if seen >= limit:
+            break
+    flush()
+    return {"buckets": [[start, width, n] for (start, width), n in sorted(buckets.items())], "sampled": sampled}
+
+
+def backup_counts(r: Redis, stamp: str, now: float) -> dict:
+    """What a restore can still compare later: keys without TTL, and when the others expire."""
+    counts = keyspace_counts(r)
+    volatile = {}
+    for db, n in counts.items():
+        if n["expires"]:
+            r.call("SELECT", db)
+            volatile[db] = {"keys": n["expires"], **expiry_histogram(r, now)}
+    r.call("SELECT", 0)
+    return {
+        "created": stamp,
+        "created_epoch": int(now),
+        "redis_version": r.info("server").get("redis_version"),
+        "keys": {db: n["keys"] for db, n in counts.items()},
+        "persistent": {db: n["keys"] - n["expires"] for db, n in counts.items()},
+        "volatile": volatile,
+    }
+
+
+RESTORE_SLACK = 10  # seconds of clock difference and check delay a volatile key is given
+
+
+def compare_counts(counts: dict, restored: dict, now: float, slack: int = RESTORE_SLACK) -> tuple[bool, str]:
+    """Compare a restored server's INFO keyspace (parse_keyspace) with a backup's counts file.
+
+    Keys without TTL must all be back. Of the keys with a TTL, at least those whose expiry
+    lies beyond now + slack must be back, and no more than there were. Counts files of older
+    redis-monitor versions (totals only) can only say that no DB gained keys.
+    """
+    wrong, shown, expired = [], [], 0
+    if "persistent" not in counts:
+        for db, total in sorted(counts["keys"].items(), key=lambda x: int(x[0])):
+            got = restored.get(db, {}).get("keys", 0)
+            if got > total:
+                wrong.append(f"db{db}: {got} keys, {total} at backup time")
+            shown.append(f"db{db}={got}/{total}")
+        wrong += [f"db{db}: {n['keys']} keys, none at backup time" for db, n in sorted(restored.items()) if db not in counts["keys"]]
+        if wrong:
+            return False, "restored key counts differ from the backup's: " + "; ".join(wrong)
+        return True, ("key counts within the backup's (an older counts file without TTLs: only checked that "
+                      "no DB has more keys than at backup time): " + ", ".join(shown))
+    age = max(0, int(now - counts.get("created_epoch", now)))
+    for db in sorted(set(counts["persistent"]) | set(restored), key=int):
+        got = restored.get(db, {"keys": 0, "expires": 0})
+        persistent = got["keys"] - got["expires"]
+        want = counts["persistent"].get(db)
+        if want is None:
+            wrong.append(f"db{db}: {got['keys']} keys, none at backup time")
+            continue
+        if persistent != want:
+            wrong.append(f"db{db}: {persistent} keys without TTL, {want} at backup time")
+        volatile = counts.get("volatile", {}).get(db, {"keys": 0, "buckets": [], "sampled": 0})
+        alive = sum(n for start, _, n in volatile["buckets"] if start > now + slack)
+        if volatile["sampled"] and volatile["sampled"] < volatile["keys"]:
+            # A sample: scaled to the whole DB, with a margin for the sample's error.
+            alive = int(alive * volatile["keys"] / volatile["sampled"] * 0.9)
+        if got["expires"] > volatile["keys"]:
+            wrong.append(f"db{db}: {got['expires']} keys with TTL, only {volatile['keys']} at backup time")
+        elif got["expires"] < alive:
+            wrong.append(f"db{db}: {got['expires']} keys with TTL, but {alive} of the backup's outlive the {age} s since it")
+        expired += volatile["keys"] - got["expires"]
+        shown.append(f"db{db}={persistent}+{got['expires']}ttl" if volatile["keys"] else f"db{db}={persistent}")
+    if wrong:
+        return False, "restored key counts differ from the backup's: " + "; ".join(wrong)
+    line = "key counts match the backup: " + ", ".join(shown)
+    if expired > 0:
+        line += f"; {expired} keys with a TTL expired in the {age} s since the snapshot"
+    return True, line
 
 
 def rotate(directory: str, keep_hourly: int, keep_daily: int) -> list[str]:
@@ -479,23 +603,63 @@ def rotate(directory: str, keep_hourly: int, keep_daily: int) -> list[str]:
     return removed
 
 
-def cmd_backup(args, config) -> int:
-    r = connect(config)
-    before = r.call("LASTSAVE")
-    r.call("BGSAVE")
-    deadline = time.monotonic() + args.timeout
+class BackupError(RedisError):
+    """A backup that cannot run, with the reason the job's journal shows."""
+
+
+BACKUP_UNIT = "redis-backup.service"
+
+
+def wait_for_snapshot(r: Redis, timeout: float, clock=time.monotonic, sleep=time.sleep) -> None:
+    """BGSAVE once no other save (a save point, a replica's sync, an AOF rewrite) runs, and wait for it."""
+    deadline = clock() + timeout
+
+    def busy() -> bool:
+        info = r.info("persistence")
+        return info.get("rdb_bgsave_in_progress") == "1" or info.get("aof_rewrite_in_progress") == "1"
+
+    while True:
+        while busy():
+            if clock() > deadline:
+                raise BackupError(f"another save still runs after {timeout} s")
+            sleep(0.2)
+        before = r.call("LASTSAVE")
+        # LASTSAVE counts seconds: ours must end in a later second than the one before it.
+        while int(time.time()) <= before and clock() < deadline:
+            sleep(0.05)
+        try:
+            r.call("BGSAVE")
+            break
+        except RedisError as exc:
+            # A save that started in between: wait for it too.
+            if ("in progress" not in str(exc) and "child process is active" not in str(exc)) or clock() > deadline:
+                raise BackupError(f"BGSAVE refused: {exc}") from None
+            sleep(0.2)
     while r.call("LASTSAVE") == before:
-        if time.monotonic() > deadline:
-            raise RedisError(f"no snapshot within {args.timeout} s")
-        time.sleep(0.1)
+        info = r.info("persistence")
+        if info.get("rdb_bgsave_in_progress") == "0" and info.get("rdb_last_bgsave_status") != "ok":
+            raise BackupError(f"BGSAVE failed (rdb_last_bgsave_status {info.get('rdb_last_bgsave_status')}), see the Redis log")
+        if clock() > deadline:
+            raise BackupError(f"no snapshot within {timeout} s")
+        sleep(0.1)
     status = r.info("persistence").get("rdb_last_bgsave_status")
     if status != "ok":
-        raise RedisError(f"BGSAVE reported {status}")
+        raise BackupError(f"BGSAVE reported {status}")
+
+
+def cmd_backup(args, config) -> int:
+    state = systemctl("is-active", config["service"]) or "unknown"
+    if state != "active":
+        # The timer must not bring back a server an operator stopped: it says so and fails instead.
+        raise BackupError(f"{config['service']} is {state}, not running: no snapshot taken (start it, or stop redis-backup.timer)")
+    r = connect(config)
+    wait_for_snapshot(r, args.timeout)
     # Counted right after the snapshot, for the restore to check against.
-    counts = keyspace_counts(r)
+    now = time.time()
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+    counts = backup_counts(r, stamp, now)
     source = os.path.join(r.call("CONFIG", "GET", "dir")[1], r.call("CONFIG", "GET", "dbfilename")[1])
     os.makedirs(config["backup_dir"], mode=0o700, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     target = os.path.join(config["backup_dir"], f"dump-{stamp}.rdb")
     old_umask = os.umask(0o077)
     try:
@@ -503,16 +667,25 @@ def cmd_backup(args, config) -> int:
         check = subprocess.run(["redis-check-rdb", target + ".partial"], capture_output=True, text=True)
         if check.returncode != 0 or "RDB looks OK" not in check.stdout:
             os.unlink(target + ".partial")
-            raise RedisError(f"redis-check-rdb rejects the snapshot: {check.stdout.strip().splitlines()[-1:]}")
+            raise BackupError(f"redis-check-rdb rejects the snapshot: {check.stdout.strip().splitlines()[-1:]}")
         os.rename(target + ".partial", target)
         with open(target + ".counts.json", "w") as f:
-            json.dump({"created": stamp, "redis_version": r.info("server").get("redis_version"), "keys": counts}, f)
+            json.dump(counts, f)
     finally:
         os.umask(old_umask)
     removed = rotate(config["backup_dir"], args.keep_hourly, args.keep_daily) if args.rotate else []
-    data = {"file": target, "bytes": os.path.getsize(target), "keys": counts, "removed": removed}
+    data = {"file": target, "bytes": os.path.getsize(target), "keys": counts["keys"], "removed": removed}
     emit(args, data)
     return 0
+
+
+def cmd_restore_check(args, config) -> int:
+    """INFO keyspace of the restored server on stdin; exit 1 (one line) when it does not match."""
+    with open(args.counts_file) as f:
+        counts = json.load(f)
+    ok, line = compare_counts(counts, parse_keyspace(sys.stdin.read()), time.time())
+    print(line, file=sys.stdout if ok else sys.stderr)
+    return 0 if ok else 1
 
 
 def cmd_cleanup(args, config) -> int:
@@ -595,6 +768,9 @@ def cmd_health(args, config) -> int:
 
 
 def backup_check(config) -> tuple:
+    failed = backup_job_failure()
+    if failed:
+        return ("backup", WARNING, f"the last backup job failed: {failed}")
     directory = config["backup_dir"]
     snapshots = sorted(f for f in os.listdir(directory) if f.endswith(".rdb")) if os.path.isdir(directory) else []
     if not snapshots:
@@ -604,13 +780,64 @@ def backup_check(config) -> tuple:
     return ("backup", level, f"newest {snapshots[-1]}, {int(age // 60)} min old")
 
 
+def backup_job_failure() -> str | None:
+    """Why the backup unit's last run failed (its own one-line reason from the journal), or None."""
+    if systemctl("is-failed", BACKUP_UNIT) != "failed":
+        return None
+    journal = subprocess.run(["journalctl", "-u", BACKUP_UNIT, "-n", "50", "-o", "cat", "--no-pager"],
+                             capture_output=True, text=True).stdout
+    reasons = [line for line in journal.splitlines() if line.startswith("redis-monitor backup: ")]
+    if reasons:
+        return reasons[-1][len("redis-monitor backup: "):]
+    return f"Result={systemctl('show', '-p', 'Result', '--value', BACKUP_UNIT) or 'unknown'} (journalctl -u {BACKUP_UNIT})"
+
+
+def parse_jlist(output: str) -> list:
+    """The process list in `pm2 jlist` output, behind whatever PM2 printed first ([PM2] banners)."""
+    decoder = json.JSONDecoder()
+    start = output.find("[")
+    while start != -1:
+        try:
+            value, _ = decoder.raw_decode(output, start)
+        except ValueError:
+            value = None
+        if isinstance(value, list) and all(isinstance(p, dict) for p in value):
+            return value
+        start = output.find("[", start + 1)
+    raise ValueError("no process list in the output of pm2 jlist")
+
+
+def pm2_home(user: str, config: dict) -> tuple[str, str]:
+    """(the user's home, PM2_HOME) without asking PM2 (which would spawn a daemon)."""
+    home = pwd.getpwnam(user).pw_dir
+    return home, config.get("pm2_home") or os.path.join(home, ".pm2")
+
+
 def pm2_check(config) -> tuple:
     user = config["pm2_user"]
-    result = subprocess.run(["runuser", "-l", user, "-c", "pm2 jlist"], capture_output=True, text=True)
-    if result.returncode != 0 or "[" not in result.stdout:
-        return ("pm2", CRITICAL, f"pm2 jlist as {user} failed")
-    procs = json.loads(result.stdout[result.stdout.find("[") :])
-    down = sorted({p["name"] for p in procs if p.get("pm2_env", {}).get("status") != "online"})
+    try:
+        home, pm2_dir = pm2_home(user, config)
+    except KeyError:
+        return ("pm2", CRITICAL, f"the PM2 user {user} does not exist")
+    # Without a daemon, `pm2 jlist` would start one (and print banners): health only looks.
+    socket_path = os.path.join(pm2_dir, "rpc.sock")
+    try:
+        is_socket = stat.S_ISSOCK(os.stat(socket_path).st_mode)
+    except OSError:
+        is_socket = False
+    if not is_socket:
+        return ("pm2", CRITICAL, f"PM2 is not running as {user} (no {socket_path})")
+    env = ["env", "-i", f"HOME={home}", f"PM2_HOME={pm2_dir}", "PATH=/usr/local/bin:/usr/bin:/bin"]
+    try:
+        result = subprocess.run(["runuser", "-u", user, "--", *env, "pm2", "jlist"],
+                                capture_output=True, text=True, timeout=60)
+        procs = parse_jlist(result.stdout) if result.returncode == 0 else None
+    except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
+        return ("pm2", CRITICAL, f"pm2 jlist as {user} failed: {exc}")
+    if procs is None:
+        said = (result.stderr.strip() or result.stdout.strip()).splitlines()[-1:] or [f"exit {result.returncode}"]
+        return ("pm2", CRITICAL, f"pm2 jlist as {user} failed: {said[0][:200]}")
+    down = sorted({str(p.get("name")) for p in procs if (p.get("pm2_env") or {}).get("status") != "online"})
     if not procs:
         return ("pm2", CRITICAL, f"no app runs under PM2 as {user}")
     if down:
@@ -666,20 +893,30 @@ def parser() -> argparse.ArgumentParser:
         "--apply-ttl", action="store_true", help="give such keys their DB's TTL")
     add("health", "Redis, disk, RAM, PM2 apps and platform ports; exit 0 OK, 1 WARNING, 2 CRITICAL")
     add("sample-data", "load the platform's example records with their DBs' TTLs")
+    add("restore-check", "compare the restored server's INFO keyspace (on stdin) with a backup's counts file; "
+        "exit 1 on a difference").add_argument("counts_file", help="NAME.rdb.counts.json of the restored snapshot")
     return top
+
+
+UNKNOWN = 3  # Nagios: the check itself failed, which says nothing about Redis
 
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    if os.geteuid() != 0:
+    if os.geteuid() != 0 and args.command != "restore-check":
         # The admin password is root's: operators come through sudo (see /etc/sudoers.d/redis-monitor).
         os.execvp("sudo", ["sudo", "-n", os.path.realpath(sys.argv[0]), *sys.argv[1:]])
-    config = load_config()
     handler = globals()["cmd_" + args.command.replace("-", "_")]
     try:
-        return handler(args, config)
-    except (OSError, RedisError) as exc:
-        print(f"redis-monitor {args.command}: {exc}", file=sys.stderr)
+        # restore-check runs during a rebuild, before this host has a monitor.json.
+        return handler(args, {} if args.command == "restore-check" else load_config())
+    except Exception as exc:  # one line, never a traceback; health's exit codes keep their Nagios meaning
+        known = isinstance(exc, (OSError, RedisError, ValueError))
+        reason = str(exc) if known else f"unexpected error: {type(exc).__name__}: {exc}"
+        if args.command == "health":
+            print(f"UNKNOWN redis-monitor health: {reason}")
+            return UNKNOWN
+        print(f"redis-monitor {args.command}: {reason}", file=sys.stderr)
         return 2
 
 

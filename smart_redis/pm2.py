@@ -10,12 +10,13 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from pyinfra import host, logger
+from pyinfra import host, logger, state
 from pyinfra.api import FactBase, operation
 from pyinfra.operations import server
 
 from .constants import PATHS
 from .operations import managed_file
+from .preflight import PreflightError
 from .settings import Settings
 from .topology import Topology
 
@@ -49,14 +50,62 @@ def _editor_args(settings: Settings, topology: Topology) -> str:
     return " ".join(shlex.quote(a) for a in args)
 
 
-class EcosystemCheck(FactBase):
-    """'up-to-date', 'needs-change', or the editor's one-line error; None before the editor is there."""
+MISSING = "smart-redis:missing"
+STATES = ("up-to-date", "needs-change")
 
-    def command(self, editor: str, args: str) -> str:
-        return f"test -f {editor} && command -v python3 >/dev/null && python3 {editor} check {args} 2>&1 || true"
+
+class EcosystemCheck(FactBase):
+    """The editor's `check` as words: 'up-to-date' or 'needs-change', then any of needs-reload,
+    pm2-not-running, others-can-read; MISSING when the file does not exist; otherwise the
+    editor's one-line error, or None before the editor is there."""
+
+    def command(self, editor: str, file: str, args: str) -> str:
+        path = shlex.quote(file)
+        return (
+            f"if ! test -e {path} && ! test -L {path}; then echo {MISSING}; "
+            f"elif test -f {editor} && command -v python3 >/dev/null; then python3 {editor} check {args} 2>&1 || true; fi"
+        )
 
     def process(self, output):
         return output[-1] if output else None
+
+
+def _check_args(settings: Settings, topology: Topology) -> str:
+    args = _editor_args(settings, topology)
+    return f"{args} --pm2-user {shlex.quote(settings.pm2_user)}" if settings.pm2_reload else args
+
+
+# The answer preflight() got, kept for redis_url(): asking again in the same run would cost a
+# no-op run one more command (pyinfra 3.10 gathers a fact anew at every call).
+_early: dict[str, tuple[str, str | None]] = {}
+# What redis_url() learnt for the reload step, which runs after it: host name -> words.
+_answers: dict[str, list[str]] = {}
+
+
+def preflight(settings: Settings, topology: Topology) -> None:
+    """Refuse a pm2_ecosystem_file that does not exist, before anything on the host changes."""
+    if settings.pm2_ecosystem_file is None:
+        return
+    args = _check_args(settings, topology)
+    answer = host.get_fact(EcosystemCheck, editor=PATHS.ecosystem_editor, file=settings.pm2_ecosystem_file, args=args)
+    if answer == MISSING:
+        raise PreflightError(f"pm2_ecosystem_file = {settings.pm2_ecosystem_file!r}: the file does not exist on the host")
+    _early[host.name] = (args, answer)
+
+
+def _host_changed() -> bool:
+    """Whether an operation of this run has changed the host already (an early answer may be stale then)."""
+    return any(
+        data.operation_meta.is_complete() and data.operation_meta.did_change() for data in state.ops[host].values()
+    )
+
+
+def _ask(settings: Settings, topology: Topology) -> str | None:
+    args = _check_args(settings, topology)
+    early = _early.pop(host.name, None)
+    if early is not None and early[0] == args and not _host_changed():
+        return early[1]
+    return host.get_fact(EcosystemCheck, editor=PATHS.ecosystem_editor, file=settings.pm2_ecosystem_file, args=args)
 
 
 @operation()
@@ -73,19 +122,34 @@ def redis_url(settings: Settings, topology: Topology):
 
         redis_url(name="Set REDIS_URL for the apps", settings=settings, topology=Topology("standalone"))
     """
-    args = _editor_args(settings, topology)
-    state = host.get_fact(EcosystemCheck, editor=PATHS.ecosystem_editor, args=args)
-    if state == "up-to-date":
+    answer = _ask(settings, topology)
+    words = answer.split() if answer else []
+    if words and words[0] not in STATES:
+        words = []  # the editor's error line: apply says it again and fails
+    _answers[host.name] = words
+    file = settings.pm2_ecosystem_file
+    if "others-can-read" in words:
+        host.log(f"{file} is readable by every local user: the deploy removes the others' read bit, "
+                 "as the file holds the Redis password", logger.warning)
+    if "pm2-not-running" in words:
+        host.log(f"PM2 is not running as {settings.pm2_user}: no reload, the apps read REDIS_URL when they start",
+                 logger.warning)
+    if words[:1] == ["up-to-date"]:
         host.noop("REDIS_URL is set in every targeted app")
         return
-    yield f"python3 {PATHS.ecosystem_editor} apply {args}"
+    yield f"python3 {PATHS.ecosystem_editor} apply {_editor_args(settings, topology)}"
+
+
+def _reload_needed(name: str, edit) -> bool:
+    words = _answers.get(name, [])
+    return "pm2-not-running" not in words and ("needs-reload" in words or edit.did_change())
 
 
 def _reload_script(settings: Settings, args: str) -> str:
     user, file = shlex.quote(settings.pm2_user), shlex.quote(settings.pm2_ecosystem_file)
     pm2 = f"cd {shlex.quote(str(Path(settings.pm2_ecosystem_file).parent))} && pm2 startOrReload {file} --update-env && pm2 save"
     return (
-        f"if id -u {user} >/dev/null 2>&1 && runuser -l {user} -c 'test -S \"$HOME/.pm2/rpc.sock\"'; then "
+        f"if id -u {user} >/dev/null 2>&1 && runuser -l {user} -c 'test -S \"${{PM2_HOME:-$HOME/.pm2}}/rpc.sock\"'; then "
         f"runuser -l {user} -c {shlex.quote(pm2)} > /dev/null && "
         f"python3 {PATHS.ecosystem_editor} verify-pm2 {args} --pm2-user {user}; "
         f"else echo 'PM2 is not running as {settings.pm2_user}: the apps read REDIS_URL when they start'; fi"
@@ -103,8 +167,11 @@ def ecosystem(settings: Settings, topology: Topology) -> None:
     )
     edit = redis_url(name=f"Set REDIS_URL in {settings.pm2_ecosystem_file}", settings=settings, topology=topology)
     if settings.pm2_reload:
+        # Decided from PM2's own state too: a run that failed after the edit left apps on the
+        # old URL, and the next run (file already right) must still reload them.
+        name = host.name
         server.shell(
             name=f"Reload the PM2 apps of {settings.pm2_user} with the new REDIS_URL",
             commands=[_reload_script(settings, _editor_args(settings, topology))],
-            _if=edit.did_change,
+            _if=lambda: _reload_needed(name, edit),
         )

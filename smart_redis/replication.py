@@ -9,6 +9,7 @@ CONFIG REWRITE) from rewriting redis.conf, which would inline masterauth and ref
 from __future__ import annotations
 
 import hashlib
+import shlex
 from collections import Counter
 from typing import Mapping
 
@@ -20,7 +21,7 @@ from pyinfra.operations import systemd
 from .constants import CONFIG_GROUP, PATHS, SERVICE, SHARED_ROLES
 from .facts import HostState
 from .operations import host_changes, host_state, managed_file
-from .settings import Settings, SettingsError
+from .settings import Settings, SettingsError, ip_address
 from .topology import Topology
 
 HA_DROPIN = f"[Service]\n# The deploy owns this file; Sentinel's CONFIG REWRITE must not replace it.\nReadOnlyPaths={PATHS.config}\n"
@@ -31,11 +32,12 @@ class SentinelPrimary(FactBase):
 
     def command(self, sentinels: tuple[str, ...], port: int, master_name: str) -> str:
         ask = (
-            f'REDISCLI_AUTH="$REDIS_SENTINEL_PASSWORD" timeout 3 redis-cli --no-auth-warning '
-            f'--user "$REDIS_SENTINEL_USER" -h "$s" -p {port} --raw sentinel get-master-addr-by-name {master_name}'
+            'REDISCLI_AUTH="$REDIS_SENTINEL_PASSWORD" timeout 3 redis-cli --no-auth-warning '
+            f'--user "$REDIS_SENTINEL_USER" -h "$s" -p {int(port)} --raw sentinel get-master-addr-by-name '
+            f"{shlex.quote(master_name)}"
         )
         return (
-            f"( . {PATHS.credentials} 2>/dev/null || exit 0; for s in {' '.join(sentinels)}; do "
+            f"( . {PATHS.credentials} 2>/dev/null || exit 0; for s in {' '.join(map(shlex.quote, sentinels))}; do "
             f'a=$({ask} 2>/dev/null | tr "\\n" " "); echo "answer=$a"; done ) 2>/dev/null; true'
         )
 
@@ -50,23 +52,51 @@ class SentinelPrimary(FactBase):
 REFUSED = ("NOAUTH", "WRONGPASS", "NOPERM", "ERR")
 
 
-def decide(answers: list[str], sentinels: int) -> str | None:
+def _shown(answer: str) -> str:
+    """A remote answer as one short printable line."""
+    text = "".join(c if c.isprintable() else "?" for c in answer)
+    return text[:80] + ("..." if len(text) > 80 else "")
+
+
+def primary_address(answer: str) -> str | None:
+    """ "ADDRESS PORT" in normal form when a sentinel's answer is an IP address and a port, else None.
+
+    The answer is a remote server's: it goes into redis.conf and into commands, so nothing else passes.
+    """
+    fields = answer.split()
+    if len(fields) != 2 or not fields[1].isdigit() or not 1 <= int(fields[1]) <= 65535:
+        return None
+    address = ip_address(fields[0])
+    return f"{address} {int(fields[1])}" if address else None
+
+
+def decide(answers: list[str], sentinels: int, member: bool = False) -> str | None:
     """The primary the sentinels report: the one they agree on, or else a majority's; None if none answers.
 
-    answers: SentinelPrimary's lines; sentinels: how many the group has. Raises ValueError (one
-    line) when they refuse the group's credentials or no majority agrees: writing any answer
-    then could undo a failover.
+    answers: SentinelPrimary's lines; sentinels: how many the group has; member: the host has
+    joined the group before, so it follows nothing less than a majority of the group (a group
+    being built may start its sentinels one by one). Raises ValueError (one line) when they
+    refuse the group's credentials, answer something that is not an address, or no majority
+    agrees: writing any answer then could undo a failover.
     """
     refused = [a for a in answers if a.startswith(REFUSED)]
     if refused:
         raise ValueError(
-            f"a sentinel answered with an error ({refused[0]}): are redis_ha_secrets_file and "
+            f"a sentinel answered with an error ({_shown(refused[0])}): are redis_ha_secrets_file and "
             "redis_ha_master_name the group's own?"
         )
-    valid = [a for a in answers if len(a.split()) == 2 and a.split()[1].isdigit()]
+    valid = [primary_address(a) for a in answers]
+    if None in valid:
+        odd = answers[valid.index(None)]
+        raise ValueError(f"a sentinel answered {_shown(odd)!r}, which is not an IP address and a port: the run stops")
     if not valid:
         return None
     (winner, votes), = Counter(valid).most_common(1)
+    if member and votes * 2 <= sentinels:
+        raise ValueError(
+            f"only {votes} of {sentinels} sentinels name the primary {winner.replace(' ', ':')}: a member of the group "
+            "follows a majority only; look at redis-monitor status before deploying"
+        )
     if votes != len(valid) and votes * 2 <= sentinels:
         raise ValueError(
             f"the sentinels disagree on the primary ({'; '.join(valid)}) and no majority of {sentinels} "
@@ -88,7 +118,7 @@ def primary_now(settings: Settings, topology: Topology, quiet: bool = False, mem
         SentinelPrimary, sentinels=topology.sentinels, port=settings.sentinel_port, master_name=settings.ha_master_name
     )
     try:
-        winner = decide(answers, len(topology.sentinels))
+        winner = decide(answers, len(topology.sentinels), member=member)
     except ValueError as exc:
         raise OperationError(str(exc)) from None
     if quiet:

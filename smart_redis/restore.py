@@ -2,12 +2,15 @@
 
 Only a server with an empty dataset is restored (unless redis_restore_force): an accidental
 re-run never overwrites live data with an old snapshot. The snapshot is checked on the host
-with redis-check-rdb before the server is touched, and the key counts per DB recorded at
-backup time (NAME.rdb.counts.json, when present) are compared after the start.
+with redis-check-rdb before the server is touched; after the start, what the counts recorded at
+backup time (NAME.rdb.counts.json, when present) still predict is compared: keys without TTL
+exactly, keys with one within what can have expired since (redis-monitor restore-check). A
+restore that fails after the swap puts the previous dataset back and starts the server on it.
 """
 
 from __future__ import annotations
 
+import json
 import shlex
 from io import StringIO
 from pathlib import Path
@@ -19,24 +22,64 @@ from . import auth
 from .constants import PATHS, SERVICE
 from .settings import Settings
 
-STAGED = f"{PATHS.data_dir}/restore.rdb"
-STAGED_COUNTS = f"{PATHS.data_dir}/restore.counts.json"
+# Root's own directory: the snapshot, its counts and the check wait there, not in the data
+# directory that the redis user controls.
+STAGE_DIR = "/var/lib/smart-redis/restore"
+STAGED = f"{STAGE_DIR}/snapshot.rdb"
+STAGED_COUNTS = f"{STAGE_DIR}/snapshot.rdb.counts.json"
+# redis-monitor's source: its restore-check runs before the deploy installs the tool on a fresh host.
+CHECKER = f"{STAGE_DIR}/redis-monitor.py"
+CHECKER_SOURCE = Path(__file__).with_name("monitor.py")
+# The dataset the restore replaces, kept until the restored one has passed its checks.
+KEPT = f"{STAGE_DIR}/dump.rdb.before-restore"
+DATA = f"{PATHS.data_dir}/dump.rdb"
 
-COMPARE = """python3 - <<'EOF'
-import json, subprocess, sys
-expected = json.load(open("{counts}"))["keys"]
-info = subprocess.run(["sh", "-c", {cli!r} + " info keyspace"], capture_output=True, text=True).stdout
-actual = {{}}
-for line in info.splitlines():
-    if line.startswith("db"):
-        name, _, fields = line.partition(":")
-        actual[name[2:]] = int(dict(f.split("=") for f in fields.split(","))["keys"])
-wrong = [f"db{{db}}: {{actual.get(db, 0)}} keys, {{n}} at backup time" for db, n in sorted(expected.items()) if actual.get(db, 0) != n]
-wrong += [f"db{{db}}: {{n}} keys, none at backup time" for db, n in sorted(actual.items()) if db not in expected]
-if wrong:
-    sys.exit("restored key counts differ from the backup's: " + "; ".join(wrong))
-print("key counts match the backup: " + ", ".join(f"db{{d}}={{n}}" for d, n in sorted(expected.items())))
-EOF"""
+
+def check_snapshot(name: str) -> str:
+    """redis-check-rdb on the staged snapshot; a corrupt or too new one stops the run here."""
+    staged = shlex.quote(STAGED)
+    return (
+        f'out=$(redis-check-rdb {staged} 2>&1); case "$out" in *\'RDB looks OK\'*) ;; '
+        f"*) rm -f {staged}; printf '%s is not a snapshot this Redis can load: %s\\n' {shlex.quote(name)} "
+        '"$(printf \'%s\' "$out" | grep -iE \'error|wrong|version|can.t\' | head -n 2 | tr \'\\n\' \' \')" >&2; exit 1 ;; esac'
+    )
+
+
+def swap_script(cli: str, name: str, check_counts: bool) -> str:
+    """Stop the server, put the snapshot in place, start it and check the keys; on any failure
+    put the replaced dataset back and start the server on it, so no half-rebuilt host remains."""
+    q = shlex.quote
+    log = q(PATHS.logfile)
+    if check_counts:
+        check = (f"result=$( {{ ( {cli} info keyspace ) 2>/dev/null | python3 {q(CHECKER)} restore-check "
+                 f"{q(STAGED_COUNTS)}; }} 2>&1 ) && ok=1")
+    else:
+        check = "result='key counts not checked (no counts file next to the snapshot)' && ok=1"
+    return "\n".join(
+        [
+            f"data={q(DATA)}; kept={q(KEPT)}; ok=0",
+            f"systemctl stop {SERVICE}",
+            # The stop saved the dataset being replaced: it is what a rollback brings back.
+            'rm -f "$kept"; if [ -e "$data" ]; then mv -f "$data" "$kept"; fi',
+            f'chown redis:redis {q(STAGED)} && chmod 660 {q(STAGED)} && mv -f {q(STAGED)} "$data"',
+            f"if systemctl start {SERVICE}; then",
+            f"  for _ in $(seq 20); do ( {cli} ping ) 2>/dev/null | grep -q PONG && break; sleep 0.5; done",
+            f"  {check}",
+            "else",
+            f"  result=\"redis-server did not start on the snapshot: $(tail -n 30 {log} | grep -E 'FATAL|Bad|Could not|Failed|rror' "
+            "| tail -n 2 | cut -d' ' -f5- | tr '\\n' ' ')\"",
+            "fi",
+            f"rm -f {q(STAGED_COUNTS)} {q(CHECKER)}",
+            "if [ \"$ok\" = 1 ]; then printf '%s\\n' \"$result\"; exit 0; fi",
+            f"systemctl stop {SERVICE}",
+            'rm -f "$data"; if [ -e "$kept" ]; then mv -f "$kept" "$data"; fi',
+            f"systemctl reset-failed {SERVICE}",
+            f"if systemctl start {SERVICE}; then state='the previous dataset is loaded again and redis-server runs on it'; "
+            "else state='the previous dataset is back in place, but redis-server does not start on it either'; fi",
+            f"printf 'Restore of %s undone, %s. %s\\n' {q(name)} \"$state\" \"$result\" >&2",
+            "exit 1",
+        ]
+    )
 
 
 class RedisKeyCount(FactBase):
@@ -57,7 +100,7 @@ class RdbKeyCount(FactBase):
 
     def command(self, path: str) -> str:
         return (
-            f"test -s {path} && redis-check-rdb {path} 2>/dev/null | sed -n 's/.*\\[info\\] \\([0-9]*\\) keys read.*/\\1/p'; true"
+            f"test -s {shlex.quote(path)} && redis-check-rdb {shlex.quote(path)} 2>/dev/null | sed -n 's/.*\\[info\\] \\([0-9]*\\) keys read.*/\\1/p'; true"
         )
 
     def process(self, output):
@@ -92,34 +135,31 @@ def restore_snapshot(settings: Settings):
         return
     source = Path(settings.restore_from)
     counts = source.with_name(source.name + ".counts.json")
+    counts_text = counts.read_text() if counts.exists() else None
+    if counts_text is not None:
+        try:
+            json.loads(counts_text)["keys"]
+        except (ValueError, KeyError, TypeError):
+            message = f"{counts.name} next to redis_restore_from is not a counts file of redis-monitor backup"
+            yield f"printf '%s\\n' {shlex.quote(message)} >&2; exit 1"
+            return
     staged = shlex.quote(STAGED)
+    yield f"mkdir -p {shlex.quote(STAGE_DIR.rsplit('/', 1)[0])} && install -d -m 700 {shlex.quote(STAGE_DIR)} && rm -f {staged}"
     yield FileUploadCommand(str(source), STAGED)
     # Checked before the server is touched: a corrupt or too-new snapshot stops here.
-    yield (
-        f"out=$(redis-check-rdb {staged} 2>&1); case \"$out\" in *'RDB looks OK'*) ;; "
-        f"*) rm -f {staged}; echo \"{source.name} is not a snapshot this Redis can load: "
-        "$(printf '%s' \"$out\" | grep -iE 'error|wrong|version|can.t' | head -n 2 | tr '\\n' ' ')\" >&2; exit 1 ;; esac"
-    )
+    yield check_snapshot(source.name)
     # In a Sentinel group the live role counts, not the inventory's: a replica's restored data
     # would be replaced by its primary's at once.
     yield (
         f"( {cli} info replication ) 2>/dev/null | grep -q '^role:slave' && {{ rm -f {staged}; "
         "echo 'Restore refused: this server is a replica now; restore into the primary' >&2; exit 1; }; true"
     )
-    yield "\n".join(
-        [
-            f"systemctl stop {SERVICE}",
-            # The stop saved the empty dataset: the snapshot replaces that file now.
-            f"mv -f {staged} {PATHS.data_dir}/dump.rdb",
-            f"chown redis:redis {PATHS.data_dir}/dump.rdb && chmod 660 {PATHS.data_dir}/dump.rdb",
-            f"systemctl start {SERVICE}",
-        ]
-    )
-    if counts.exists():
-        yield FileUploadCommand(StringIO(counts.read_text()), STAGED_COUNTS)
-        yield COMPARE.format(counts=STAGED_COUNTS, cli=cli) + f"\nrc=$?; rm -f {STAGED_COUNTS}; exit $rc"
+    if counts_text is not None:
+        yield FileUploadCommand(StringIO(counts_text), STAGED_COUNTS)
+        yield FileUploadCommand(StringIO(CHECKER_SOURCE.read_text()), CHECKER)
     else:
         host.log(f"No {counts.name} next to the snapshot: key counts are not checked", logger.warning)
+    yield swap_script(cli, source.name, check_counts=counts_text is not None)
 
 
 def from_snapshot(settings: Settings) -> None:

@@ -42,14 +42,26 @@ ACL_CATEGORIES = (
     "connection", "transaction", "scripting",
 )
 # Rules an operator may give; passwords, on/off and resets are the deploy's business.
+# Key and channel patterns: Redis's glob characters, nothing that a config line or a shell
+# could read as a quote, an escape or a second word.
+PATTERN = r"[A-Za-z0-9_.:*?\[\]^!@#$%{}=/+-]+"
 ACL_RULE_RE = re.compile(
-    r"^(~\S+|%R?W?~\S+|&\S+|[+-]@[a-z]+|[+-][a-z][a-z_-]*(\|[a-z_-]+)?|allkeys|allchannels|allcommands"
-    r"|nocommands|resetkeys|resetchannels)$"
+    rf"~{PATTERN}|%R?W?~{PATTERN}|&{PATTERN}|[+-]@[a-z]+|[+-][a-z][a-z_-]*(\|[a-z_-]+)?|allkeys|allchannels"
+    r"|allcommands|nocommands|resetkeys|resetchannels"
 )
-USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Every regular expression here is used with fullmatch: Python's $ also matches before a
+# trailing newline, which let "smart-trade\n" through into the credentials file.
+USERNAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+HOSTNAME_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
+# Paths that reach a shell, a unit file or a config file on the host: no quotes, spaces or $.
+HOST_PATH_RE = re.compile(r"/[A-Za-z0-9._/+@-]*")
+# The APT repository and its key are fetched over HTTP(S): scheme, host, optional port and path.
+URL_RE = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/+-]*)?")
+# Names shown by redis-monitor (DB labels, platform port names).
+LABEL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}")
 # Redis's own memory units: k/m/g are powers of 1000, kb/mb/gb powers of 1024.
 MEMORY_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3, "gb": 1024**3}
-MEMORY_RE = re.compile(r"^(\d+)([a-z]*)$", re.IGNORECASE)
+MEMORY_RE = re.compile(r"(\d+)([a-z]*)", re.IGNORECASE)
 
 
 class SettingsError(PyinfraError):
@@ -138,7 +150,7 @@ def defaults() -> dict[str, Any]:
 
 
 def memory_bytes(value: str) -> int:
-    number, unit = MEMORY_RE.match(value).groups()  # type: ignore[union-attr]
+    number, unit = MEMORY_RE.fullmatch(value).groups()  # type: ignore[union-attr]
     return int(number) * MEMORY_UNITS[unit.lower()]
 
 
@@ -160,10 +172,18 @@ def _choice(data: Mapping[str, Any], name: str, choices: tuple) -> Any:
     return value
 
 
-def _text(data: Mapping[str, Any], name: str) -> str:
+def _url(data: Mapping[str, Any], name: str) -> str:
     value = data[name]
-    if not isinstance(value, str) or not value or any(c.isspace() for c in value):
-        raise _fail(name, value, "a non-empty text without spaces")
+    if not isinstance(value, str) or not URL_RE.fullmatch(value):
+        raise _fail(name, value, "an http:// or https:// URL of letters, digits and . _ ~ / + - (no quotes, spaces or $)")
+    return value
+
+
+def _local_path(data: Mapping[str, Any], name: str) -> str:
+    """A path on the operator's machine: any printable text."""
+    value = data[name]
+    if not isinstance(value, str) or not value or not value.isprintable():
+        raise _fail(name, value, "a path without control characters")
     return value
 
 
@@ -174,23 +194,32 @@ def _bool(data: Mapping[str, Any], name: str) -> bool:
     return value
 
 
+def ip_address(value: str) -> str | None:
+    """The address in its normal form, or None: zone ids (fe80::1%eth0) are refused, as a zone
+    may carry any text at all into a config file or a shell."""
+    if "%" in value:
+        return None
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return None
+
+
 def _bind(value: Any) -> str:
-    allowed = 'IPv4 or IPv6 addresses separated by spaces, each optionally prefixed with "-" (e.g. "127.0.0.1 -::1")'
-    if not isinstance(value, str) or not value.split():
+    allowed = 'IPv4 or IPv6 addresses without a zone id, separated by spaces, each optionally prefixed with "-" (e.g. "127.0.0.1 -::1")'
+    if not isinstance(value, str) or not value.split() or not value.isprintable():
         raise _fail("redis_bind", value, allowed)
     for address in value.split():
         bare = address[1:] if address.startswith("-") else address
         if bare in ("*", "::*"):
             continue
-        try:
-            ipaddress.ip_address(bare)
-        except ValueError:
-            raise _fail("redis_bind", value, allowed) from None
+        if ip_address(bare) is None:
+            raise _fail("redis_bind", value, allowed)
     return " ".join(value.split())
 
 
 def _maxmemory(value: Any) -> str:
-    match = MEMORY_RE.match(value) if isinstance(value, str) else None
+    match = MEMORY_RE.fullmatch(value) if isinstance(value, str) else None
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return str(value)
     if not match or match.group(2).lower() not in MEMORY_UNITS:
@@ -228,8 +257,8 @@ def _keyspace(value: Any, databases: int) -> tuple[Database, ...]:
             raise _fail(name, entry, f"db from 0 to {databases - 1} (redis_databases = {databases})")
         if db in seen:
             raise _fail(name, entry, "each db listed once (db %d is listed twice)" % db)
-        if not isinstance(label, str) or not label.strip():
-            raise _fail(name, entry, "a non-empty name")
+        if not isinstance(label, str) or not LABEL_RE.fullmatch(label):
+            raise _fail(name, entry, "a name of letters, digits, spaces, '.', '_' or '-'")
         if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int) or ttl <= 0):
             raise _fail(name, entry, "a ttl in whole seconds above 0, or None for keys without TTL")
         seen.add(db)
@@ -238,31 +267,39 @@ def _keyspace(value: Any, databases: int) -> tuple[Database, ...]:
 
 
 def _acl(data: Mapping[str, Any], name: str) -> str:
+    """ACL rules; an error never shows the value, nor a rule that is not plainly a rule: an
+    operator's rules may hold a password (">secret"), or a password pasted by mistake."""
     value = data[name]
     if not isinstance(value, str) or not value.split():
-        raise _fail(name, value, "ACL rules separated by spaces (e.g. \"~* +@all -@dangerous\")")
-    for rule in value.split():
+        raise SettingsError(f'{name}: allowed is ACL rules separated by spaces (e.g. "~* +@all -@dangerous")')
+    rules = value.split()
+    for index, rule in enumerate(rules, 1):
+        if rule[:1] in (">", "<", "#", "!") or rule in ("nopass", "resetpass"):
+            raise SettingsError(f"{name}: allowed is rules without passwords (the deploy sets them; see README)")
+    for index, rule in enumerate(rules, 1):
         category = rule[2:] if rule[:2] in ("+@", "-@") else None
         if category is not None and category not in ACL_CATEGORIES:
-            raise _fail(name, value, f"ACL categories from {', '.join(ACL_CATEGORIES)} (unknown: @{category})")
-        if rule[:1] in (">", "<", "#", "!") or rule in ("nopass", "resetpass"):
-            # Never echo the value: it holds a password.
-            raise SettingsError(f"{name}: allowed is rules without passwords (the deploy sets them; see README)")
-        if category is None and not ACL_RULE_RE.match(rule):
-            raise _fail(name, value, f"key, channel and command rules (not {rule!r}: passwords and on/off are set by the deploy)")
-    return " ".join(value.split())
+            shown = f"@{category}" if re.fullmatch(r"[a-z]{1,30}", category) else "a category that is not a word"
+            raise SettingsError(f"{name}: allowed are ACL categories from {', '.join(ACL_CATEGORIES)} (rule {index} names {shown})")
+        if category is None and not ACL_RULE_RE.fullmatch(rule):
+            raise SettingsError(
+                f"{name}: allowed are key (~), channel (&) and command (+/-) rules and the keywords allkeys, allchannels, "
+                f"allcommands, nocommands, resetkeys, resetchannels; patterns without quotes or backslashes "
+                f"(rule {index} of {len(rules)} is none of these; not shown, as it may be a password)"
+            )
+    return " ".join(rules)
 
 
 def _username(data: Mapping[str, Any], name: str) -> str:
     value = data[name]
-    if not isinstance(value, str) or not USERNAME_RE.match(value) or value == "default":
+    if not isinstance(value, str) or not USERNAME_RE.fullmatch(value) or value == "default":
         raise _fail(name, value, "a user name of letters, digits, '.', '_' or '-' other than 'default'")
     return value
 
 
 def _name(data: Mapping[str, Any], name: str) -> str:
     value = data[name]
-    if not isinstance(value, str) or not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", value):
+    if not isinstance(value, str) or not USERNAME_RE.fullmatch(value):
         raise _fail(name, value, "a name of letters, digits, '.', '_' or '-'")
     return value
 
@@ -274,14 +311,9 @@ def _is_network_address(address: str) -> bool:
 
 def _host(data: Mapping[str, Any], name: str) -> str:
     value = data[name]
-    if isinstance(value, str):
-        try:
-            ipaddress.ip_address(value)
-            return value
-        except ValueError:
-            if re.match(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$", value):
-                return value
-    raise _fail(name, value, "an IP address or a host name")
+    if isinstance(value, str) and (ip_address(value) is not None or HOSTNAME_RE.fullmatch(value)):
+        return value
+    raise _fail(name, value, "an IP address or a host name (an IP address without a zone id)")
 
 
 def _none(value: Any) -> bool:
@@ -292,8 +324,14 @@ def _none(value: Any) -> bool:
 def _ecosystem_file(value: Any) -> str | None:
     if _none(value):
         return None
-    if not isinstance(value, str) or not value.startswith("/") or not value.endswith((".js", ".cjs", ".json")):
-        raise _fail("pm2_ecosystem_file", value, "an absolute path to a .js, .cjs or .json file, or None")
+    if (
+        not isinstance(value, str) or not HOST_PATH_RE.fullmatch(value) or "/../" in value
+        or not value.endswith((".js", ".cjs", ".json"))
+    ):
+        raise _fail(
+            "pm2_ecosystem_file", value,
+            "an absolute path to a .js, .cjs or .json file (letters, digits, . _ / + @ -), or None",
+        )
     return value
 
 
@@ -303,7 +341,7 @@ def _names(data: Mapping[str, Any], name: str, pattern: str, allow_none: bool) -
         return None
     if isinstance(value, str):
         value = [v for v in value.split(",") if v]
-    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) and re.match(pattern, v) for v in value):
+    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) and re.fullmatch(pattern, v) for v in value):
         allowed = "a list of names" + (", or None for all" if allow_none else "")
         raise _fail(name, value, allowed)
     return tuple(value)
@@ -312,7 +350,8 @@ def _names(data: Mapping[str, Any], name: str, pattern: str, allow_none: bool) -
 def _ports(data: Mapping[str, Any], name: str) -> dict:
     value = data[name]
     if not isinstance(value, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 65535 for k, v in value.items()
+        isinstance(k, str) and LABEL_RE.fullmatch(k) and isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 65535
+        for k, v in value.items()
     ):
         raise _fail(name, value, 'a mapping of names to ports, e.g. {"server": 8080}')
     return dict(value)
@@ -320,15 +359,17 @@ def _ports(data: Mapping[str, Any], name: str) -> dict:
 
 def _abs_path(data: Mapping[str, Any], name: str) -> str:
     value = data[name]
-    if not isinstance(value, str) or not value.startswith("/") or any(c.isspace() for c in value):
-        raise _fail(name, value, "an absolute path without spaces")
+    if not isinstance(value, str) or not HOST_PATH_RE.fullmatch(value) or "/.." in value + "/":
+        raise _fail(name, value, "an absolute path of letters, digits and . _ / + @ - (no spaces, quotes, $ or ..)")
     return value.rstrip("/") or "/"
 
 
 def _restore_from(value: Any) -> str | None:
     if _none(value):
         return None
-    path = Path(str(value)).expanduser()
+    if not isinstance(value, str) or not value.isprintable():
+        raise _fail("redis_restore_from", value, "a path without control characters")
+    path = Path(value).expanduser()
     try:
         with open(path, "rb") as f:
             magic = f.read(9)
@@ -347,12 +388,35 @@ def _unknown(data: Mapping[str, Any], known: Mapping[str, Any]) -> None:
             raise SettingsError(f"{key}: unknown setting{hint}; the settings are listed in group_data/all.py")
 
 
+def _texts(value: Any) -> list[str]:
+    """Every text inside a setting's value (lists, mappings and their keys included)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Mapping):
+        return [t for k, v in value.items() for t in (*_texts(k), *_texts(v))]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _texts(v)]
+    return []
+
+
+def _printable(merged: Mapping[str, Any]) -> None:
+    """No setting carries a control character (a newline ends a line of a credentials, config or
+    unit file, and a command): refused before any setting's own rule is even looked at."""
+    for name, value in merged.items():
+        if all(text.isprintable() for text in _texts(value)):
+            continue
+        if name.endswith("_acl"):  # may hold a password: not shown
+            raise SettingsError(f"{name}: allowed is text without control characters (the value is not shown)")
+        raise _fail(name, value, "text without control characters (newline, tab, carriage return...)")
+
+
 def load(data: Mapping[str, Any] | Any) -> Settings:
     """Validate pyinfra host data (or any mapping) and return the typed settings."""
     given = data.dict() if hasattr(data, "dict") else dict(data)
     base = defaults()
     _unknown(given, base)
     merged = {**base, **{k: v for k, v in given.items() if k in base}}
+    _printable(merged)
 
     databases = _int(merged, "redis_databases", 1, 10000)
     auth = _choice(merged, "redis_auth", AUTH_MODES)
@@ -390,8 +454,8 @@ def load(data: Mapping[str, Any] | Any) -> Settings:
         latency_monitor_threshold_ms=_int(merged, "redis_latency_monitor_threshold_ms", 0, 10**6),
         slowlog_log_slower_than_us=_int(merged, "redis_slowlog_log_slower_than_us", -1, 10**9),
         slowlog_max_len=_int(merged, "redis_slowlog_max_len", 0, 10**6),
-        apt_repo_url=_text(merged, "redis_apt_repo_url"),
-        apt_key_url=_text(merged, "redis_apt_key_url"),
+        apt_repo_url=_url(merged, "redis_apt_repo_url"),
+        apt_key_url=_url(merged, "redis_apt_key_url"),
         apt_cache_time=_int(merged, "redis_apt_cache_time", 0, 10**7),
         host_tuning=_bool(merged, "redis_host_tuning"),
         auth=auth,
@@ -401,8 +465,8 @@ def load(data: Mapping[str, Any] | Any) -> Settings:
         admin_acl=_acl(merged, "redis_admin_acl"),
         url_host=_host(merged, "redis_url_host"),
         pm2_ecosystem_file=_ecosystem_file(merged["pm2_ecosystem_file"]),
-        pm2_apps=_names(merged, "pm2_apps", r"^[^,\s]+$", allow_none=True),
-        pm2_env_blocks=_names(merged, "pm2_env_blocks", r"^env(_[A-Za-z0-9_]+)?$", allow_none=False),
+        pm2_apps=_names(merged, "pm2_apps", r"[A-Za-z0-9_.@:-]+", allow_none=True),
+        pm2_env_blocks=_names(merged, "pm2_env_blocks", r"env(_[A-Za-z0-9_]+)?", allow_none=False),
         pm2_user=_username(merged, "pm2_user"),
         pm2_reload=_bool(merged, "pm2_reload"),
         operator_group=_username(merged, "redis_operator_group"),
@@ -412,7 +476,7 @@ def load(data: Mapping[str, Any] | Any) -> Settings:
         backup_keep_daily=_int(merged, "redis_backup_keep_daily", 0, 10000),
         restore_from=_restore_from(merged["redis_restore_from"]),
         restore_force=_bool(merged, "redis_restore_force"),
-        fetch_dir=None if _none(merged["redis_fetch_dir"]) else str(merged["redis_fetch_dir"]),
+        fetch_dir=None if _none(merged["redis_fetch_dir"]) else _local_path(merged, "redis_fetch_dir"),
         fetch_all=_bool(merged, "redis_fetch_all"),
         health_warning_pct=warning,
         health_critical_pct=critical,
@@ -430,6 +494,6 @@ def load(data: Mapping[str, Any] | Any) -> Settings:
         min_replicas_max_lag=_int(merged, "redis_min_replicas_max_lag", 1, 3600),
         sentinel_down_after_ms=_int(merged, "redis_sentinel_down_after_ms", 100, 10**7),
         sentinel_failover_timeout_ms=_int(merged, "redis_sentinel_failover_timeout_ms", 1000, 10**8),
-        ha_secrets_file=_text(merged, "redis_ha_secrets_file"),
+        ha_secrets_file=_local_path(merged, "redis_ha_secrets_file"),
         replica_replace_data=_bool(merged, "redis_replica_replace_data"),
     )

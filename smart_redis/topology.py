@@ -11,11 +11,10 @@ provisioning only; after a failover Sentinel decides, and the deploy follows it 
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .settings import Settings, SettingsError
+from .settings import Settings, SettingsError, ip_address
 
 GROUPS = ("redis_primary", "redis_replicas", "redis_sentinels")
 MIN_SENTINELS = 3
@@ -72,13 +71,14 @@ def build(
 
     def address(name: str) -> str:
         value = addresses.get(name) or name
-        try:
-            return str(ipaddress.ip_address(value))
-        except ValueError:
+        normal = ip_address(value)
+        if normal is None:
             # Sentinel reports and compares addresses, not names.
             raise SettingsError(
-                f"redis_ha_address of {name} = {value!r}: allowed is an IP address (set it in the host's data)"
-            ) from None
+                f"redis_ha_address of {name} = {value!r}: allowed is an IP address without a zone id "
+                "(set it in the host's data)"
+            )
+        return normal
 
     found = {name: address(name) for name in dict.fromkeys(primary + replicas + sentinels)}
     if len(set(found.values())) != len(found):

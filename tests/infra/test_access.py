@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import shlex
 
@@ -54,7 +55,27 @@ def test_app_user_may_use_data_and_keyspace_events(app_cli, app_writer_cli, acl_
     assert app_writer_cli("get", "infra-check:acl") == "1"
     assert app_writer_cli("del", "infra-check:acl") == "1"
     assert "NOPERM" not in app_cli("publish", "__keyevent@0__:expired", "probe")
-    assert app_cli("publish", "orders", "probe").startswith("NOPERM")
+
+
+def _channel_allowed(rules: str, channel: str) -> bool:
+    patterns = [r[1:] for r in rules.split() if r.startswith("&")]
+    return "allchannels" in rules.split() or any(fnmatch.fnmatchcase(channel, p) for p in patterns)
+
+
+def test_app_processes_talk_over_pubsub_on_their_channels(host, app_cli, settings, acl_on):
+    """The platform's HTTP server, websocket server and workers pass quotes over pub/sub."""
+    channel = "infra-check:quotes"
+    if not _channel_allowed(settings.app_acl, channel):
+        assert app_cli("publish", channel, "probe").startswith("NOPERM")
+        return
+    # A subscriber as the app user for a few seconds; PUBLISH answers how many clients received
+    # the message, so "1" proves that the app user may both subscribe and publish there.
+    script = (
+        f"( timeout 5 sh -c {shlex.quote(app_cli.command('subscribe', channel))} > /dev/null 2>&1 & ); "
+        f"for _ in $(seq 50); do n=$({app_cli.command('publish', channel, 'DOL 5.234')}); "
+        'test "$n" = 1 && { echo received; exit 0; }; sleep 0.1; done; echo "last reply: $n"'
+    )
+    assert host.run(script).stdout.strip() == "received"
 
 
 def test_admin_user_may_read_the_config(redis_cli, settings, acl_on):

@@ -37,13 +37,18 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(scope="session")
 def docker_testbed():
+    # SMART_REDIS_SHARED_ENGINE=1: other test runs share this engine (a developer running two
+    # modules at once): leave their containers, the image and the engine alone.
+    shared = bool(os.environ.get("SMART_REDIS_SHARED_ENGINE"))
     started = testbed.ensure_engine()
-    testbed.clean()  # what an interrupted earlier run may have left
+    if not shared:
+        testbed.clean()  # what an interrupted earlier run may have left
     testbed.ensure_image()
     yield testbed
-    testbed.clean(images=not os.environ.get("SMART_REDIS_KEEP_IMAGE"))
-    if started:
-        testbed.stop_engine()
+    if not shared:
+        testbed.clean(images=not os.environ.get("SMART_REDIS_KEEP_IMAGE"))
+        if started:
+            testbed.stop_engine()
 
 
 @pytest.fixture(scope="session")

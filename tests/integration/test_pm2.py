@@ -8,6 +8,7 @@ connects to Redis through REDIS_URL.
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import subprocess
 import time
@@ -15,7 +16,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from conftest import ROOT, deploy, redis, sh
+from conftest import ROOT, deploy, fingerprint, redis, sh, sh_input
 
 PM2_VERSION = "7.0.4"
 APP_DIR = "/opt/smart-trade"
@@ -107,7 +108,7 @@ def test_second_run_leaves_the_file_alone(apps):
 
 
 BROKEN = {
-    "missing": (None, "the file does not exist"),
+    "missing": (None, "pm2_ecosystem_file = '{path}': the file does not exist on the host"),
     "unparseable": ("module.exports = { apps: [ { name: 'x', env: { A: 'open } } ] };\n", "is never closed"),
     "computed": ("module.exports = { apps: makeApps() };\n", "apps is built by `makeApps...`, which no text edit"),
     "spread": (
@@ -122,11 +123,11 @@ def test_bad_ecosystem_file_exits_1_and_stays_byte_identical(apps, case):
     text, message = BROKEN[case]
     path = f"{APP_DIR}/{case}.config.js"
     if text is not None:
-        subprocess.run(["docker", "exec", "-i", apps["name"], "sh", "-c", f"cat > {path}"], input=text, text=True, check=True)
+        sh_input(apps["name"], f"cat > {path} && chown smart-trade:smart-trade {path}", text)  # the app team's file
     before = sh(apps["name"], f"sha256sum {path} 2>&1; stat -c %Y {path} 2>&1", check=False).stdout
     run = deploy(apps["target"], data={**DATA, "pm2_ecosystem_file": path})
     assert run.rc == 1
-    assert f"{path}: " in run.output and message in run.output, run.output
+    assert (text is None or f"{path}: " in run.output) and message.format(path=path) in run.output, run.output
     assert sh(apps["name"], f"sha256sum {path} 2>&1; stat -c %Y {path} 2>&1", check=False).stdout == before
 
 
@@ -143,3 +144,91 @@ def test_health_sees_the_pm2_apps_and_the_platform_ports(apps):
         assert down.returncode == 2 and "CRITICAL pm2: not online: quotes-feed" in down.stdout
     finally:
         sh(apps["name"], "runuser -l smart-trade -c 'pm2 start quotes-feed' > /dev/null")
+
+
+# --- Issue 14: trust nothing the app team owns ---------------------------------------------------
+
+PLAIN = "module.exports = {\n  apps: [{ name: 'other', script: './app.js', env: { NODE_ENV: 'production' } }],\n};\n"
+
+
+def as_app_user(container: str, command: str) -> None:
+    sh(container, f"runuser -l smart-trade -c {shlex.quote(command)} > /dev/null")
+
+
+def test_a_missing_ecosystem_file_stops_the_run_before_anything_changes(apps):
+    path = f"{APP_DIR}/absent.config.js"
+    before = fingerprint(apps["name"])
+    run = deploy(apps["target"], data={**DATA, "pm2_ecosystem_file": path, "redis_maxmemory": "123mb"})
+    assert run.rc == 1
+    assert f"pm2_ecosystem_file = '{path}': the file does not exist on the host" in run.output, run.output
+    assert fingerprint(apps["name"]) == before
+
+
+def test_a_hostile_file_is_loaded_as_its_owner_and_loses_the_others_read_bit(apps):
+    """It records who loads it and prints on stdout; it is 0644; PM2 does not run as pm2_user (root)."""
+    name, path = apps["name"], f"{APP_DIR}/hostile.config.js"
+    hostile = "require('fs').appendFileSync('/tmp/loaded-by', process.getuid() + '\\n');\nconsole.log('[loading]');\n" + PLAIN
+    sh_input(name, f"cat > {path} && chown smart-trade:smart-trade {path} && chmod 644 {path} && rm -f /tmp/loaded-by", hostile)
+    data = {**DATA, "pm2_ecosystem_file": path, "pm2_user": "root"}
+    run = deploy(apps["target"], data=data)
+    assert run.rc == 0, run.output
+    loaded_by = sh(name, "cat /tmp/loaded-by").stdout.split()
+    assert loaded_by and "0" not in loaded_by
+    assert sh(name, f"stat -c '%U:%G %a' {path} {path}.backup").stdout.splitlines() == ["smart-trade:smart-trade 640"] * 2
+    assert f"{path} is readable by every local user: the deploy removes the others' read bit" in run.output
+    assert "PM2 is not running as root: no reload" in run.output  # a warning at the normal verbosity
+    assert "Traceback" not in run.output
+    assert sh(name, "test -e /root/.pm2", check=False).returncode != 0  # asking started no PM2 daemon
+    again = deploy(apps["target"], json_output=True, data=data)
+    assert again.rc == 0 and again.changed == 0, again.output
+
+
+def test_links_planted_in_the_app_folder_are_refused_and_root_writes_nothing_through_them(apps):
+    name = apps["name"]
+    planted = f"{APP_DIR}/planted.config.js"
+    sh_input(name, f"cat > {planted} && chown smart-trade:smart-trade {planted} && chmod 640 {planted}", PLAIN)
+    as_app_user(name, f"ln -s /etc/planted {planted}.backup")
+    before = sh(name, f"sha256sum {planted}").stdout
+    run = deploy(apps["target"], data={**DATA, "pm2_ecosystem_file": planted})
+    assert run.rc == 1 and "planted.config.js.backup exists but is not a regular file" in run.output, run.output
+    assert sh(name, "test -e /etc/planted || test -L /etc/planted", check=False).returncode == 1
+    assert sh(name, f"sha256sum {planted}").stdout == before
+
+    root_file, link = "/etc/smart-trade-root.config.js", f"{APP_DIR}/link.config.js"
+    sh_input(name, f"cat > {root_file} && chmod 600 {root_file}", PLAIN)
+    as_app_user(name, f"ln -s {root_file} {link}")
+    run = deploy(apps["target"], data={**DATA, "pm2_ecosystem_file": link})
+    assert run.rc == 1 and f"{link}: is a symbolic link" in run.output, run.output
+    assert sh(name, f"stat -c '%U:%G %a' {root_file}; cat {root_file}; ls /etc | grep -c smart-trade-root").stdout == (
+        f"root:root 600\n{PLAIN}1\n"
+    )
+
+
+RELOAD = "Reload the PM2 apps of smart-trade with the new REDIS_URL"
+PM2_STEPS = {f"Set REDIS_URL in {ECOSYSTEM}", RELOAD}
+
+
+def changed_steps(run) -> set[str]:
+    """Names of the operations that changed the host (other tests of this module leave other settings)."""
+    return {op["name"] for op in json.loads(run.stdout)["results"]["operations"] if op["success"]}
+
+
+def test_pm2_state_decides_the_reload_and_only_the_files_apps_count(apps):
+    name = apps["name"]
+    as_app_user(name, f"cd {APP_DIR} && pm2 start app.js --name not-in-the-file")
+    try:
+        # The file is right but PM2 runs the app without REDIS_URL: what a run that failed after the edit leaves.
+        as_app_user(name, f"cd {APP_DIR} && pm2 delete quotes-feed && pm2 start app.js --name quotes-feed")
+        assert pm2_env(name, "quotes-feed").get("REDIS_URL") is None
+        run = deploy(apps["target"], json_output=True, data=DATA)
+        assert run.rc == 0 and changed_steps(run) & PM2_STEPS == {RELOAD}, run.output
+        assert pm2_env(name, "quotes-feed").get("REDIS_URL") == expected_url(name)
+        # An edit and its reload, while a PM2 process outside the file runs without REDIS_URL.
+        sh(name, f"runuser -u smart-trade -- cp {ECOSYSTEM}.backup {ECOSYSTEM}")
+        run = deploy(apps["target"], json_output=True, data=DATA)
+        assert run.rc == 0 and changed_steps(run) & PM2_STEPS == PM2_STEPS, run.output
+        again = deploy(apps["target"], json_output=True, data=DATA)
+        assert again.rc == 0 and again.changed == 0, again.output
+        assert pm2_env(name, "quotes-feed").get("REDIS_URL") == expected_url(name)
+    finally:
+        as_app_user(name, "pm2 delete not-in-the-file")

@@ -15,7 +15,8 @@ from conftest import deploy, redis, sh
 from smart_redis.auth import cli
 from smart_redis.settings import load
 
-SUBCOMMANDS = ["status", "info", "memory", "databases", "keys", "test", "backup", "cleanup", "health", "sample-data"]
+SUBCOMMANDS = ["status", "info", "memory", "databases", "keys", "test", "backup", "cleanup", "health", "sample-data",
+               "restore-check"]
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +80,53 @@ def test_backup_writes_a_root_only_valid_snapshot(host):
     assert result["file"].startswith("/var/backups/redis/dump-") and result["bytes"] > 0
     assert sh(host, f"stat -c '%U %a' {result['file']}").stdout.strip() == "root 600"
     assert "RDB looks OK" in sh(host, f"redis-check-rdb {result['file']}").stdout
+
+
+def test_backup_waits_for_a_save_that_already_runs(host):
+    """A save point or a replica's sync may be saving when the timer fires: a bare BGSAVE fails then."""
+    sh(host, f"seq 1 40 | sed 's/.*/SET slow-save:& &/' | ( {cli(6379, 'acl')} -n 7 --pipe ) > /dev/null")
+    redis(host, "config", "set", "rdb-key-save-delay", "50000")  # 50 ms per key: a save of 2 s and more
+    try:
+        assert redis(host, "bgsave") == "Background saving started"
+        assert "rdb_bgsave_in_progress:1" in redis(host, "info", "persistence")
+        started = time.monotonic()
+        result = as_json(host, "backup")
+        print(f"backup behind a running BGSAVE took {time.monotonic() - started:.1f} s")
+        assert result["keys"]["7"] == 40
+        assert "RDB looks OK" in sh(host, f"redis-check-rdb {result['file']}").stdout
+    finally:
+        redis(host, "config", "set", "rdb-key-save-delay", "0")
+        redis(host, "flushdb", db=7)
+
+
+def test_backup_job_leaves_a_stopped_server_stopped_and_health_says_why(host):
+    sh(host, "systemctl stop redis-server")
+    try:
+        job = sh(host, "systemctl start redis-backup.service", check=False)
+        assert job.returncode != 0
+        assert sh(host, "systemctl is-active redis-server", check=False).stdout.strip() == "inactive"
+        journal = sh(host, "journalctl -u redis-backup.service -n 20 -o cat --no-pager").stdout
+        reason = "redis-server is inactive, not running: no snapshot taken (start it, or stop redis-backup.timer)"
+        assert f"redis-monitor backup: {reason}" in journal, journal
+        down = monitor(host, "health", check=False)
+        assert down.returncode == 2 and f"WARNING  backup: the last backup job failed: {reason}" in down.stdout, down.stdout
+    finally:
+        sh(host, "systemctl start redis-server")
+    sh(host, "systemctl start redis-backup.service")
+    healthy = monitor(host, "health", check=False)
+    assert healthy.returncode == 0 and "OK       backup: newest dump-" in healthy.stdout, healthy.stdout
+
+
+def test_health_that_cannot_run_is_unknown(host):
+    """Nagios reads exit 1 as WARNING: a health check that breaks itself must say UNKNOWN (3)."""
+    sh(host, "cp -p /etc/smart-redis/monitor.json /tmp/monitor.json.saved && echo '{\"port\": 6379}' > /etc/smart-redis/monitor.json")
+    try:
+        broken = monitor(host, "health", check=False)
+    finally:
+        sh(host, "mv -f /tmp/monitor.json.saved /etc/smart-redis/monitor.json")
+    assert broken.returncode == 3, broken.stdout + broken.stderr
+    assert broken.stdout.startswith("UNKNOWN redis-monitor health: unexpected error: KeyError") and broken.stdout.count("\n") == 1
+    assert "Traceback" not in broken.stderr
 
 
 def test_sample_data_loads_the_platform_records(host):

@@ -7,13 +7,15 @@ input (already correct) checks that nothing is touched.
 from __future__ import annotations
 
 import json
+import os
 import shutil
-import subprocess
+import tempfile
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
-from smart_redis.ecosystem import NODE_CHECK, EcosystemError, redis_urls, set_redis_url
+from smart_redis.ecosystem import EcosystemError, main, node_check, parse_jlist, redis_urls, set_redis_url, stale_apps
 
 CORPUS = Path(__file__).with_name("ecosystem")
 CASES = sorted(p.name.split(".in.")[0] for p in CORPUS.glob("*.in.*"))
@@ -56,17 +58,12 @@ def test_text_level_check_sees_exactly_one_url_per_block(case):
     assert urls and all(values and all(v == [URL] for v in values) for values in urls.values())
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed on this machine")
 @pytest.mark.parametrize("case", CASES)
 def test_node_loads_the_output_with_the_intended_url(case, tmp_path):
     _, expected = case_files(case)
     target = tmp_path / expected.name.replace(".out.", ".")
     target.write_text(expected.read_text())
-    env = {"SMART_REDIS_EXPECTED": json.dumps({"REDIS_URL": URL}), "SMART_REDIS_APPS": ",".join(APPS.get(case, [])),
-           "SMART_REDIS_BLOCKS": ",".join(BLOCKS), "PATH": "/usr/bin:/bin:/usr/local/bin"}
-    result = subprocess.run(["node", "-e", NODE_CHECK, str(target)], env=env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == []
+    assert node_check(str(target), {"REDIS_URL": URL}, APPS.get(case), BLOCKS) == []
 
 
 def test_other_apps_are_left_alone_when_apps_are_selected():
@@ -123,3 +120,140 @@ def test_an_app_without_env_gets_one_env_block_with_all_variables():
     app = json.loads(edited)["apps"][0]
     assert app["env"] == {"REDIS_URL": URL, **SENTINELS}
     assert edited.count('"env"') == 1
+
+
+def test_crlf_file_keeps_crlf_where_lines_are_added():
+    text = "module.exports = {\r\n  apps: [{\r\n    name: 'api', // main\r\n    env: {\r\n      NODE_ENV: 'production', // note\r\n    },\r\n  }, {\r\n    name: 'ws',\r\n    env: {\r\n    },\r\n  }],\r\n};\r\n"
+    edited = set_redis_url(text, URL, extra={"REDIS_MASTER_NAME": "smart-trade"})
+    assert edited.count("\n") == edited.count("\r\n") == text.count("\n") + 4
+    assert f"      NODE_ENV: 'production', // note\r\n      REDIS_URL: '{URL}',\r\n      REDIS_MASTER_NAME: 'smart-trade',\r\n    }}," in edited
+    assert set_redis_url(edited, URL, extra={"REDIS_MASTER_NAME": "smart-trade"}) == edited
+
+
+def test_node_check_survives_a_file_that_prints_to_stdout(tmp_path):
+    target = tmp_path / "ecosystem.config.js"
+    target.write_text(
+        "console.log('loading ecosystem');\nprocess.stdout.write('[not json\\n');\n"
+        f"module.exports = {{ apps: [{{ name: 'api', env: {{ REDIS_URL: '{URL}' }} }}] }};\nconsole.log('done');\n"
+    )
+    assert node_check(str(target), {"REDIS_URL": URL}, None, BLOCKS) == []
+    target.write_text("console.log('[]');\nmodule.exports = { apps: [{ name: 'api', env: {} }] };\n")
+    assert node_check(str(target), {"REDIS_URL": URL}, None, BLOCKS) == ["api.env.REDIS_URL"]
+
+
+# --- On the host: root decides, the file's owner touches the files (these run as root, like the deploy)
+
+NOBODY = 65534
+PASSWORD = "p@ss:w/rd"
+
+
+@pytest.fixture
+def app_dir(tmp_path_factory):
+    """/tmp/X (root's, 0755) holding app/ (nobody's, where the app team's file lives) and root-only/."""
+    base = Path(tempfile.mkdtemp())
+    base.chmod(0o755)
+    (base / "root-only").mkdir(mode=0o700)
+    app = base / "app"
+    app.mkdir()
+    os.chown(app, NOBODY, NOBODY)
+    creds = base / "root-only" / "credentials"
+    creds.write_text(f"REDIS_APP_USER=smart-trade\nREDIS_APP_PASSWORD='{PASSWORD}'\n")
+    yield base
+    shutil.rmtree(base)
+
+
+def app_file(base: Path, text: str, mode: int = 0o640, uid: int = NOBODY, name: str = "app/ecosystem.config.js") -> Path:
+    path = base / name
+    path.write_text(text)
+    os.chown(path, uid, uid)
+    path.chmod(mode)
+    return path
+
+
+def run_editor(base: Path, command: str, path: Path, capsys, *extra: str) -> tuple[int, str, str]:
+    argv = [command, str(path), "--credentials", str(base / "root-only" / "credentials"), "--user", "smart-trade", *extra]
+    rc = main(argv)
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+PLAIN = "module.exports = {\n  apps: [{\n    name: 'api',\n    env: {\n      NODE_ENV: 'production',\n    },\n  }],\n};\n"
+HOST_URL = f"redis://smart-trade:{quote(PASSWORD, safe='')}@127.0.0.1:6379/0"
+
+
+def test_node_loads_the_file_as_its_owner_never_as_root(app_dir, capsys):
+    recorder = f"require('fs').writeFileSync(__dirname + '/loaded-by', String(process.getuid()));\n{PLAIN}"
+    path = app_file(app_dir, recorder)
+    rc, out, err = run_editor(app_dir, "apply", path, capsys)
+    assert rc == 0, err
+    assert (app_dir / "app" / "loaded-by").read_text() == str(NOBODY)
+    assert HOST_URL in path.read_text() and HOST_URL not in out + err
+
+
+def test_a_planted_backup_link_is_refused_and_root_writes_nothing_through_it(app_dir, capsys):
+    path = app_file(app_dir, PLAIN)
+    planted = app_dir / "root-only" / "planted"
+    (app_dir / "app" / "ecosystem.config.js.backup").symlink_to(planted)
+    rc, _, err = run_editor(app_dir, "apply", path, capsys)
+    assert rc == 2
+    assert "ecosystem.config.js.backup exists but is not a regular file (a symbolic link?)" in err
+    assert not planted.exists() and path.read_text() == PLAIN
+    assert sorted(p.name for p in (app_dir / "app").iterdir()) == ["ecosystem.config.js", "ecosystem.config.js.backup"]
+
+
+def test_files_the_owner_makes_keep_owner_and_group_and_lose_others_read(app_dir, capsys):
+    path = app_file(app_dir, PLAIN, mode=0o644)
+    rc, out, err = run_editor(app_dir, "apply", path, capsys)
+    assert rc == 0, err
+    assert f"{path} was readable by every local user and holds the Redis password: mode 0644 -> 0640" in out.splitlines()
+    for made in (path, app_dir / "app" / "ecosystem.config.js.backup"):
+        st = made.lstat()
+        assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (NOBODY, NOBODY, 0o640)
+    assert (app_dir / "app" / "ecosystem.config.js.backup").read_text() == PLAIN
+    assert run_editor(app_dir, "check", path, capsys)[1] == "up-to-date\n"
+
+
+def test_an_up_to_date_file_that_others_can_read_needs_a_change(app_dir, capsys):
+    path = app_file(app_dir, PLAIN.replace("'production',", f"'production',\n      REDIS_URL: '{HOST_URL}',"), mode=0o604)
+    assert run_editor(app_dir, "check", path, capsys)[1] == "needs-change others-can-read\n"
+    rc, out, _ = run_editor(app_dir, "apply", path, capsys)
+    assert rc == 0 and "mode 0604 -> 0600" in out and path.stat().st_mode & 0o7777 == 0o600
+    assert not (app_dir / "app" / "ecosystem.config.js.backup").exists()
+
+
+def test_a_symlinked_ecosystem_file_is_refused(app_dir, capsys):
+    real = app_file(app_dir, PLAIN, uid=0, name="root-only/real.config.js")
+    link = app_dir / "app" / "ecosystem.config.js"
+    link.symlink_to(real)
+    rc, _, err = run_editor(app_dir, "apply", link, capsys)
+    assert rc == 2 and "is a symbolic link: set pm2_ecosystem_file to the file itself" in err
+    assert real.read_text() == PLAIN and not (app_dir / "root-only" / "real.config.js.backup").exists()
+
+
+def test_a_root_file_in_a_folder_others_can_change_is_refused(app_dir, capsys):
+    path = app_file(app_dir, PLAIN, uid=0)
+    rc, _, err = run_editor(app_dir, "apply", path, capsys)
+    assert rc == 2 and "belongs to root, but its folder" in err and "can be changed by a non-root user" in err
+    assert path.read_text() == PLAIN
+
+
+def test_a_root_file_in_a_root_folder_is_edited_by_root_without_node(app_dir, capsys):
+    path = app_file(app_dir, f"require('fs').writeFileSync('{app_dir}/loaded', 'x');\n{PLAIN}", uid=0, name="root-only/e.config.js")
+    rc, out, err = run_editor(app_dir, "apply", path, capsys)
+    assert rc == 0, err
+    assert "node does not load it" in out and not (app_dir / "loaded").exists() and HOST_URL in path.read_text()
+
+
+def test_pm2_jlist_is_found_after_banner_lines():
+    output = '[PM2] Spawning PM2 daemon with pm2_home=/home/x/.pm2\n[PM2] PM2 Successfully daemonized\n[{"name": "api"}]\n'
+    assert parse_jlist(output) == [{"name": "api"}]
+
+
+def test_only_the_files_apps_count_as_stale():
+    listing = [
+        {"name": "api", "pm2_env": {"env": {"REDIS_URL": URL}}},
+        {"name": "pm2-logrotate", "pm2_env": {"env": {}}},
+        {"name": "worker", "pm2_env": {"REDIS_URL": "redis://old"}},
+    ]
+    assert stale_apps(listing, {"api", "worker"}, {"REDIS_URL": URL}) == ["worker"]
+    assert stale_apps(listing, {"api"}, {"REDIS_URL": URL}) == []

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import json
 import socket
+import time
 
 import pytest
 
@@ -88,3 +91,163 @@ def levels(view, info):
 )
 def test_replication_health(view, info, expected):
     assert levels(view, info) == expected
+
+
+# --- Counts a restore can still compare after time has passed (issue 14, defect 13) ----------
+
+NOW = 1_800_000_000
+INFO_KEYSPACE = "# Keyspace\r\ndb0:keys=40,expires=37,avg_ttl=30000\r\ndb5:keys=7,expires=0,avg_ttl=0\r\n"
+
+
+def counts_file(created=NOW - 65, buckets=((NOW - 60, 10, 25), (NOW + 3000, 600, 12))):
+    """A counts file of a backup 65 s ago: db0 had 3 keys without TTL and 37 with one."""
+    return {
+        "created": "x", "created_epoch": created, "keys": {"0": 40, "5": 7},
+        "persistent": {"0": 3, "5": 7},
+        "volatile": {"0": {"keys": 37, "buckets": [list(b) for b in buckets], "sampled": 37}},
+    }
+
+
+def test_info_keyspace_is_parsed_with_expires():
+    assert monitor.parse_keyspace(INFO_KEYSPACE) == {"0": {"keys": 40, "expires": 37}, "5": {"keys": 7, "expires": 0}}
+
+
+def test_keys_expired_since_the_backup_do_not_fail_the_restore():
+    # 25 of db0's keys expired between backup and restore: Redis did not load them.
+    restored = monitor.parse_keyspace("db0:keys=15,expires=12\r\ndb5:keys=7,expires=0\r\n")
+    ok, line = monitor.compare_counts(counts_file(), restored, NOW)
+    assert ok, line
+    assert line == ("key counts match the backup: db0=3+12ttl, db5=7; "
+                    "25 keys with a TTL expired in the 65 s since the snapshot")
+
+
+@pytest.mark.parametrize(
+    "restored,reason",
+    [
+        ("db0:keys=15,expires=12\r\ndb5:keys=6,expires=0", "db5: 6 keys without TTL, 7 at backup time"),
+        ("db0:keys=13,expires=10\r\ndb5:keys=7,expires=0", "db0: 10 keys with TTL, but 12 of the backup's outlive the 65 s since it"),
+        ("db0:keys=41,expires=38\r\ndb5:keys=7,expires=0", "db0: 38 keys with TTL, only 37 at backup time"),
+        ("db0:keys=15,expires=12\r\ndb5:keys=7,expires=0\r\ndb9:keys=1,expires=0", "db9: 1 keys, none at backup time"),
+    ],
+    ids=["persistent-missing", "volatile-lost", "volatile-extra", "unknown-db"],
+)
+def test_what_should_have_survived_is_compared(restored, reason):
+    ok, line = monitor.compare_counts(counts_file(), monitor.parse_keyspace(restored), NOW)
+    assert not ok and line == "restored key counts differ from the backup's: " + reason
+
+
+def test_a_key_expiring_within_the_slack_may_be_gone():
+    counts = counts_file(buckets=[(NOW + 5, 10, 37)])  # expiring right around the check
+    ok, line = monitor.compare_counts(counts, monitor.parse_keyspace("db0:keys=3,expires=0\r\ndb5:keys=7"), NOW)
+    assert ok, line
+
+
+def test_a_sampled_histogram_is_scaled_to_the_whole_db():
+    counts = counts_file(buckets=[(NOW + 3600, 600, 100)])
+    counts["volatile"]["0"].update(keys=1000, sampled=100)
+    keyspace = monitor.parse_keyspace
+    assert monitor.compare_counts(counts, keyspace("db0:keys=903,expires=900\r\ndb5:keys=7"), NOW)[0]
+    assert not monitor.compare_counts(counts, keyspace("db0:keys=503,expires=500\r\ndb5:keys=7"), NOW)[0]
+
+
+def test_old_counts_files_stay_readable():
+    old = {"created": "20261105T120000Z", "redis_version": "7.0.15", "keys": {"0": 40, "5": 7}}
+    ok, line = monitor.compare_counts(old, monitor.parse_keyspace("db0:keys=12,expires=12\r\ndb5:keys=7"), NOW)
+    assert ok and "older counts file" in line
+    ok, line = monitor.compare_counts(old, monitor.parse_keyspace("db0:keys=12,expires=12\r\ndb5:keys=8"), NOW)
+    assert not ok and line.endswith("db5: 8 keys, 7 at backup time")
+
+
+@pytest.mark.parametrize(
+    "remaining,expected",
+    [(4, (NOW, 10)), (599, (NOW + 590, 10)), (3600, (NOW + 3600, 600)), (2 * 86400, (NOW + 86400 * 2 - NOW % 86400, 86400))],
+)
+def test_expiry_times_are_bucketed_finer_near_the_backup(remaining, expected):
+    assert monitor.expiry_bucket(NOW + remaining, NOW) == expected
+
+
+def test_restore_check_reads_info_keyspace_from_stdin(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "dump.rdb.counts.json"
+    path.write_text(json.dumps({"created_epoch": int(time.time()), "keys": {"0": 40}, "persistent": {"0": 40}, "volatile": {}}))
+    monkeypatch.setattr("sys.stdin", io.StringIO("# Keyspace\r\ndb0:keys=40,expires=0\r\n"))
+    assert monitor.main(["restore-check", str(path)]) == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO("# Keyspace\r\ndb0:keys=39,expires=0\r\n"))
+    assert monitor.main(["restore-check", str(path)]) == 1
+    assert capsys.readouterr().err == "restored key counts differ from the backup's: db0: 39 keys without TTL, 40 at backup time\n"
+
+
+# --- health: never a crash that Nagios reads as WARNING (defect 16) ---------------------------
+
+JLIST = '[{"name": "quotes-feed", "pm2_env": {"status": "online"}}, {"name": "orders", "pm2_env": {"status": "online"}}]'
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        JLIST,
+        "[PM2] Spawning PM2 daemon with pm2_home=/home/smart-trade/.pm2\n[PM2] PM2 Successfully daemonized\n" + JLIST + "\n",
+        "Welcome to the trading host!\n[WARN] [1, 2] banner\n" + JLIST,
+    ],
+    ids=["plain", "pm2-banner", "motd-junk"],
+)
+def test_pm2_jlist_is_found_behind_banner_lines(output):
+    assert [p["name"] for p in monitor.parse_jlist(output)] == ["quotes-feed", "orders"]
+
+
+def test_pm2_jlist_without_a_list_is_an_error():
+    with pytest.raises(ValueError):
+        monitor.parse_jlist("[PM2] Spawning PM2 daemon\n[PM2][ERROR] Daemon not launched\n")
+
+
+@pytest.fixture
+def fake_runuser(tmp_path, monkeypatch):
+    """A runuser on PATH that prints PM2's daemon banner before the list, and records its call."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "runuser"
+    script.write_text(
+        f'#!/bin/sh\necho "$@" > {tmp_path}/runuser.args\n'
+        f"echo '[PM2] Spawning PM2 daemon with pm2_home={tmp_path}'\necho '[PM2] PM2 Successfully daemonized'\n"
+        f"echo '{JLIST}'\n"
+    )
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    return tmp_path
+
+
+def test_pm2_check_reads_the_list_behind_pm2_banners(fake_runuser):
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(fake_runuser / "rpc.sock"))
+    try:
+        result = monitor.pm2_check({"pm2_user": "root", "pm2_home": str(fake_runuser)})
+    finally:
+        sock.close()
+    assert result == ("pm2", monitor.OK, "2 processes online")
+    args = (fake_runuser / "runuser.args").read_text().split()
+    assert args[:3] == ["-u", "root", "--"] and "-l" not in args and f"PM2_HOME={fake_runuser}" in args
+
+
+def test_pm2_check_spawns_no_daemon_when_none_runs(fake_runuser):
+    result = monitor.pm2_check({"pm2_user": "root", "pm2_home": str(fake_runuser)})
+    assert result == ("pm2", monitor.CRITICAL, f"PM2 is not running as root (no {fake_runuser}/rpc.sock)")
+    assert not (fake_runuser / "runuser.args").exists()
+
+
+def test_health_that_crashes_is_unknown_not_warning(tmp_path, monkeypatch, capsys):
+    config = tmp_path / "monitor.json"
+    config.write_text('{"service": "redis-server"}')  # a key health needs is missing
+    monkeypatch.setattr(monitor, "CONFIG", str(config))
+    monkeypatch.setattr(monitor.os, "geteuid", lambda: 0)
+    assert monitor.main(["health"]) == 3
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1 and out[0].startswith("UNKNOWN redis-monitor health: unexpected error: KeyError")
+    config.write_text("not json")
+    assert monitor.main(["health"]) == 3
+
+
+def test_other_subcommands_fail_with_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(monitor, "CONFIG", str(tmp_path / "missing.json"))
+    monkeypatch.setattr(monitor.os, "geteuid", lambda: 0)
+    assert monitor.main(["status"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("redis-monitor status: ") and "missing.json" in err[0]

@@ -56,7 +56,7 @@ def test_acl_users_carry_hashes_and_rules():
     assert "user default off resetpass resetkeys resetchannels -@all" in conf
     assert (
         f"user smart-trade on #{'a' * 64} resetkeys resetchannels "
-        "~* &__keyevent@*__:* &__keyspace@*__:* +@all -@admin -@dangerous +info"
+        "~* &* +@all -@admin -@dangerous +info"
     ) in conf
     assert f"user ops-admin on #{'b' * 64} resetkeys resetchannels ~* &* +@all" in conf
 

@@ -125,3 +125,48 @@ def test_a_hand_edited_secrets_file_with_a_password_redis_cannot_parse_is_refuse
     with pytest.raises(SettingsError, match="not so: REPLICATION") as error:
         auth.shared_passwords(SETTINGS, REPLICA, root=tmp_path)
     assert bad not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [
+        ["10.0.0.2 6379; touch /tmp/x"],
+        ["$(reboot) 6379"],
+        ["fe80::1%$(id) 6379"],
+        ["10.0.0.2 70000"],
+        ["10.0.0.2 6379 extra"],
+        ["db2.example 6379"],
+        ["10.0.0.2 6379", "10.0.0.2 6379", "10.0.0.9:6379 x"],
+    ],
+)
+def test_an_answer_that_is_not_an_ip_address_and_a_port_stops_the_run(answers):
+    with pytest.raises(ValueError, match="not an IP address and a port") as error:
+        replication.decide(answers, 3)
+    assert "\n" not in str(error.value)
+
+
+def test_an_answer_is_written_in_normal_form():
+    assert replication.decide(["::ffff:10.0.0.2 6379"] * 2, 3) == "::ffff:a00:2 6379"
+    assert replication.decide(["10.0.0.2 06379"] * 2, 3) == "10.0.0.2 6379"
+
+
+@pytest.mark.parametrize(
+    "answers,expected",
+    [
+        (["10.0.0.2 6379"], "only 1 of 3 sentinels name the primary 10.0.0.2:6379"),
+        (["10.0.0.2 6379", "10.0.0.3 6379"], "only 1 of 3"),
+        (["10.0.0.2 6379"] * 2, "10.0.0.2 6379"),
+        ([], None),  # silence: redis.conf keeps the primary it names
+    ],
+)
+def test_a_member_follows_a_majority_of_the_group_only(answers, expected):
+    if expected is None or expected[0].isdigit():
+        assert replication.decide(answers, 3, member=True) == expected
+    else:
+        with pytest.raises(ValueError, match=expected):
+            replication.decide(answers, 3, member=True)
+
+
+def test_sentinel_addresses_and_the_master_name_reach_the_shell_quoted():
+    command = SentinelPrimary().command(("10.0.0.1", "10.0.0.2"), 26379, "smart-trade")
+    assert "for s in 10.0.0.1 10.0.0.2;" in command and "get-master-addr-by-name smart-trade" in command

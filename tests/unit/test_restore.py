@@ -1,0 +1,46 @@
+"""The restore's and the backup job's generated text: quoting, shell syntax, unit dependencies."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from smart_redis import backup, restore
+from smart_redis.auth import cli
+from smart_redis.settings import load
+
+HOSTILE = "dump-\"$(touch PWNED)\"'`touch PWNED`'.rdb"
+SNIPPETS = {
+    "check snapshot": restore.check_snapshot(HOSTILE),
+    "swap with counts": restore.swap_script(cli(6379, "acl"), "dump-20261105T120000Z.rdb", check_counts=True),
+    "swap without counts": restore.swap_script(cli(6379, "none"), "dump.rdb", check_counts=False),
+}
+
+
+@pytest.mark.parametrize("name", SNIPPETS)
+def test_restore_shell_parses_and_passes_shellcheck(name):
+    assert subprocess.run(["dash", "-n", "-c", SNIPPETS[name]], capture_output=True, text=True).returncode == 0
+    if shutil.which("shellcheck"):
+        lint = subprocess.run(["shellcheck", "-s", "sh", "-S", "warning", "-"], input=SNIPPETS[name],
+                              capture_output=True, text=True)
+        assert lint.returncode == 0, lint.stdout
+
+
+def test_a_hostile_snapshot_name_and_host_answer_stay_text(tmp_path):
+    """The file name (a setting) and redis-check-rdb's output (a host answer) are printed, never run."""
+    fake = tmp_path / "redis-check-rdb"
+    fake.write_text("#!/bin/sh\necho '[offset 0] Wrong signature $(touch PWNED) error'\nexit 1\n")
+    fake.chmod(0o755)
+    result = subprocess.run(["dash", "-c", restore.check_snapshot(HOSTILE)], cwd=tmp_path, capture_output=True,
+                            text=True, env={"PATH": f"{tmp_path}:/usr/bin:/bin"})
+    assert result.returncode == 1 and not (tmp_path / "PWNED").exists()
+    assert result.stderr == (f"{HOSTILE} is not a snapshot this Redis can load: "
+                             "[offset 0] Wrong signature $(touch PWNED) error \n")
+
+
+def test_the_backup_job_never_starts_a_stopped_redis():
+    unit = backup.service_unit(load({}))
+    assert "After=redis-server.service" in unit
+    assert not any(line.startswith(("Requires=", "Wants=", "BindsTo=", "Requisite=")) for line in unit.splitlines())
