@@ -28,6 +28,7 @@ install.redis_packages(redis, facts, sentinel=ha.runs_sentinel)
 tuning.kernel(redis, facts)
 service.redis_server(facts, sandbox)
 auth.warn_if_open(redis)
+config.keep_running_admin(passwords)  # the SAVE before a restart for a new admin password logs in with the old one
 credentials = auth.credentials(name="Keep the ACL users' passwords", settings=redis, given=passwords, topology=ha)
 joining = replication.replica_setup(ha, passwords, facts)  # masterauth, read-only redis.conf
 config.redis_conf(redis, passwords, ha, joining)  # replicaof: where Sentinel says the primary is now

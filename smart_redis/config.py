@@ -46,23 +46,93 @@ def _content(settings: Settings, given: Mapping[str, str], topology: Topology, r
     return render.redis_conf(settings, {role: sha or "0" * 64 for role, sha in hashes.items()}, topology, replicaof)
 
 
-def _restart_with_rollback(save_cli: str) -> str:
+def running_admin_cli(port: int) -> str:
+    """redis-cli as the admin login kept in PATHS.credentials_running (what the running server accepts)."""
+    return (
+        f'. {PATHS.credentials_running} && REDISCLI_AUTH="$REDIS_ADMIN_PASSWORD" '
+        f'redis-cli --no-auth-warning --user "$REDIS_ADMIN_USER" -p {port}'
+    )
+
+
+def _save_first(save_cli: str, running_cli: str | None) -> list[str]:
+    """SAVE, as whoever the running server accepts, or stop: a restart after a failed SAVE loses
+    every key written since the last snapshot (all of them with redis_save = "")."""
+    lines = ["reply="]
+    if running_cli:
+        lines.append(f"if test -f {PATHS.credentials_running}; then reply=$( ( {running_cli} save ) 2>&1 ); fi")
+    lines += [
+        f'test "$reply" = OK || reply=$( ( {save_cli} save ) 2>&1 )',
+        'if test "$reply" != OK; then',
+        f"  rm -f {shlex.quote(PATHS.config_candidate)}",
+        f'  echo "{SERVICE} was not restarted: the SAVE before the restart failed ($reply), and a restart would lose '
+        f'the keys written since the last snapshot; the server runs on, redis.conf is as it was" >&2',
+        "  exit 1",
+        "fi",
+    ]
+    return lines
+
+
+def _restart_with_rollback(save_cli: str | None, running_cli: str | None = None) -> str:
+    """Shell: SAVE (unless save_cli is None: the server does not run), put the candidate in place,
+    restart; if it does not come up, put the previous file back and start on that."""
     conf, previous = shlex.quote(PATHS.config), shlex.quote(PATHS.config + ".previous")
     return "\n".join(
         [
+            *(_save_first(save_cli, running_cli) if save_cli else []),
             f"cp -p {conf} {previous}",
             f"mv -f {shlex.quote(PATHS.config_candidate)} {conf}",
-            # Keys written since the last snapshot survive the restart.
-            f"( {save_cli} save ) > /dev/null 2>&1 || true",
-            f"if systemctl restart {SERVICE}; then rm -f {previous}; exit 0; fi",
+            f"if systemctl restart {SERVICE}; then rm -f {previous} {PATHS.credentials_running}; exit 0; fi",
             f"reason=$(tail -n 30 {PATHS.logfile} | grep -E 'FATAL|Could not|Failed|rror' | tail -n 3 | cut -d' ' -f5-)",
             f"mv -f {previous} {conf}",
-            f"systemctl reset-failed {SERVICE}; systemctl restart {SERVICE}",
+            f"systemctl reset-failed {SERVICE}",
+            f"if systemctl restart {SERVICE}; then now='in place and running'; "
+            f"else now='in place, but {SERVICE} does not start on it either'; fi",
             'echo "redis-server did not start with the new configuration, so the previous one is back'
-            ' in place and running. Redis said: $reason" >&2',
+            ' $now. Redis said: $reason" >&2',
             "exit 1",
         ]
     )
+
+
+def _keep_admin_script() -> str:
+    target = PATHS.credentials_running
+    return (
+        f"set -e; umask 077; ( . {PATHS.credentials}; "
+        "printf \"REDIS_ADMIN_USER='%s'\\nREDIS_ADMIN_PASSWORD='%s'\\n\" \"$REDIS_ADMIN_USER\" \"$REDIS_ADMIN_PASSWORD\" ) "
+        f"> {target}.new; chown root:root {target}.new; chmod 600 {target}.new; mv -f {target}.new {target}"
+    )
+
+
+def keep_running_admin(given: Mapping[str, str]) -> None:
+    _keep_running_admin(name="Keep the admin login the running server accepts", given=given)
+
+
+@operation()
+def _keep_running_admin(given: Mapping[str, str]):
+    """
+    Before a new admin password replaces the stored one: keep the login the running server accepts.
+
+    The SAVE before the restart that applies the new password must still log in with the old
+    one. The copy is root-only, kept until the restart succeeds (also across a failed run).
+
+    + given: the passwords this run hands to the host, by role
+
+    **Example:**
+
+    .. code:: python
+
+        _keep_running_admin(name="Keep the running admin login", given=passwords)
+    """
+    facts = host_state()
+    stored = facts.secret_hashes.get("ADMIN")
+    if "ADMIN" not in given or stored is None or auth.sha256(given["ADMIN"]) == stored:
+        host.noop("the admin password stays")
+        return
+    if PATHS.credentials_running in facts.files:
+        host.noop(f"{PATHS.credentials_running} is kept from an earlier run")
+        return
+    host_changes()
+    yield _keep_admin_script()
 
 
 def _wait_for_sync(cli: str, primary: str) -> str:
@@ -76,7 +146,10 @@ def _wait_for_sync(cli: str, primary: str) -> str:
 def _group_in_sync(cli: str, primary: str, replicas: int) -> str:
     """Wait (60 s at most) until the primary has every replica of the group in sync, else refuse to restart."""
     address, port = primary.split()
-    count = f"( {cli} -h {address} -p {port} info replication ) 2>/dev/null | grep -c '^slave[0-9]*:.*state=online'"
+    count = (
+        f"( {cli} -h {shlex.quote(address)} -p {int(port)} info replication ) 2>/dev/null "
+        "| grep -c '^slave[0-9]*:.*state=online'"
+    )
     return (
         f'for i in $(seq 120); do online=$( {count} ); test "$online" -ge {replicas} && exit 0; sleep 0.5; done; '
         f'echo "Not restarting {SERVICE}: the primary {address}:{port} has $online of {replicas} replicas in sync, '
@@ -181,13 +254,13 @@ def apply_redis_config(settings: Settings, given: Mapping[str, str], topology: T
         if primary and not joining:
             # Serial runs go on after a failed host: never take a second server of the group away.
             yield _group_in_sync(live_cli, primary, topology.members - 1)
-        yield _restart_with_rollback(live_cli)
+        running_cli = running_admin_cli(live_port) if old_auth == "acl" else None
+        yield _restart_with_rollback(live_cli, running_cli)
         if replicaof and (not joining or primary is not None):  # a new group's primary may come later in this run
             yield _wait_for_sync(auth.cli(settings.port, settings.auth), replicaof)
         return
-    if plan.restart_for:  # not running at all: nothing to keep, just start on the new file
-        yield f"mv -f {candidate} {shlex.quote(PATHS.config)}"
-        yield f"systemctl restart {SERVICE}"
+    if plan.restart_for:  # not running at all: nothing to SAVE; the previous file stays at hand
+        yield _restart_with_rollback(None)
         return
 
     if plan.changed or plan.acl_changes:

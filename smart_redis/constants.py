@@ -70,6 +70,12 @@ class Paths:
     backup_service: str = "/etc/systemd/system/redis-backup.service"
     backup_timer: str = "/etc/systemd/system/redis-backup.timer"
     exporter_dropin: str = "/etc/systemd/system/prometheus-redis-exporter.service.d/10-smart-redis.conf"
+    # Root-only: the exporter's own user and password, composed on the host from the credentials;
+    # systemd reads it, the exporter (user prometheus) sees only these two values.
+    exporter_env: str = "/etc/smart-redis/exporter.env"
+    # Root-only: the admin login the running server accepts while its password is being changed,
+    # so that the SAVE before the restart can still authenticate; removed after the restart.
+    credentials_running: str = "/etc/smart-redis/credentials.running"
     container_dropin: str = "/etc/systemd/system/redis-server.service.d/10-container.conf"
     # High availability: masterauth apart from redis.conf, so that the deploy never renders it.
     replication_auth: str = "/etc/redis/replication-auth.conf"

@@ -1,38 +1,111 @@
-"""prometheus-redis-exporter: on 127.0.0.1 only, logged in as its own least-privilege ACL user."""
+"""prometheus-redis-exporter: on 127.0.0.1 only, logged in as its own least-privilege ACL user.
+
+The exporter runs as the unprivileged user prometheus, so whatever is in its environment can be
+read in /proc/PID/environ by that user: it gets its own user and password only, from a root-only
+env file composed on the host, never the whole credentials file.
+"""
 
 from __future__ import annotations
 
 from pyinfra import host, logger
-from pyinfra.operations import server, systemd
-from pyinfra.operations.util import any_changed
+from pyinfra.api import operation
 
-from .constants import EXPORTER_PACKAGE, EXPORTER_SERVICE, PATHS
+from .constants import CREDENTIALS_MODE, EXPORTER_PACKAGE, EXPORTER_SERVICE, PATHS
 from .facts import HostState
-from .operations import managed_file
+from .operations import host_changes, host_state, managed_file, reload_units, service_running
 from .settings import Settings
+
+BINARY = "/usr/bin/prometheus-redis-exporter"
 
 
 def dropin(settings: Settings) -> str:
     listen = f"127.0.0.1:{settings.exporter_port}"
     address = f"redis://127.0.0.1:{settings.port}"
-    if settings.auth == "none":
-        command = f"/usr/bin/prometheus-redis-exporter -web.listen-address {listen} -redis.addr {address}"
-        env = ""
-    else:
-        # $$ reaches the shell as $: the password goes from the credentials file into the
-        # exporter's environment, never into its arguments.
-        command = (
-            "/bin/sh -c 'REDIS_USER=\"$$REDIS_EXPORTER_USER\" REDIS_PASSWORD=\"$$REDIS_EXPORTER_PASSWORD\" "
-            f"exec /usr/bin/prometheus-redis-exporter -web.listen-address {listen} -redis.addr {address}'"
-        )
-        # "-": at the package's first start the credentials do not exist yet; a restart follows.
-        env = f"EnvironmentFile=-{PATHS.credentials}\n"
+    # "-": at the package's first start the env file does not exist yet; a restart follows.
+    env = "" if settings.auth == "none" else f"EnvironmentFile=-{PATHS.exporter_env}\n"
+    command = f"{BINARY} -web.listen-address {listen} -redis.addr {address}"
     return f"# Written by the smart-redis deploy.\n[Service]\n{env}ExecStart=\nExecStart={command}\n"
 
 
-def _write_unit(settings: Settings):
+def env_script() -> str:
+    """Shell that writes the exporter's env file from the credentials file.
+
+    printf is a shell builtin: the password is in no process's arguments and never leaves the host.
+    """
+    target = PATHS.exporter_env
+    return (
+        f"set -e; umask 077; ( . {PATHS.credentials}; "
+        "printf \"REDIS_USER='%s'\\nREDIS_PASSWORD='%s'\\n\" \"$REDIS_EXPORTER_USER\" \"$REDIS_EXPORTER_PASSWORD\" ) "
+        f"> {target}.new; chown root:root {target}.new; chmod {CREDENTIALS_MODE} {target}.new; mv -f {target}.new {target}"
+    )
+
+
+def _env_up_to_date(facts: HostState) -> bool:
+    current = facts.files.get(PATHS.exporter_env)
+    stored = (facts.secret_hashes.get("EXPORTER"), facts.secret_users.get("EXPORTER"))
+    return (
+        current is not None
+        and (current.user, current.group, current.mode) == ("root", "root", CREDENTIALS_MODE)
+        and stored[0] is not None
+        and facts.exporter_env == stored
+    )
+
+
+@operation()
+def exporter_env():
+    """
+    Keep the exporter's own login (and nothing else) in its root-only env file.
+
+    **Example:**
+
+    .. code:: python
+
+        exporter_env(name="Give the exporter its login")
+    """
+    if _env_up_to_date(host_state()):
+        host.noop(f"{PATHS.exporter_env} holds the exporter's login")
+        return
+    host_changes()
+    yield env_script()
+
+
+def needs_restart(facts: HostState, auth: str) -> str | None:
+    """Why the running exporter must restart, judged from what runs (so a run that failed before
+    its restart is repaired by the next one), or None."""
+    if facts.units.get(EXPORTER_SERVICE, ("", ""))[1] != "active" or facts.exporter_auth is None:
+        return None  # not running: service_running starts it with what is on disk
+    if facts.exporter_stale:
+        return "its unit or env file changed since it started"
+    if auth != "none" and facts.exporter_auth != facts.secret_hashes.get("EXPORTER"):
+        return "it does not run with its password from the credentials file"
+    return None
+
+
+@operation()
+def exporter_restarted(settings: Settings):
+    """
+    Restart the exporter when what runs differs from its unit, env file or password.
+
+    + settings: redis_auth decides whether it must log in
+
+    **Example:**
+
+    .. code:: python
+
+        exporter_restarted(name="Restart the exporter", settings=settings)
+    """
+    reason = needs_restart(host_state(), settings.auth)
+    if reason is None:
+        host.noop("the exporter runs with its current settings")
+        return
+    host.log(f"Restarting {EXPORTER_SERVICE}: {reason}", logger.info)
+    host_changes()
+    yield f"systemctl restart {EXPORTER_SERVICE}"
+
+
+def _write_unit(settings: Settings, facts: HostState):
     dropin_op = managed_file(name="Configure the Redis exporter", dest=PATHS.exporter_dropin, content=dropin(settings))
-    systemd.daemon_reload(name="Reload systemd units for the exporter", _if=dropin_op.did_change)
+    reload_units(EXPORTER_SERVICE, dropin_op, facts)
     return dropin_op
 
 
@@ -40,19 +113,23 @@ def unit_before_install(settings: Settings, facts: HostState):
     """On a host without the exporter, its drop-in goes in first: the package's own start then
     already listens on 127.0.0.1 only, never on all addresses."""
     if settings.exporter_enabled and EXPORTER_PACKAGE not in facts.installed_packages:
-        return _write_unit(settings)
+        return _write_unit(settings, facts)
     return None
 
 
 def redis_exporter(settings: Settings, early_unit, credentials) -> None:
-    """Configured after Redis itself otherwise, so a Redis change that fails leaves the exporter alone."""
+    """Configured after Redis itself otherwise, so a Redis change that fails leaves the exporter alone.
+
+    credentials: the credentials operation (kept for the call in deploy.py; the restart is decided
+    from the host's state, which already reflects it).
+    """
     if not settings.exporter_enabled:
         host.log("redis_exporter_enabled = False: no metrics exporter", logger.info)
         return
-    unit = early_unit or _write_unit(settings)
-    server.shell(
-        name="Restart the exporter for its new settings",
-        commands=[f"systemctl restart {EXPORTER_SERVICE}"],
-        _if=any_changed(unit, credentials),
-    )
-    systemd.service(name="Exporter enabled and running", service=EXPORTER_SERVICE, running=True, enabled=True)
+    facts = host_state()
+    if early_unit is None:
+        _write_unit(settings, facts)
+    if settings.auth != "none":
+        exporter_env(name="Give the exporter its own login")
+    exporter_restarted(name="Restart the exporter for its new settings", settings=settings)
+    service_running(name="Exporter enabled and running", service=EXPORTER_SERVICE)

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 
 from pyinfra.api import FactBase
 
-from .constants import ACL_ROLES, EXPORTER_PACKAGE, PACKAGES, PATHS, SENTINEL_PACKAGE, SENTINEL_SERVICE, SERVICE
+from .constants import (
+    ACL_ROLES, EXPORTER_PACKAGE, EXPORTER_SERVICE, PACKAGES, PATHS, SENTINEL_PACKAGE, SENTINEL_SERVICE, SERVICE,
+)
 
 # The first line of sentinel.conf as the deploy writes it.
 SENTINEL_MARKER = "# smart-redis: written once by the deploy"
@@ -27,6 +29,8 @@ WATCHED_FILES = (
     PATHS.monitor_config,
     PATHS.monitor_sudoers,
     PATHS.exporter_dropin,
+    PATHS.exporter_env,
+    PATHS.credentials_running,
     PATHS.backup_service,
     PATHS.backup_timer,
     PATHS.config_backup,
@@ -73,6 +77,14 @@ class HostState:
     sentinel_conf_written: bool = False
     # redis.conf is the deploy's replicated one already (written after a successful join)
     ha_member: bool = False
+    # units whose files changed on disk since systemd loaded them (NeedDaemonReload=yes)
+    need_reload: set[str] = field(default_factory=set)
+    # The exporter's env file: (sha256 of its REDIS_PASSWORD or "", its REDIS_USER), None without the file.
+    exporter_env: tuple[str, str] | None = None
+    # The running exporter: sha256 of the REDIS_PASSWORD in its environment ("" for none), None when it
+    # does not run; stale: its drop-in or env file was written after it started.
+    exporter_auth: str | None = None
+    exporter_stale: bool = False
 
     @property
     def os(self) -> tuple[str, str]:
@@ -85,6 +97,21 @@ class HostState:
     @property
     def missing_packages(self) -> list[str]:
         return [p for p in PACKAGES if p not in self.installed_packages]
+
+
+# Builtins and pipes only: the passwords are hashed on the host and reach no process's arguments.
+_EXPORTER = (
+    f"test -f {PATHS.exporter_env} && ( . {PATHS.exporter_env}; "
+    'p=$(printf %s "${REDIS_PASSWORD:-}" | sha256sum | cut -d\' \' -f1); test -n "${REDIS_PASSWORD:-}" || p=-; '
+    'echo "exporter_env=$p $(printf %s "${REDIS_USER:-}" | tr \'\\n\' \' \')" ); '
+    f"p=$(systemctl show -p MainPID --value {EXPORTER_SERVICE} 2>/dev/null); "
+    'if test "${p:-0}" != 0 && test -r "/proc/$p/environ"; then '
+    "e=$(tr '\\000' '\\n' < \"/proc/$p/environ\" | grep '^REDIS_PASSWORD='); e=${e#REDIS_PASSWORD=}; "
+    'h=-; test -z "$e" || h=$(printf %s "$e" | sha256sum | cut -d\' \' -f1); echo "exporter_auth=$h"; '
+    f't=$(date -d "$(systemctl show -p ExecMainStartTimestamp --value {EXPORTER_SERVICE})" +%s 2>/dev/null || echo 0); '
+    f"for f in {PATHS.exporter_dropin} {PATHS.exporter_env}; do "
+    'test -f "$f" && test "$(stat -c %Y "$f")" -gt "${t:-0}" && echo exporter_stale=yes; done; fi'
+)
 
 
 def _script() -> str:
@@ -102,61 +129,87 @@ def _script() -> str:
             f"echo \"packages=$(dpkg-query -W -f='${{Package}}:${{db:Status-Status}} ' {packages} 2>/dev/null)\"",
             f'echo "enabled=$(systemctl is-enabled {SERVICE} 2>/dev/null)"',
             f'echo "active=$(systemctl is-active {SERVICE} 2>/dev/null)"',
-            f"for u in {SENTINEL_SERVICE}; do echo \"unit=$u $(systemctl is-enabled $u 2>/dev/null || true) "
+            f"for u in {SENTINEL_SERVICE} {EXPORTER_SERVICE}; do echo \"unit=$u $(systemctl is-enabled $u 2>/dev/null || true) "
             "$(systemctl is-active $u 2>/dev/null)\"; done",
+            # A unit file written by a run that failed before its daemon-reload: reload on the next run.
+            f"for u in {SERVICE} {EXPORTER_SERVICE} {SENTINEL_SERVICE}; do "
+            'test "$(systemctl show -p NeedDaemonReload --value $u 2>/dev/null)" = yes && echo "reload=$u"; done',
+            _EXPORTER,
             f"grep -qs '^{SENTINEL_MARKER}' {PATHS.sentinel_config} && echo sentinel_conf=yes",
             f"grep -qs '^masteruser ' {PATHS.config} && echo ha_member=yes",
             'echo "sysctl.vm.overcommit_memory=$(cat /proc/sys/vm/overcommit_memory 2>/dev/null)"',
             'echo "sysctl.net.core.somaxconn=$(cat /proc/sys/net/core/somaxconn 2>/dev/null)"',
             'echo "thp=$(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)"',
-            f"for f in {files}; do test -f $f && echo \"file=$f $(stat -c '%U %G %a' $f) "
-            "$(sha256sum $f | cut -d' ' -f1)\"; done",
+            f"for f in {files}; do test -f \"$f\" && echo \"file=$f $(stat -c '%U %G %a' \"$f\") "
+            "$(sha256sum \"$f\" | cut -d' ' -f1)\"; done",
             # A subshell and shell builtins only: the passwords never reach a process's arguments.
             f"test -f {PATHS.credentials} && ( . {PATHS.credentials}; for r in {' '.join(ACL_ROLES)}; do "
             'eval "u=\\${REDIS_${r}_USER:-}; p=\\${REDIS_${r}_PASSWORD:-}"; '
-            'test -n "$p" && echo "secret=$r $u $(printf %s "$p" | sha256sum | cut -d\' \' -f1)"; done )',
+            # The user name last and on one line, whatever it holds.
+            'test -n "$p" && echo "secret=$r $(printf %s "$p" | sha256sum | cut -d\' \' -f1) '
+            '$(printf %s "$u" | tr \'\\n\' \' \')"; done )',
             "true",
         ]
     )
 
 
 def parse(lines: list[str]) -> HostState:
+    """The fact's lines -> HostState. A line that does not have the expected shape (a host value
+    with spaces or a newline in it, a tool's stray output) is skipped, never fatal."""
     state = HostState()
     for line in lines:
-        key, _, value = line.partition("=")
-        value = value.strip()
-        if key == "file":
-            path, user, group, mode, sha = value.split()
-            state.files[path] = FileState(user, group, mode, sha)
-        elif key == "secret":
-            role, user, sha = value.split()
-            state.secret_users[role], state.secret_hashes[role] = user, sha
-        elif key == "unit":
-            unit, *rest = value.split()
-            state.units[unit] = ((rest + ["", ""])[0], (rest + ["", ""])[1])
-        elif key == "sentinel_conf":
-            state.sentinel_conf_written = True
-        elif key == "ha_member":
-            state.ha_member = True
-        elif key.startswith("sysctl."):
-            state.sysctl[key[len("sysctl."):]] = value
-        elif key == "systemd":
-            state.systemd = value == "yes"
-        elif key == "container":
-            state.container = None if value in ("", "none") else value
-        elif key == "redis_version":
-            state.redis_version = value or None
-        elif key == "packages":
-            # "redis-server:installed redis-tools:config-files"
-            state.installed_packages = tuple(
-                name for name, _, status in (p.partition(":") for p in value.split()) if status == "installed"
-            )
-        elif key == "thp":
-            # "always madvise [never]" -> "never"
-            state.thp = value[value.find("[") + 1 : value.find("]")] if "[" in value else value
-        elif key in ("os_id", "os_version", "os_codename", "enabled", "active"):
-            setattr(state, key, value)
+        try:
+            _parse_line(state, line)
+        except (ValueError, IndexError):
+            continue
     return state
+
+
+def _parse_line(state: HostState, line: str) -> None:
+    key, _, value = line.partition("=")
+    value = value.strip()
+    if key == "file":
+        path, user, group, mode, sha = value.split()
+        state.files[path] = FileState(user, group, mode, sha)
+    elif key == "secret":
+        role, sha, *user = value.split(" ", 2)
+        if role not in ACL_ROLES or len(sha) != 64:
+            raise ValueError(line)
+        state.secret_users[role], state.secret_hashes[role] = (user or [""])[0].strip(), sha
+    elif key == "unit":
+        unit, *rest = value.split()
+        state.units[unit] = ((rest + ["", ""])[0], (rest + ["", ""])[1])
+    elif key == "reload":
+        state.need_reload.add(value)
+    elif key == "exporter_env":
+        sha, _, user = value.partition(" ")
+        state.exporter_env = ("" if sha == "-" else sha, user.strip())
+    elif key == "exporter_auth":
+        state.exporter_auth = "" if value == "-" else value
+    elif key == "exporter_stale":
+        state.exporter_stale = True
+    elif key == "sentinel_conf":
+        state.sentinel_conf_written = True
+    elif key == "ha_member":
+        state.ha_member = True
+    elif key.startswith("sysctl."):
+        state.sysctl[key[len("sysctl."):]] = value
+    elif key == "systemd":
+        state.systemd = value == "yes"
+    elif key == "container":
+        state.container = None if value in ("", "none") else value
+    elif key == "redis_version":
+        state.redis_version = value or None
+    elif key == "packages":
+        # "redis-server:installed redis-tools:config-files"
+        state.installed_packages = tuple(
+            name for name, _, status in (p.partition(":") for p in value.split()) if status == "installed"
+        )
+    elif key == "thp":
+        # "always madvise [never]" -> "never"
+        state.thp = value[value.find("[") + 1 : value.find("]")] if "[" in value else value
+    elif key in ("os_id", "os_version", "os_codename", "enabled", "active"):
+        setattr(state, key, value)
 
 
 class RedisHost(FactBase):

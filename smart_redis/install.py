@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+import shlex
+
 from pyinfra import host, logger
-from pyinfra.api import FactBase, operation
+from pyinfra.api import FactBase, OperationError, operation
 from pyinfra.operations import server
 
 from .constants import DISTRO_REDIS_MAJOR, EXPORTER_PACKAGE, PATHS, REDIS_PACKAGES, SENTINEL_PACKAGE
@@ -21,9 +24,11 @@ def redis_packages(settings: Settings, facts: HostState, sentinel: bool = False)
         missing.append(SENTINEL_PACKAGE)
     if not missing:
         return  # no apt-get update, no dpkg: a converged host costs nothing here
+    sources: tuple[str, ...] = ()
     if DISTRO_REDIS_MAJOR[facts.os] != settings.major_version and facts.missing_packages:
         _redis_apt_repository(settings, facts)
-    apt_install(f"Install {', '.join(missing)}", missing, settings)
+        sources = REPOSITORY_FILES
+    apt_install(f"Install {', '.join(missing)}", missing, settings, sources=sources)
     if not facts.missing_packages:
         return
     major = settings.major_version
@@ -85,32 +90,70 @@ def wait_for_dpkg_lock(timeout: int = LOCK_WAIT_SECONDS):
     )
 
 
-def apt_install(name: str, packages: list[str], settings: Settings) -> None:
-    """Install packages, refreshing the index first unless it is younger than redis_apt_cache_time."""
+# What makes apt see the Redis repository: lists older than any of them predate it.
+REPOSITORY_FILES = (PATHS.apt_keyring, PATHS.apt_source, PATHS.apt_pin)
+
+
+def lists_are_fresh(cache_time: int, sources: tuple[str, ...] = (), lists: str = "/var/lib/apt/lists") -> str:
+    """Shell that succeeds when apt's package lists need no refresh: one is younger than
+    cache_time seconds and younger than every file in sources (a repository, keyring or pin
+    written after the last update, in this run or in one that failed, makes them stale)."""
+    newer = "".join(f" -newer {shlex.quote(path)}" for path in sources)
+    probe = " && ".join([*(f"test -e {shlex.quote(path)}" for path in sources), ""])
+    return (
+        f"{probe}test -n \"$(find {shlex.quote(lists)} -maxdepth 1 -name '*Packages*' "
+        f"-newermt '-{int(cache_time)} seconds'{newer} 2>/dev/null | head -n 1)\""
+    )
+
+
+def apt_install(name: str, packages: list[str], settings: Settings, sources: tuple[str, ...] = ()) -> None:
+    """Install packages, refreshing the index first unless it is younger than redis_apt_cache_time
+    and than every file in sources (the repository's, when Redis comes from there)."""
     wait_for_dpkg_lock(name="Wait for other package runs to finish")
-    fresh = f"find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -newermt '-{settings.apt_cache_time} seconds'"
     server.shell(
         name=name,
         commands=[
-            f'test -n "$({fresh} | head -n 1)" || {APT} update',
+            f"{{ {lists_are_fresh(settings.apt_cache_time, sources)}; }} || {APT} update",
             f'{APT} -o Dpkg::Options::="--force-confdef" -o Dpkg::Options::="--force-confold" '
-            f"install {' '.join(packages)}",
+            f"install {' '.join(shlex.quote(p) for p in packages)}",
         ],
     )
 
 
+# An os-release VERSION_CODENAME is one lowercase word; anything else did not come from the distro.
+CODENAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+
+
+def source_line(repo_url: str, codename: str) -> str:
+    """The one-line sources.list entry; a value with whitespace would add options or entries."""
+    for what, value in (("redis_apt_repo_url", repo_url), ("codename", codename)):
+        if not value or any(c.isspace() for c in value):
+            raise OperationError(f"{what} = {value!r}: allowed is a value without spaces or newlines")
+    return f"deb [signed-by={PATHS.apt_keyring}] {repo_url} {codename} main\n"
+
+
 def _redis_apt_repository(settings: Settings, facts: HostState) -> None:
     """The official Redis APT repository, signed-by its keyring and pinned to the major line."""
+    if not CODENAME_RE.match(facts.os_codename):
+        raise OperationError(
+            f"the host's /etc/os-release VERSION_CODENAME is {facts.os_codename!r}: allowed is one lowercase word "
+            "(bookworm, jammy...), needed for the Redis APT repository"
+        )
     if PATHS.apt_keyring not in facts.files:
         apt_install("Install tools to fetch the Redis signing key", ["curl", "gpg"], settings)
         server.shell(
             name="Fetch the Redis APT signing key",
-            commands=[f"curl -fsSL {settings.apt_key_url} | gpg --dearmor --yes -o {PATHS.apt_keyring}"],
+            # Through a file, not a pipe: a failed download must fail the step, not leave an empty keyring.
+            commands=[
+                f"curl -fsSL -o {shlex.quote(PATHS.apt_keyring + '.asc')} {shlex.quote(settings.apt_key_url)} && "
+                f"gpg --dearmor --yes -o {shlex.quote(PATHS.apt_keyring)} {shlex.quote(PATHS.apt_keyring + '.asc')} && "
+                f"rm -f {shlex.quote(PATHS.apt_keyring + '.asc')}"
+            ],
         )
     managed_file(
         name="Add the Redis APT repository",
         dest=PATHS.apt_source,
-        content=f"deb [signed-by={PATHS.apt_keyring}] {settings.apt_repo_url} {facts.os_codename} main\n",
+        content=source_line(settings.apt_repo_url, facts.os_codename),
     )
     managed_file(
         name=f"Pin Redis packages to {settings.major_version}.x",

@@ -13,7 +13,9 @@ from typing import Callable
 
 from pyinfra import host, logger, state
 from pyinfra.api import FileUploadCommand, OperationError, operation
+from pyinfra.api.operation import OperationMeta
 from pyinfra.facts.files import FileContents
+from pyinfra.operations import systemd
 from pyinfra.operations.util.files import generate_color_diff
 
 from .constants import SERVICE
@@ -153,3 +155,11 @@ def service_running(service: str):
         yield f"systemctl start {service}"
     if enabled == "enabled" and active == "active":
         host.noop(f"{service} is enabled and running")
+
+
+def reload_units(unit: str, changed: OperationMeta, facts: HostState) -> None:
+    """systemctl daemon-reload when this run changed a unit file of `unit`, or when systemd still
+    waits for one (NeedDaemonReload): a run that stopped between the two must not lose it."""
+    systemd.daemon_reload(
+        name=f"Reload systemd units for {unit}", _if=None if unit in facts.need_reload else changed.did_change
+    )

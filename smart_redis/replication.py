@@ -16,11 +16,10 @@ from typing import Mapping
 from pyinfra import host, logger
 from pyinfra.api import FactBase, OperationError, operation
 from pyinfra.api.operation import OperationMeta
-from pyinfra.operations import systemd
 
 from .constants import CONFIG_GROUP, PATHS, SERVICE, SHARED_ROLES
 from .facts import HostState
-from .operations import host_changes, host_state, managed_file
+from .operations import host_changes, host_state, managed_file, reload_units
 from .settings import Settings, SettingsError, ip_address
 from .topology import Topology
 
@@ -200,5 +199,5 @@ def replica_setup(topology: Topology, given: Mapping[str, str], facts: HostState
         return False
     replication_auth(name="Let this server log in to the primary (masterauth)", given=given)
     dropin: OperationMeta = managed_file(name=f"Keep {SERVICE} from rewriting {PATHS.config}", dest=PATHS.ha_dropin, content=HA_DROPIN)
-    systemd.daemon_reload(name="Reload systemd units", _if=dropin.did_change)
+    reload_units(SERVICE, dropin, facts)
     return not facts.ha_member

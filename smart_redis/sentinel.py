@@ -19,7 +19,7 @@ from pyinfra.operations import server
 from . import auth, render, replication
 from .constants import CONFIG_GROUP, CONFIG_USER, PATHS, SENTINEL_PACKAGE, SENTINEL_SERVICE
 from .facts import SENTINEL_MARKER, HostState
-from .operations import host_changes, host_state, managed_file, service_running
+from .operations import host_changes, host_state, managed_file, reload_units, service_running
 from .service import CONTAINER_DROPIN
 from .settings import Settings
 from .topology import Topology
@@ -30,11 +30,12 @@ def before_install(topology: Topology, facts: HostState) -> None:
     if not topology.runs_sentinel:
         return
     if facts.container:
-        managed_file(
+        dropin = managed_file(
             name=f"Let {SENTINEL_SERVICE} start inside a {facts.container} container",
             dest=PATHS.sentinel_container_dropin,
             content=CONTAINER_DROPIN,
         )
+        reload_units(SENTINEL_SERVICE, dropin, facts)
     if SENTINEL_PACKAGE not in facts.installed_packages and facts.units.get(SENTINEL_SERVICE, ("",))[0] != "masked":
         server.shell(name=f"Keep {SENTINEL_SERVICE} stopped until it is configured", commands=[f"systemctl mask {SENTINEL_SERVICE}"])
 

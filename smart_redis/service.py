@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pyinfra.api.operation import OperationMeta
-from pyinfra.operations import server, systemd
+from pyinfra.operations import server
 
 from .constants import PATHS, SERVICE
 from .facts import HostState
-from .operations import managed_file, service_running
+from .operations import managed_file, reload_units, service_running
 
 # A container cannot map users for the unit (status 217/USER); everything else of the
 # packaged hardening works there and stays on.
@@ -23,13 +23,19 @@ def container_sandbox(facts: HostState) -> OperationMeta | None:
         dest=PATHS.container_dropin,
         content=CONTAINER_DROPIN,
     )
-    systemd.daemon_reload(name="Reload systemd units", _if=dropin.did_change)
+    reload_units(SERVICE, dropin, facts)
     return dropin
 
 
 def redis_server(facts: HostState, sandbox: OperationMeta | None) -> None:
     """Enabled and running; restarted here only for a new sandbox drop-in (config changes restart
-    themselves in config.py, and only when Redis cannot take them at runtime)."""
+    themselves in config.py, and only when Redis cannot take them at runtime).
+
+    A failed run cannot lose this restart for good: inside a container redis-server does not
+    start at all with PrivateUsers on (status 217/USER), so a server that runs there already runs
+    without it, and one that does not run is started by service_running on the next run, after
+    the reload that NeedDaemonReload asks for. The restart only makes a changed drop-in take effect.
+    """
     service_running(name=f"Enable and start {SERVICE}", service=SERVICE)
     if sandbox is not None and facts.redis_version:  # a new install starts in the sandbox anyway
         server.shell(

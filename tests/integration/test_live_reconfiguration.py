@@ -94,3 +94,42 @@ def test_failed_restart_puts_the_previous_config_back(live):
     finally:
         sh(name, "redis-cli -p 6381 shutdown nosave", check=False)
     assert_no_change(target, {"redis_port": 6380})
+
+
+def test_new_admin_password_restart_saves_first_even_without_snapshots(live):
+    """Issue 14, item 18: the credentials hold the new admin password before the restart; the SAVE
+    ahead of it still logs in with the one the running server accepts, so redis_save="" loses nothing."""
+    import os
+
+    name, target = live["name"], live["target"]
+    data = {"redis_port": 6380, "redis_save": '""'}
+    assert deploy(target, data=data).rc == 0  # no snapshot points: only the SAVE before the restart keeps keys
+    assert redis(name, "set", "survive:restart", "yes", port=6380) == "OK"
+    pid = main_pid(name)
+    env = {**os.environ, "SMART_REDIS_ADMIN_PASSWORD": "admin-" + "Hq3Vn8Rt2Kw6Zp0Lx4Bm7Jc1Df5Gs9Ya" + "-new"}
+    run = deploy(target, data=data, env=env)
+    assert run.rc == 0, run.output
+    assert "Restarting redis-server for" in run.output and main_pid(name) != pid
+    assert redis(name, "get", "survive:restart", port=6380) == "yes"
+    assert sh(name, f"test -e {PATHS.credentials_running}", check=False).returncode != 0
+    assert_no_change(target, data)
+
+
+def test_a_failed_save_stops_the_restart_with_the_old_file_in_place(live):
+    name, target = live["name"], live["target"]
+    data = {"redis_port": 6380, "redis_save": '""', "redis_databases": 17}  # databases: startup only
+    pid, conf = main_pid(name), sh(name, f"sha256sum {PATHS.config}").stdout
+    mode = sh(name, f"stat -c %a {PATHS.data_dir}").stdout.strip()
+    sh(name, f"chmod 555 {PATHS.data_dir}")  # redis (not root) can no longer write its snapshot
+    try:
+        run = deploy(target, data=data)
+        assert run.rc == 1, run.output
+        assert "the SAVE before the restart failed" in run.output, run.output
+        assert main_pid(name) == pid
+        assert sh(name, f"sha256sum {PATHS.config}").stdout == conf
+        assert sh(name, f"test -e {PATHS.config_candidate}", check=False).returncode != 0
+    finally:
+        sh(name, f"chmod {mode} {PATHS.data_dir}")
+    fixed = deploy(target, data=data)
+    assert fixed.rc == 0 and main_pid(name) != pid, fixed.output
+    assert config_get(name, "databases", port=6380) == "17"

@@ -113,7 +113,10 @@ def test_no_file_readable_by_others_holds_a_password(server):
          "grep -rlF -f /root/.patterns /etc /var /opt /tmp /home /usr/local /run 2>/dev/null; rm -f /root/.patterns"],
         input=patterns, capture_output=True, text=True,
     ).stdout.split()
-    assert found == [PATHS.credentials]
+    # The exporter's env file holds its own password only (systemd reads it as root).
+    assert sorted(found) == sorted([PATHS.credentials, PATHS.exporter_env])
+    for path in found:
+        assert sh(name, f"stat -c '%U %G %a' {path}").stdout.split() == ["root", "root", "600"]
 
 
 def test_other_hosts_are_refused_by_default(docker_testbed, server, client):
@@ -136,7 +139,8 @@ def test_opened_bind_needs_a_user_and_limits_the_app(docker_testbed, server, cli
 
 BAD_INPUT = [
     ({"redis_auth": "none", "redis_bind": "0.0.0.0"}, {}, "redis_bind = '0.0.0.0': allowed is loopback addresses only"),
-    ({"redis_app_acl": "~* +@all -@superpowers"}, {}, "redis_app_acl = '~* +@all -@superpowers': allowed is ACL categories"),
+    # settings.py words the allowed list; what matters here: one line that names the setting
+    ({"redis_app_acl": "~* +@all -@superpowers"}, {}, "redis_app_acl"),
     ({}, {"SMART_REDIS_APP_PASSWORD": "short"}, "SMART_REDIS_APP_PASSWORD: allowed is at least 32 characters"),
     ({}, {"SMART_REDIS_ADMIN_PASSWORD": "x" * 20 + " with spaces " + "y" * 20}, "SMART_REDIS_ADMIN_PASSWORD: allowed"),
 ]
@@ -154,6 +158,58 @@ def test_bad_security_input_exits_1_and_changes_nothing(server, data, environ, m
     assert fingerprint(server["name"]) == before
 
 
+def _exporter_environ(container: str) -> list[str]:
+    pid = sh(container, "systemctl show -p MainPID --value prometheus-redis-exporter").stdout.strip()
+    return sh(container, f"tr '\\000' '\\n' < /proc/{pid}/environ").stdout.splitlines()
+
+
+def _redis_up(container: str) -> str:
+    from smart_redis.settings import load
+
+    port = load({}).exporter_port
+    script = f"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:{port}/metrics').read().decode())"
+    for _ in range(20):
+        found = [l for l in sh(container, f'python3 -c "{script}"', check=False).stdout.splitlines() if l.startswith("redis_up ")]
+        if found and found[0] == "redis_up 1":
+            break
+        time.sleep(0.5)
+    return found[0] if found else ""
+
+
+def test_the_exporter_sees_its_own_password_only(server):
+    """Issue 14, item 7: the exporter (user prometheus) must not hold the admin's or the app's password."""
+    name = server["name"]
+    text = sh(name, f"cat {PATHS.credentials}").stdout
+    creds = dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
+    environ = _exporter_environ(name)
+    assert f"REDIS_PASSWORD={creds['REDIS_EXPORTER_PASSWORD'].strip(chr(39))}" in environ
+    others = [value.strip("'") for key, value in creds.items() if key.endswith("_PASSWORD") and "EXPORTER" not in key]
+    assert others and not any(password in line for password in others for line in environ)
+    assert sh(name, f"stat -c '%U %G %a' {PATHS.exporter_env}").stdout.split() == ["root", "root", "600"]
+    assert _redis_up(name) == "redis_up 1"
+
+
+def test_an_exporter_left_without_its_login_is_restarted_by_the_next_run(server):
+    """Issue 14, item 20: a first run that failed before the restart left the exporter without its
+    password; no file differs, only what runs does. The next run repairs it, the one after changes nothing."""
+    name, target = server["name"], server["target"]
+    sh(name, f"mv {PATHS.exporter_env} /root/held && systemctl restart prometheus-redis-exporter "
+             f"&& mv /root/held {PATHS.exporter_env}")  # mv keeps the mtime: the file looks as before
+    assert not any(line.startswith("REDIS_PASSWORD=") for line in _exporter_environ(name))
+    repair = deploy(target, json_output=True)
+    assert repair.rc == 0 and repair.changed >= 1, repair.output
+    assert any(line.startswith("REDIS_PASSWORD=") for line in _exporter_environ(name))
+    assert _redis_up(name) == "redis_up 1"
+    # A unit file written by a run that stopped before its daemon-reload.
+    sh(name, f"touch {PATHS.exporter_dropin}")
+    assert sh(name, "systemctl show -p NeedDaemonReload --value prometheus-redis-exporter").stdout.strip() == "yes"
+    assert deploy(target).rc == 0
+    assert sh(name, "systemctl show -p NeedDaemonReload --value prometheus-redis-exporter").stdout.strip() == "no"
+    again = deploy(target, json_output=True)
+    assert again.rc == 0 and again.changed == 0, again.output
+
+
+# Last: it switches the host to redis_auth = none.
 def test_auth_none_is_possible_and_warned(server):
     run = deploy(server["target"], data={"redis_auth": "none"})
     assert run.rc == 0, run.output

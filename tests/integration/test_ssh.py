@@ -121,6 +121,22 @@ def test_second_run_over_ssh_changes_nothing(ssh_host, converged):
     assert again.rc == 0 and json.loads(again.stdout)["results"]["totals"]["success"] == 0, again.output
 
 
+def test_fetched_snapshots_stay_private_over_sudo(ssh_host, converged):
+    """Issue 14, item 9: local copies 0600 in a 0700 folder, and no staging copy left on the host
+    (pyinfra's files.get with sudo stages a world-readable one in /tmp)."""
+    fetched_to = ssh_host["work"] / "fetched"
+    fetch = subprocess.run(
+        [PYINFRA, "-y", inventory(ssh_host), "fetch_backups.py", "--data", f"redis_fetch_dir={fetched_to}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+    )
+    assert fetch.returncode == 0, fetch.stdout + fetch.stderr
+    folder = fetched_to / "127.0.0.1"
+    copies = list(folder.glob("dump-*"))
+    assert copies and oct(folder.stat().st_mode & 0o777) == "0o700"
+    assert all(oct(path.stat().st_mode & 0o777) == "0o600" for path in copies)
+    assert sh(ssh_host["name"], "ls /tmp/pyinfra-* 2>/dev/null", check=False).stdout == ""
+
+
 def test_changed_host_key_fails_loudly(ssh_host, converged):
     sh(ssh_host["name"], "rm -f /etc/ssh/ssh_host_* && ssh-keygen -A > /dev/null && systemctl restart ssh")
     run = run_deploy(inventory(ssh_host))

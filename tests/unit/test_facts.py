@@ -50,3 +50,178 @@ def test_converged_server():
     assert state.missing_packages == ["redis-tools"]
     assert state.thp == "never"
     assert state.files["/etc/redis/redis.conf"] == FileState("redis", "redis", "640", "abc123")
+
+
+# --- odd host values never crash the parser (issue 14, item 10) ---
+
+SHA = "a" * 64
+
+
+def test_malformed_lines_are_skipped_not_fatal():
+    state = parse(
+        [
+            "file=/etc/redis/redis.conf redis",  # too few fields
+            "secret=APP",  # no hash
+            "secret=APP " + SHA + " app user",  # a user name with a space stays whole
+            "secret=ADMIN nothex",  # not a hash
+            " trading\tdesk",  # the rest of a user name that had a newline
+            "unit=",
+            "reload=redis-server",
+            "exporter_env=- ",
+            "exporter_auth=-",
+            "=",
+            "",
+            "thp=[",
+        ]
+    )
+    assert state.files == {}
+    assert state.secret_users == {"APP": "app user"} and state.secret_hashes == {"APP": SHA}
+    assert state.need_reload == {"redis-server"}
+    assert state.exporter_env == ("", "") and state.exporter_auth == ""
+
+
+def test_host_fact_script_sanitises_user_names(tmp_path):
+    """The secret line keeps a user name with a newline on one line (it could forge a file= line)."""
+    import shutil
+    import subprocess
+
+    from smart_redis import facts
+
+    creds = tmp_path / "credentials"
+    creds.write_text("REDIS_APP_USER='app\nfile=/etc/redis/redis.conf redis redis 640 " + SHA + "'\nREDIS_APP_PASSWORD='x'\n")
+    script = facts._script().replace(facts.PATHS.credentials, str(creds))
+    out = subprocess.run([shutil.which("dash") or "sh", "-c", script], capture_output=True, text=True).stdout
+    state = parse(out.splitlines())
+    assert "/etc/redis/redis.conf" not in state.files
+    assert state.secret_users["APP"].startswith("app file=")
+
+
+# --- the exporter: its own login only, restarted on what runs (items 7 and 20) ---
+
+def _exporter_host(**kwargs):
+    from smart_redis.facts import HostState
+
+    state = HostState(
+        units={"prometheus-redis-exporter": ("enabled", "active")},
+        secret_hashes={"EXPORTER": SHA},
+        secret_users={"EXPORTER": "metrics"},
+        exporter_auth=SHA,
+    )
+    for key, value in kwargs.items():
+        setattr(state, key, value)
+    return state
+
+
+def test_exporter_unit_gets_no_credentials_file():
+    from smart_redis import exporter
+    from smart_redis.constants import PATHS
+    from smart_redis.settings import load
+
+    text = exporter.dropin(load({}))
+    assert PATHS.credentials + "\n" not in text and f"EnvironmentFile=-{PATHS.exporter_env}" in text
+    assert "ExecStart=/usr/bin/prometheus-redis-exporter -web.listen-address 127.0.0.1:" in text
+    assert "sh -c" not in text and "PASSWORD" not in text
+
+
+def test_exporter_env_script_writes_only_the_exporter_login(tmp_path):
+    import subprocess
+
+    from smart_redis import exporter
+    from smart_redis.constants import PATHS
+
+    creds, env = tmp_path / "credentials", tmp_path / "exporter.env"
+    creds.write_text("REDIS_ADMIN_USER='admin'\nREDIS_ADMIN_PASSWORD='adminsecret'\n"
+                     "REDIS_EXPORTER_USER='metrics'\nREDIS_EXPORTER_PASSWORD='exportersecret'\n")
+    script = exporter.env_script().replace(PATHS.credentials, str(creds)).replace(PATHS.exporter_env, str(env))
+    script = script.replace("chown root:root", ": ")  # the unit test does not run as root necessarily
+    subprocess.run(["dash", "-c", script], check=True)
+    assert env.read_text() == "REDIS_USER='metrics'\nREDIS_PASSWORD='exportersecret'\n"
+    assert oct(env.stat().st_mode & 0o777) == "0o600"
+
+
+def test_exporter_restart_follows_what_runs():
+    from smart_redis.exporter import needs_restart
+
+    assert needs_restart(_exporter_host(), "acl") is None
+    # A first run that stopped before its restart: the exporter runs without (or with an old) password.
+    assert needs_restart(_exporter_host(exporter_auth=""), "acl")
+    assert needs_restart(_exporter_host(exporter_auth="b" * 64), "acl")
+    assert needs_restart(_exporter_host(exporter_stale=True), "acl")
+    assert needs_restart(_exporter_host(exporter_auth=""), "none") is None
+    assert needs_restart(_exporter_host(units={}), "acl") is None  # not running: started, not restarted
+
+
+def test_exporter_env_up_to_date_compares_the_stored_login():
+    from smart_redis.constants import PATHS
+    from smart_redis.exporter import _env_up_to_date
+
+    root_only = {PATHS.exporter_env: FileState("root", "root", "600", "x")}
+    assert _env_up_to_date(_exporter_host(files=root_only, exporter_env=(SHA, "metrics")))
+    assert not _env_up_to_date(_exporter_host(files=root_only, exporter_env=("b" * 64, "metrics")))
+    assert not _env_up_to_date(_exporter_host(files=root_only, exporter_env=(SHA, "other")))
+    assert not _env_up_to_date(_exporter_host(files={PATHS.exporter_env: FileState("root", "root", "644", "x")},
+                                              exporter_env=(SHA, "metrics")))
+
+
+# --- apt lists are refreshed after the repository was added (item 17) ---
+
+def _fresh(tmp_path, sources):
+    import subprocess
+
+    from smart_redis.install import lists_are_fresh
+
+    check = lists_are_fresh(3600, tuple(str(s) for s in sources), lists=str(tmp_path / "lists"))
+    return subprocess.run(["dash", "-c", check]).returncode == 0
+
+
+def test_young_lists_skip_the_update_until_a_repository_file_is_newer(tmp_path):
+    import os
+    import time
+
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    source, pin = tmp_path / "redis.list", tmp_path / "redis.pin"
+    source.write_text("deb x\n"), pin.write_text("pin\n")
+    old = time.time() - 600
+    os.utime(source, (old, old)), os.utime(pin, (old, old))
+    (lists / "deb.debian.org_dists_bookworm_main_binary-amd64_Packages").write_text("")
+    assert _fresh(tmp_path, [])
+    assert _fresh(tmp_path, [source, pin])
+    source.write_text("deb y\n")  # the repository was added (or changed) after the last update
+    assert not _fresh(tmp_path, [source, pin])
+    assert not _fresh(tmp_path, [source, tmp_path / "missing-keyring"])
+
+
+def test_apt_source_line_refuses_whitespace():
+    import pytest
+    from pyinfra.api import OperationError
+
+    from smart_redis.install import source_line
+
+    assert source_line("https://packages.redis.io/deb", "bookworm").endswith(" https://packages.redis.io/deb bookworm main\n")
+    with pytest.raises(OperationError):
+        source_line("https://x\ndeb http://evil/ ./", "bookworm")
+
+
+# --- fetched snapshots stay private (item 9) ---
+
+def test_snapshots_fact_quotes_the_directory(tmp_path):
+    import subprocess
+
+    from smart_redis.fetch import Snapshots
+
+    marker = tmp_path / "ran"
+    command = Snapshots().command(f"/nonexistent; touch {marker}")
+    subprocess.run(["dash", "-c", command], check=True)
+    assert not marker.exists()
+
+
+def test_local_copies_go_into_private_folders(tmp_path):
+    from smart_redis.fetch import private_dir
+
+    backups = tmp_path / "backups"
+    backups.mkdir(mode=0o755)
+    backups.chmod(0o755)
+    private_dir(backups / "db1")
+    assert oct(backups.stat().st_mode & 0o777) == "0o700"
+    assert oct((backups / "db1").stat().st_mode & 0o777) == "0o700"

@@ -76,3 +76,55 @@ def test_admin_password_change_is_detected():
 
 def test_config_get_csv():
     assert live.parse_config_get('"port","6379","save",""') == {"port": "6379", "save": ""}
+
+
+# --- the restart path saves first, and stops when the SAVE fails (issue 14, item 18) ---
+
+def _run_restart_script(tmp_path, save_reply: str):
+    """config's restart script under dash, with a fake redis-cli and systemctl on PATH."""
+    import os
+    import subprocess
+
+    from smart_redis import config
+
+    bin_dir, log = tmp_path / "bin", tmp_path / "calls"
+    bin_dir.mkdir()
+    for name, reply in (("redis-cli", save_reply), ("systemctl", "")):
+        tool = bin_dir / name
+        tool.write_text(f"#!/bin/sh\necho \"{name} $*\" >> {log}\nprintf '%s\\n' '{reply}'\n")
+        tool.chmod(0o755)
+    # SAVE stops the script before it touches any file; only the candidate's rm is redirected here.
+    script = config._restart_with_rollback("redis-cli -p 6379").replace(
+        config.PATHS.config_candidate, str(tmp_path / "candidate")
+    )
+    (tmp_path / "candidate").write_text("port 6380\n")
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    result = subprocess.run(["dash", "-c", script], capture_output=True, text=True, env=env)
+    return result, (log.read_text() if log.exists() else "")
+
+
+def test_a_failed_save_stops_the_restart(tmp_path):
+    result, calls = _run_restart_script(tmp_path, "(error) ERR Background save already in progress")
+    assert result.returncode == 1
+    assert "SAVE before the restart failed" in result.stderr and "ERR" in result.stderr
+    assert "redis-cli -p 6379 save" in calls and "systemctl" not in calls
+    assert not (tmp_path / "candidate").exists()  # the live file was never replaced
+
+
+def test_the_save_uses_the_running_servers_login_first():
+    from smart_redis import config
+    from smart_redis.auth import cli
+
+    script = config._restart_with_rollback(cli(6379, "acl"), config.running_admin_cli(6379))
+    first, second = script.index(config.PATHS.credentials_running), script.index(config.PATHS.credentials + " &&")
+    assert first < second < script.index("systemctl restart")
+    assert "|| true" not in script
+
+
+def test_a_stopped_server_keeps_its_previous_file_and_says_so():
+    from smart_redis import config
+
+    script = config._restart_with_rollback(None)
+    assert " save" not in script
+    assert script.index("cp -p") < script.index("mv -f /etc/redis/redis.conf.candidate")
+    assert "does not start on it either" in script
