@@ -35,6 +35,6 @@ config.redis_conf(redis, passwords, ha, joining)  # replicaof: where Sentinel sa
 restore.from_snapshot(redis)  # only with --data redis_restore_from=..., only into an empty server
 sentinel.sentinel(redis, ha, passwords)  # sentinel.conf once; Sentinel owns it afterwards
 tools.redis_monitor(redis, ha)  # the operator's tool on the host
-backup.snapshots(redis)  # the timer, and a first snapshot
+backup.snapshots(redis, facts)  # the timer, and a first snapshot
 pm2.ecosystem(redis, ha)  # REDIS_URL (and the sentinels) for the apps, reloaded under PM2
 exporter.redis_exporter(redis, exporter_unit, credentials)  # metrics on 127.0.0.1

@@ -152,7 +152,7 @@ def _compose_script(wanted: list[User]) -> str:
     directory, name = PATHS.credentials.rsplit("/", 1)
     lines = [
         f"set -e; umask 077; cd {directory}",
-        "pick() { ( test -f $2 && . ./$2; eval \"printf %s \\\"\\${$1:-}\\\"\" ); }",
+        "pick() { ( test -f \"$2\" && . \"./$2\"; eval \"printf %s \\\"\\${$1:-}\\\"\" ); }",
     ]
     body = ["printf '%s\\n' '# Redis ACL credentials, written by the smart-redis deploy. Root only.'"]
     for user in wanted:

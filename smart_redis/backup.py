@@ -10,7 +10,8 @@ from __future__ import annotations
 from pyinfra.operations import server
 from pyinfra.operations.util import any_changed
 
-from .constants import PATHS, SERVICE
+from .constants import BACKUP_SERVICE, BACKUP_TIMER, PATHS, SERVICE
+from .facts import HostState
 from .operations import managed_file
 from .settings import BACKUP_SCHEDULES, Settings
 
@@ -38,17 +39,22 @@ def timer_unit(settings: Settings) -> str:
     )
 
 
-def snapshots(settings: Settings) -> None:
+def snapshots(settings: Settings, facts: HostState) -> None:
     unit = managed_file(name="Backup job", dest=PATHS.backup_service, content=service_unit(settings))
     timer = managed_file(name=f"Backup timer ({settings.backup_schedule})", dest=PATHS.backup_timer,
                          content=timer_unit(settings))
+    # Also when a run that wrote the units failed before this step, or its first snapshot failed:
+    # decided by what systemd runs, not only by this run's changes.
+    converged = (
+        facts.units.get(BACKUP_TIMER) == ("enabled", "active") and facts.units.get(BACKUP_SERVICE, ("", ""))[1] != "failed"
+    )
     server.shell(
         name="Enable the backup timer and take the first snapshot",
         commands=[
             "systemctl daemon-reload",
-            "systemctl enable --now redis-backup.timer",
+            f"systemctl enable --now {BACKUP_TIMER}",
             # A snapshot right away: health wants one no older than twice the schedule.
-            "systemctl start redis-backup.service",
+            f"systemctl start {BACKUP_SERVICE}",
         ],
-        _if=any_changed(unit, timer),
+        _if=None if not converged else any_changed(unit, timer),
     )

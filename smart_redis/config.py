@@ -138,7 +138,7 @@ def _keep_running_admin(given: Mapping[str, str]):
 def _wait_for_sync(cli: str, primary: str) -> str:
     """Block until a restarted replica is in sync again, so that the next host restarts only then."""
     return (
-        f"for i in $(seq 240); do ( {cli} info replication ) 2>/dev/null | grep -q '^master_link_status:up' && exit 0; "
+        f"for _ in $(seq 240); do ( {cli} info replication ) 2>/dev/null | grep -q '^master_link_status:up' && exit 0; "
         f"sleep 0.5; done; echo 'redis-server is not in sync with its primary {primary} 120 s after the restart' >&2; exit 1"
     )
 
@@ -151,7 +151,7 @@ def _group_in_sync(cli: str, primary: str, replicas: int) -> str:
         "| grep -c '^slave[0-9]*:.*state=online'"
     )
     return (
-        f'for i in $(seq 120); do online=$( {count} ); test "$online" -ge {replicas} && exit 0; sleep 0.5; done; '
+        f'for _ in $(seq 120); do online=$( {count} ); test "$online" -ge {replicas} && exit 0; sleep 0.5; done; '
         f'echo "Not restarting {SERVICE}: the primary {address}:{port} has $online of {replicas} replicas in sync, '
         'and this restart would take another server of the group away" >&2; exit 1'
     )

@@ -13,6 +13,9 @@ EXPORTER_PACKAGE = "prometheus-redis-exporter"
 EXPORTER_SERVICE = "prometheus-redis-exporter"
 SENTINEL_PACKAGE = "redis-sentinel"
 SENTINEL_SERVICE = "redis-sentinel"
+# The scheduled snapshot: a oneshot service and the timer that starts it.
+BACKUP_SERVICE = "redis-backup.service"
+BACKUP_TIMER = "redis-backup.timer"
 
 CONFIG_USER = "redis"
 CONFIG_GROUP = "redis"

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pyinfra.api import FactBase
 
 from .constants import (
-    ACL_ROLES, EXPORTER_PACKAGE, EXPORTER_SERVICE, PACKAGES, PATHS, SENTINEL_PACKAGE, SENTINEL_SERVICE, SERVICE,
+    ACL_ROLES, BACKUP_SERVICE, BACKUP_TIMER, EXPORTER_PACKAGE, EXPORTER_SERVICE, PACKAGES, PATHS, SENTINEL_PACKAGE, SENTINEL_SERVICE, SERVICE,
 )
 
 # The first line of sentinel.conf as the deploy writes it.
@@ -129,7 +129,7 @@ def _script() -> str:
             f"echo \"packages=$(dpkg-query -W -f='${{Package}}:${{db:Status-Status}} ' {packages} 2>/dev/null)\"",
             f'echo "enabled=$(systemctl is-enabled {SERVICE} 2>/dev/null)"',
             f'echo "active=$(systemctl is-active {SERVICE} 2>/dev/null)"',
-            f"for u in {SENTINEL_SERVICE} {EXPORTER_SERVICE}; do echo \"unit=$u $(systemctl is-enabled $u 2>/dev/null || true) "
+            f"for u in {SENTINEL_SERVICE} {EXPORTER_SERVICE} {BACKUP_SERVICE} {BACKUP_TIMER}; do echo \"unit=$u $(systemctl is-enabled $u 2>/dev/null || true) "
             "$(systemctl is-active $u 2>/dev/null)\"; done",
             # A unit file written by a run that failed before its daemon-reload: reload on the next run.
             f"for u in {SERVICE} {EXPORTER_SERVICE} {SENTINEL_SERVICE}; do "

@@ -312,27 +312,30 @@ def cmd_memory(args, config) -> int:
     return 0
 
 
+def scan_replies(r: Redis, command: str, limit: int | None, batch: int = 500):
+    """(key, reply to COMMAND key) for the selected DB's keys, at most `limit` of them: SCAN, never
+    KEYS, and the per-key commands pipelined in batches."""
+    keys: list[str] = []
+    for seen, key in enumerate(r.scan(count=1000), 1):
+        keys.append(key)
+        if len(keys) >= batch:
+            yield from zip(keys, r.pipeline([(command, k) for k in keys]))
+            keys = []
+        if limit is not None and seen >= limit:
+            break
+    if keys:
+        yield from zip(keys, r.pipeline([(command, k) for k in keys]))
+
+
 def ttl_breaks(r: Redis, ttl: int | None, sample: int | None) -> tuple[int, int, list[str]]:
     """(keys sampled, keys without TTL in a DB that wants one, those keys)."""
     if ttl is None:
         return 0, 0, []
     sampled, keys = 0, []
-    batch: list[str] = []
-
-    def flush():
-        for key, remaining in zip(batch, r.pipeline([("TTL", k) for k in batch])):
-            if remaining == -1:
-                keys.append(key)
-        batch.clear()
-
-    for key in r.scan(count=1000):
-        batch.append(key)
+    for key, remaining in scan_replies(r, "TTL", sample):
         sampled += 1
-        if len(batch) >= 500:
-            flush()
-        if sample is not None and sampled >= sample:
-            break
-    flush()
+        if remaining == -1:
+            keys.append(key)
     return sampled, len(keys), keys
 
 
@@ -491,26 +494,12 @@ def expiry_histogram(r: Redis, now: float, limit: int = EXPIRY_SCAN_LIMIT) -> di
     the DB holds more than `limit` keys.
     """
     buckets: dict = {}
-    seen = sampled = 0
-    batch: list[str] = []
-
-    def flush():
-        nonlocal sampled
-        for pttl in r.pipeline([("PTTL", k) for k in batch]):
-            if isinstance(pttl, int) and pttl >= 0:
-                sampled += 1
-                bucket = expiry_bucket(int(now + pttl / 1000), int(now))
-                buckets[bucket] = buckets.get(bucket, 0) + 1
-        batch.clear()
-
-    for key in r.scan(count=1000):
-        batch.append(key)
-        seen += 1
-        if len(batch) >= 1000:
-            flush()
-        if seen >= limit:
-            break
-    flush()
+    sampled = 0
+    for _, pttl in scan_replies(r, "PTTL", limit, batch=1000):
+        if isinstance(pttl, int) and pttl >= 0:
+            sampled += 1
+            bucket = expiry_bucket(int(now + pttl / 1000), int(now))
+            buckets[bucket] = buckets.get(bucket, 0) + 1
     return {"buckets": [[start, width, n] for (start, width), n in sorted(buckets.items())], "sampled": sampled}
 
 

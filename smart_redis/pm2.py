@@ -149,7 +149,7 @@ def _reload_script(settings: Settings, args: str) -> str:
     user, file = shlex.quote(settings.pm2_user), shlex.quote(settings.pm2_ecosystem_file)
     pm2 = f"cd {shlex.quote(str(Path(settings.pm2_ecosystem_file).parent))} && pm2 startOrReload {file} --update-env && pm2 save"
     return (
-        f"if id -u {user} >/dev/null 2>&1 && runuser -l {user} -c 'test -S \"${{PM2_HOME:-$HOME/.pm2}}/rpc.sock\"'; then "
+        f"if id -u {user} >/dev/null 2>&1 && runuser -l {user} -c \"test -S \\\"\\${{PM2_HOME:-\\$HOME/.pm2}}/rpc.sock\\\"\"; then "
         f"runuser -l {user} -c {shlex.quote(pm2)} > /dev/null && "
         f"python3 {PATHS.ecosystem_editor} verify-pm2 {args} --pm2-user {user}; "
         f"else echo 'PM2 is not running as {settings.pm2_user}: the apps read REDIS_URL when they start'; fi"

@@ -91,6 +91,11 @@ BAD_SETTINGS = [
         '[{"db": 1, "name": "a", "ttl": 60}, {"db": 1, "name": "b", "ttl": 60}]',
         "each db listed once (db 1 is listed twice)",
     ),
+    # Hostile values: a newline once wrote a broken credentials file; shell syntax must never run.
+    ("redis_app_user", '"smart-trade\\n"', "redis_app_user = 'smart-trade\\n': allowed is text without control characters"),
+    ("redis_backup_dir", "/var/backups/$(touch /tmp/pwned)", "redis_backup_dir = '/var/backups/$(touch /tmp/pwned)'"),
+    ("redis_bind", "fe80::1%$(touch /tmp/pwned)", "redis_bind = 'fe80::1%$(touch /tmp/pwned)': allowed is"),
+    ("redis_apt_key_url", "https://example.invalid/k;touch /tmp/pwned", "redis_apt_key_url = 'https://"),
 ]
 
 
@@ -102,3 +107,4 @@ def test_bad_setting_exits_1_and_leaves_the_host_as_it_was(core, name, value, me
     errors = [line for line in run.output.splitlines() if "pyinfra error" in line]
     assert len(errors) == 1 and message in errors[0], run.output
     assert fingerprint(core["name"]) == before
+    assert sh(core["name"], "test -e /tmp/pwned", check=False).returncode == 1

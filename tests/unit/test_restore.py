@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,7 @@ from smart_redis import backup, restore
 from smart_redis.auth import cli
 from smart_redis.settings import load
 
+SHELLCHECK = Path(sys.executable).with_name("shellcheck")
 HOSTILE = "dump-\"$(touch PWNED)\"'`touch PWNED`'.rdb"
 SNIPPETS = {
     "check snapshot": restore.check_snapshot(HOSTILE),
@@ -22,10 +24,10 @@ SNIPPETS = {
 @pytest.mark.parametrize("name", SNIPPETS)
 def test_restore_shell_parses_and_passes_shellcheck(name):
     assert subprocess.run(["dash", "-n", "-c", SNIPPETS[name]], capture_output=True, text=True).returncode == 0
-    if shutil.which("shellcheck"):
-        lint = subprocess.run(["shellcheck", "-s", "sh", "-S", "warning", "-"], input=SNIPPETS[name],
-                              capture_output=True, text=True)
-        assert lint.returncode == 0, lint.stdout
+    # warning level: a hostile name, quoted, is rightly "an expression that does not expand" (info)
+    lint = subprocess.run([str(SHELLCHECK), "-s", "dash", "-S", "warning", "-e", "SC1091,SC2154", "-"], input=SNIPPETS[name],
+                          capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout
 
 
 def test_a_hostile_snapshot_name_and_host_answer_stay_text(tmp_path):

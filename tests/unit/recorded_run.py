@@ -1,0 +1,176 @@
+"""Run deploy.py (or fetch_backups.py) against a made-up host and record every shell command it generates.
+
+No host is contacted: each fact answers from the scenario, and every operation, ours and
+pyinfra's, runs its command generator at once instead of queueing it. What the tests get is
+the shell text each step would send, for the scenario's path through the deploy (a fresh host,
+a restart, a Sentinel replica...), so that all of it can go through a parser and shellcheck.
+
+    commands = record(Scenario(...))   # -> [Command(step, text), ...]
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import runpy
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Callable
+
+from pyinfra.api import FileUploadCommand, StringCommand
+from pyinfra.api.command import FileDownloadCommand, FunctionCommand
+from pyinfra.api.state import StateStage
+from pyinfra.context import ctx_host, ctx_inventory, ctx_state
+from pyinfra.operations import files, python, server, systemd
+
+import smart_redis
+from smart_redis import operations, pm2
+from smart_redis.facts import HostState
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Command:
+    step: str  # the operation (or pyinfra operation) that generated it
+    text: str
+
+
+@dataclass
+class Scenario:
+    name: str
+    facts: HostState
+    answers: dict[str, Any] = field(default_factory=dict)  # fact class name -> answer, or a function of its arguments
+    data: dict[str, Any] = field(default_factory=dict)  # host data (the settings given)
+    groups: dict[str, list[str]] = field(default_factory=dict)  # inventory groups
+    host_data: dict[str, dict[str, Any]] = field(default_factory=dict)  # other hosts' data
+    host_name: str = "db1"
+    script: str = "deploy.py"
+
+
+class _Meta:
+    """What an operation call returns: changed, so that every _if-gated step is recorded too."""
+
+    def did_change(self) -> bool:
+        return True
+
+    def will_change(self) -> bool:
+        return True
+
+    def is_complete(self) -> bool:
+        return True
+
+
+class _Data(dict):
+    def dict(self) -> dict:
+        return dict(self)
+
+
+class _Host:
+    def __init__(self, scenario: Scenario, name: str, data: dict[str, Any], recorded: list[Command] | None = None):
+        self.scenario, self.name, self.data = scenario, name, _Data(data)
+        self.recorded = recorded if recorded is not None else []
+
+    def get_fact(self, fact_cls, **kwargs):
+        """The scenario's answer; the fact's own command (a shell command too) is recorded."""
+        key = fact_cls.__name__
+        if fact_cls.__module__.startswith("smart_redis"):
+            self.recorded.append(Command(f"fact {fact_cls.__module__}.{key}", fact_cls().command(**kwargs)))
+        if key == "RedisHost":
+            return self.scenario.facts
+        if key not in self.scenario.answers:
+            raise KeyError(f"scenario {self.scenario.name!r} has no answer for the fact {key}")
+        answer = self.scenario.answers[key]
+        return answer(**kwargs) if callable(answer) else answer
+
+    def noop(self, text: str) -> None:
+        pass
+
+    def log(self, text: str, level: Any = None) -> None:
+        pass
+
+    def get_temp_filename(self, hash_key: str | None = None, hash_filename: bool = True) -> str:
+        return "/tmp/pyinfra-0123456789abcdef"
+
+
+class _Inventory:
+    def __init__(self, scenario: Scenario, this: _Host):
+        names = {scenario.host_name, *(n for group in scenario.groups.values() for n in group)}
+        self.hosts = {n: this if n == scenario.host_name else _Host(scenario, n, scenario.host_data.get(n, {})) for n in names}
+        self.groups = scenario.groups
+
+    def get_group(self, name: str, default=None):
+        return [self.hosts[n] for n in self.groups.get(name, [])] if name in self.groups else default
+
+    def __iter__(self):
+        return iter(self.hosts.values())
+
+
+def _text(command) -> str | None:
+    if isinstance(command, str):
+        return command
+    if isinstance(command, StringCommand):
+        return command.get_raw_value()
+    if isinstance(command, (FileUploadCommand, FileDownloadCommand, FunctionCommand)):
+        return None
+    raise TypeError(f"unexpected command {command!r}")
+
+
+def _recorder(step: str, generator_function: Callable, recorded: list[Command]) -> Callable:
+    def call(*args, **kwargs):
+        kwargs = {k: v for k, v in kwargs.items() if k != "name" and not k.startswith("_")}
+        for command in generator_function(*args, **kwargs) or ():
+            text = _text(command)
+            if text is not None:
+                recorded.append(Command(step, text))
+        return _Meta()
+
+    return call
+
+
+def _shell(recorded: list[Command]) -> Callable:
+    def shell(commands, name: str = "server.shell", **_):
+        for command in [commands] if isinstance(commands, str) else commands:
+            recorded.append(Command(f"server.shell: {name}", _text(command)))
+        return _Meta()
+
+    return shell
+
+
+_OPERATIONS: list[tuple[Any, str, Callable]] = []
+
+
+def _our_operations() -> list[tuple[Any, str, Callable]]:
+    """(module, name, generator function) of every operation of this project, found once, before
+    any recorder replaced them."""
+    if not _OPERATIONS:
+        for info in pkgutil.iter_modules(smart_redis.__path__):
+            module = importlib.import_module(f"smart_redis.{info.name}")
+            for attr, value in vars(module).items():
+                inner = getattr(value, "_inner", None)
+                if inner is not None and getattr(inner, "__module__", "").startswith("smart_redis"):
+                    _OPERATIONS.append((module, attr, inner))
+    return _OPERATIONS
+
+
+def record(scenario: Scenario, monkeypatch) -> list[Command]:
+    """Every shell command the scenario's run generates, in order."""
+    recorded: list[Command] = []
+    # pyinfra's own operations: only server.shell runs commands of ours.
+    monkeypatch.setattr(server, "shell", _shell(recorded))
+    for module, names in ((server, ("group",)), (systemd, ("daemon_reload", "service")), (files, ("get",)),
+                          (python, ("call",))):
+        for op_name in names:
+            monkeypatch.setattr(module, op_name, lambda *a, **k: _Meta())
+    # Ours: every name bound to one of this project's operations, in every module that imports it.
+    for module, attr, inner in _our_operations():
+        monkeypatch.setattr(module, attr, _recorder(f"{inner.__module__}.{inner.__name__}", inner, recorded))
+    monkeypatch.setattr(operations, "_snapshots", {})
+    monkeypatch.setattr(pm2, "_early", {})
+    monkeypatch.setattr(pm2, "_answers", {})
+    this = _Host(scenario, scenario.host_name, scenario.data, recorded)
+    state = SimpleNamespace(config=SimpleNamespace(DIFF=False), current_stage=StateStage.Execute, ops={this: {}})
+    with ctx_state.use(state), ctx_inventory.use(_Inventory(scenario, this)), ctx_host.use(this):
+        runpy.run_path(str(ROOT / scenario.script), run_name="__pyinfra__")
+    return recorded

