@@ -2,12 +2,12 @@
 
     pyinfra inventory/production.py fetch_backups.py      # -> backups/<host>/dump-...rdb (+ .counts.json)
 
-Each copy is checked against the host's SHA-256 after the transfer.
+The copies go to redis_fetch_dir, by default backups/ beside this file (README "Settings" says
+how relative paths resolve). Each copy is checked against the host's SHA-256 after the transfer.
 """
 
 from pyinfra import host
 
 from smart_redis import fetch, settings
 
-redis = settings.load(host.data)
-fetch.snapshots(redis)
+fetch.snapshots(settings.load(host.data))

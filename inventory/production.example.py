@@ -1,6 +1,6 @@
 # Copy to inventory/production.py, fill in your servers, then:
 #   .venv/bin/pyinfra inventory/production.py deploy.py
-# Settings for every host live in group_data/all.py; per-host ones go in the host's dict.
+# Settings for every host go in group_data/all.py (defaults: the README's Settings table); per-host ones in the host's dict.
 # Host keys: unknown keys are accepted on first contact and recorded (pyinfra's accept-new);
 # a changed key fails the run. Check a new server's fingerprint before its first run
 # (docs/rebuild.md says how).

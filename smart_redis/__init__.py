@@ -1,4 +1,11 @@
-"""Steps, facts and operations that provision the Smart-Trade Redis server.
+"""Provision the Smart-Trade Redis server with pyinfra: `deploy_redis()` inside any deploy.
 
-deploy.py calls the steps in order; each module here is one concern.
+    from smart_redis import deploy_redis
+    deploy_redis()
+
+smart_redis.deploy holds the order of steps; each other module here is one concern.
 """
+
+from .deploy import deploy_redis
+
+__all__ = ["deploy_redis"]

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Mapping
 
 from pyinfra import host, logger
-from pyinfra.api import FileUploadCommand, StringCommand, operation
+from pyinfra.api import FileUploadCommand, StringCommand
 
 from .constants import CREDENTIALS_MODE, PATHS, REPLICATION_ACL, SENTINEL_ACL, SHARED_ROLES
-from .operations import host_changes, host_state
-from .settings import Settings, SettingsError
+from .operations import host_state, operation
+from .settings import Settings, SettingsError, operator_path
 from .topology import Topology
 
 # role -> environment variable an operator may set instead of letting the host generate one
@@ -64,13 +64,15 @@ def shared_passwords(
 
     Any replica may become the primary, so the apps, the operators, the replicas and Sentinel
     must be able to log in everywhere with the same password. The first run writes them into
-    settings.ha_secrets_file (relative to the directory pyinfra runs in): the ones given in the
-    environment, the others generated. Keep that file safe; it is the group's one source.
+    settings.ha_secrets_file (a relative path is the operator's: beside the deploy file with
+    "./", else in pyinfra's directory; see settings.operator_path), or under root if given: the
+    ones given in the environment, the others generated. Keep that file safe; it is the group's
+    one source.
     """
     if not topology.ha:
         return {}
     given = given or {}
-    path = (root or Path.cwd()) / settings.ha_secrets_file
+    path = root / settings.ha_secrets_file if root else operator_path(settings.ha_secrets_file)
     for role, value in given.items():
         if not _acceptable(value):  # never echo the value
             raise SettingsError(f"{PASSWORD_ENV[role]}: allowed in a Sentinel group is a password without double quotes")
@@ -200,7 +202,6 @@ def credentials(settings: Settings, given: Mapping[str, str], topology: Topology
         host.noop("credentials are in place")
         return
 
-    host_changes()
     directory = PATHS.credentials.rsplit("/", 1)[0]
     yield f"install -d -m 700 -o root -g root {directory}"
     if given:

@@ -14,7 +14,7 @@ from io import StringIO
 from typing import Mapping
 
 from pyinfra import host, logger, state
-from pyinfra.api import FileUploadCommand, OperationError, operation
+from pyinfra.api import FileUploadCommand, OperationError
 from pyinfra.api.operation import OperationMeta
 from pyinfra.api.state import StateStage
 from pyinfra.facts.files import FileContents
@@ -23,7 +23,7 @@ from . import auth, live, render, replication
 from .constants import CONFIG_GROUP, CONFIG_MODE, CONFIG_USER, PATHS, SERVICE
 from .facts import RedisLive
 from .restore import RdbKeyCount, RedisKeyCount
-from .operations import copy_once, host_changes, host_state, show_diff
+from .operations import copy_once, host_state, operation, show_diff
 from .settings import Settings
 from .topology import Topology
 
@@ -131,7 +131,6 @@ def _keep_running_admin(given: Mapping[str, str]):
     if PATHS.credentials_running in facts.files:
         host.noop(f"{PATHS.credentials_running} is kept from an earlier run")
         return
-    host_changes()
     yield _keep_admin_script()
 
 
@@ -221,7 +220,6 @@ def apply_redis_config(settings: Settings, given: Mapping[str, str], topology: T
     if not file_differs:
         if not plan.changed and not plan.restart_for:
             if (current.user, current.group, current.mode) != (CONFIG_USER, CONFIG_GROUP, CONFIG_MODE):
-                host_changes()
                 yield f"chown {CONFIG_USER}:{CONFIG_GROUP} {PATHS.config} && chmod {CONFIG_MODE} {PATHS.config}"
             else:
                 host.noop("redis.conf and the running server match the settings")
@@ -242,7 +240,6 @@ def apply_redis_config(settings: Settings, given: Mapping[str, str], topology: T
     if state.config.DIFF and file_differs:
         show_diff(PATHS.config, content)
 
-    host_changes()
     candidate = shlex.quote(PATHS.config_candidate)
     if file_differs or plan.restart_for:
         yield FileUploadCommand(StringIO(content), PATHS.config_candidate)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .host import credentials as host_credentials
+from .host import monitor as host_monitor
+
 SERVICE = "redis-server"
 # python3 runs the deploy's host-side tools (the ecosystem editor) with the standard library.
 REDIS_PACKAGES = ("redis-server", "redis-tools")
@@ -63,12 +66,12 @@ class Paths:
     logfile: str = "/var/log/redis/redis-server.log"
     pidfile: str = "/run/redis/redis-server.pid"
     # Root-only: the only file on the host with plaintext Redis passwords.
-    credentials: str = "/etc/smart-redis/credentials"
-    # Host-side tools this deploy copies over.
+    credentials: str = host_credentials.PATH
+    # Host-side programs (smart_redis/host), each one file built by smart_redis.host.bundle.
     ecosystem_editor: str = "/usr/local/lib/smart-redis/ecosystem.py"
     monitor: str = "/usr/local/bin/redis-monitor"
     # What redis-monitor needs to know besides the password (no secret in it).
-    monitor_config: str = "/etc/smart-redis/monitor.json"
+    monitor_config: str = host_monitor.CONFIG
     monitor_sudoers: str = "/etc/sudoers.d/redis-monitor"
     backup_service: str = "/etc/systemd/system/redis-backup.service"
     backup_timer: str = "/etc/systemd/system/redis-backup.timer"

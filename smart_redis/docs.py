@@ -1,32 +1,34 @@
-"""The README's settings table, generated from group_data/all.py.
+"""The README's settings table, generated from the settings' declarations (smart_redis/settings.py).
 
     python -m smart_redis.docs     # print the table; tests/unit/test_docs.py keeps the README in step
 """
 
 from __future__ import annotations
 
-import ast
+import json
+from typing import Any
 
-from .settings import DEFAULTS_FILE
+from .settings import declarations
+
+
+def literal(value: Any) -> str:
+    """A default as a deploy file would write it (double-quoted strings, True, None)."""
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(literal(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{literal(k)}: {literal(v)}" for k, v in value.items()) + "}"
+    return repr(value)
 
 
 def documented_settings() -> list[tuple[str, str, str]]:
-    """(name, default as written, the comment line above it) for each setting in group_data/all.py."""
-    source = DEFAULTS_FILE.read_text()
-    lines = source.splitlines()
-    rows = []
-    for node in ast.parse(source).body:
-        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
-            above = lines[node.lineno - 2].strip()
-            comment = above[1:].strip() if above.startswith("#") else ""
-            default = ast.get_source_segment(source, node.value) or ""
-            rows.append((node.targets[0].id, default, comment))
-    return rows
+    """(name, default as a literal, its one line of documentation) for each setting."""
+    return [(name, literal(declared.default), declared.doc) for name, declared in declarations().items()]
 
 
 def _cell(default: str) -> str:
-    flat = " ".join(default.split())
-    return f"`{flat}`" if len(flat) <= 40 else "see group_data/all.py"
+    return f"`{default}`" if len(default) <= 40 else "see smart_redis/settings.py"
 
 
 def settings_table() -> str:

@@ -8,11 +8,10 @@ env file composed on the host, never the whole credentials file.
 from __future__ import annotations
 
 from pyinfra import host, logger
-from pyinfra.api import operation
 
 from .constants import CREDENTIALS_MODE, EXPORTER_PACKAGE, EXPORTER_SERVICE, PATHS
 from .facts import HostState
-from .operations import host_changes, host_state, managed_file, reload_units, service_running
+from .operations import host_state, managed_file, operation, reload_units, service_running
 from .settings import Settings
 
 BINARY = "/usr/bin/prometheus-redis-exporter"
@@ -65,7 +64,6 @@ def exporter_env():
     if _env_up_to_date(host_state()):
         host.noop(f"{PATHS.exporter_env} holds the exporter's login")
         return
-    host_changes()
     yield env_script()
 
 
@@ -99,7 +97,6 @@ def exporter_restarted(settings: Settings):
         host.noop("the exporter runs with its current settings")
         return
     host.log(f"Restarting {EXPORTER_SERVICE}: {reason}", logger.info)
-    host_changes()
     yield f"systemctl restart {EXPORTER_SERVICE}"
 
 

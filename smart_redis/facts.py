@@ -212,7 +212,7 @@ def _parse_line(state: HostState, line: str) -> None:
         setattr(state, key, value)
 
 
-class RedisHost(FactBase):
+class RedisHost(FactBase[HostState]):
     """OS, container, Redis package and service state, and the managed files of a host."""
 
     def command(self) -> str:
@@ -222,7 +222,7 @@ class RedisHost(FactBase):
         return parse(list(output))
 
 
-class RedisLive(FactBase):
+class RedisLive(FactBase[dict[str, str] | None]):
     """The running server's values of the named settings, asked as the admin user; None when it does
     not answer. Only the settings the deploy renders are asked for, so masterauth never is.
 

@@ -14,18 +14,20 @@ from pathlib import Path
 from uuid import uuid4
 
 from pyinfra import host
-from pyinfra.api import FactBase, FileDownloadCommand, StringCommand, operation
+from pyinfra.api import FactBase, FileDownloadCommand, StringCommand
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.operations import python
 
-from .settings import Settings
+from .operations import operation
+from .settings import Settings, operator_path
 
-ROOT = Path(__file__).resolve().parent.parent
+# Where the copies go without redis_fetch_dir: beside the deploy file (fetch_backups.py here).
+DEFAULT_DIR = "./backups"
 FILE_MODE = 0o600
 DIR_MODE = 0o700
 
 
-class Snapshots(FactBase):
+class Snapshots(FactBase[list[tuple[str, str]]]):
     """[(file name, sha256)] of the snapshots in a backup directory, oldest first."""
 
     def command(self, directory: str) -> str:
@@ -43,7 +45,7 @@ class Snapshots(FactBase):
 
 def local_dir(into: str | None) -> Path:
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", host.name).strip("-")
-    return (Path(into) if into else ROOT / "backups") / name
+    return operator_path(into or DEFAULT_DIR) / name
 
 
 def private_dir(path: Path, parent_too: bool = True) -> None:

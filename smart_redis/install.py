@@ -6,12 +6,12 @@ import re
 import shlex
 
 from pyinfra import host, logger
-from pyinfra.api import FactBase, OperationError, operation
+from pyinfra.api import FactBase, OperationError
 from pyinfra.operations import server
 
 from .constants import DISTRO_REDIS_MAJOR, EXPORTER_PACKAGE, PATHS, REDIS_PACKAGES, SENTINEL_PACKAGE
 from .facts import HostState
-from .operations import managed_file
+from .operations import managed_file, operation
 from .settings import Settings
 
 
@@ -55,7 +55,7 @@ LOCK_PROBE = (
 )
 
 
-class DpkgLocked(FactBase):
+class DpkgLocked(FactBase[bool]):
     """True while another process (unattended-upgrades, an operator's apt) holds the dpkg lock."""
 
     def command(self) -> str:

@@ -1,19 +1,25 @@
 """Operations of this project, in pyinfra's style: each yields only the commands a host needs.
 
-They read the host through the RedisHost fact (gathered once per run), so a converged host
-costs no further round trips.
+They read the host through the RedisHost fact, asked once per run and host, so a converged host
+costs no further round trips. `operation` here is pyinfra's, plus what keeps that answer true:
+as soon as one of our operations yields a command, the host is about to change, and the next
+host_state() asks again.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import shlex
 from io import StringIO
-from typing import Callable
+from typing import Any, Callable
+from weakref import WeakKeyDictionary
 
 from pyinfra import host, logger, state
-from pyinfra.api import FileUploadCommand, OperationError, operation
+from pyinfra.api import FileUploadCommand, OperationError
+from pyinfra.api import operation as pyinfra_operation
 from pyinfra.api.operation import OperationMeta
+from pyinfra.context import ctx_state
 from pyinfra.facts.files import FileContents
 from pyinfra.operations import systemd
 from pyinfra.operations.util.files import generate_color_diff
@@ -21,23 +27,41 @@ from pyinfra.operations.util.files import generate_color_diff
 from .constants import SERVICE
 from .facts import WATCHED_FILES, HostState, RedisHost
 
+# The run (pyinfra's State) -> host name -> what RedisHost answered. It belongs to the run: a
+# second run in the same process (the benchmark, a test) starts without it.
+_answers: WeakKeyDictionary[Any, dict[str, HostState]] = WeakKeyDictionary()
 
-# RedisHost answers once per run and again only after one of this project's operations has
-# changed something: pyinfra 3 gathers a fact anew at every call, which made a no-op run cost
-# a round trip per operation. Operations whose facts other tools change (apt starting a
-# service, the package creating redis.conf) ask with fresh=True.
-_snapshots: dict[str, HostState] = {}
+
+def _run_cache() -> dict[str, HostState]:
+    return _answers.setdefault(ctx_state.get(), {})
 
 
 def host_state(fresh: bool = False) -> HostState:
-    if fresh or host.name not in _snapshots:
-        _snapshots[host.name] = host.get_fact(RedisHost)
-    return _snapshots[host.name]
+    """What RedisHost says of the current host in this run. fresh: ask again, for steps that
+    follow a change made by other tools (apt starting a service, a package creating redis.conf)."""
+    cache = _run_cache()
+    if fresh or host.name not in cache:
+        cache[host.name] = host.get_fact(RedisHost)
+    return cache[host.name]
 
 
-def host_changes() -> None:
-    """Call before yielding the first command: the next host_state() asks the host again."""
-    _snapshots.pop(host.name, None)
+def operation(**options: Any) -> Callable:
+    """pyinfra's @operation (same options) for this project's steps: the run's RedisHost answer is
+    dropped when the step yields its first command, so no step has to remember to."""
+
+    def decorate(func: Callable) -> Callable:
+        @functools.wraps(func)
+        def commands(*args, **kwargs):
+            forgotten = False
+            for command in func(*args, **kwargs):
+                if not forgotten:
+                    _run_cache().pop(host.name, None)
+                    forgotten = True
+                yield command
+
+        return pyinfra_operation(**options)(commands)
+
+    return decorate
 
 
 def show_diff(dest: str, content: str) -> None:
@@ -91,14 +115,12 @@ def managed_file(
         if (current.user, current.group, current.mode) == (user, group, mode):
             host.noop(f"{dest} is up to date")
             return
-        host_changes()
         yield f"chown {user}:{group} {shlex.quote(dest)} && chmod {mode} {shlex.quote(dest)}"
         return
 
     if state.config.DIFF:
         show_diff(dest, content)
 
-    host_changes()
     staging = candidate or f"{dest}.candidate"
     q_staging, q_dest = shlex.quote(staging), shlex.quote(dest)
     yield f"mkdir -p {shlex.quote(dest.rsplit('/', 1)[0])}"
@@ -126,7 +148,6 @@ def copy_once(src: str, dest: str):
     if dest in host_state().files:
         host.noop(f"{dest} exists and is kept as it is")
         return
-    host_changes()
     yield f"test -e {shlex.quote(dest)} || cp -p {shlex.quote(src)} {shlex.quote(dest)}"
 
 
@@ -145,8 +166,6 @@ def service_running(service: str):
     """
     facts = host_state(fresh=True)  # apt may have started the service since
     enabled, active = (facts.enabled, facts.active) if service == SERVICE else facts.units.get(service, ("", ""))
-    if enabled != "enabled" or active != "active":
-        host_changes()
     if enabled == "masked":
         yield f"systemctl unmask {service}"
     if enabled != "enabled":

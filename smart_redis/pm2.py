@@ -1,8 +1,8 @@
 """REDIS_URL in the PM2 ecosystem file of the Smart-Trade apps, and the running apps reloaded with it.
 
-The edit runs on the host (smart_redis/ecosystem.py, copied there) so that the password is read
-from the root-only credentials file and never travels or shows; this module only decides
-whether it must run.
+The edit runs on the host (smart_redis/host/ecosystem.py, shipped there as one file) so that the
+password is read from the root-only credentials file and never travels or shows; this module
+only decides whether it must run.
 """
 
 from __future__ import annotations
@@ -11,16 +11,15 @@ import shlex
 from pathlib import Path
 
 from pyinfra import host, logger, state
-from pyinfra.api import FactBase, operation
+from pyinfra.api import FactBase
 from pyinfra.operations import server
 
 from .constants import PATHS
-from .operations import managed_file
+from .host.bundle import build
+from .operations import managed_file, operation
 from .preflight import PreflightError
 from .settings import Settings
 from .topology import Topology
-
-EDITOR_SOURCE = Path(__file__).with_name("ecosystem.py")
 
 
 def app_variables(settings: Settings, topology: Topology) -> dict[str, str]:
@@ -163,7 +162,7 @@ def ecosystem(settings: Settings, topology: Topology) -> None:
     managed_file(
         name="Install the ecosystem editor",
         dest=PATHS.ecosystem_editor,
-        content=EDITOR_SOURCE.read_text(),
+        content=build("ecosystem", "the ecosystem editor"),
     )
     edit = redis_url(name=f"Set REDIS_URL in {settings.pm2_ecosystem_file}", settings=settings, topology=topology)
     if settings.pm2_reload:

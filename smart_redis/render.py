@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import jinja2
 
 from dataclasses import dataclass
@@ -21,9 +19,9 @@ class AclLine:
     hash: str
     rules: str
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+# Package data (smart_redis/templates), found through importlib.resources: also from a wheel.
 _env = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+    loader=jinja2.PackageLoader("smart_redis", "templates"),
     undefined=jinja2.StrictUndefined,
     keep_trailing_newline=True,
     trim_blocks=True,

@@ -14,19 +14,19 @@ from collections import Counter
 from typing import Mapping
 
 from pyinfra import host, logger
-from pyinfra.api import FactBase, OperationError, operation
+from pyinfra.api import FactBase, OperationError
 from pyinfra.api.operation import OperationMeta
 
 from .constants import CONFIG_GROUP, PATHS, SERVICE, SHARED_ROLES
 from .facts import HostState
-from .operations import host_changes, host_state, managed_file, reload_units
+from .operations import host_state, managed_file, operation, reload_units
 from .settings import Settings, SettingsError, ip_address
 from .topology import Topology
 
 HA_DROPIN = f"[Service]\n# The deploy owns this file; Sentinel's CONFIG REWRITE must not replace it.\nReadOnlyPaths={PATHS.config}\n"
 
 
-class SentinelPrimary(FactBase):
+class SentinelPrimary(FactBase[list[str]]):
     """Each reachable sentinel's answer to "where is the primary?", as "ADDRESS PORT" lines."""
 
     def command(self, sentinels: tuple[str, ...], port: int, master_name: str) -> str:
@@ -179,7 +179,6 @@ def replication_auth(given: Mapping[str, str]):
     if current is not None and (current.user, current.group, current.mode, current.sha256) == ("root", CONFIG_GROUP, "640", wanted):
         host.noop("masterauth is in place")
         return
-    host_changes()
     target = PATHS.replication_auth
     # printf is a shell builtin: the password is in no process's arguments.
     yield (

@@ -16,20 +16,21 @@ from io import StringIO
 from pathlib import Path
 
 from pyinfra import host, logger
-from pyinfra.api import FactBase, FileUploadCommand, operation
+from pyinfra.api import FactBase, FileUploadCommand
 
 from . import auth
 from .constants import PATHS, SERVICE
+from .operations import operation
 from .settings import Settings
+from .tools import monitor_program
 
 # Root's own directory: the snapshot, its counts and the check wait there, not in the data
 # directory that the redis user controls.
 STAGE_DIR = "/var/lib/smart-redis/restore"
 STAGED = f"{STAGE_DIR}/snapshot.rdb"
 STAGED_COUNTS = f"{STAGE_DIR}/snapshot.rdb.counts.json"
-# redis-monitor's source: its restore-check runs before the deploy installs the tool on a fresh host.
+# redis-monitor, as the tools step installs it: its restore-check runs before that step on a fresh host.
 CHECKER = f"{STAGE_DIR}/redis-monitor.py"
-CHECKER_SOURCE = Path(__file__).with_name("monitor.py")
 # The dataset the restore replaces, kept until the restored one has passed its checks.
 KEPT = f"{STAGE_DIR}/dump.rdb.before-restore"
 DATA = f"{PATHS.data_dir}/dump.rdb"
@@ -156,7 +157,7 @@ def restore_snapshot(settings: Settings):
     )
     if counts_text is not None:
         yield FileUploadCommand(StringIO(counts_text), STAGED_COUNTS)
-        yield FileUploadCommand(StringIO(CHECKER_SOURCE.read_text()), CHECKER)
+        yield FileUploadCommand(StringIO(monitor_program()), CHECKER)
     else:
         host.log(f"No {counts.name} next to the snapshot: key counts are not checked", logger.warning)
     yield swap_script(cli, source.name, check_counts=counts_text is not None)

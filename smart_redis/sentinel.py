@@ -13,13 +13,13 @@ from io import StringIO
 from typing import Mapping
 
 from pyinfra import host
-from pyinfra.api import FactBase, FileUploadCommand, OperationError, operation
+from pyinfra.api import FactBase, FileUploadCommand, OperationError
 from pyinfra.operations import server
 
 from . import auth, render, replication
 from .constants import CONFIG_GROUP, CONFIG_USER, PATHS, SENTINEL_PACKAGE, SENTINEL_SERVICE
 from .facts import SENTINEL_MARKER, HostState
-from .operations import host_changes, host_state, managed_file, reload_units, service_running
+from .operations import host_state, managed_file, operation, reload_units, service_running
 from .service import CONTAINER_DROPIN
 from .settings import Settings
 from .topology import Topology
@@ -63,7 +63,6 @@ def first_config(settings: Settings, topology: Topology, given: Mapping[str, str
     content = SENTINEL_MARKER + "\n" + render.sentinel_conf(
         settings, hashes, topology, primary or f"{topology.primary} {settings.port}"
     )
-    host_changes()
     new = shlex.quote(PATHS.sentinel_config + ".new")
     name = settings.ha_master_name
     yield FileUploadCommand(StringIO(content), PATHS.sentinel_config + ".new")
@@ -77,7 +76,7 @@ def first_config(settings: Settings, topology: Topology, given: Mapping[str, str
     yield f"systemctl unmask {SENTINEL_SERVICE} && systemctl enable {SENTINEL_SERVICE} && systemctl restart {SENTINEL_SERVICE}"
 
 
-class SentinelMaster(FactBase):
+class SentinelMaster(FactBase[dict[str, str] | None]):
     """The local sentinel's SENTINEL MASTER fields for the group; None when it does not answer."""
 
     def command(self, port: int, master_name: str) -> str:
@@ -126,7 +125,6 @@ def sentinel_settings(settings: Settings, topology: Topology):
         host.noop("Sentinel runs with the settings")
         return
     host.log("Applying to Sentinel at runtime: " + ", ".join(f"{k} ({running.get(k)} -> {v})" for k, v in changed.items()))
-    host_changes()
     pairs = " ".join(f"{k} {v}" for k, v in changed.items())
     yield (
         f'reply=$( . {PATHS.credentials} && REDISCLI_AUTH="$REDIS_SENTINEL_PASSWORD" redis-cli --no-auth-warning '

@@ -1,8 +1,13 @@
-"""Read and validate every setting in one place, before anything touches a host.
+"""Every setting, declared once, and its validation, before anything touches a host.
 
-`load(data)` takes pyinfra's host data (group_data/all.py overlaid by group, host and
-`--data` values) and returns a frozen `Settings`. A bad value raises `SettingsError` with
-one line naming the setting, the value and what is allowed; pyinfra prints it and exits 1.
+Each field of `Settings` below is one setting: its default, the line of documentation that the
+README's table shows (`python -m smart_redis.docs`), and the rule that checks it. The defaults,
+pyinfra's `data_defaults` of `deploy_redis()` and the table are all derived from those fields,
+so adding a setting is one field here (and the template that uses it).
+
+`load(data)` takes pyinfra's host data (group, host and `--data` values over these defaults) and
+returns a frozen `Settings`. A bad value raises `SettingsError` with one line naming the
+setting, the value and what is allowed; pyinfra prints it and exits 1.
 
     >>> load({"redis_port": 70000})
     SettingsError: redis_port = 70000: allowed is a whole number from 1 to 65535
@@ -10,17 +15,19 @@ one line naming the setting, the value and what is allowed; pyinfra prints it an
 
 from __future__ import annotations
 
+import copy
 import difflib
 import ipaddress
+import os
 import re
-import runpy
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
+from functools import lru_cache, partial
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
+from pyinfra import context
 from pyinfra.api.exceptions import PyinfraError
 
-DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "group_data" / "all.py"
 # Settings in these namespaces belong to this project: an unknown one is a typo.
 OWNED_PREFIXES = ("redis_", "pm2_")
 
@@ -63,7 +70,6 @@ LABEL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}")
 MEMORY_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3, "gb": 1024**3}
 MEMORY_RE = re.compile(r"(\d+)([a-z]*)", re.IGNORECASE)
 
-
 class SettingsError(PyinfraError):
     """A setting has a value that the deploy refuses to use."""
 
@@ -75,78 +81,6 @@ class Database:
     ttl: int | None  # seconds; None: keys live until deleted
 
 
-@dataclass(frozen=True)
-class Settings:
-    major_version: int
-    port: int
-    bind: str
-    maxmemory: str
-    maxmemory_policy: str
-    notify_keyspace_events: str
-    keyspace: tuple[Database, ...]
-    databases: int
-    save: str
-    tcp_backlog: int
-    loglevel: str
-    latency_monitor_threshold_ms: int
-    slowlog_log_slower_than_us: int
-    slowlog_max_len: int
-    apt_repo_url: str
-    apt_key_url: str
-    apt_cache_time: int
-    host_tuning: bool
-    auth: str
-    app_user: str
-    app_acl: str
-    admin_user: str
-    admin_acl: str
-    url_host: str
-    pm2_ecosystem_file: str | None
-    pm2_apps: tuple[str, ...] | None
-    pm2_env_blocks: tuple[str, ...]
-    pm2_user: str
-    pm2_reload: bool
-    operator_group: str
-    backup_dir: str
-    backup_schedule: str
-    backup_keep_hourly: int
-    backup_keep_daily: int
-    restore_from: str | None
-    restore_force: bool
-    fetch_dir: str | None
-    fetch_all: bool
-    health_warning_pct: int
-    health_critical_pct: int
-    platform_ports: dict
-    exporter_enabled: bool
-    exporter_user: str
-    exporter_port: int
-    exporter_acl: str
-    ha_address: str | None
-    ha_master_name: str
-    replication_user: str
-    sentinel_user: str
-    sentinel_port: int
-    min_replicas_to_write: int
-    min_replicas_max_lag: int
-    sentinel_down_after_ms: int
-    sentinel_failover_timeout_ms: int
-    ha_secrets_file: str
-    replica_replace_data: bool
-
-    @property
-    def maxmemory_bytes(self) -> int:
-        return memory_bytes(self.maxmemory)
-
-    @property
-    def bind_addresses(self) -> list[str]:
-        """The addresses without Redis's optional-address marker."""
-        return [address.lstrip("-") for address in self.bind.split()]
-
-
-def defaults() -> dict[str, Any]:
-    """The settings as group_data/all.py declares them."""
-    return {k: v for k, v in runpy.run_path(str(DEFAULTS_FILE)).items() if k.startswith(OWNED_PREFIXES)}
 
 
 def memory_bytes(value: str) -> int:
@@ -369,7 +303,7 @@ def _restore_from(value: Any) -> str | None:
         return None
     if not isinstance(value, str) or not value.isprintable():
         raise _fail("redis_restore_from", value, "a path without control characters")
-    path = Path(value).expanduser()
+    path = operator_path(value)
     try:
         with open(path, "rb") as f:
             magic = f.read(9)
@@ -385,7 +319,7 @@ def _unknown(data: Mapping[str, Any], known: Mapping[str, Any]) -> None:
         if key.startswith(OWNED_PREFIXES) and key not in known:
             close = difflib.get_close_matches(key, known, n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
-            raise SettingsError(f"{key}: unknown setting{hint}; the settings are listed in group_data/all.py")
+            raise SettingsError(f"{key}: unknown setting{hint}; python -m smart_redis.docs lists the settings")
 
 
 def _texts(value: Any) -> list[str]:
@@ -410,6 +344,257 @@ def _printable(merged: Mapping[str, Any]) -> None:
         raise _fail(name, value, "text without control characters (newline, tab, carriage return...)")
 
 
+def operator_path(path: str) -> Path:
+    """A path on the operator's machine, resolved as pyinfra resolves a deploy's local files
+    (files.put's src): absolute (or ~) as given; "./..." beside the deploy file being run;
+    anything else in the directory pyinfra runs in (state.cwd: where it was started, or --chdir).
+
+    Without a pyinfra state that knows its directory (pyinfra's API without state.cwd, unit
+    tests), the process's working directory stands in for state.cwd.
+    """
+    given = Path(path).expanduser()
+    if given.is_absolute():
+        return given
+    deploy_file = getattr(context.state, "current_exec_filename", None)
+    if deploy_file and path.startswith("./"):
+        return Path(deploy_file).resolve().parent / given
+    return Path(getattr(context.state, "cwd", None) or os.getcwd()) / given
+
+
+# The rules a setting's declaration names: each takes the merged data and the setting's name
+# and returns the typed value, or raises SettingsError.
+Check = Callable[[Mapping[str, Any], str], Any]
+
+
+def _whole(low: int, high: int) -> Check:
+    return partial(_int, low=low, high=high)
+
+
+def _one_of(choices: tuple) -> Check:
+    return partial(_choice, choices=choices)
+
+
+def _value(rule: Callable[[Any], Any]) -> Check:
+    """A rule that needs only the value (it names its setting itself)."""
+    return lambda data, name: rule(data[name])
+
+
+def _optional(check: Check) -> Check:
+    """None (in any spelling --data may give it) or what check allows."""
+    return lambda data, name: None if _none(data[name]) else check(data, name)
+
+
+_databases = _whole(1, 10000)
+
+
+def _keyspace_of(data: Mapping[str, Any], name: str) -> tuple[Database, ...]:
+    return _keyspace(data[name], _databases(data, "redis_databases"))
+
+
+@dataclass(frozen=True)
+class Declaration:
+    default: Any
+    doc: str  # one line: the README table's "what it does"
+    check: Check
+
+
+def setting(default: Any, doc: str, check: Check) -> Any:
+    """A field of Settings that is a setting of host data (see setting_name)."""
+    return field(metadata={"setting": Declaration(default, doc, check)})
+
+
+@dataclass(frozen=True)
+class Settings:
+    major_version: int = setting(
+        7, "Redis major version to install (the distro package where the distro ships it).", _one_of(SUPPORTED_MAJORS))
+    port: int = setting(6379, "TCP port Redis listens on.", _whole(1, 65535))
+    bind: str = setting(
+        "127.0.0.1 -::1", 'Addresses Redis binds to; a leading "-" marks an address that may be missing.', _value(_bind))
+    maxmemory: str = setting(
+        "512mb", "Memory limit for the dataset (Redis units: b, k, kb, m, mb, g, gb).", _value(_maxmemory))
+    maxmemory_policy: str = setting(
+        "allkeys-lru", "What Redis evicts when maxmemory is reached.", _one_of(EVICTION_POLICIES))
+    notify_keyspace_events: str = setting(
+        "Exe", "Keyspace notifications: E = keyevent channel, x = expired, e = evicted.", _value(_notify))
+    keyspace: tuple[Database, ...] = setting(
+        [
+            {"db": 0, "name": "quotes", "ttl": 60},
+            {"db": 1, "name": "order-flow", "ttl": 300},
+            {"db": 2, "name": "footprint", "ttl": 600},
+            {"db": 3, "name": "calculations", "ttl": 1800},
+            {"db": 4, "name": "websocket-sessions", "ttl": 3600},
+            {"db": 5, "name": "configuration", "ttl": None},
+        ],
+        "The platform's logical databases and the TTL (seconds) their keys should carry; None = no TTL.",
+        _keyspace_of,
+    )
+    auth: str = setting(
+        "acl", '"acl": ACL users with passwords, default user off. "none": no auth at all (warned; loopback only).',
+        _one_of(AUTH_MODES))
+    app_user: str = setting(
+        "smart-trade",
+        "ACL user of the apps (REDIS_URL); password from $SMART_REDIS_APP_PASSWORD or generated on the host.", _username)
+    app_acl: str = setting(
+        "~* &* +@all -@admin -@dangerous +info",
+        "What the app user may do: data commands and pub/sub on every channel, nothing administrative "
+        "(narrow channels with &PATTERN).",
+        _acl,
+    )
+    admin_user: str = setting(
+        "ops-admin", "ACL user of operators and redis-monitor; password from $SMART_REDIS_ADMIN_PASSWORD or generated.",
+        _username)
+    admin_acl: str = setting("~* &* +@all", "What the admin user may do.", _acl)
+    databases: int = setting(16, "Number of logical databases Redis offers.", _databases)
+    save: str = setting(
+        "3600 1 300 100 60 10000", 'RDB snapshot points as "seconds changes" pairs, so that DB 5 survives restarts.',
+        _value(_save))
+    tcp_backlog: int = setting(
+        511, "Listen backlog; the host's net.core.somaxconn is raised to at least this.", _whole(1, 65535))
+    loglevel: str = setting("notice", "Log verbosity: debug, verbose, notice or warning.", _one_of(LOGLEVELS))
+    latency_monitor_threshold_ms: int = setting(
+        100, "Events slower than this many milliseconds go to the latency monitor (0 = off).", _whole(0, 10**6))
+    slowlog_log_slower_than_us: int = setting(
+        10000, "Commands slower than this many microseconds go to the slow log.", _whole(-1, 10**9))
+    slowlog_max_len: int = setting(256, "How many entries the slow log keeps.", _whole(0, 10**6))
+    apt_repo_url: str = setting(
+        "https://packages.redis.io/deb",
+        "APT repository for distros that do not ship the requested major (Debian 13, Ubuntu 22.04).", _url)
+    apt_key_url: str = setting(
+        "https://packages.redis.io/gpg", "Signing key of that repository, stored as a signed-by keyring.", _url)
+    apt_cache_time: int = setting(
+        3600, "Seconds an apt package index stays fresh before a run that installs something refreshes it.",
+        _whole(0, 10**7))
+    host_tuning: bool = setting(
+        True, "Tune the kernel as Redis asks (overcommit, somaxconn, THP); always skipped in containers.", _bool)
+    url_host: str = setting("127.0.0.1", "Host name or address the apps use to reach Redis, in REDIS_URL.", _host)
+    pm2_ecosystem_file: str | None = setting(
+        "/opt/smart-trade/ecosystem.config.js",
+        "The PM2 ecosystem file whose apps get REDIS_URL; None leaves PM2 alone.", _value(_ecosystem_file))
+    pm2_apps: tuple[str, ...] | None = setting(
+        None, "Names of the apps that get REDIS_URL; None = every app in the file.",
+        partial(_names, pattern=r"[A-Za-z0-9_.@:-]+", allow_none=True))
+    pm2_env_blocks: tuple[str, ...] = setting(
+        ["env", "env_production"],
+        'Env blocks that get REDIS_URL where an app has them; an app with none of them gets "env".',
+        partial(_names, pattern=r"env(_[A-Za-z0-9_]+)?", allow_none=False))
+    pm2_user: str = setting("smart-trade", "The user whose PM2 daemon runs the apps.", _username)
+    pm2_reload: bool = setting(
+        True, "Reload the apps (pm2 startOrReload --update-env, pm2 save) after REDIS_URL changed.", _bool)
+    operator_group: str = setting(
+        "redis-operators",
+        "Members of this group may run redis-monitor (through sudo, as root holds the admin password).", _username)
+    backup_dir: str = setting(
+        "/var/backups/redis", "Where redis-monitor backup (and the backup job) put RDB snapshots.", _abs_path)
+    backup_schedule: str = setting(
+        "hourly", "How often the backup timer snapshots Redis: hourly, daily, 30min or 15min.",
+        _one_of(tuple(BACKUP_SCHEDULES)))
+    backup_keep_hourly: int = setting(48, "Newest snapshots the backup job keeps.", _whole(1, 10000))
+    backup_keep_daily: int = setting(
+        14, "Days for which the backup job also keeps that day's newest snapshot.", _whole(0, 10000))
+    restore_from: str | None = setting(
+        None,
+        "A local .rdb to restore on a host whose dataset is empty (rebuild after failure); None = no restore.",
+        _value(_restore_from))
+    restore_force: bool = setting(False, "Restore redis_restore_from even over a dataset that is not empty.", _bool)
+    fetch_dir: str | None = setting(
+        None,
+        "fetch_backups.py: local folder for the copies (None = backups/ beside the deploy file), one folder per host.",
+        _optional(_local_path))
+    fetch_all: bool = setting(False, "fetch_backups.py: copy every snapshot on the host, not just the newest.", _bool)
+    health_warning_pct: int = setting(
+        80, "redis-monitor health: WARNING at this % of maxmemory, disk or RAM used.", _whole(1, 100))
+    health_critical_pct: int = setting(
+        90, "redis-monitor health: CRITICAL at this % of maxmemory, disk or RAM used.", _whole(1, 100))
+    platform_ports: dict = setting(
+        {"server": 8080, "websocket": 8081, "frontend": 3000},
+        "Platform ports that redis-monitor health expects listening on hosts that run the apps.", _ports)
+    exporter_enabled: bool = setting(
+        True, "Install prometheus-redis-exporter, on 127.0.0.1 only, with its own least-privilege ACL user.", _bool)
+    exporter_user: str = setting(
+        "metrics", "ACL user of the exporter; password generated on the host like the others.", _username)
+    exporter_port: int = setting(9121, "Port of the exporter's /metrics on 127.0.0.1.", _whole(1, 65535))
+    exporter_acl: str = setting(
+        "+@connection +info +client|list +client|info +slowlog|get +slowlog|len +latency|latest +latency|histogram "
+        "+memory|usage +dbsize +select +scan +cluster|info",
+        "What the exporter may do: read server state, nothing else.", _acl)
+    # High availability: used only on hosts in the redis_primary, redis_replicas or redis_sentinels groups.
+    ha_address: str | None = setting(
+        None,
+        "Address the other Redis hosts, the sentinels and the apps reach this host by; None = its inventory name.",
+        _optional(_host))
+    ha_master_name: str = setting(
+        "smart-trade", "The name Sentinel knows the primary by (REDIS_MASTER_NAME for the apps).", _name)
+    replication_user: str = setting(
+        "replicator",
+        "ACL user the replicas log in to the primary with; password shared by every host of the group.", _username)
+    sentinel_user: str = setting(
+        "sentinel", "ACL user Sentinel uses on the Redis servers and between sentinels.", _username)
+    sentinel_port: int = setting(26379, "TCP port of Redis Sentinel.", _whole(1, 65535))
+    min_replicas_to_write: int = setting(
+        1, "The primary refuses writes when fewer replicas than this are connected (0 = never refuse).",
+        _whole(0, 100))
+    min_replicas_max_lag: int = setting(
+        10, "Replicas count for redis_min_replicas_to_write only while they lag at most this many seconds.",
+        _whole(1, 3600))
+    sentinel_down_after_ms: int = setting(
+        5000, "Sentinel calls the primary down after this many milliseconds without an answer.", _whole(100, 10**7))
+    sentinel_failover_timeout_ms: int = setting(
+        30000, "Sentinel's failover timeout in milliseconds (also the pause before it retries a failed one).",
+        _whole(1000, 10**8))
+    replica_replace_data: bool = setting(
+        False, "Let a server that holds keys join as a replica (the primary's data replaces them).", _bool)
+    ha_secrets_file: str = setting(
+        "./secrets/redis-ha.env",
+        "Local file (0600) that keeps the passwords every host of the group shares; generated on first use.",
+        _local_path)
+
+    @property
+    def maxmemory_bytes(self) -> int:
+        return memory_bytes(self.maxmemory)
+
+    @property
+    def bind_addresses(self) -> list[str]:
+        """The addresses without Redis's optional-address marker."""
+        return [address.lstrip("-") for address in self.bind.split()]
+
+
+def setting_name(field_name: str) -> str:
+    """The host-data name of a Settings field: pm2_* as they are, the others under redis_."""
+    return field_name if field_name.startswith("pm2_") else f"redis_{field_name}"
+
+
+@lru_cache(maxsize=None)
+def declarations() -> dict[str, Declaration]:
+    """Every setting by its host-data name, in the order Settings declares them."""
+    return {setting_name(f.name): f.metadata["setting"] for f in fields(Settings)}
+
+
+def defaults() -> dict[str, Any]:
+    """Every setting with its default (a fresh copy: host data may be changed by a deploy)."""
+    return {name: copy.deepcopy(declared.default) for name, declared in declarations().items()}
+
+
+def _relations(values: Mapping[str, Any]) -> None:
+    """The rules between settings, once each setting has passed its own."""
+    bind = values["redis_bind"]
+    if values["redis_auth"] == "none" and any(_is_network_address(a) for a in bind.split()):
+        raise _fail("redis_bind", bind, 'loopback addresses only while redis_auth = "none"; set redis_auth = "acl" to open it')
+    app_user, admin_user = values["redis_app_user"], values["redis_admin_user"]
+    if app_user == admin_user:
+        raise _fail("redis_admin_user", admin_user, "a user name other than redis_app_user")
+    exporter_user = values["redis_exporter_user"]
+    if exporter_user in (app_user, admin_user):
+        raise _fail("redis_exporter_user", exporter_user, "a user name other than redis_app_user and redis_admin_user")
+    taken = [app_user, admin_user, exporter_user]
+    for name in ("redis_replication_user", "redis_sentinel_user"):
+        if values[name] in taken:
+            raise _fail(name, values[name], "a user name that no other redis_*_user has")
+        taken.append(values[name])
+    warning, critical = values["redis_health_warning_pct"], values["redis_health_critical_pct"]
+    if critical < warning:
+        raise _fail("redis_health_critical_pct", critical, f"a value not below redis_health_warning_pct ({warning})")
+
+
 def load(data: Mapping[str, Any] | Any) -> Settings:
     """Validate pyinfra host data (or any mapping) and return the typed settings."""
     given = data.dict() if hasattr(data, "dict") else dict(data)
@@ -417,83 +602,6 @@ def load(data: Mapping[str, Any] | Any) -> Settings:
     _unknown(given, base)
     merged = {**base, **{k: v for k, v in given.items() if k in base}}
     _printable(merged)
-
-    databases = _int(merged, "redis_databases", 1, 10000)
-    auth = _choice(merged, "redis_auth", AUTH_MODES)
-    bind = _bind(merged["redis_bind"])
-    if auth == "none" and any(_is_network_address(a) for a in bind.split()):
-        raise _fail("redis_bind", bind, 'loopback addresses only while redis_auth = "none"; set redis_auth = "acl" to open it')
-    app_user, admin_user = _username(merged, "redis_app_user"), _username(merged, "redis_admin_user")
-    exporter_user = _username(merged, "redis_exporter_user")
-    if app_user == admin_user:
-        raise _fail("redis_admin_user", admin_user, "a user name other than redis_app_user")
-    if exporter_user in (app_user, admin_user):
-        raise _fail("redis_exporter_user", exporter_user, "a user name other than redis_app_user and redis_admin_user")
-    replication_user, sentinel_user = _username(merged, "redis_replication_user"), _username(merged, "redis_sentinel_user")
-    taken = [app_user, admin_user, exporter_user]
-    for name, value in (("redis_replication_user", replication_user), ("redis_sentinel_user", sentinel_user)):
-        if value in taken:
-            raise _fail(name, value, "a user name that no other redis_*_user has")
-        taken.append(value)
-    warning = _int(merged, "redis_health_warning_pct", 1, 100)
-    critical = _int(merged, "redis_health_critical_pct", 1, 100)
-    if critical < warning:
-        raise _fail("redis_health_critical_pct", critical, f"a value not below redis_health_warning_pct ({warning})")
-    return Settings(
-        major_version=_choice(merged, "redis_major_version", SUPPORTED_MAJORS),
-        port=_int(merged, "redis_port", 1, 65535),
-        bind=bind,
-        maxmemory=_maxmemory(merged["redis_maxmemory"]),
-        maxmemory_policy=_choice(merged, "redis_maxmemory_policy", EVICTION_POLICIES),
-        notify_keyspace_events=_notify(merged["redis_notify_keyspace_events"]),
-        keyspace=_keyspace(merged["redis_keyspace"], databases),
-        databases=databases,
-        save=_save(merged["redis_save"]),
-        tcp_backlog=_int(merged, "redis_tcp_backlog", 1, 65535),
-        loglevel=_choice(merged, "redis_loglevel", LOGLEVELS),
-        latency_monitor_threshold_ms=_int(merged, "redis_latency_monitor_threshold_ms", 0, 10**6),
-        slowlog_log_slower_than_us=_int(merged, "redis_slowlog_log_slower_than_us", -1, 10**9),
-        slowlog_max_len=_int(merged, "redis_slowlog_max_len", 0, 10**6),
-        apt_repo_url=_url(merged, "redis_apt_repo_url"),
-        apt_key_url=_url(merged, "redis_apt_key_url"),
-        apt_cache_time=_int(merged, "redis_apt_cache_time", 0, 10**7),
-        host_tuning=_bool(merged, "redis_host_tuning"),
-        auth=auth,
-        app_user=app_user,
-        app_acl=_acl(merged, "redis_app_acl"),
-        admin_user=admin_user,
-        admin_acl=_acl(merged, "redis_admin_acl"),
-        url_host=_host(merged, "redis_url_host"),
-        pm2_ecosystem_file=_ecosystem_file(merged["pm2_ecosystem_file"]),
-        pm2_apps=_names(merged, "pm2_apps", r"[A-Za-z0-9_.@:-]+", allow_none=True),
-        pm2_env_blocks=_names(merged, "pm2_env_blocks", r"env(_[A-Za-z0-9_]+)?", allow_none=False),
-        pm2_user=_username(merged, "pm2_user"),
-        pm2_reload=_bool(merged, "pm2_reload"),
-        operator_group=_username(merged, "redis_operator_group"),
-        backup_dir=_abs_path(merged, "redis_backup_dir"),
-        backup_schedule=_choice(merged, "redis_backup_schedule", tuple(BACKUP_SCHEDULES)),
-        backup_keep_hourly=_int(merged, "redis_backup_keep_hourly", 1, 10000),
-        backup_keep_daily=_int(merged, "redis_backup_keep_daily", 0, 10000),
-        restore_from=_restore_from(merged["redis_restore_from"]),
-        restore_force=_bool(merged, "redis_restore_force"),
-        fetch_dir=None if _none(merged["redis_fetch_dir"]) else _local_path(merged, "redis_fetch_dir"),
-        fetch_all=_bool(merged, "redis_fetch_all"),
-        health_warning_pct=warning,
-        health_critical_pct=critical,
-        platform_ports=_ports(merged, "redis_platform_ports"),
-        exporter_enabled=_bool(merged, "redis_exporter_enabled"),
-        exporter_user=exporter_user,
-        exporter_port=_int(merged, "redis_exporter_port", 1, 65535),
-        exporter_acl=_acl(merged, "redis_exporter_acl"),
-        ha_address=None if _none(merged["redis_ha_address"]) else _host(merged, "redis_ha_address"),
-        ha_master_name=_name(merged, "redis_ha_master_name"),
-        replication_user=replication_user,
-        sentinel_user=sentinel_user,
-        sentinel_port=_int(merged, "redis_sentinel_port", 1, 65535),
-        min_replicas_to_write=_int(merged, "redis_min_replicas_to_write", 0, 100),
-        min_replicas_max_lag=_int(merged, "redis_min_replicas_max_lag", 1, 3600),
-        sentinel_down_after_ms=_int(merged, "redis_sentinel_down_after_ms", 100, 10**7),
-        sentinel_failover_timeout_ms=_int(merged, "redis_sentinel_failover_timeout_ms", 1000, 10**8),
-        ha_secrets_file=_local_path(merged, "redis_ha_secrets_file"),
-        replica_replace_data=_bool(merged, "redis_replica_replace_data"),
-    )
+    values = {name: declared.check(merged, name) for name, declared in declarations().items()}
+    _relations(values)
+    return Settings(**{f.name: values[setting_name(f.name)] for f in fields(Settings)})

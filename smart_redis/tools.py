@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from pyinfra.operations import server
 
 from .constants import PATHS, SERVICE
+from .host.bundle import build
 from .operations import managed_file
 from .settings import BACKUP_SCHEDULES, Settings
 from .topology import Topology
 
-MONITOR_SOURCE = Path(__file__).with_name("monitor.py")
+
+def monitor_program() -> str:
+    """redis-monitor as the one file the host runs (smart_redis/host/monitor.py and what it imports)."""
+    return build("monitor", "redis-monitor")
 
 
 def monitor_config(settings: Settings, topology: Topology | None = None) -> str:
@@ -43,7 +46,7 @@ def monitor_config(settings: Settings, topology: Topology | None = None) -> str:
 
 
 def redis_monitor(settings: Settings, topology: Topology | None = None) -> None:
-    managed_file(name=f"Install {PATHS.monitor}", dest=PATHS.monitor, content=MONITOR_SOURCE.read_text(), mode="755")
+    managed_file(name=f"Install {PATHS.monitor}", dest=PATHS.monitor, content=monitor_program(), mode="755")
     managed_file(name="Tell redis-monitor about this host", dest=PATHS.monitor_config, content=monitor_config(settings, topology))
     group = settings.operator_group
     server.group(name=f"Operator group {group}", group=group, system=True)

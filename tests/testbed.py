@@ -2,10 +2,10 @@
 
 Used by the integration tests (imported) and by `make demo` (as a command):
 
-    python tests/testbed.py engine        # start a Docker engine if none runs
-    python tests/testbed.py image         # build the test image unless it is cached
-    python tests/testbed.py start NAME    # run (or reuse) a systemd container NAME
-    python tests/testbed.py clean         # remove every test container, network and image
+    python tests/testbed.py engine            # start a Docker engine if none runs
+    python tests/testbed.py image [RELEASE]   # build a test image unless it is cached (bookworm, trixie)
+    python tests/testbed.py start NAME        # run (or reuse) a Debian 12 systemd container NAME
+    python tests/testbed.py clean             # remove every test container, network and image
 
 Standard library only: it runs before the virtualenv has anything in it.
 """
@@ -25,8 +25,22 @@ ROOT = Path(__file__).resolve().parent.parent
 IMAGE_DIR = ROOT / "tests" / "image"
 CACHE_DIR = ROOT / ".cache"
 
-IMAGE = "smart-redis-testhost:bookworm"
-BASE_FALLBACK = "smart-redis-base:bookworm"
+# The Debian releases the deploy supports and the suite proves, by codename: the Redis major
+# each ships is in smart_redis.constants.DISTRO_REDIS_MAJOR. The first is the default image.
+RELEASES = ("bookworm", "trixie")
+DEFAULT_RELEASE = RELEASES[0]
+
+
+def image_name(release: str = DEFAULT_RELEASE) -> str:
+    return f"smart-redis-testhost:{release}"
+
+
+def base_name(release: str = DEFAULT_RELEASE) -> str:
+    return f"smart-redis-base:{release}"
+
+
+IMAGE = image_name()
+BASE_FALLBACK = base_name()
 # Every test container, network and image carries this label so that cleanup finds them all.
 TEST_LABEL = "smart-redis.test"
 DEMO_LABEL = "smart-redis.demo"
@@ -121,22 +135,28 @@ def _image_label(image: str, label: str) -> str | None:
     return result.stdout.strip() if result.returncode == 0 else None
 
 
-def _registry_base() -> str | None:
-    """debian:bookworm when it is present or can be pulled, else None."""
-    if docker("image", "inspect", "debian:bookworm", check=False).returncode == 0:
-        return "debian:bookworm"
+def _check_release(release: str) -> None:
+    if release not in RELEASES:
+        raise TestbedError(f"unknown release {release!r}: the test images are {', '.join(RELEASES)}")
+
+
+def _registry_base(release: str) -> str | None:
+    """debian:RELEASE when it is present or can be pulled, else None."""
+    official = f"debian:{release}"
+    if docker("image", "inspect", official, check=False).returncode == 0:
+        return official
     try:
-        if docker("pull", "-q", "debian:bookworm", check=False, timeout=60).returncode == 0:
-            return "debian:bookworm"
+        if docker("pull", "-q", official, check=False, timeout=60).returncode == 0:
+            return official
     except subprocess.TimeoutExpired:
         pass
     return None
 
 
-def _debootstrap_base() -> str:
-    """Build the same Debian 12 base offline with debootstrap and import it."""
+def _debootstrap_base(release: str) -> str:
+    """Build the same Debian base offline with debootstrap and import it."""
     packages = (IMAGE_DIR / "packages.txt").read_text().split()
-    tarball = CACHE_DIR / f"bookworm-rootfs-{_image_fingerprint()}.tar"
+    tarball = CACHE_DIR / f"{release}-rootfs-{_image_fingerprint()}.tar"
     if not tarball.exists():
         if not shutil.which("debootstrap"):
             if not _can_apt_install():
@@ -144,33 +164,43 @@ def _debootstrap_base() -> str:
             _apt_install("debootstrap")
         CACHE_DIR.mkdir(exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="smart-redis-rootfs-") as rootfs:
-            log("building a Debian 12 base with debootstrap (about a minute)")
+            log(f"building a Debian {release} base with debootstrap (about a minute)")
             subprocess.run(
-                ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", "bookworm", rootfs],
+                ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", release, rootfs],
                 check=True, stdout=subprocess.DEVNULL,
             )
-            partial = tarball.with_suffix(".partial")
-            subprocess.run(["tar", "-C", rootfs, "-cf", str(partial), "."], check=True)
-            partial.rename(tarball)
-    log(f"importing {tarball.name} as {BASE_FALLBACK}")
-    docker("import", "--change", f"LABEL {TEST_LABEL}=1", str(tarball), BASE_FALLBACK, timeout=300)
-    return BASE_FALLBACK
+            # A name of its own: two runs sharing this checkout may build the same release at once.
+            fd, name = tempfile.mkstemp(dir=CACHE_DIR, prefix=f"{tarball.name}.", suffix=".partial")
+            os.close(fd)
+            partial = Path(name)
+            try:
+                subprocess.run(["tar", "-C", rootfs, "-cf", str(partial), "."], check=True)
+                partial.chmod(0o644)  # mkstemp's 0600 would hide the cache from other users of the checkout
+                partial.rename(tarball)
+            finally:
+                partial.unlink(missing_ok=True)
+    base = base_name(release)
+    log(f"importing {tarball.name} as {base}")
+    docker("import", "--change", f"LABEL {TEST_LABEL}=1", str(tarball), base, timeout=300)
+    return base
 
 
-def ensure_image() -> str:
-    """Build the test image unless an image of the same Dockerfile is already there."""
+def ensure_image(release: str = DEFAULT_RELEASE) -> str:
+    """Build the test image of a Debian release unless one of the same Dockerfile is already there."""
+    _check_release(release)
+    image = image_name(release)
     fingerprint = _image_fingerprint()
-    if _image_label(IMAGE, "smart-redis.fingerprint") == fingerprint:
-        return IMAGE
-    base = _registry_base() or _debootstrap_base()
-    log(f"building {IMAGE} from {base}")
+    if _image_label(image, "smart-redis.fingerprint") == fingerprint:
+        return image
+    base = _registry_base(release) or _debootstrap_base(release)
+    log(f"building {image} from {base}")
     docker(
         "build", "-q", "--build-arg", f"BASE={base}",
         "--label", f"{TEST_LABEL}=1", "--label", f"smart-redis.fingerprint={fingerprint}",
-        "-t", IMAGE, str(IMAGE_DIR),
+        "-t", image, str(IMAGE_DIR),
         timeout=900,
     )
-    return IMAGE
+    return image
 
 
 def wait_for_systemd(name: str, timeout: float = 90) -> None:
@@ -193,8 +223,12 @@ def start_container(
     publish: list[str] | None = None,
     volumes: list[str] | None = None,
     ip: str | None = None,
+    release: str = DEFAULT_RELEASE,
 ) -> str:
-    """Run a systemd container from the test image (or reuse a running one) and wait for boot."""
+    """Run a systemd container from a release's test image (or reuse a running one) and wait for boot.
+
+    The image must exist already (ensure_image(release)).
+    """
     inspect = docker("inspect", "-f", "{{.State.Running}}", name, check=False)
     if inspect.returncode == 0:
         if inspect.stdout.strip() != "true":
@@ -209,7 +243,7 @@ def start_container(
             args += ["-p", port]
         for volume in volumes or []:
             args += ["-v", volume]
-        docker(*args, IMAGE)
+        docker(*args, image_name(release))
     wait_for_systemd(name)
     return name
 
@@ -240,7 +274,7 @@ def remove_container(name: str) -> None:
 
 
 def clean(images: bool = False) -> None:
-    """Remove every test container and network; with images=True the test images too."""
+    """Remove every test container and network; with images=True the test images and bases of every release too."""
     ids = docker("ps", "-aq", "--filter", f"label={TEST_LABEL}", check=False).stdout.split()
     if ids:
         docker("rm", "-f", "-v", *ids, check=False)
@@ -248,17 +282,20 @@ def clean(images: bool = False) -> None:
     if nets:
         docker("network", "rm", *nets, check=False)
     if images:
-        for image in (IMAGE, BASE_FALLBACK):
-            docker("rmi", image, check=False)
+        for release in RELEASES:
+            for image in (image_name(release), base_name(release)):
+                docker("rmi", image, check=False)
 
 
 def main(argv: list[str]) -> int:
     try:
         if argv[:1] == ["engine"]:
             ensure_engine()
-        elif argv[:1] == ["image"]:
+        elif argv[:1] == ["image"] and len(argv) <= 2:
+            release = argv[1] if len(argv) == 2 else DEFAULT_RELEASE
+            _check_release(release)  # before starting an engine for nothing
             ensure_engine()
-            print(ensure_image())
+            print(ensure_image(release))
         elif argv[:1] == ["start"] and len(argv) == 2:
             ensure_engine()
             ensure_image()

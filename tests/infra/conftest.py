@@ -4,8 +4,9 @@
     pytest tests/infra --hosts=ssh://deploy@redis-1 --sudo
     pytest tests/infra --hosts=docker://x --redis-data redis_port=6380   # a host deployed with --data
 
-The expected values come from the same settings the deploy reads (group_data/all.py plus
---redis-data overrides), so the checks follow whatever the host was deployed with.
+The expected values come from the same settings the deploy reads (the package's defaults in
+smart_redis/settings.py plus --redis-data overrides), so the checks follow whatever the host was
+deployed with.
 """
 
 from __future__ import annotations

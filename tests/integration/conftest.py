@@ -1,8 +1,9 @@
 """Real systemd containers for the integration tests, created and removed by the tests.
 
-The Docker engine is started if none runs (and stopped again at the end), the test image is
-built once per run from tests/image/ (the debootstrap root file system is cached in .cache/),
-and every container, network and image the run made is removed afterwards, also on failure.
+The Docker engine is started if none runs (and stopped again at the end), the Debian 12 test
+image is built once per run from tests/image/ (the debootstrap root file system is cached in
+.cache/), the image of another release only when a test asks for a container of it, and every
+container, network and image the run made is removed afterwards, also on failure.
 """
 
 from __future__ import annotations
@@ -60,14 +61,17 @@ def run_id() -> str:
 def new_container(docker_testbed, run_id):
     """Factory: new_container("core") -> name of a booted systemd container.
 
+    new_container("core-trixie", release="trixie") boots one of another Debian release; its
+    image is built on first use, so a run that never asks for it never waits for it.
     Containers live until the end of the session (tests of one module share them) unless a
     test removes them earlier with docker_testbed.remove_container(name).
     """
     made: list[str] = []
 
-    def make(role: str, **kwargs) -> str:
+    def make(role: str, release: str = docker_testbed.DEFAULT_RELEASE, **kwargs) -> str:
+        docker_testbed.ensure_image(release)
         name = f"smart-redis-test-{run_id}-{role}"
-        made.append(docker_testbed.start_container(name, **kwargs))
+        made.append(docker_testbed.start_container(name, release=release, **kwargs))
         return name
 
     yield make

@@ -1,7 +1,9 @@
 """Issue 2 end to end: a fresh systemd container becomes the Smart-Trade Redis server.
 
 The tests share one container and run in file order, as an operator's day goes: provision,
-check, re-run, survive restarts and crashes, refuse bad settings.
+check, re-run, survive restarts and crashes, refuse bad settings. The day is lived once on each
+supported Debian release (12, then 13), each with the Redis major its distro ships; the bad
+settings, checked before any host is touched, are tried in full on Debian 12 only.
 """
 
 from __future__ import annotations
@@ -11,13 +13,24 @@ import time
 import pytest
 from conftest import deploy, fingerprint, infra_checks, redis, sh
 
-from smart_redis.constants import SERVICE
+from smart_redis.constants import DISTRO_REDIS_MAJOR, PATHS, SERVICE
+
+# Debian release -> (VERSION_ID, the settings its day is deployed with). Debian 12 runs on the
+# defaults as an operator's first try does; Debian 13 asks for the Redis 8 that trixie ships.
+RELEASES = {
+    "bookworm": ("12", {}),
+    "trixie": ("13", {"redis_major_version": 8}),
+}
 
 
-@pytest.fixture(scope="module")
-def core(new_container):
-    name = new_container("core")
-    return {"name": name, "target": f"@docker/{name}", "first": deploy(f"@docker/{name}")}
+@pytest.fixture(scope="module", params=list(RELEASES))
+def core(request, new_container, docker_testbed):
+    release = request.param
+    version, data = RELEASES[release]
+    name = new_container(f"core-{release}", release=release)
+    target = f"@docker/{name}"
+    yield {"name": name, "target": target, "version": version, "data": data, "first": deploy(target, data=data)}
+    docker_testbed.remove_container(name)  # one release's host at a time on two cores
 
 
 def ping(container: str) -> bool:
@@ -37,13 +50,23 @@ def test_fresh_container_is_provisioned(core):
     assert "Kernel tuning skipped" in first.output  # containers get the note, not a failure
 
 
+def test_the_distro_redis_of_the_release_is_installed(core):
+    assert sh(core["name"], ". /etc/os-release && echo $ID $VERSION_ID").stdout.split() == ["debian", core["version"]]
+    major = DISTRO_REDIS_MAJOR[("debian", core["version"])]
+    assert f" v={major}." in sh(core["name"], "redis-server --version").stdout
+    # The distro's own package: Redis's APT repository was not needed, so it was not added.
+    repository = [PATHS.apt_source, PATHS.apt_pin, PATHS.apt_keyring]
+    assert sh(core["name"], "ls " + " ".join(repository), check=False).stdout == ""
+
+
 def test_host_checks_pass(core):
-    checks = infra_checks(f"docker://{core['name']}")
+    settings = [arg for key, value in core["data"].items() for arg in ("--redis-data", f"{key}={value}")]
+    checks = infra_checks(f"docker://{core['name']}", *settings)
     assert checks.returncode == 0, checks.stdout + checks.stderr
 
 
 def test_second_run_changes_nothing(core):
-    second = deploy(core["target"], json_output=True)
+    second = deploy(core["target"], data=core["data"], json_output=True)
     assert second.rc == 0, second.output
     assert second.changed == 0, second.stdout
 
@@ -99,12 +122,24 @@ BAD_SETTINGS = [
 ]
 
 
-@pytest.mark.parametrize("name,value,message", BAD_SETTINGS, ids=[f"{n}={v}" for n, v, _ in BAD_SETTINGS])
-def test_bad_setting_exits_1_and_leaves_the_host_as_it_was(core, name, value, message):
+def assert_refused_and_host_untouched(core, name: str, value: str, message: str) -> None:
     before = fingerprint(core["name"])
-    run = deploy(core["target"], data={name: value})
+    run = deploy(core["target"], data={**core["data"], name: value})
     assert run.rc == 1
     errors = [line for line in run.output.splitlines() if "pyinfra error" in line]
     assert len(errors) == 1 and message in errors[0], run.output
     assert fingerprint(core["name"]) == before
     assert sh(core["name"], "test -e /tmp/pwned", check=False).returncode == 1
+
+
+@pytest.mark.parametrize("core", ["bookworm"], indirect=True)
+@pytest.mark.parametrize("name,value,message", BAD_SETTINGS, ids=[f"{n}={v}" for n, v, _ in BAD_SETTINGS])
+def test_bad_setting_exits_1_and_leaves_the_host_as_it_was(core, name, value, message):
+    assert_refused_and_host_untouched(core, name, value, message)
+
+
+# Settings are refused before any host is touched, whatever its release: on Debian 13 one
+# hostile value shows that a refused run leaves that host alone too.
+@pytest.mark.parametrize("core", ["trixie"], indirect=True)
+def test_hostile_setting_leaves_a_debian_13_host_as_it_was(core):
+    assert_refused_and_host_untouched(core, *BAD_SETTINGS[-2])

@@ -25,10 +25,11 @@ from pyinfra.context import ctx_host, ctx_inventory, ctx_state
 from pyinfra.operations import files, python, server, systemd
 
 import smart_redis
-from smart_redis import operations, pm2
+from smart_redis import pm2
 from smart_redis.facts import HostState
 
 ROOT = Path(__file__).resolve().parents[2]
+_DEPLOY_REDIS = smart_redis.deploy_redis  # pyinfra's @deploy wrapper, before any run replaced it
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,15 @@ class _Meta:
 
     def is_complete(self) -> bool:
         return True
+
+
+class _State:
+    """What the steps read of pyinfra's State; a new one per run, as the host-state cache is per run."""
+
+    def __init__(self, host: _Host):
+        self.config = SimpleNamespace(DIFF=False)
+        self.current_stage = StateStage.Execute
+        self.ops: dict = {host: {}}
 
 
 class _Data(dict):
@@ -149,7 +159,8 @@ def _our_operations() -> list[tuple[Any, str, Callable]]:
             module = importlib.import_module(f"smart_redis.{info.name}")
             for attr, value in vars(module).items():
                 inner = getattr(value, "_inner", None)
-                if inner is not None and getattr(inner, "__module__", "").startswith("smart_redis"):
+                ours = inner is not None and getattr(inner, "__module__", "").startswith("smart_redis")
+                if ours and not hasattr(inner, "deploy_name"):  # a @deploy is no operation: it calls them
                     _OPERATIONS.append((module, attr, inner))
     return _OPERATIONS
 
@@ -166,11 +177,12 @@ def record(scenario: Scenario, monkeypatch) -> list[Command]:
     # Ours: every name bound to one of this project's operations, in every module that imports it.
     for module, attr, inner in _our_operations():
         monkeypatch.setattr(module, attr, _recorder(f"{inner.__module__}.{inner.__name__}", inner, recorded))
-    monkeypatch.setattr(operations, "_snapshots", {})
     monkeypatch.setattr(pm2, "_early", {})
     monkeypatch.setattr(pm2, "_answers", {})
+    # pyinfra's @deploy wrapper needs a real host and config; the steps inside are what is recorded.
+    monkeypatch.setattr(smart_redis, "deploy_redis", _DEPLOY_REDIS._inner)
     this = _Host(scenario, scenario.host_name, scenario.data, recorded)
-    state = SimpleNamespace(config=SimpleNamespace(DIFF=False), current_stage=StateStage.Execute, ops={this: {}})
+    state = _State(this)
     with ctx_state.use(state), ctx_inventory.use(_Inventory(scenario, this)), ctx_host.use(this):
         runpy.run_path(str(ROOT / scenario.script), run_name="__pyinfra__")
     return recorded

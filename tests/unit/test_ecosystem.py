@@ -15,7 +15,10 @@ from urllib.parse import quote
 
 import pytest
 
-from smart_redis.ecosystem import EcosystemError, main, node_check, parse_jlist, redis_urls, set_redis_url, stale_apps
+from smart_redis.host.ecosystem import main
+from smart_redis.host.ecosystem_text import EcosystemError, redis_urls, set_redis_url
+from smart_redis.host.node_check import node_check
+from smart_redis.host.pm2 import parse_jlist, stale_apps
 
 CORPUS = Path(__file__).with_name("ecosystem")
 CASES = sorted(p.name.split(".in.")[0] for p in CORPUS.glob("*.in.*"))

@@ -1,4 +1,4 @@
-"""redis-monitor's pure parts: the RESP client, thresholds, tables, the command line."""
+"""redis-monitor's pure parts (smart_redis/host): the RESP client, thresholds, tables, the command line."""
 
 from __future__ import annotations
 
@@ -9,14 +9,17 @@ import time
 
 import pytest
 
-from smart_redis import monitor
+from smart_redis.host import counts as keycounts
+from smart_redis.host import health, monitor, output, pm2, quorum, resp, snapshots
+from smart_redis.host import info as infotext
+from smart_redis.host import levels as nagios
 
 
-def client_with_replies(raw: bytes) -> monitor.Redis:
+def client_with_replies(raw: bytes) -> resp.Redis:
     ours, theirs = socket.socketpair()
     theirs.sendall(raw)
     theirs.close()
-    client = monitor.Redis.__new__(monitor.Redis)
+    client = resp.Redis.__new__(resp.Redis)
     client.sock, client.buf = ours, b""
     return client
 
@@ -28,17 +31,17 @@ def test_resp_replies_are_parsed():
 
 def test_error_replies_raise():
     client = client_with_replies(b"-NOPERM this user has no permissions\r\n")
-    with pytest.raises(monitor.RedisError, match="NOPERM"):
+    with pytest.raises(resp.RedisError, match="NOPERM"):
         client.read()
 
 
-@pytest.mark.parametrize("pct,level", [(10, monitor.OK), (80, monitor.WARNING), (89.9, monitor.WARNING), (90, monitor.CRITICAL)])
+@pytest.mark.parametrize("pct,level", [(10, nagios.OK), (80, nagios.WARNING), (89.9, nagios.WARNING), (90, nagios.CRITICAL)])
 def test_thresholds_follow_nagios_levels(pct, level):
-    assert monitor.level_for(pct, 80, 90) == level
+    assert nagios.level_for(pct, 80, 90) == level
 
 
 def test_table_aligns_columns():
-    assert monitor.table([{"db": 0, "name": "quotes"}, {"db": 15, "name": "x"}]).splitlines() == [
+    assert output.table([{"db": 0, "name": "quotes"}, {"db": 15, "name": "x"}]).splitlines() == [
         "DB  NAME  ", "0   quotes", "15  x     "
     ]
 
@@ -58,7 +61,7 @@ def test_rotation_keeps_newest_hourly_and_one_per_day(tmp_path):
     for name in names:
         (tmp_path / name).write_text("x")
         (tmp_path / (name + ".counts.json")).write_text("{}")
-    removed = monitor.rotate(str(tmp_path), keep_hourly=3, keep_daily=3)
+    removed = snapshots.rotate(str(tmp_path), keep_hourly=3, keep_daily=3)
     kept = sorted(p.name for p in tmp_path.glob("*.rdb"))
     # the 3 newest (all of Nov 5), plus the newest of Nov 4 and Nov 3 (3 days in all)
     assert kept == ["dump-20261103T180000Z.rdb", "dump-20261104T180000Z.rdb",
@@ -72,20 +75,20 @@ PRIMARY_2 = {"role": "master", "connected_slaves": "2"}
 
 
 def levels(view, info):
-    return {name: level for name, level, _ in monitor.replication_checks(view, info)}
+    return {name: level for name, level, _ in quorum.replication_checks(view, info)}
 
 
 @pytest.mark.parametrize(
     "view,info,expected",
     [
-        (AGREE, PRIMARY_2, {"sentinels": monitor.OK, "replication": monitor.OK}),
-        (AGREE, {"role": "master", "connected_slaves": "0"}, {"sentinels": monitor.OK, "replication": monitor.CRITICAL}),
-        ({**AGREE, "10.0.0.3:26379": "10.0.0.2:6379"}, PRIMARY_2, {"sentinels": monitor.CRITICAL, "replication": monitor.OK}),
+        (AGREE, PRIMARY_2, {"sentinels": nagios.OK, "replication": nagios.OK}),
+        (AGREE, {"role": "master", "connected_slaves": "0"}, {"sentinels": nagios.OK, "replication": nagios.CRITICAL}),
+        ({**AGREE, "10.0.0.3:26379": "10.0.0.2:6379"}, PRIMARY_2, {"sentinels": nagios.CRITICAL, "replication": nagios.OK}),
         ({**AGREE, "10.0.0.2:26379": "no answer (timed out)", "10.0.0.3:26379": "no answer (refused)"}, PRIMARY_2,
-         {"sentinels": monitor.CRITICAL, "replication": monitor.OK}),
-        ({**AGREE, "10.0.0.3:26379": "no answer (timed out)"}, PRIMARY_2, {"sentinels": monitor.OK, "replication": monitor.OK}),
+         {"sentinels": nagios.CRITICAL, "replication": nagios.OK}),
+        ({**AGREE, "10.0.0.3:26379": "no answer (timed out)"}, PRIMARY_2, {"sentinels": nagios.OK, "replication": nagios.OK}),
         (AGREE, {"role": "slave", "master_host": "10.0.0.1", "master_port": "6379", "master_link_status": "down"},
-         {"sentinels": monitor.OK, "replication": monitor.WARNING}),
+         {"sentinels": nagios.OK, "replication": nagios.WARNING}),
     ],
     ids=["healthy", "no-replica", "disagree", "no-quorum", "one-sentinel-down", "replica-link-down"],
 )
@@ -109,13 +112,13 @@ def counts_file(created=NOW - 65, buckets=((NOW - 60, 10, 25), (NOW + 3000, 600,
 
 
 def test_info_keyspace_is_parsed_with_expires():
-    assert monitor.parse_keyspace(INFO_KEYSPACE) == {"0": {"keys": 40, "expires": 37}, "5": {"keys": 7, "expires": 0}}
+    assert infotext.parse_keyspace(INFO_KEYSPACE) == {"0": {"keys": 40, "expires": 37}, "5": {"keys": 7, "expires": 0}}
 
 
 def test_keys_expired_since_the_backup_do_not_fail_the_restore():
     # 25 of db0's keys expired between backup and restore: Redis did not load them.
-    restored = monitor.parse_keyspace("db0:keys=15,expires=12\r\ndb5:keys=7,expires=0\r\n")
-    ok, line = monitor.compare_counts(counts_file(), restored, NOW)
+    restored = infotext.parse_keyspace("db0:keys=15,expires=12\r\ndb5:keys=7,expires=0\r\n")
+    ok, line = keycounts.compare_counts(counts_file(), restored, NOW)
     assert ok, line
     assert line == ("key counts match the backup: db0=3+12ttl, db5=7; "
                     "25 keys with a TTL expired in the 65 s since the snapshot")
@@ -132,29 +135,29 @@ def test_keys_expired_since_the_backup_do_not_fail_the_restore():
     ids=["persistent-missing", "volatile-lost", "volatile-extra", "unknown-db"],
 )
 def test_what_should_have_survived_is_compared(restored, reason):
-    ok, line = monitor.compare_counts(counts_file(), monitor.parse_keyspace(restored), NOW)
+    ok, line = keycounts.compare_counts(counts_file(), infotext.parse_keyspace(restored), NOW)
     assert not ok and line == "restored key counts differ from the backup's: " + reason
 
 
 def test_a_key_expiring_within_the_slack_may_be_gone():
     counts = counts_file(buckets=[(NOW + 5, 10, 37)])  # expiring right around the check
-    ok, line = monitor.compare_counts(counts, monitor.parse_keyspace("db0:keys=3,expires=0\r\ndb5:keys=7"), NOW)
+    ok, line = keycounts.compare_counts(counts, infotext.parse_keyspace("db0:keys=3,expires=0\r\ndb5:keys=7"), NOW)
     assert ok, line
 
 
 def test_a_sampled_histogram_is_scaled_to_the_whole_db():
     counts = counts_file(buckets=[(NOW + 3600, 600, 100)])
     counts["volatile"]["0"].update(keys=1000, sampled=100)
-    keyspace = monitor.parse_keyspace
-    assert monitor.compare_counts(counts, keyspace("db0:keys=903,expires=900\r\ndb5:keys=7"), NOW)[0]
-    assert not monitor.compare_counts(counts, keyspace("db0:keys=503,expires=500\r\ndb5:keys=7"), NOW)[0]
+    keyspace = infotext.parse_keyspace
+    assert keycounts.compare_counts(counts, keyspace("db0:keys=903,expires=900\r\ndb5:keys=7"), NOW)[0]
+    assert not keycounts.compare_counts(counts, keyspace("db0:keys=503,expires=500\r\ndb5:keys=7"), NOW)[0]
 
 
 def test_old_counts_files_stay_readable():
     old = {"created": "20261105T120000Z", "redis_version": "7.0.15", "keys": {"0": 40, "5": 7}}
-    ok, line = monitor.compare_counts(old, monitor.parse_keyspace("db0:keys=12,expires=12\r\ndb5:keys=7"), NOW)
+    ok, line = keycounts.compare_counts(old, infotext.parse_keyspace("db0:keys=12,expires=12\r\ndb5:keys=7"), NOW)
     assert ok and "older counts file" in line
-    ok, line = monitor.compare_counts(old, monitor.parse_keyspace("db0:keys=12,expires=12\r\ndb5:keys=8"), NOW)
+    ok, line = keycounts.compare_counts(old, infotext.parse_keyspace("db0:keys=12,expires=12\r\ndb5:keys=8"), NOW)
     assert not ok and line.endswith("db5: 8 keys, 7 at backup time")
 
 
@@ -163,7 +166,7 @@ def test_old_counts_files_stay_readable():
     [(4, (NOW, 10)), (599, (NOW + 590, 10)), (3600, (NOW + 3600, 600)), (2 * 86400, (NOW + 86400 * 2 - NOW % 86400, 86400))],
 )
 def test_expiry_times_are_bucketed_finer_near_the_backup(remaining, expected):
-    assert monitor.expiry_bucket(NOW + remaining, NOW) == expected
+    assert keycounts.expiry_bucket(NOW + remaining, NOW) == expected
 
 
 def test_restore_check_reads_info_keyspace_from_stdin(tmp_path, monkeypatch, capsys):
@@ -191,12 +194,12 @@ JLIST = '[{"name": "quotes-feed", "pm2_env": {"status": "online"}}, {"name": "or
     ids=["plain", "pm2-banner", "motd-junk"],
 )
 def test_pm2_jlist_is_found_behind_banner_lines(output):
-    assert [p["name"] for p in monitor.parse_jlist(output)] == ["quotes-feed", "orders"]
+    assert [p["name"] for p in pm2.parse_jlist(output)] == ["quotes-feed", "orders"]
 
 
 def test_pm2_jlist_without_a_list_is_an_error():
     with pytest.raises(ValueError):
-        monitor.parse_jlist("[PM2] Spawning PM2 daemon\n[PM2][ERROR] Daemon not launched\n")
+        pm2.parse_jlist("[PM2] Spawning PM2 daemon\n[PM2][ERROR] Daemon not launched\n")
 
 
 @pytest.fixture
@@ -219,17 +222,17 @@ def test_pm2_check_reads_the_list_behind_pm2_banners(fake_runuser):
     sock = socket.socket(socket.AF_UNIX)
     sock.bind(str(fake_runuser / "rpc.sock"))
     try:
-        result = monitor.pm2_check({"pm2_user": "root", "pm2_home": str(fake_runuser)})
+        result = health.pm2_check({"pm2_user": "root", "pm2_home": str(fake_runuser)})
     finally:
         sock.close()
-    assert result == ("pm2", monitor.OK, "2 processes online")
+    assert result == ("pm2", nagios.OK, "2 processes online")
     args = (fake_runuser / "runuser.args").read_text().split()
     assert args[:3] == ["-u", "root", "--"] and "-l" not in args and f"PM2_HOME={fake_runuser}" in args
 
 
 def test_pm2_check_spawns_no_daemon_when_none_runs(fake_runuser):
-    result = monitor.pm2_check({"pm2_user": "root", "pm2_home": str(fake_runuser)})
-    assert result == ("pm2", monitor.CRITICAL, f"PM2 is not running as root (no {fake_runuser}/rpc.sock)")
+    result = health.pm2_check({"pm2_user": "root", "pm2_home": str(fake_runuser)})
+    assert result == ("pm2", nagios.CRITICAL, f"PM2 is not running as root (no {fake_runuser}/rpc.sock)")
     assert not (fake_runuser / "runuser.args").exists()
 
 

@@ -110,3 +110,10 @@ def test_sentinel_conf_monitors_the_primary_with_a_majority_and_only_hashes():
     assert "user default off resetpass resetkeys resetchannels -@all" in conf
     app = next(line for line in conf if line.startswith("user smart-trade "))
     assert "+sentinel|get-master-addr-by-name" in app and "+@all" not in app
+
+
+def test_templates_are_package_data():
+    from importlib.resources import files
+
+    for name in ("redis.conf.j2", "sentinel.conf.j2"):
+        assert (files("smart_redis") / "templates" / name).is_file()

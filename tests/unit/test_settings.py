@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from smart_redis.settings import Database, SettingsError, defaults, load, memory_bytes
@@ -120,3 +122,33 @@ def test_settings_of_other_tools_are_left_alone():
 def test_every_default_is_valid_and_typed():
     assert set(defaults()) >= {"redis_port", "redis_keyspace", "redis_maxmemory"}
     load(defaults())
+
+
+def test_operator_paths_resolve_as_pyinfra_resolves_a_deploys_local_files(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from pyinfra.context import ctx_state
+
+    from smart_redis.settings import operator_path
+
+    deploys, started_in, elsewhere = tmp_path / "deploys", tmp_path / "started-in", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the process's directory must not matter in a run
+    state = SimpleNamespace(cwd=str(started_in), current_exec_filename=str(deploys / "redis.py"))
+    with ctx_state.use(state):
+        assert operator_path("./secrets/redis-ha.env") == deploys / "secrets" / "redis-ha.env"
+        assert operator_path("secrets/redis-ha.env") == started_in / "secrets" / "redis-ha.env"
+        assert operator_path("/srv/x.env") == Path("/srv/x.env")
+        assert operator_path("~/x.env") == Path.home() / "x.env"
+    # outside a pyinfra run: the working directory stands in for pyinfra's
+    assert operator_path("./secrets/redis-ha.env") == elsewhere / "secrets" / "redis-ha.env"
+
+
+def test_each_setting_is_one_declaration_that_the_typed_settings_carry():
+    from dataclasses import fields
+
+    from smart_redis.settings import Settings, declarations, setting_name
+
+    assert [setting_name(f.name) for f in fields(Settings)] == list(declarations()) == list(defaults())
+    typed = load({})
+    assert typed.keyspace[0] == Database(0, "quotes", 60) and typed.pm2_env_blocks == ("env", "env_production")

@@ -1,0 +1,60 @@
+"""The whole deploy as one pyinfra @deploy: the order of steps, one line (and one comment) each.
+
+    from smart_redis import deploy_redis
+    deploy_redis()          # inside any pyinfra deploy file; settings from host data
+
+Hosts in the inventory groups redis_primary / redis_replicas / redis_sentinels form a replicated
+topology that Redis Sentinel fails over; any other host is a single server.
+"""
+
+from __future__ import annotations
+
+from pyinfra import host, inventory
+from pyinfra.api import deploy
+
+from . import auth, backup, config, exporter, install, pm2, preflight, replication, restore, sentinel
+from . import service, settings, tools, topology, tuning
+from .operations import host_state
+
+
+# data_defaults: pyinfra's way for a reusable deploy to give its settings' defaults to host data;
+# group, host and --data values override them.
+@deploy("Smart-Trade Redis", data_defaults=settings.defaults())
+def deploy_redis() -> None:
+    """
+    Provision the Smart-Trade Redis server on the current host, from the settings in its host
+    data (the README's Settings table; every one has a default).
+
+    **Example:**
+
+    .. code:: python
+
+        from smart_redis import deploy_redis
+
+        deploy_redis()
+    """
+    wanted = settings.load(host.data)  # a bad setting stops the run here, before the host is touched
+    ha = topology.load(host, inventory, wanted)  # standalone, or primary/replica/sentinel from the groups
+    passwords = auth.passwords(wanted, ha)  # the operator's, and in a Sentinel group the group's shared ones
+    facts = host_state()  # one round trip answers every step below
+    replication.refuse_rotation(ha, passwords, facts)  # a group's shared passwords are not changed in passing
+
+    preflight.check(wanted, facts)
+    pm2.preflight(wanted, ha)  # a missing ecosystem file stops the run before anything changes
+    sandbox = service.container_sandbox(facts)  # before the package first starts the service
+    exporter_unit = exporter.unit_before_install(wanted, facts)  # likewise for the exporter
+    sentinel.before_install(ha, facts)  # and Sentinel stays masked until it is configured
+    install.redis_packages(wanted, facts, sentinel=ha.runs_sentinel)
+    tuning.kernel(wanted, facts)
+    service.redis_server(facts, sandbox)
+    auth.warn_if_open(wanted)
+    config.keep_running_admin(passwords)  # the SAVE before a restart for a new admin password logs in with the old one
+    credentials = auth.credentials(name="Keep the ACL users' passwords", settings=wanted, given=passwords, topology=ha)
+    joining = replication.replica_setup(ha, passwords, facts)  # masterauth, read-only redis.conf
+    config.redis_conf(wanted, passwords, ha, joining)  # replicaof: where Sentinel says the primary is now
+    restore.from_snapshot(wanted)  # only with --data redis_restore_from=..., only into an empty server
+    sentinel.sentinel(wanted, ha, passwords)  # sentinel.conf once; Sentinel owns it afterwards
+    tools.redis_monitor(wanted, ha)  # the operator's tool on the host
+    backup.snapshots(wanted, facts)  # the timer, and a first snapshot
+    pm2.ecosystem(wanted, ha)  # REDIS_URL (and the sentinels) for the apps, reloaded under PM2
+    exporter.redis_exporter(wanted, exporter_unit, credentials)  # metrics on 127.0.0.1

@@ -1,0 +1,17 @@
+"""The programs that run on the managed host, and how each ships there as one file.
+
+Standard library only (tests/unit/test_host_stdlib.py proves it): the host runs them with its
+system python3 and the deploy installs nothing else for them. One module per concern:
+
+    resp         the RESP client (Redis)             info        INFO text as data
+    credentials  the root-only credentials file      pm2         PM2's process list (pm2 jlist)
+    quorum       replication and the sentinels' view counts      key counts at backup, checked at restore
+    snapshots    BGSAVE and the snapshot rotation    health      health's checks besides Redis
+    output       tables and --json                   levels      Nagios levels
+    ecosystem_text  the JS/JSON ecosystem file's tokenizer and text edit
+    owned_files  file work as the file's owner       node_check  node's view of the edited file
+    monitor      redis-monitor's command line        ecosystem   the ecosystem editor's command line
+
+bundle (run by the deploy, not on the host) turns monitor and ecosystem into one python3 file each:
+/usr/local/bin/redis-monitor (also the restore's check) and /usr/local/lib/smart-redis/ecosystem.py.
+"""

@@ -1,0 +1,440 @@
+"""redis-monitor: look after the Smart-Trade Redis server of this host.
+
+Installed by the smart-redis deploy as /usr/local/bin/redis-monitor. Standard library only
+(runs on the host's system Python). It logs in as the admin ACL user with the password from
+the root-only credentials file, never from the command line; run it as root or, as a member
+of the operator group, through sudo (it re-runs itself with `sudo -n` when needed).
+
+    redis-monitor status|info|memory|databases|test|backup|cleanup|health|sample-data [--json]
+    redis-monitor keys [--db N] [PATTERN] [--limit N]
+    redis-monitor restore-check COUNTS_FILE < INFO-KEYSPACE   (the deploy's check after a restore)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+from .counts import backup_counts, compare_counts
+from .credentials import read_credentials
+from .health import backup_check, listening_ports, pm2_check
+from .info import parse_keyspace
+from .levels import CRITICAL, LEVEL, OK, UNKNOWN, level_for
+from .output import emit, human, table
+from .quorum import replication_checks, replication_view, sentinel_view
+from .resp import Redis, RedisError, scan_replies
+from .snapshots import BackupError, rotate, wait_for_snapshot
+from .systemctl import systemctl
+
+CONFIG = "/etc/smart-redis/monitor.json"
+TEST_PREFIX = "redis-monitor:test:"
+
+
+# --- Setup -----------------------------------------------------------------------------------
+
+
+def load_config() -> dict:
+    with open(CONFIG) as f:
+        return json.load(f)
+
+
+def connect(config: dict, db: int = 0, host: str = "127.0.0.1", port: int | None = None) -> Redis:
+    """A connection as the admin user: to the local server, or to host:port (a replica's primary)."""
+    user = password = None
+    if config["auth"] != "none":
+        creds = read_credentials(config["credentials"])
+        user, password = creds["REDIS_ADMIN_USER"], creds["REDIS_ADMIN_PASSWORD"]
+    client = Redis(host, port or config["port"], user, password)
+    if db:
+        client.call("SELECT", db)
+    return client
+
+
+# --- Subcommands -----------------------------------------------------------------------------
+
+
+def cmd_status(args, config) -> int:
+    data = {
+        "service": systemctl("is-active", config["service"]) or "unknown",
+        "enabled_at_boot": systemctl("is-enabled", config["service"]) == "enabled",
+    }
+    try:
+        r = connect(config)
+        info = r.info()
+        data.update(
+            version=info.get("redis_version"),
+            uptime_seconds=int(info.get("uptime_in_seconds", 0)),
+            port=int(info.get("tcp_port", config["port"])),
+            bind=r.call("CONFIG", "GET", "bind")[1],
+            connected_clients=int(info.get("connected_clients", 0)),
+            role=info.get("role"),
+        )
+        if config.get("ha"):
+            data.update(replication_view(info))
+    except (OSError, RedisError) as exc:
+        data["error"] = str(exc)
+    if config.get("ha"):
+        data["sentinels"] = sentinel_view(config)
+    rows = [{"field": k, "value": v} for k, v in data.items() if k != "sentinels"]
+    rows += [{"field": f"sentinel {address}", "value": f"primary {answer}" if ":" in answer and "(" not in answer else answer}
+             for address, answer in data.get("sentinels", {}).items()]
+    emit(args, data, table(rows))
+    return 0 if "error" not in data else 2
+
+
+INFO_FIELDS = {
+    "server": ("redis_version", "redis_mode", "os", "process_id", "tcp_port", "uptime_in_days", "hz"),
+    "clients": ("connected_clients", "blocked_clients", "maxclients"),
+    "memory": ("used_memory_human", "used_memory_peak_human", "maxmemory_human", "maxmemory_policy", "mem_fragmentation_ratio"),
+    "persistence": ("loading", "rdb_changes_since_last_save", "rdb_last_save_time", "rdb_last_bgsave_status", "aof_enabled"),
+    "stats": ("total_connections_received", "total_commands_processed", "instantaneous_ops_per_sec",
+              "rejected_connections", "expired_keys", "evicted_keys", "keyspace_hits", "keyspace_misses"),
+    "replication": ("role", "connected_slaves", "master_host", "master_link_status"),
+}
+
+
+def cmd_info(args, config) -> int:
+    info = connect(config).info()
+    data = {section: {k: info.get(k) for k in fields if k in info} for section, fields in INFO_FIELDS.items()}
+    rows = [{"section": s, "field": k, "value": v} for s, fields in data.items() for k, v in fields.items()]
+    emit(args, data, None if args.json else table(rows))
+    return 0
+
+
+def memory_data(r: Redis) -> dict:
+    info = r.info("memory")
+    used, maxmemory = int(info["used_memory"]), int(info.get("maxmemory", 0))
+    return {
+        "used_memory": used,
+        "maxmemory": maxmemory,
+        "used_pct": round(100.0 * used / maxmemory, 1) if maxmemory else None,
+        "peak_memory": int(info["used_memory_peak"]),
+        "fragmentation_ratio": float(info.get("mem_fragmentation_ratio", 0)),
+        "evicted_keys": int(r.info("stats").get("evicted_keys", 0)),
+        "policy": info.get("maxmemory_policy"),
+    }
+
+
+def cmd_memory(args, config) -> int:
+    data = memory_data(connect(config))
+    text = None
+    if not args.json:
+        shown = dict(data)
+        for key in ("used_memory", "maxmemory", "peak_memory"):
+            shown[key] = human(data[key])
+        text = table([{"field": k, "value": v} for k, v in shown.items()])
+    emit(args, data, text)
+    return 0
+
+
+def ttl_breaks(r: Redis, ttl: int | None, sample: int | None) -> tuple[int, int, list[str]]:
+    """(keys sampled, keys without TTL in a DB that wants one, those keys)."""
+    if ttl is None:
+        return 0, 0, []
+    sampled, keys = 0, []
+    for key, remaining in scan_replies(r, "TTL", sample):
+        sampled += 1
+        if remaining == -1:
+            keys.append(key)
+    return sampled, len(keys), keys
+
+
+def cmd_databases(args, config) -> int:
+    rows = []
+    r = connect(config)
+    for entry in config["keyspace"]:
+        r.call("SELECT", entry["db"])
+        sampled, breaks, _ = ttl_breaks(r, entry["ttl"], args.sample)
+        rows.append(
+            {"db": entry["db"], "name": entry["name"], "keys": r.call("DBSIZE"), "ttl": entry["ttl"],
+             "sampled": sampled, "ttl_breaks": breaks}
+        )
+    emit(args, rows)
+    return 0
+
+
+def cmd_keys(args, config) -> int:
+    r = connect(config, args.db)
+    keys = []
+    for key in r.scan(args.pattern, count=min(max(args.limit, 10), 1000)):
+        keys.append(key)
+        if len(keys) >= args.limit:
+            break
+    replies = r.pipeline([c for k in keys for c in (("TYPE", k), ("TTL", k))])
+    rows = [{"key": k, "type": replies[2 * i], "ttl": replies[2 * i + 1]} for i, k in enumerate(keys)]
+    emit(args, rows)
+    return 0
+
+
+def cmd_test(args, config) -> int:
+    results = []
+
+    def check(name, fn):
+        try:
+            detail = fn()
+            results.append({"check": name, "result": "OK", "detail": detail or ""})
+        except Exception as exc:  # every failure is one FAIL line, never a traceback
+            results.append({"check": name, "result": "FAIL", "detail": str(exc)})
+
+    r = None
+    local = None  # on a replica: this host's server, while r is its primary (replicas refuse writes)
+    target = ("127.0.0.1", config["port"])
+
+    def connectivity():
+        nonlocal r, local, target
+        r = connect(config)
+        if r.call("PING") != "PONG":
+            raise RedisError("no PONG")
+        info = r.info("replication")
+        if info.get("role") == "slave":
+            local, target = r, (info["master_host"], int(info["master_port"]))
+            r = connect(config, host=target[0], port=target[1])
+            return f"127.0.0.1:{config['port']}, a replica: the write checks run on its primary {target[0]}:{target[1]}"
+        return f"127.0.0.1:{config['port']}"
+
+    def replicated():
+        key = TEST_PREFIX + "replicated"
+        r.call("SET", key, "1", "EX", 60)
+        deadline = time.monotonic() + 5
+        while local.call("EXISTS", key) != 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if local.call("EXISTS", key) != 1:
+            raise RedisError("a key written on the primary did not reach this replica within 5 s")
+        r.call("DEL", key)
+        return "a key written on the primary arrived here"
+
+    def write_read():
+        key = TEST_PREFIX + "rw"
+        r.call("SET", key, "value", "EX", 60)
+        if r.call("GET", key) != "value":
+            raise RedisError("read back another value")
+        r.call("DEL", key)
+
+    def ttl_expiry():
+        key = TEST_PREFIX + "ttl"
+        r.call("SET", key, "1", "PX", 300)
+        deadline = time.monotonic() + 5
+        while r.call("EXISTS", key) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if r.call("EXISTS", key):
+            raise RedisError("the key outlived its 300 ms TTL")
+        return "a 300 ms key expired"
+
+    def databases():
+        for entry in config["keyspace"]:
+            r.call("SELECT", entry["db"])
+            key = TEST_PREFIX + "db"
+            r.call("SET", key, entry["name"], "EX", 60)
+            if r.call("GET", key) != entry["name"]:
+                raise RedisError(f"db {entry['db']} did not read back")
+            r.call("DEL", key)
+        r.call("SELECT", 0)
+        return f"{len(config['keyspace'])} databases"
+
+    def keyspace_event():
+        listener = connect(config, host=target[0], port=target[1])
+        listener.sock.settimeout(5)
+        listener.call("SUBSCRIBE", "__keyevent@0__:expired")
+        key = TEST_PREFIX + "event"
+        r.call("SET", key, "1", "PX", 100)
+        while True:
+            message = listener.read()
+            if message[0] == "message" and message[2] == key:
+                return "expired event received"
+
+    check("connectivity", connectivity)
+    checks = [("write/read", write_read), ("ttl expiry", ttl_expiry), ("databases", databases),
+              ("keyspace event", keyspace_event)]
+    if local is not None:
+        checks.append(("replication", replicated))
+    for name, fn in checks:
+        if r is None:
+            results.append({"check": name, "result": "FAIL", "detail": "not connected"})
+        else:
+            check(name, fn)
+    failed = any(x["result"] == "FAIL" for x in results)
+    emit(args, results, None if args.json else "\n".join(f"{x['result']:4}  {x['check']}: {x['detail']}" for x in results))
+    return 1 if failed else 0
+
+
+def cmd_backup(args, config) -> int:
+    state = systemctl("is-active", config["service"]) or "unknown"
+    if state != "active":
+        # The timer must not bring back a server an operator stopped: it says so and fails instead.
+        raise BackupError(f"{config['service']} is {state}, not running: no snapshot taken (start it, or stop redis-backup.timer)")
+    r = connect(config)
+    wait_for_snapshot(r, args.timeout)
+    # Counted right after the snapshot, for the restore to check against.
+    now = time.time()
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+    counts = backup_counts(r, stamp, now)
+    source = os.path.join(r.call("CONFIG", "GET", "dir")[1], r.call("CONFIG", "GET", "dbfilename")[1])
+    os.makedirs(config["backup_dir"], mode=0o700, exist_ok=True)
+    target = os.path.join(config["backup_dir"], f"dump-{stamp}.rdb")
+    old_umask = os.umask(0o077)
+    try:
+        shutil.copyfile(source, target + ".partial")
+        check = subprocess.run(["redis-check-rdb", target + ".partial"], capture_output=True, text=True)
+        if check.returncode != 0 or "RDB looks OK" not in check.stdout:
+            os.unlink(target + ".partial")
+            raise BackupError(f"redis-check-rdb rejects the snapshot: {check.stdout.strip().splitlines()[-1:]}")
+        os.rename(target + ".partial", target)
+        with open(target + ".counts.json", "w") as f:
+            json.dump(counts, f)
+    finally:
+        os.umask(old_umask)
+    removed = rotate(config["backup_dir"], args.keep_hourly, args.keep_daily) if args.rotate else []
+    data = {"file": target, "bytes": os.path.getsize(target), "keys": counts["keys"], "removed": removed}
+    emit(args, data)
+    return 0
+
+
+def cmd_restore_check(args, config) -> int:
+    """INFO keyspace of the restored server on stdin; exit 1 (one line) when it does not match."""
+    with open(args.counts_file) as f:
+        counts = json.load(f)
+    ok, line = compare_counts(counts, parse_keyspace(sys.stdin.read()), time.time())
+    print(line, file=sys.stdout if ok else sys.stderr)
+    return 0 if ok else 1
+
+
+def cmd_cleanup(args, config) -> int:
+    r = connect(config)
+    rows = []
+    for entry in config["keyspace"]:
+        r.call("SELECT", entry["db"])
+        removed = 0
+        test_keys = list(r.scan(TEST_PREFIX + "*"))
+        if test_keys:
+            removed = r.call("DEL", *test_keys)
+        _, breaks, keys = ttl_breaks(r, entry["ttl"], None)
+        fixed = 0
+        if args.apply_ttl and keys:
+            fixed = sum(1 for x in r.pipeline([("EXPIRE", k, entry["ttl"]) for k in keys]) if x == 1)
+        rows.append({"db": entry["db"], "name": entry["name"], "test_keys_removed": removed,
+                     "ttl_breaks": breaks - fixed, "ttl_applied": fixed})
+    emit(args, rows)
+    return 0
+
+
+def cmd_health(args, config) -> int:
+    warn, crit = config["health_warning_pct"], config["health_critical_pct"]
+    checks = []
+    info: dict = {}
+    try:
+        client = connect(config)
+        mem = memory_data(client)
+        info = client.info("replication")
+        if mem["maxmemory"]:
+            checks.append(("redis", level_for(mem["used_pct"], warn, crit),
+                           f"answers, {human(mem['used_memory'])} of {human(mem['maxmemory'])} ({mem['used_pct']}%)"))
+        else:
+            checks.append(("redis", OK, f"answers, {human(mem['used_memory'])} used, no maxmemory"))
+    except (OSError, RedisError) as exc:
+        checks.append(("redis", CRITICAL, f"does not answer: {exc}"))
+    disk = shutil.disk_usage(config["data_dir"] if os.path.isdir(config["data_dir"]) else "/")
+    disk_pct = round(100.0 * disk.used / disk.total, 1)
+    checks.append(("disk", level_for(disk_pct, warn, crit), f"{disk_pct}% used"))
+    meminfo = {}
+    with open("/proc/meminfo") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            meminfo[key] = int(value.split()[0])
+    ram_pct = round(100.0 * (1 - meminfo["MemAvailable"] / meminfo["MemTotal"]), 1)
+    checks.append(("ram", level_for(ram_pct, warn, crit), f"{ram_pct}% used"))
+    if config.get("ha"):
+        checks += replication_checks(sentinel_view(config), info)
+    if config.get("backup_max_age"):
+        checks.append(backup_check(config))
+    if config.get("ecosystem_file"):
+        checks.append(pm2_check(config))
+        listening = listening_ports()
+        for name, port in sorted(config["platform_ports"].items(), key=lambda x: x[1]):
+            up = port in listening
+            checks.append((f"{name} port", OK if up else CRITICAL, f"{port} {'listening' if up else 'not listening'}"))
+    worst = max(level for _, level, _ in checks)
+    data = {"status": LEVEL[worst], "exit_code": worst,
+            "checks": [{"check": n, "status": LEVEL[lv], "detail": d} for n, lv, d in checks]}
+    emit(args, data, None if args.json else "\n".join(f"{LEVEL[lv]:8} {n}: {d}" for n, lv, d in checks))
+    return worst
+
+
+SAMPLE = [
+    (0, "quote:DOL", {"symbol": "DOL", "price": 5.234, "volume": 1000, "timestamp": 1751628055}),
+    (1, "orderflow:DOL", {"symbol": "DOL", "trades": [{"price": 5.234, "volume": 100, "side": "buy"}]}),
+    (4, "session:abc123", {"user_id": "user123", "socket_id": "abc123", "subscriptions": ["DOL"]}),
+]
+
+
+def cmd_sample_data(args, config) -> int:
+    ttls = {entry["db"]: entry["ttl"] for entry in config["keyspace"]}
+    r = connect(config)
+    rows = []
+    for db, key, value in SAMPLE:
+        r.call("SELECT", db)
+        ttl = ttls.get(db)
+        r.call("SET", key, json.dumps(value), *(("EX", ttl) if ttl else ()))
+        rows.append({"db": db, "key": key, "ttl": ttl})
+    emit(args, rows)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="redis-monitor", description="Look after this host's Redis server.")
+    sub = top.add_subparsers(dest="command", required=True)
+
+    def add(name, helptext):
+        p = sub.add_parser(name, help=helptext, description=helptext)
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        return p
+
+    add("status", "systemd state, boot, version, uptime, port and bind, clients, role")
+    add("info", "the key INFO sections, summarised")
+    add("memory", "used memory against maxmemory, peak, fragmentation, evictions, policy")
+    add("databases", "each configured DB: name, keys, expected TTL, keys without the TTL").add_argument(
+        "--sample", type=int, default=1000, help="keys per DB to look at with SCAN (default 1000)")
+    keys = add("keys", "list keys with type and TTL, using SCAN (never KEYS)")
+    keys.add_argument("pattern", nargs="?", default="*")
+    keys.add_argument("--db", type=int, default=0)
+    keys.add_argument("--limit", type=int, default=100)
+    add("test", "connectivity, write/read, TTL expiry, every DB, a keyspace event; exit 1 on a FAIL")
+    backup = add("backup", "an RDB snapshot now, checked and copied to the backup directory")
+    backup.add_argument("--timeout", type=int, default=120, help="seconds to wait for the snapshot")
+    backup.add_argument("--rotate", action="store_true", help="remove snapshots beyond --keep-hourly/--keep-daily")
+    backup.add_argument("--keep-hourly", type=int, default=48)
+    backup.add_argument("--keep-daily", type=int, default=14)
+    add("cleanup", "remove keys `test` left; report (or --apply-ttl fix) keys without their DB's TTL").add_argument(
+        "--apply-ttl", action="store_true", help="give such keys their DB's TTL")
+    add("health", "Redis, disk, RAM, PM2 apps and platform ports; exit 0 OK, 1 WARNING, 2 CRITICAL")
+    add("sample-data", "load the platform's example records with their DBs' TTLs")
+    add("restore-check", "compare the restored server's INFO keyspace (on stdin) with a backup's counts file; "
+        "exit 1 on a difference").add_argument("counts_file", help="NAME.rdb.counts.json of the restored snapshot")
+    return top
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    if os.geteuid() != 0 and args.command != "restore-check":
+        # The admin password is root's: operators come through sudo (see /etc/sudoers.d/redis-monitor).
+        os.execvp("sudo", ["sudo", "-n", os.path.realpath(sys.argv[0]), *sys.argv[1:]])
+    handler = globals()["cmd_" + args.command.replace("-", "_")]
+    try:
+        # restore-check runs during a rebuild, before this host has a monitor.json.
+        return handler(args, {} if args.command == "restore-check" else load_config())
+    except Exception as exc:  # one line, never a traceback; health's exit codes keep their Nagios meaning
+        known = isinstance(exc, (OSError, RedisError, ValueError))
+        reason = str(exc) if known else f"unexpected error: {type(exc).__name__}: {exc}"
+        if args.command == "health":
+            print(f"UNKNOWN redis-monitor health: {reason}")
+            return UNKNOWN
+        print(f"redis-monitor {args.command}: {reason}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
