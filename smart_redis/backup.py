@@ -13,30 +13,20 @@ from pyinfra.operations.util import any_changed
 from .constants import BACKUP_SERVICE, BACKUP_TIMER, PATHS, SERVICE
 from .facts import HostState
 from .operations import managed_file
+from .render import render
 from .settings import BACKUP_SCHEDULES, Settings
 
 
 def service_unit(settings: Settings) -> str:
-    return (
-        "# Written by the smart-redis deploy.\n[Unit]\n"
-        f"Description=Snapshot Redis into {settings.backup_dir}\n"
-        # Ordering only: a dependency (Requires=, Wants=) would make the timer start a server that
-        # an operator stopped on purpose. The job itself fails, saying why, when it is not running.
-        f"After={SERVICE}.service\n\n"
-        "[Service]\nType=oneshot\n"
-        f"ExecStart={PATHS.monitor} backup --rotate --keep-hourly {settings.backup_keep_hourly} "
-        f"--keep-daily {settings.backup_keep_daily}\n"
+    return render(
+        "redis-backup.service.j2", backup_dir=settings.backup_dir, service=SERVICE, monitor=PATHS.monitor,
+        keep_hourly=settings.backup_keep_hourly, keep_daily=settings.backup_keep_daily,
     )
 
 
 def timer_unit(settings: Settings) -> str:
     calendar = BACKUP_SCHEDULES[settings.backup_schedule][0]
-    return (
-        "# Written by the smart-redis deploy.\n[Unit]\n"
-        f"Description=Snapshot Redis {settings.backup_schedule}\n\n"
-        f"[Timer]\nOnCalendar={calendar}\nPersistent=true\nRandomizedDelaySec=60\n\n"
-        "[Install]\nWantedBy=timers.target\n"
-    )
+    return render("redis-backup.timer.j2", schedule=settings.backup_schedule, calendar=calendar)
 
 
 def snapshots(settings: Settings, facts: HostState) -> None:

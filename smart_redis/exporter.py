@@ -12,18 +12,17 @@ from pyinfra import host, logger
 from .constants import CREDENTIALS_MODE, EXPORTER_PACKAGE, EXPORTER_SERVICE, PATHS
 from .facts import HostState
 from .operations import host_state, managed_file, operation, reload_units, service_running
+from .render import render
 from .settings import Settings
 
 BINARY = "/usr/bin/prometheus-redis-exporter"
 
 
 def dropin(settings: Settings) -> str:
-    listen = f"127.0.0.1:{settings.exporter_port}"
-    address = f"redis://127.0.0.1:{settings.port}"
-    # "-": at the package's first start the env file does not exist yet; a restart follows.
-    env = "" if settings.auth == "none" else f"EnvironmentFile=-{PATHS.exporter_env}\n"
-    command = f"{BINARY} -web.listen-address {listen} -redis.addr {address}"
-    return f"# Written by the smart-redis deploy.\n[Service]\n{env}ExecStart=\nExecStart={command}\n"
+    return render(
+        "exporter-dropin.conf.j2", env_file=None if settings.auth == "none" else PATHS.exporter_env,
+        binary=BINARY, exporter_port=settings.exporter_port, port=settings.port,
+    )
 
 
 def env_script() -> str:

@@ -20,10 +20,13 @@ from pyinfra.api.operation import OperationMeta
 from .constants import CONFIG_GROUP, PATHS, SERVICE, SHARED_ROLES
 from .facts import HostState
 from .operations import host_state, managed_file, operation, reload_units
+from .render import render
 from .settings import Settings, SettingsError, ip_address
 from .topology import Topology
 
-HA_DROPIN = f"[Service]\n# The deploy owns this file; Sentinel's CONFIG REWRITE must not replace it.\nReadOnlyPaths={PATHS.config}\n"
+
+def ha_dropin() -> str:
+    return render("ha-dropin.conf.j2", config=PATHS.config)
 
 
 class SentinelPrimary(FactBase[list[str]]):
@@ -197,6 +200,6 @@ def replica_setup(topology: Topology, given: Mapping[str, str], facts: HostState
     if not topology.replicated:
         return False
     replication_auth(name="Let this server log in to the primary (masterauth)", given=given)
-    dropin: OperationMeta = managed_file(name=f"Keep {SERVICE} from rewriting {PATHS.config}", dest=PATHS.ha_dropin, content=HA_DROPIN)
+    dropin: OperationMeta = managed_file(name=f"Keep {SERVICE} from rewriting {PATHS.config}", dest=PATHS.ha_dropin, content=ha_dropin())
     reload_units(SERVICE, dropin, facts)
     return not facts.ha_member

@@ -20,7 +20,7 @@ from . import auth, render, replication
 from .constants import CONFIG_GROUP, CONFIG_USER, PATHS, SENTINEL_PACKAGE, SENTINEL_SERVICE
 from .facts import SENTINEL_MARKER, HostState
 from .operations import host_state, managed_file, operation, reload_units, service_running
-from .service import CONTAINER_DROPIN
+from .service import container_dropin
 from .settings import Settings
 from .topology import Topology
 
@@ -33,7 +33,7 @@ def before_install(topology: Topology, facts: HostState) -> None:
         dropin = managed_file(
             name=f"Let {SENTINEL_SERVICE} start inside a {facts.container} container",
             dest=PATHS.sentinel_container_dropin,
-            content=CONTAINER_DROPIN,
+            content=container_dropin(),
         )
         reload_units(SENTINEL_SERVICE, dropin, facts)
     if SENTINEL_PACKAGE not in facts.installed_packages and facts.units.get(SENTINEL_SERVICE, ("",))[0] != "masked":

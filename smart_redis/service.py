@@ -8,10 +8,12 @@ from pyinfra.operations import server
 from .constants import PATHS, SERVICE
 from .facts import HostState
 from .operations import managed_file, reload_units, service_running
+from .render import render
 
-# A container cannot map users for the unit (status 217/USER); everything else of the
-# packaged hardening works there and stays on.
-CONTAINER_DROPIN = "[Service]\nPrivateUsers=false\n"
+
+def container_dropin() -> str:
+    """The drop-in that lets redis-server and redis-sentinel start inside a container."""
+    return render("container-dropin.conf.j2")
 
 
 def container_sandbox(facts: HostState) -> OperationMeta | None:
@@ -21,7 +23,7 @@ def container_sandbox(facts: HostState) -> OperationMeta | None:
     dropin = managed_file(
         name=f"Let {SERVICE} start inside a {facts.container} container",
         dest=PATHS.container_dropin,
-        content=CONTAINER_DROPIN,
+        content=container_dropin(),
     )
     reload_units(SERVICE, dropin, facts)
     return dropin

@@ -8,20 +8,12 @@ from pyinfra.operations import server
 from .constants import PATHS, SERVICE
 from .facts import HostState
 from .operations import managed_file
+from .render import render
 from .settings import Settings
 
-THP_UNIT = f"""[Unit]
-Description=Disable transparent huge pages for Redis (latency, fork copy-on-write)
-DefaultDependencies=no
-Before={SERVICE}.service
 
-[Service]
-Type=oneshot
-ExecStart=/bin/sh -c 'echo never > /sys/kernel/mm/transparent_hugepage/enabled; echo never > /sys/kernel/mm/transparent_hugepage/defrag'
-
-[Install]
-WantedBy=multi-user.target
-"""
+def thp_unit() -> str:
+    return render("redis-disable-thp.service.j2", service=SERVICE)
 
 
 def sysctl_conf(settings: Settings, current_somaxconn: str) -> str:
@@ -43,7 +35,7 @@ def kernel(settings: Settings, facts: HostState) -> None:
         content=sysctl_conf(settings, facts.sysctl.get("net.core.somaxconn", "")),
     )
     server.shell(name="Apply the sysctl settings", commands=[f"sysctl -q -p {PATHS.sysctl}"], _if=sysctl.did_change)
-    thp = managed_file(name="Turn transparent huge pages off at boot", dest=PATHS.thp_unit, content=THP_UNIT)
+    thp = managed_file(name="Turn transparent huge pages off at boot", dest=PATHS.thp_unit, content=thp_unit())
     server.shell(
         name="Turn transparent huge pages off now",
         commands=["systemctl daemon-reload", "systemctl enable --now redis-disable-thp.service"],

@@ -285,6 +285,8 @@ def clean(images: bool = False) -> None:
         for release in RELEASES:
             for image in (image_name(release), base_name(release)):
                 docker("rmi", image, check=False)
+        # Earlier builds that a rebuild untagged (a changed Dockerfile, a base imported again).
+        docker("image", "prune", "-f", "--filter", f"label={TEST_LABEL}", check=False)
 
 
 def main(argv: list[str]) -> int:
