@@ -4,13 +4,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DEMO   := redis-demo
 
-.PHONY: demo test unit integration bench clean venv
+.PHONY: demo test check unit integration bench clean venv lock
 
 venv: $(BIN)/pyinfra
-$(BIN)/pyinfra: pyproject.toml
+$(BIN)/pyinfra: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[test,lint]'
 	touch $@
 
 ## Provision a throwaway systemd container named redis-demo and check it.
@@ -26,19 +26,34 @@ demo: venv
 	@echo "  $(BIN)/pyinfra -y inventory/demo.py deploy.py   # converge it again"
 	@echo "  docker rm -f $(DEMO)                             # throw it away"
 
-## The whole suite: unit tests, then integration tests against real containers.
-test: venv
+## The whole suite: lint and types, unit tests, then integration tests against real containers.
+test: check
 	$(BIN)/pytest tests/unit tests/integration
+
+## The fast part (no Docker): ruff (lint, format, import order) and mypy.
+check: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 unit: venv
 	$(BIN)/pytest tests/unit
+
+## Pin the repository's venv anew from a fresh one (after changing a range in pyproject.toml).
+lock:
+	rm -rf .cache/lock-venv
+	$(PYTHON) -m venv .cache/lock-venv
+	.cache/lock-venv/bin/pip install --quiet '.[test,lint,bench]'
+	{ sed -n 1,2p requirements.lock; .cache/lock-venv/bin/pip freeze --exclude smart-redis; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock
+	rm -rf .cache/lock-venv build
 
 integration: venv
 	$(BIN)/pytest tests/integration
 
 ## Provisioning speed and Redis latency (BENCHMARKS.md, bench/benchmark.png); not part of make test.
 bench: venv
-	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[test,lint,bench]'
 	$(BIN)/python bench/run.py
 
 ## Remove the demo container and everything the tests may have left.

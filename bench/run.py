@@ -47,8 +47,9 @@ def deploy(names: list[str], *args: str) -> float:
     inventory = ROOT / ".cache" / f"bench-inventory-{RUN}.py"
     inventory.write_text(f"hosts = {[f'@docker/{n}' for n in names]!r}\n")
     started = time.monotonic()
-    result = subprocess.run([PYINFRA, "-y", *args, str(inventory), "deploy.py", *DATA], cwd=ROOT, env=ENV,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [PYINFRA, "-y", *args, str(inventory), "deploy.py", *DATA], cwd=ROOT, env=ENV, capture_output=True, text=True
+    )
     elapsed = time.monotonic() - started
     if result.returncode != 0:
         raise SystemExit(f"deploy failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
@@ -70,8 +71,9 @@ def floor(name: str, config: str) -> float:
         "systemctl restart redis-server"
     )
     started = time.monotonic()
-    subprocess.run(["docker", "exec", "-i", name, "sh", "-c", script], input=config, text=True, check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["docker", "exec", "-i", name, "sh", "-c", script], input=config, text=True, check=True, capture_output=True
+    )
     return time.monotonic() - started
 
 
@@ -85,8 +87,9 @@ def provisioning() -> dict:
         (host,) = containers("cold", 1)
         cold.append(deploy([host]))
         noop.append(deploy([host]))
-        config = subprocess.run(["docker", "exec", host, "cat", "/etc/redis/redis.conf"], capture_output=True,
-                                text=True, check=True).stdout
+        config = subprocess.run(
+            ["docker", "exec", host, "cat", "/etc/redis/redis.conf"], capture_output=True, text=True, check=True
+        ).stdout
         drop([host])
         (bare,) = containers("floor", 1)
         floors.append(floor(bare, config))
@@ -101,8 +104,13 @@ def provisioning() -> dict:
         hosts = containers(f"n{count}-", count)
         scaling[count] = {"cold": deploy(hosts), "noop": deploy(hosts)}
         drop(hosts)
-    return {"cold": summary(cold), "noop": summary(noop), "floor": summary(floors), "commands_noop": commands,
-            "hosts": scaling}
+    return {
+        "cold": summary(cold),
+        "noop": summary(noop),
+        "floor": summary(floors),
+        "commands_noop": commands,
+        "hosts": scaling,
+    }
 
 
 PERCENTILE = re.compile(r"^\s*([\d.]+)% <= ([\d.]+) milliseconds")
@@ -110,8 +118,12 @@ PERCENTILE = re.compile(r"^\s*([\d.]+)% <= ([\d.]+) milliseconds")
 
 def redis_benchmark(name: str, port: int, auth: bool, args: list[str]) -> dict:
     login = ["--user", "ops-admin", "-a", ADMIN_PASSWORD] if auth else []
-    out = subprocess.run(["docker", "exec", name, "redis-benchmark", "-p", str(port), *login, "--precision", "3",
-                          *args], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["docker", "exec", name, "redis-benchmark", "-p", str(port), *login, "--precision", "3", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     result = {"rps": float(re.search(r"throughput summary: ([\d.]+) requests per second", out).group(1))}
     rows = [(float(m.group(1)), float(m.group(2))) for m in map(PERCENTILE.match, out.splitlines()) if m]
     for label, target in (("p50", 50.0), ("p99", 99.0), ("p99.9", 99.9)):
@@ -124,7 +136,18 @@ WORKLOADS = {
     "GET": ["-t", "get", "-n", "100000", "-c", "50", "-r", "100000"],
     "SET -P 16": ["-t", "set", "-n", "400000", "-c", "50", "-P", "16", "-r", "100000"],
     "GET -P 16": ["-t", "get", "-n", "400000", "-c", "50", "-P", "16", "-r", "100000"],
-    "quotes (SETEX 60 s, DB 0)": ["-n", "100000", "-c", "50", "-r", "1000", "SETEX", "quote:__rand_int__", "60", "5.234"],
+    "quotes (SETEX 60 s, DB 0)": [
+        "-n",
+        "100000",
+        "-c",
+        "50",
+        "-r",
+        "1000",
+        "SETEX",
+        "quote:__rand_int__",
+        "60",
+        "5.234",
+    ],
 }
 
 
@@ -132,10 +155,18 @@ def latency() -> dict:
     (host,) = containers("latency", 1)
     deploy([host])
     # The distro's own config (kept by the deploy as redis.conf.backup) beside it, on another port.
-    subprocess.run(["docker", "exec", host, "sh", "-c",
-                    "mkdir -p /tmp/default && redis-server /etc/redis/redis.conf.backup --port 6380 --daemonize yes "
-                    "--supervised no --dir /tmp/default --logfile /tmp/default/log --pidfile /tmp/default/pid"],
-                   check=True)
+    subprocess.run(
+        [
+            "docker",
+            "exec",
+            host,
+            "sh",
+            "-c",
+            "mkdir -p /tmp/default && redis-server /etc/redis/redis.conf.backup --port 6380 --daemonize yes "
+            "--supervised no --dir /tmp/default --logfile /tmp/default/log --pidfile /tmp/default/pid",
+        ],
+        check=True,
+    )
     time.sleep(1)
     results: dict = {}
     for workload, args in WORKLOADS.items():
@@ -146,13 +177,17 @@ def latency() -> dict:
         results[workload] = {
             config: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for config, rs in runs.items()
         }
-    intrinsic = subprocess.run(["docker", "exec", host, "redis-cli", "--intrinsic-latency", "5"],
-                               capture_output=True, text=True).stdout
+    intrinsic = subprocess.run(
+        ["docker", "exec", host, "redis-cli", "--intrinsic-latency", "5"], capture_output=True, text=True
+    ).stdout
     avg = re.findall(r"avg latency: ([\d.]+) microseconds", intrinsic)
     peak = re.findall(r"Max latency so far: (\d+) microseconds", intrinsic)
     drop([host])
-    return {"workloads": results, "intrinsic_avg_us": float(avg[-1]) if avg else None,
-            "intrinsic_max_us": int(peak[-1]) if peak else None}
+    return {
+        "workloads": results,
+        "intrinsic_avg_us": float(avg[-1]) if avg else None,
+        "intrinsic_max_us": int(peak[-1]) if peak else None,
+    }
 
 
 def machine() -> str:
@@ -166,15 +201,22 @@ def verdicts(p: dict, lat: dict) -> list[tuple[str, str, bool]]:
     rows = [
         ("cold provision <= 1.5x floor", f"{cold:.1f} s vs {fl:.1f} s = {cold / fl:.2f}x", cold <= 1.5 * fl),
         ("no-op <= 0.3x cold", f"{noop:.1f} s vs {cold:.1f} s = {noop / cold:.2f}x", noop <= 0.3 * cold),
-        ("8 hosts no-op <= 2x 1 host no-op",
-         f"{p['hosts'][8]['noop']:.1f} s vs {p['hosts'][1]['noop']:.1f} s = {p['hosts'][8]['noop'] / p['hosts'][1]['noop']:.2f}x",
-         p["hosts"][8]["noop"] <= 2 * p["hosts"][1]["noop"]),
+        (
+            "8 hosts no-op <= 2x 1 host no-op",
+            f"{p['hosts'][8]['noop']:.1f} s vs {p['hosts'][1]['noop']:.1f} s = {p['hosts'][8]['noop'] / p['hosts'][1]['noop']:.2f}x",
+            p["hosts"][8]["noop"] <= 2 * p["hosts"][1]["noop"],
+        ),
     ]
     for workload, r in lat["workloads"].items():
         rps = r["provisioned"]["rps"] / r["default"]["rps"]
         p99 = r["provisioned"]["p99"] / r["default"]["p99"]
-        rows.append((f"{workload}: >= 0.95x throughput, <= 1.05x p99", f"{rps:.2f}x rps, {p99:.2f}x p99",
-                     rps >= 0.95 and p99 <= 1.05))
+        rows.append(
+            (
+                f"{workload}: >= 0.95x throughput, <= 1.05x p99",
+                f"{rps:.2f}x rps, {p99:.2f}x p99",
+                rps >= 0.95 and p99 <= 1.05,
+            )
+        )
     return rows
 
 
@@ -190,22 +232,44 @@ def report(p: dict, lat: dict) -> str:
         "| what | min | median | max |",
         "| --- | --- | --- | --- |",
     ]
-    for key, label in (("cold", "cold provision, 1 host"), ("noop", "no-op re-run, 1 host"),
-                       ("floor", "floor: same packages + config by one shell script over one docker exec")):
+    for key, label in (
+        ("cold", "cold provision, 1 host"),
+        ("noop", "no-op re-run, 1 host"),
+        ("floor", "floor: same packages + config by one shell script over one docker exec"),
+    ):
         s = p[key]
         lines.append(f"| {label} | {s['min']:.1f} s | {s['median']:.1f} s | {s['max']:.1f} s |")
-    lines += ["", f"Commands the deploy sends to a host in a no-op run: **{p['commands_noop']}**.", "",
-              "| hosts in one run | cold | no-op |", "| --- | --- | --- |"]
+    lines += [
+        "",
+        f"Commands the deploy sends to a host in a no-op run: **{p['commands_noop']}**.",
+        "",
+        "| hosts in one run | cold | no-op |",
+        "| --- | --- | --- |",
+    ]
     lines += [f"| {n} | {v['cold']:.1f} s | {v['noop']:.1f} s |" for n, v in p["hosts"].items()]
-    lines += ["", "## Redis latency: provisioned config vs the distro's default, same container", "",
-              "| workload | config | requests/s | p50 ms | p99 ms | p99.9 ms |", "| --- | --- | --- | --- | --- | --- |"]
+    lines += [
+        "",
+        "## Redis latency: provisioned config vs the distro's default, same container",
+        "",
+        "| workload | config | requests/s | p50 ms | p99 ms | p99.9 ms |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for workload, r in lat["workloads"].items():
         for config in ("provisioned", "default"):
             x = r[config]
-            lines.append(f"| {workload} | {config} | {x['rps']:.0f} | {x['p50']:.3f} | {x['p99']:.3f} | {x['p99.9']:.3f} |")
-    lines += ["", f"Intrinsic latency of the host (`redis-cli --intrinsic-latency 5`): average "
-              f"{lat['intrinsic_avg_us']} µs, worst {lat['intrinsic_max_us']} µs.", "",
-              "## Targets", "", "| target | measured | met |", "| --- | --- | --- |"]
+            lines.append(
+                f"| {workload} | {config} | {x['rps']:.0f} | {x['p50']:.3f} | {x['p99']:.3f} | {x['p99.9']:.3f} |"
+            )
+    lines += [
+        "",
+        f"Intrinsic latency of the host (`redis-cli --intrinsic-latency 5`): average "
+        f"{lat['intrinsic_avg_us']} µs, worst {lat['intrinsic_max_us']} µs.",
+        "",
+        "## Targets",
+        "",
+        "| target | measured | met |",
+        "| --- | --- | --- |",
+    ]
     lines += [f"| {t} | {m} | {'yes' if ok else 'no'} |" for t, m, ok in verdicts(p, lat)]
     lines += [
         "",

@@ -13,10 +13,10 @@ import os
 import secrets
 import shlex
 import string
+from collections.abc import Mapping
 from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
-from typing import Mapping
 
 from pyinfra import host, logger
 from pyinfra.api import FileUploadCommand, StringCommand
@@ -75,7 +75,9 @@ def shared_passwords(
     path = root / settings.ha_secrets_file if root else operator_path(settings.ha_secrets_file)
     for role, value in given.items():
         if not _acceptable(value):  # never echo the value
-            raise SettingsError(f"{PASSWORD_ENV[role]}: allowed in a Sentinel group is a password without double quotes")
+            raise SettingsError(
+                f"{PASSWORD_ENV[role]}: allowed in a Sentinel group is a password without double quotes"
+            )
     if not path.exists():
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         alphabet = string.ascii_letters + string.digits
@@ -90,11 +92,15 @@ def shared_passwords(
         except FileExistsError:
             pass
     if path.stat().st_mode & 0o077:
-        raise SettingsError(f"redis_ha_secrets_file = {str(path)!r}: allowed is a file only its owner can read (chmod 600)")
+        raise SettingsError(
+            f"redis_ha_secrets_file = {str(path)!r}: allowed is a file only its owner can read (chmod 600)"
+        )
     values = dict(line.split("=", 1) for line in path.read_text().split() if "=" in line)
     missing = [role for role in SHARED_ROLES if not values.get(f"REDIS_{role}_PASSWORD")]
     if missing:
-        raise SettingsError(f"redis_ha_secrets_file = {str(path)!r}: allowed is a file with a password for {', '.join(missing)}")
+        raise SettingsError(
+            f"redis_ha_secrets_file = {str(path)!r}: allowed is a file with a password for {', '.join(missing)}"
+        )
     weak = [role for role in SHARED_ROLES if not _acceptable(values[f"REDIS_{role}_PASSWORD"])]
     if weak:  # never echo the value
         raise SettingsError(
@@ -154,19 +160,21 @@ def _compose_script(wanted: list[User]) -> str:
     directory, name = PATHS.credentials.rsplit("/", 1)
     lines = [
         f"set -e; umask 077; cd {directory}",
-        "pick() { ( test -f \"$2\" && . \"./$2\"; eval \"printf %s \\\"\\${$1:-}\\\"\" ); }",
+        'pick() { ( test -f "$2" && . "./$2"; eval "printf %s \\"\\${$1:-}\\"" ); }',
     ]
     body = ["printf '%s\\n' '# Redis ACL credentials, written by the smart-redis deploy. Root only.'"]
     for user in wanted:
         var = f"REDIS_{user.role}_PASSWORD"
         lines.append(
-            f"{user.role}=$(pick {var} {name}.given); test -n \"${user.role}\" || {user.role}=$(pick {var} {name}); "
-            f"test -n \"${user.role}\" || {user.role}=$(tr -dc A-Za-z0-9 < /dev/urandom | head -c {GENERATED_LENGTH})"
+            f'{user.role}=$(pick {var} {name}.given); test -n "${user.role}" || {user.role}=$(pick {var} {name}); '
+            f'test -n "${user.role}" || {user.role}=$(tr -dc A-Za-z0-9 < /dev/urandom | head -c {GENERATED_LENGTH})'
         )
         body.append(f"printf \"REDIS_{user.role}_USER='%s'\\n\" {shlex.quote(user.name)}")
-        body.append(f"printf \"{var}='%s'\\n\" \"${user.role}\"")
+        body.append(f'printf "{var}=\'%s\'\\n" "${user.role}"')
     lines.append("{ " + "; ".join(body) + "; } > " + f"{name}.new")
-    lines.append(f"chown root:root {name}.new; chmod {CREDENTIALS_MODE} {name}.new; mv -f {name}.new {name}; rm -f {name}.given")
+    lines.append(
+        f"chown root:root {name}.new; chmod {CREDENTIALS_MODE} {name}.new; mv -f {name}.new {name}; rm -f {name}.given"
+    )
     return "\n".join(lines)
 
 

@@ -19,8 +19,12 @@ from .settings import BACKUP_SCHEDULES, Settings
 
 def service_unit(settings: Settings) -> str:
     return render(
-        "redis-backup.service.j2", backup_dir=settings.backup_dir, service=SERVICE, monitor=PATHS.monitor,
-        keep_hourly=settings.backup_keep_hourly, keep_daily=settings.backup_keep_daily,
+        "redis-backup.service.j2",
+        backup_dir=settings.backup_dir,
+        service=SERVICE,
+        monitor=PATHS.monitor,
+        keep_hourly=settings.backup_keep_hourly,
+        keep_daily=settings.backup_keep_daily,
     )
 
 
@@ -31,12 +35,14 @@ def timer_unit(settings: Settings) -> str:
 
 def snapshots(settings: Settings, facts: HostState) -> None:
     unit = managed_file(name="Backup job", dest=PATHS.backup_service, content=service_unit(settings))
-    timer = managed_file(name=f"Backup timer ({settings.backup_schedule})", dest=PATHS.backup_timer,
-                         content=timer_unit(settings))
+    timer = managed_file(
+        name=f"Backup timer ({settings.backup_schedule})", dest=PATHS.backup_timer, content=timer_unit(settings)
+    )
     # Also when a run that wrote the units failed before this step, or its first snapshot failed:
     # decided by what systemd runs, not only by this run's changes.
     converged = (
-        facts.units.get(BACKUP_TIMER) == ("enabled", "active") and facts.units.get(BACKUP_SERVICE, ("", ""))[1] != "failed"
+        facts.units.get(BACKUP_TIMER) == ("enabled", "active")
+        and facts.units.get(BACKUP_SERVICE, ("", ""))[1] != "failed"
     )
     server.shell(
         name="Enable the backup timer and take the first snapshot",

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import shlex
+from collections.abc import Mapping
 from io import StringIO
-from typing import Mapping
 
 from pyinfra import host, logger, state
 from pyinfra.api import FileUploadCommand, OperationError
@@ -22,8 +22,8 @@ from pyinfra.facts.files import FileContents
 from . import auth, live, render, replication
 from .constants import CONFIG_GROUP, CONFIG_MODE, CONFIG_USER, PATHS, SERVICE
 from .facts import RedisLive
-from .restore import RdbKeyCount, RedisKeyCount
 from .operations import copy_once, host_state, operation, show_diff
+from .restore import RdbKeyCount, RedisKeyCount
 from .settings import Settings
 from .topology import Topology
 
@@ -98,7 +98,7 @@ def _keep_admin_script() -> str:
     target = PATHS.credentials_running
     return (
         f"set -e; umask 077; ( . {PATHS.credentials}; "
-        "printf \"REDIS_ADMIN_USER='%s'\\nREDIS_ADMIN_PASSWORD='%s'\\n\" \"$REDIS_ADMIN_USER\" \"$REDIS_ADMIN_PASSWORD\" ) "
+        'printf "REDIS_ADMIN_USER=\'%s\'\\nREDIS_ADMIN_PASSWORD=\'%s\'\\n" "$REDIS_ADMIN_USER" "$REDIS_ADMIN_PASSWORD" ) '
         f"> {target}.new; chown root:root {target}.new; chmod 600 {target}.new; mv -f {target}.new {target}"
     )
 
@@ -160,7 +160,9 @@ def _runtime_commands(cli: str, plan: live.Plan) -> list[str]:
     commands = []
     if plan.runtime_settings:
         pairs = " ".join(f"{name} {shlex.quote(value)}" for name, value in plan.runtime_settings.items())
-        commands.append(f'reply=$({cli} config set {pairs}); test "$reply" = OK || {{ echo "CONFIG SET: $reply" >&2; exit 1; }}')
+        commands.append(
+            f'reply=$({cli} config set {pairs}); test "$reply" = OK || {{ echo "CONFIG SET: $reply" >&2; exit 1; }}'
+        )
     for change in plan.acl_changes:
         args = " ".join(shlex.quote(word) for word in change.split())
         commands.append(f'reply=$({cli} acl {args}); test "$reply" = OK || {{ echo "ACL: $reply" >&2; exit 1; }}')
@@ -218,6 +220,7 @@ def apply_redis_config(settings: Settings, given: Mapping[str, str], topology: T
         plan.restart_for.append("the admin user's password changed")
 
     if not file_differs:
+        assert current is not None  # file_differs is True when redis.conf is missing
         if not plan.changed and not plan.restart_for:
             if (current.user, current.group, current.mode) != (CONFIG_USER, CONFIG_GROUP, CONFIG_MODE):
                 yield f"chown {CONFIG_USER}:{CONFIG_GROUP} {PATHS.config} && chmod {CONFIG_MODE} {PATHS.config}"
@@ -268,7 +271,9 @@ def apply_redis_config(settings: Settings, given: Mapping[str, str], topology: T
         yield f"mv -f {candidate} {shlex.quote(PATHS.config)}"
 
 
-def redis_conf(settings: Settings, given: Mapping[str, str], topology: Topology, joining: bool = False) -> OperationMeta:
+def redis_conf(
+    settings: Settings, given: Mapping[str, str], topology: Topology, joining: bool = False
+) -> OperationMeta:
     copy_once(
         name=f"Keep the original config as {PATHS.config_backup}",
         src=PATHS.config,
@@ -277,6 +282,10 @@ def redis_conf(settings: Settings, given: Mapping[str, str], topology: Topology,
     # With a Sentinel group in the inventory, one host after the other: a restart then never takes
     # more than one server of the group away (pyinfra decides this per operation, for all hosts).
     return apply_redis_config(
-        name=f"Configure Redis ({PATHS.config})", settings=settings, given=given, topology=topology, joining=joining,
+        name=f"Configure Redis ({PATHS.config})",
+        settings=settings,
+        given=given,
+        topology=topology,
+        joining=joining,
         _serial=topology.group,
     )

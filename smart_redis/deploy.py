@@ -12,8 +12,23 @@ from __future__ import annotations
 from pyinfra import host, inventory
 from pyinfra.api import deploy
 
-from . import auth, backup, config, exporter, install, pm2, preflight, replication, restore, sentinel
-from . import service, settings, tools, topology, tuning
+from . import (
+    auth,
+    backup,
+    config,
+    exporter,
+    install,
+    pm2,
+    preflight,
+    replication,
+    restore,
+    sentinel,
+    service,
+    settings,
+    tools,
+    topology,
+    tuning,
+)
 from .operations import host_state
 
 

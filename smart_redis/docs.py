@@ -1,6 +1,6 @@
 """The README's settings table, generated from the settings' declarations (smart_redis/settings.py).
 
-    python -m smart_redis.docs     # print the table; tests/unit/test_docs.py keeps the README in step
+python -m smart_redis.docs     # print the table; tests/unit/test_docs.py keeps the README in step
 """
 
 from __future__ import annotations

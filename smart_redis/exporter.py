@@ -20,8 +20,11 @@ BINARY = "/usr/bin/prometheus-redis-exporter"
 
 def dropin(settings: Settings) -> str:
     return render(
-        "exporter-dropin.conf.j2", env_file=None if settings.auth == "none" else PATHS.exporter_env,
-        binary=BINARY, exporter_port=settings.exporter_port, port=settings.port,
+        "exporter-dropin.conf.j2",
+        env_file=None if settings.auth == "none" else PATHS.exporter_env,
+        binary=BINARY,
+        exporter_port=settings.exporter_port,
+        port=settings.port,
     )
 
 
@@ -33,7 +36,7 @@ def env_script() -> str:
     target = PATHS.exporter_env
     return (
         f"set -e; umask 077; ( . {PATHS.credentials}; "
-        "printf \"REDIS_USER='%s'\\nREDIS_PASSWORD='%s'\\n\" \"$REDIS_EXPORTER_USER\" \"$REDIS_EXPORTER_PASSWORD\" ) "
+        'printf "REDIS_USER=\'%s\'\\nREDIS_PASSWORD=\'%s\'\\n" "$REDIS_EXPORTER_USER" "$REDIS_EXPORTER_PASSWORD" ) '
         f"> {target}.new; chown root:root {target}.new; chmod {CREDENTIALS_MODE} {target}.new; mv -f {target}.new {target}"
     )
 

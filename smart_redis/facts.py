@@ -15,7 +15,16 @@ from dataclasses import dataclass, field
 from pyinfra.api import FactBase
 
 from .constants import (
-    ACL_ROLES, BACKUP_SERVICE, BACKUP_TIMER, EXPORTER_PACKAGE, EXPORTER_SERVICE, PACKAGES, PATHS, SENTINEL_PACKAGE, SENTINEL_SERVICE, SERVICE,
+    ACL_ROLES,
+    BACKUP_SERVICE,
+    BACKUP_TIMER,
+    EXPORTER_PACKAGE,
+    EXPORTER_SERVICE,
+    PACKAGES,
+    PATHS,
+    SENTINEL_PACKAGE,
+    SENTINEL_SERVICE,
+    SERVICE,
 )
 
 # The first line of sentinel.conf as the deploy writes it.
@@ -103,7 +112,7 @@ class HostState:
 _EXPORTER = (
     f"test -f {PATHS.exporter_env} && ( . {PATHS.exporter_env}; "
     'p=$(printf %s "${REDIS_PASSWORD:-}" | sha256sum | cut -d\' \' -f1); test -n "${REDIS_PASSWORD:-}" || p=-; '
-    'echo "exporter_env=$p $(printf %s "${REDIS_USER:-}" | tr \'\\n\' \' \')" ); '
+    "echo \"exporter_env=$p $(printf %s \"${REDIS_USER:-}\" | tr '\\n' ' ')\" ); "
     f"p=$(systemctl show -p MainPID --value {EXPORTER_SERVICE} 2>/dev/null); "
     'if test "${p:-0}" != 0 && test -r "/proc/$p/environ"; then '
     "e=$(tr '\\000' '\\n' < \"/proc/$p/environ\" | grep '^REDIS_PASSWORD='); e=${e#REDIS_PASSWORD=}; "
@@ -129,8 +138,8 @@ def _script() -> str:
             f"echo \"packages=$(dpkg-query -W -f='${{Package}}:${{db:Status-Status}} ' {packages} 2>/dev/null)\"",
             f'echo "enabled=$(systemctl is-enabled {SERVICE} 2>/dev/null)"',
             f'echo "active=$(systemctl is-active {SERVICE} 2>/dev/null)"',
-            f"for u in {SENTINEL_SERVICE} {EXPORTER_SERVICE} {BACKUP_SERVICE} {BACKUP_TIMER}; do echo \"unit=$u $(systemctl is-enabled $u 2>/dev/null || true) "
-            "$(systemctl is-active $u 2>/dev/null)\"; done",
+            f'for u in {SENTINEL_SERVICE} {EXPORTER_SERVICE} {BACKUP_SERVICE} {BACKUP_TIMER}; do echo "unit=$u $(systemctl is-enabled $u 2>/dev/null || true) '
+            '$(systemctl is-active $u 2>/dev/null)"; done',
             # A unit file written by a run that failed before its daemon-reload: reload on the next run.
             f"for u in {SERVICE} {EXPORTER_SERVICE} {SENTINEL_SERVICE}; do "
             'test "$(systemctl show -p NeedDaemonReload --value $u 2>/dev/null)" = yes && echo "reload=$u"; done',
@@ -140,14 +149,14 @@ def _script() -> str:
             'echo "sysctl.vm.overcommit_memory=$(cat /proc/sys/vm/overcommit_memory 2>/dev/null)"',
             'echo "sysctl.net.core.somaxconn=$(cat /proc/sys/net/core/somaxconn 2>/dev/null)"',
             'echo "thp=$(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)"',
-            f"for f in {files}; do test -f \"$f\" && echo \"file=$f $(stat -c '%U %G %a' \"$f\") "
-            "$(sha256sum \"$f\" | cut -d' ' -f1)\"; done",
+            f'for f in {files}; do test -f "$f" && echo "file=$f $(stat -c \'%U %G %a\' "$f") '
+            '$(sha256sum "$f" | cut -d\' \' -f1)"; done',
             # A subshell and shell builtins only: the passwords never reach a process's arguments.
             f"test -f {PATHS.credentials} && ( . {PATHS.credentials}; for r in {' '.join(ACL_ROLES)}; do "
             'eval "u=\\${REDIS_${r}_USER:-}; p=\\${REDIS_${r}_PASSWORD:-}"; '
             # The user name last and on one line, whatever it holds.
             'test -n "$p" && echo "secret=$r $(printf %s "$p" | sha256sum | cut -d\' \' -f1) '
-            '$(printf %s "$u" | tr \'\\n\' \' \')"; done )',
+            "$(printf %s \"$u\" | tr '\\n' ' ')\"; done )",
             "true",
         ]
     )
@@ -172,10 +181,10 @@ def _parse_line(state: HostState, line: str) -> None:
         path, user, group, mode, sha = value.split()
         state.files[path] = FileState(user, group, mode, sha)
     elif key == "secret":
-        role, sha, *user = value.split(" ", 2)
+        role, sha, *named = value.split(" ", 2)
         if role not in ACL_ROLES or len(sha) != 64:
             raise ValueError(line)
-        state.secret_users[role], state.secret_hashes[role] = (user or [""])[0].strip(), sha
+        state.secret_users[role], state.secret_hashes[role] = (named or [""])[0].strip(), sha
     elif key == "unit":
         unit, *rest = value.split()
         state.units[unit] = ((rest + ["", ""])[0], (rest + ["", ""])[1])
@@ -193,7 +202,7 @@ def _parse_line(state: HostState, line: str) -> None:
     elif key == "ha_member":
         state.ha_member = True
     elif key.startswith("sysctl."):
-        state.sysctl[key[len("sysctl."):]] = value
+        state.sysctl[key[len("sysctl.") :]] = value
     elif key == "systemd":
         state.systemd = value == "yes"
     elif key == "container":

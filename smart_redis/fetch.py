@@ -31,7 +31,9 @@ class Snapshots(FactBase[list[tuple[str, str]]]):
     """[(file name, sha256)] of the snapshots in a backup directory, oldest first."""
 
     def command(self, directory: str) -> str:
-        return f"cd {shlex.quote(directory)} 2>/dev/null && sha256sum dump-*.rdb dump-*.rdb.counts.json 2>/dev/null; true"
+        return (
+            f"cd {shlex.quote(directory)} 2>/dev/null && sha256sum dump-*.rdb dump-*.rdb.counts.json 2>/dev/null; true"
+        )
 
     def process(self, output):
         found = []
@@ -91,7 +93,8 @@ def fetch_file(src: str, dest: str):
 def snapshots(settings: Settings) -> None:
     # Every local file this run writes (the copies, pyinfra's own temporary files) is private.
     os.umask(0o077)
-    found = dict(host.get_fact(Snapshots, directory=settings.backup_dir))
+    listed = host.get_fact(Snapshots, directory=settings.backup_dir)
+    found = dict(listed)
     rdbs = sorted(name for name in found if name.endswith(".rdb"))
     if not rdbs:
         raise PyinfraError(f"no snapshot in {settings.backup_dir} on {host.name}: run redis-monitor backup there first")

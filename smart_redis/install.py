@@ -36,7 +36,7 @@ def redis_packages(settings: Settings, facts: HostState, sentinel: bool = False)
         name=f"Check that redis-server is {major}.x",
         commands=[
             f"redis-server --version | grep -q ' v={major}\\.' || "
-            f"{{ echo \"installed $(redis-server --version): not the requested {major}.x\" >&2; exit 1; }}"
+            f'{{ echo "installed $(redis-server --version): not the requested {major}.x" >&2; exit 1; }}'
         ],
     )
 
@@ -49,9 +49,9 @@ APT = f"DEBIAN_FRONTEND=noninteractive apt-get -y -o DPkg::Lock::Timeout={LOCK_W
 
 # apt locks with fcntl, so flock(1) cannot see it; perl is essential on Debian and Ubuntu.
 LOCK_PROBE = (
-    "perl -MFcntl -e 'open(my $f, \"<\", \"/var/lib/dpkg/lock-frontend\") or exit 0; "
-    "my $l = pack(\"s s x4 q q i x4\", F_WRLCK, 0, 0, 0, 0); fcntl($f, F_GETLK, $l) or exit 0; "
-    "exit((unpack(\"s\", $l))[0] == F_UNLCK ? 0 : 1)'"
+    'perl -MFcntl -e \'open(my $f, "<", "/var/lib/dpkg/lock-frontend") or exit 0; '
+    'my $l = pack("s s x4 q q i x4", F_WRLCK, 0, 0, 0, 0); fcntl($f, F_GETLK, $l) or exit 0; '
+    'exit((unpack("s", $l))[0] == F_UNLCK ? 0 : 1)\''
 )
 
 
@@ -81,8 +81,10 @@ def wait_for_dpkg_lock(timeout: int = LOCK_WAIT_SECONDS):
     if not host.get_fact(DpkgLocked):
         host.noop("the dpkg lock is free")
         return
-    host.log(f"Waiting up to {timeout} s for the dpkg lock: another package run (unattended-upgrades?) holds it",
-             logger.warning)
+    host.log(
+        f"Waiting up to {timeout} s for the dpkg lock: another package run (unattended-upgrades?) holds it",
+        logger.warning,
+    )
     yield (
         f"i=0; while ! {LOCK_PROBE}; do i=$((i+1)); "
         f"if [ $i -ge {timeout} ]; then echo 'the dpkg lock is still held after {timeout} s' >&2; exit 1; fi; "

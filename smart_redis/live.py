@@ -20,9 +20,24 @@ from .settings import MEMORY_RE, memory_bytes
 # everything else in the template is applied with CONFIG SET.
 RESTART_REQUIRED = frozenset(
     {
-        "port", "databases", "supervised", "daemonize", "unixsocket", "unixsocketperm", "io-threads",
-        "tcp-backlog", "rename-command", "pidfile", "logfile", "rdbchecksum", "disable-thp",
-        "always-show-logo", "set-proc-title", "syslog-enabled", "cluster-enabled", "aclfile",
+        "port",
+        "databases",
+        "supervised",
+        "daemonize",
+        "unixsocket",
+        "unixsocketperm",
+        "io-threads",
+        "tcp-backlog",
+        "rename-command",
+        "pidfile",
+        "logfile",
+        "rdbchecksum",
+        "disable-thp",
+        "always-show-logo",
+        "set-proc-title",
+        "syslog-enabled",
+        "cluster-enabled",
+        "aclfile",
     }
 )
 # Sentinel owns who replicates from whom: the deploy writes it into the file for the next start,
@@ -73,7 +88,7 @@ def acl_lines(text: str) -> dict[str, str]:
 def parse_config_get(csv_line: str) -> dict[str, str]:
     """`redis-cli --csv CONFIG GET *` output -> name -> value."""
     fields = next(csv.reader([csv_line], escapechar="\\")) if csv_line.strip() else []
-    return dict(zip(fields[0::2], fields[1::2]))
+    return dict(zip(fields[0::2], fields[1::2], strict=False))
 
 
 def _normal(name: str, value: str) -> str | frozenset:

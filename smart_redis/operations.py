@@ -11,8 +11,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import shlex
+from collections.abc import Callable
 from io import StringIO
-from typing import Any, Callable
+from typing import Any
 from weakref import WeakKeyDictionary
 
 from pyinfra import host, logger, state

@@ -38,9 +38,19 @@ def app_variables(settings: Settings, topology: Topology) -> dict[str, str]:
 
 
 def _editor_args(settings: Settings, topology: Topology) -> str:
+    assert settings.pm2_ecosystem_file is not None  # callers return early when it is None
     args = [
-        settings.pm2_ecosystem_file, "--auth", settings.auth, "--user", settings.app_user,
-        "--host", settings.url_host, "--port", str(settings.port), "--blocks", ",".join(settings.pm2_env_blocks),
+        settings.pm2_ecosystem_file,
+        "--auth",
+        settings.auth,
+        "--user",
+        settings.app_user,
+        "--host",
+        settings.url_host,
+        "--port",
+        str(settings.port),
+        "--blocks",
+        ",".join(settings.pm2_env_blocks),
     ]
     if settings.pm2_apps:
         args += ["--apps", ",".join(settings.pm2_apps)]
@@ -88,7 +98,9 @@ def preflight(settings: Settings, topology: Topology) -> None:
     args = _check_args(settings, topology)
     answer = host.get_fact(EcosystemCheck, editor=PATHS.ecosystem_editor, file=settings.pm2_ecosystem_file, args=args)
     if answer == MISSING:
-        raise PreflightError(f"pm2_ecosystem_file = {settings.pm2_ecosystem_file!r}: the file does not exist on the host")
+        raise PreflightError(
+            f"pm2_ecosystem_file = {settings.pm2_ecosystem_file!r}: the file does not exist on the host"
+        )
     _early[host.name] = (args, answer)
 
 
@@ -128,11 +140,16 @@ def redis_url(settings: Settings, topology: Topology):
     _answers[host.name] = words
     file = settings.pm2_ecosystem_file
     if "others-can-read" in words:
-        host.log(f"{file} is readable by every local user: the deploy removes the others' read bit, "
-                 "as the file holds the Redis password", logger.warning)
+        host.log(
+            f"{file} is readable by every local user: the deploy removes the others' read bit, "
+            "as the file holds the Redis password",
+            logger.warning,
+        )
     if "pm2-not-running" in words:
-        host.log(f"PM2 is not running as {settings.pm2_user}: no reload, the apps read REDIS_URL when they start",
-                 logger.warning)
+        host.log(
+            f"PM2 is not running as {settings.pm2_user}: no reload, the apps read REDIS_URL when they start",
+            logger.warning,
+        )
     if words[:1] == ["up-to-date"]:
         host.noop("REDIS_URL is set in every targeted app")
         return
@@ -145,10 +162,11 @@ def _reload_needed(name: str, edit) -> bool:
 
 
 def _reload_script(settings: Settings, args: str) -> str:
+    assert settings.pm2_ecosystem_file is not None  # ecosystem() returns early when it is None
     user, file = shlex.quote(settings.pm2_user), shlex.quote(settings.pm2_ecosystem_file)
     pm2 = f"cd {shlex.quote(str(Path(settings.pm2_ecosystem_file).parent))} && pm2 startOrReload {file} --update-env && pm2 save"
     return (
-        f"if id -u {user} >/dev/null 2>&1 && runuser -l {user} -c \"test -S \\\"\\${{PM2_HOME:-\\$HOME/.pm2}}/rpc.sock\\\"\"; then "
+        f'if id -u {user} >/dev/null 2>&1 && runuser -l {user} -c "test -S \\"\\${{PM2_HOME:-\\$HOME/.pm2}}/rpc.sock\\""; then '
         f"runuser -l {user} -c {shlex.quote(pm2)} > /dev/null && "
         f"python3 {PATHS.ecosystem_editor} verify-pm2 {args} --pm2-user {user}; "
         f"else echo 'PM2 is not running as {settings.pm2_user}: the apps read REDIS_URL when they start'; fi"

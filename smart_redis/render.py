@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import jinja2
-
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
+
+import jinja2
 
 from .auth import users
 from .constants import PATHS, SENTINEL_APP_ACL, SENTINEL_PEER_ACL
@@ -18,6 +18,7 @@ class AclLine:
     name: str
     hash: str
     rules: str
+
 
 # Package data (smart_redis/templates), found through importlib.resources: also from a wheel.
 _env = jinja2.Environment(
@@ -35,7 +36,10 @@ def render(template: str, **context) -> str:
 
 
 def redis_conf(
-    settings: Settings, password_hashes: Mapping[str, str], topology: Topology | None = None, replicaof: str | None = None
+    settings: Settings,
+    password_hashes: Mapping[str, str],
+    topology: Topology | None = None,
+    replicaof: str | None = None,
 ) -> str:
     """The whole /etc/redis/redis.conf for these settings and the ACL users' password hashes.
 
@@ -44,7 +48,12 @@ def redis_conf(
     acl = [AclLine(u.name, password_hashes[u.role], u.rules) for u in users(settings, topology)]
     replicated = topology is not None and topology.replicated
     return render(
-        "redis.conf.j2", s=settings, t=topology, paths=PATHS, users=acl, replicated=replicated,
+        "redis.conf.j2",
+        s=settings,
+        t=topology,
+        paths=PATHS,
+        users=acl,
+        replicated=replicated,
         replicaof=replicaof if replicated else None,
     )
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import shlex
 from collections import Counter
-from typing import Mapping
+from collections.abc import Mapping
 
 from pyinfra import host, logger
 from pyinfra.api import FactBase, OperationError
@@ -43,7 +43,8 @@ class SentinelPrimary(FactBase[list[str]]):
             f'a=$({ask} 2>/dev/null | tr "\\n" " "); echo "answer=$a"; done ) 2>/dev/null; true'
         )
 
-    def default(self) -> list[str]:
+    @staticmethod
+    def default() -> list[str]:
         return []  # no credentials file yet: nobody was asked
 
     def process(self, output) -> list[str]:
@@ -87,13 +88,14 @@ def decide(answers: list[str], sentinels: int, member: bool = False) -> str | No
             f"a sentinel answered with an error ({_shown(refused[0])}): are redis_ha_secrets_file and "
             "redis_ha_master_name the group's own?"
         )
-    valid = [primary_address(a) for a in answers]
-    if None in valid:
-        odd = answers[valid.index(None)]
+    addresses = [primary_address(a) for a in answers]
+    valid = [a for a in addresses if a is not None]
+    if len(valid) != len(addresses):
+        odd = answers[addresses.index(None)]
         raise ValueError(f"a sentinel answered {_shown(odd)!r}, which is not an IP address and a port: the run stops")
     if not valid:
         return None
-    (winner, votes), = Counter(valid).most_common(1)
+    ((winner, votes),) = Counter(valid).most_common(1)
     if member and votes * 2 <= sentinels:
         raise ValueError(
             f"only {votes} of {sentinels} sentinels name the primary {winner.replace(' ', ':')}: a member of the group "
@@ -128,9 +130,15 @@ def primary_now(settings: Settings, topology: Topology, quiet: bool = False, mem
     if winner is None and member:
         host.log("No sentinel answers: redis.conf keeps the primary it names", logger.warning)
     elif winner is None:
-        host.log(f"No sentinel answers yet: a new group, so the inventory's primary ({topology.primary}) it is", logger.warning)
+        host.log(
+            f"No sentinel answers yet: a new group, so the inventory's primary ({topology.primary}) it is",
+            logger.warning,
+        )
     elif winner.split()[0] != topology.primary:
-        host.log(f"Sentinel reports the primary at {winner} (the inventory says {topology.primary}): following Sentinel", logger.info)
+        host.log(
+            f"Sentinel reports the primary at {winner} (the inventory says {topology.primary}): following Sentinel",
+            logger.info,
+        )
     return winner
 
 
@@ -179,7 +187,12 @@ def replication_auth(given: Mapping[str, str]):
     """
     current = host_state().files.get(PATHS.replication_auth)
     wanted = hashlib.sha256(_auth_content(given["REPLICATION"]).encode()).hexdigest()
-    if current is not None and (current.user, current.group, current.mode, current.sha256) == ("root", CONFIG_GROUP, "640", wanted):
+    if current is not None and (current.user, current.group, current.mode, current.sha256) == (
+        "root",
+        CONFIG_GROUP,
+        "640",
+        wanted,
+    ):
         host.noop("masterauth is in place")
         return
     target = PATHS.replication_auth
@@ -200,6 +213,8 @@ def replica_setup(topology: Topology, given: Mapping[str, str], facts: HostState
     if not topology.replicated:
         return False
     replication_auth(name="Let this server log in to the primary (masterauth)", given=given)
-    dropin: OperationMeta = managed_file(name=f"Keep {SERVICE} from rewriting {PATHS.config}", dest=PATHS.ha_dropin, content=ha_dropin())
+    dropin: OperationMeta = managed_file(
+        name=f"Keep {SERVICE} from rewriting {PATHS.config}", dest=PATHS.ha_dropin, content=ha_dropin()
+    )
     reload_units(SERVICE, dropin, facts)
     return not facts.ha_member

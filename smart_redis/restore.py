@@ -40,9 +40,9 @@ def check_snapshot(name: str) -> str:
     """redis-check-rdb on the staged snapshot; a corrupt or too new one stops the run here."""
     staged = shlex.quote(STAGED)
     return (
-        f'out=$(redis-check-rdb {staged} 2>&1); case "$out" in *\'RDB looks OK\'*) ;; '
+        f"out=$(redis-check-rdb {staged} 2>&1); case \"$out\" in *'RDB looks OK'*) ;; "
         f"*) rm -f {staged}; printf '%s is not a snapshot this Redis can load: %s\\n' {shlex.quote(name)} "
-        '"$(printf \'%s\' "$out" | grep -iE \'error|wrong|version|can.t\' | head -n 2 | tr \'\\n\' \' \')" >&2; exit 1 ;; esac'
+        "\"$(printf '%s' \"$out\" | grep -iE 'error|wrong|version|can.t' | head -n 2 | tr '\\n' ' ')\" >&2; exit 1 ;; esac"
     )
 
 
@@ -52,8 +52,10 @@ def swap_script(cli: str, name: str, check_counts: bool) -> str:
     q = shlex.quote
     log = q(PATHS.logfile)
     if check_counts:
-        check = (f"result=$( {{ ( {cli} info keyspace ) 2>/dev/null | python3 {q(CHECKER)} restore-check "
-                 f"{q(STAGED_COUNTS)}; }} 2>&1 ) && ok=1")
+        check = (
+            f"result=$( {{ ( {cli} info keyspace ) 2>/dev/null | python3 {q(CHECKER)} restore-check "
+            f"{q(STAGED_COUNTS)}; }} 2>&1 ) && ok=1"
+        )
     else:
         check = "result='key counts not checked (no counts file next to the snapshot)' && ok=1"
     return "\n".join(
@@ -71,13 +73,13 @@ def swap_script(cli: str, name: str, check_counts: bool) -> str:
             "| tail -n 2 | cut -d' ' -f5- | tr '\\n' ' ')\"",
             "fi",
             f"rm -f {q(STAGED_COUNTS)} {q(CHECKER)}",
-            "if [ \"$ok\" = 1 ]; then printf '%s\\n' \"$result\"; exit 0; fi",
+            'if [ "$ok" = 1 ]; then printf \'%s\\n\' "$result"; exit 0; fi',
             f"systemctl stop {SERVICE}",
             'rm -f "$data"; if [ -e "$kept" ]; then mv -f "$kept" "$data"; fi',
             f"systemctl reset-failed {SERVICE}",
             f"if systemctl start {SERVICE}; then state='the previous dataset is loaded again and redis-server runs on it'; "
             "else state='the previous dataset is back in place, but redis-server does not start on it either'; fi",
-            f"printf 'Restore of %s undone, %s. %s\\n' {q(name)} \"$state\" \"$result\" >&2",
+            f'printf \'Restore of %s undone, %s. %s\\n\' {q(name)} "$state" "$result" >&2',
             "exit 1",
         ]
     )
@@ -100,14 +102,13 @@ class RdbKeyCount(FactBase):
     """Keys in an RDB file (what a stopped server loads at its next start); 0 when there is none."""
 
     def command(self, path: str) -> str:
-        return (
-            f"test -s {shlex.quote(path)} && redis-check-rdb {shlex.quote(path)} 2>/dev/null | sed -n 's/.*\\[info\\] \\([0-9]*\\) keys read.*/\\1/p'; true"
-        )
+        return f"test -s {shlex.quote(path)} && redis-check-rdb {shlex.quote(path)} 2>/dev/null | sed -n 's/.*\\[info\\] \\([0-9]*\\) keys read.*/\\1/p'; true"
 
     def process(self, output):
         return int(output[0]) if output and output[0].strip().isdigit() else 0
 
-    def default(self):
+    @staticmethod
+    def default() -> int:
         return 0
 
 
@@ -130,10 +131,12 @@ def restore_snapshot(settings: Settings):
         yield "echo 'Restore refused: the server does not answer, so its dataset cannot be checked for being empty' >&2; exit 1"
         return
     if keys and not settings.restore_force:
-        host.log(f"Restore skipped: the server holds {keys} keys (redis_restore_force=true overwrites them)",
-                 logger.warning)
+        host.log(
+            f"Restore skipped: the server holds {keys} keys (redis_restore_force=true overwrites them)", logger.warning
+        )
         host.noop("dataset is not empty")
         return
+    assert settings.restore_from is not None  # from_snapshot() restores only when it is set
     source = Path(settings.restore_from)
     counts = source.with_name(source.name + ".counts.json")
     counts_text = counts.read_text() if counts.exists() else None
@@ -166,4 +169,3 @@ def restore_snapshot(settings: Settings):
 def from_snapshot(settings: Settings) -> None:
     if settings.restore_from is not None:
         restore_snapshot(name=f"Restore {Path(settings.restore_from).name}", settings=settings)
-

@@ -9,8 +9,8 @@ running Sentinel with SENTINEL SET, which Sentinel itself records in its file.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping
 from io import StringIO
-from typing import Mapping
 
 from pyinfra import host
 from pyinfra.api import FactBase, FileUploadCommand, OperationError
@@ -37,7 +37,10 @@ def before_install(topology: Topology, facts: HostState) -> None:
         )
         reload_units(SENTINEL_SERVICE, dropin, facts)
     if SENTINEL_PACKAGE not in facts.installed_packages and facts.units.get(SENTINEL_SERVICE, ("",))[0] != "masked":
-        server.shell(name=f"Keep {SENTINEL_SERVICE} stopped until it is configured", commands=[f"systemctl mask {SENTINEL_SERVICE}"])
+        server.shell(
+            name=f"Keep {SENTINEL_SERVICE} stopped until it is configured",
+            commands=[f"systemctl mask {SENTINEL_SERVICE}"],
+        )
 
 
 @operation()
@@ -60,8 +63,10 @@ def first_config(settings: Settings, topology: Topology, given: Mapping[str, str
     # A rebuilt host joins a group that may have failed over: monitor the primary the others report.
     primary = replication.primary_now(settings, topology, quiet=True)
     hashes = {role: auth.sha256(given[role]) for role in ("APP", "ADMIN", "SENTINEL")}
-    content = SENTINEL_MARKER + "\n" + render.sentinel_conf(
-        settings, hashes, topology, primary or f"{topology.primary} {settings.port}"
+    content = (
+        SENTINEL_MARKER
+        + "\n"
+        + render.sentinel_conf(settings, hashes, topology, primary or f"{topology.primary} {settings.port}")
     )
     new = shlex.quote(PATHS.sentinel_config + ".new")
     name = settings.ha_master_name
@@ -87,7 +92,7 @@ class SentinelMaster(FactBase[dict[str, str] | None]):
 
     def process(self, output):
         fields = [line.strip() for line in output]
-        values = dict(zip(fields[0::2], fields[1::2]))
+        values = dict(zip(fields[0::2], fields[1::2], strict=False))
         return values if "quorum" in values else None
 
 
@@ -124,7 +129,9 @@ def sentinel_settings(settings: Settings, topology: Topology):
     if not changed:
         host.noop("Sentinel runs with the settings")
         return
-    host.log("Applying to Sentinel at runtime: " + ", ".join(f"{k} ({running.get(k)} -> {v})" for k, v in changed.items()))
+    host.log(
+        "Applying to Sentinel at runtime: " + ", ".join(f"{k} ({running.get(k)} -> {v})" for k, v in changed.items())
+    )
     pairs = " ".join(f"{k} {v}" for k, v in changed.items())
     yield (
         f'reply=$( . {PATHS.credentials} && REDISCLI_AUTH="$REDIS_SENTINEL_PASSWORD" redis-cli --no-auth-warning '
@@ -136,7 +143,11 @@ def sentinel_settings(settings: Settings, topology: Topology):
 def sentinel(settings: Settings, topology: Topology, given: Mapping[str, str]) -> None:
     if not topology.runs_sentinel:
         return
-    first_config(name=f"Configure Redis Sentinel ({PATHS.sentinel_config}, once)", settings=settings,
-                 topology=topology, given=given)
+    first_config(
+        name=f"Configure Redis Sentinel ({PATHS.sentinel_config}, once)",
+        settings=settings,
+        topology=topology,
+        given=given,
+    )
     service_running(name=f"Enable and start {SENTINEL_SERVICE}", service=SENTINEL_SERVICE)
     sentinel_settings(name="Keep Sentinel's quorum and timing in step", settings=settings, topology=topology)

@@ -20,10 +20,11 @@ import difflib
 import ipaddress
 import os
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from functools import lru_cache, partial
+from functools import cache, partial
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from pyinfra import context
 from pyinfra.api.exceptions import PyinfraError
@@ -33,20 +34,50 @@ OWNED_PREFIXES = ("redis_", "pm2_")
 
 SUPPORTED_MAJORS = (7, 8)
 EVICTION_POLICIES = (
-    "noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random",
-    "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl",
+    "noeviction",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
 )
 # notify-keyspace-events letters that Redis 7 knows (see redis.conf's EVENT NOTIFICATION).
 NOTIFY_FLAGS = "KEg$lshzxetmdnA"
 LOGLEVELS = ("debug", "verbose", "notice", "warning")
 AUTH_MODES = ("acl", "none")
 # schedule -> (systemd OnCalendar, seconds between snapshots)
-BACKUP_SCHEDULES = {"hourly": ("hourly", 3600), "daily": ("daily", 86400), "30min": ("*:0/30", 1800), "15min": ("*:0/15", 900)}
+BACKUP_SCHEDULES = {
+    "hourly": ("hourly", 3600),
+    "daily": ("daily", 86400),
+    "30min": ("*:0/30", 1800),
+    "15min": ("*:0/15", 900),
+}
 # ACL categories of Redis 7 (ACL CAT).
 ACL_CATEGORIES = (
-    "all", "keyspace", "read", "write", "set", "sortedset", "list", "hash", "string", "bitmap",
-    "hyperloglog", "geo", "stream", "pubsub", "admin", "fast", "slow", "blocking", "dangerous",
-    "connection", "transaction", "scripting",
+    "all",
+    "keyspace",
+    "read",
+    "write",
+    "set",
+    "sortedset",
+    "list",
+    "hash",
+    "string",
+    "bitmap",
+    "hyperloglog",
+    "geo",
+    "stream",
+    "pubsub",
+    "admin",
+    "fast",
+    "slow",
+    "blocking",
+    "dangerous",
+    "connection",
+    "transaction",
+    "scripting",
 )
 # Rules an operator may give; passwords, on/off and resets are the deploy's business.
 # Key and channel patterns: Redis's glob characters, nothing that a config line or a shell
@@ -70,6 +101,7 @@ LABEL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}")
 MEMORY_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3, "gb": 1024**3}
 MEMORY_RE = re.compile(r"(\d+)([a-z]*)", re.IGNORECASE)
 
+
 class SettingsError(PyinfraError):
     """A setting has a value that the deploy refuses to use."""
 
@@ -79,8 +111,6 @@ class Database:
     db: int
     name: str
     ttl: int | None  # seconds; None: keys live until deleted
-
-
 
 
 def memory_bytes(value: str) -> int:
@@ -109,7 +139,9 @@ def _choice(data: Mapping[str, Any], name: str, choices: tuple) -> Any:
 def _url(data: Mapping[str, Any], name: str) -> str:
     value = data[name]
     if not isinstance(value, str) or not URL_RE.fullmatch(value):
-        raise _fail(name, value, "an http:// or https:// URL of letters, digits and . _ ~ / + - (no quotes, spaces or $)")
+        raise _fail(
+            name, value, "an http:// or https:// URL of letters, digits and . _ ~ / + - (no quotes, spaces or $)"
+        )
     return value
 
 
@@ -190,7 +222,7 @@ def _keyspace(value: Any, databases: int) -> tuple[Database, ...]:
         if isinstance(db, bool) or not isinstance(db, int) or not 0 <= db < databases:
             raise _fail(name, entry, f"db from 0 to {databases - 1} (redis_databases = {databases})")
         if db in seen:
-            raise _fail(name, entry, "each db listed once (db %d is listed twice)" % db)
+            raise _fail(name, entry, f"each db listed once (db {db} is listed twice)")
         if not isinstance(label, str) or not LABEL_RE.fullmatch(label):
             raise _fail(name, entry, "a name of letters, digits, spaces, '.', '_' or '-'")
         if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int) or ttl <= 0):
@@ -207,14 +239,16 @@ def _acl(data: Mapping[str, Any], name: str) -> str:
     if not isinstance(value, str) or not value.split():
         raise SettingsError(f'{name}: allowed is ACL rules separated by spaces (e.g. "~* +@all -@dangerous")')
     rules = value.split()
-    for index, rule in enumerate(rules, 1):
+    for rule in rules:
         if rule[:1] in (">", "<", "#", "!") or rule in ("nopass", "resetpass"):
             raise SettingsError(f"{name}: allowed is rules without passwords (the deploy sets them; see README)")
     for index, rule in enumerate(rules, 1):
         category = rule[2:] if rule[:2] in ("+@", "-@") else None
         if category is not None and category not in ACL_CATEGORIES:
             shown = f"@{category}" if re.fullmatch(r"[a-z]{1,30}", category) else "a category that is not a word"
-            raise SettingsError(f"{name}: allowed are ACL categories from {', '.join(ACL_CATEGORIES)} (rule {index} names {shown})")
+            raise SettingsError(
+                f"{name}: allowed are ACL categories from {', '.join(ACL_CATEGORIES)} (rule {index} names {shown})"
+            )
         if category is None and not ACL_RULE_RE.fullmatch(rule):
             raise SettingsError(
                 f"{name}: allowed are key (~), channel (&) and command (+/-) rules and the keywords allkeys, allchannels, "
@@ -259,11 +293,14 @@ def _ecosystem_file(value: Any) -> str | None:
     if _none(value):
         return None
     if (
-        not isinstance(value, str) or not HOST_PATH_RE.fullmatch(value) or "/../" in value
+        not isinstance(value, str)
+        or not HOST_PATH_RE.fullmatch(value)
+        or "/../" in value
         or not value.endswith((".js", ".cjs", ".json"))
     ):
         raise _fail(
-            "pm2_ecosystem_file", value,
+            "pm2_ecosystem_file",
+            value,
             "an absolute path to a .js, .cjs or .json file (letters, digits, . _ / + @ -), or None",
         )
     return value
@@ -275,7 +312,11 @@ def _names(data: Mapping[str, Any], name: str, pattern: str, allow_none: bool) -
         return None
     if isinstance(value, str):
         value = [v for v in value.split(",") if v]
-    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) and re.fullmatch(pattern, v) for v in value):
+    if (
+        not isinstance(value, (list, tuple))
+        or not value
+        or not all(isinstance(v, str) and re.fullmatch(pattern, v) for v in value)
+    ):
         allowed = "a list of names" + (", or None for all" if allow_none else "")
         raise _fail(name, value, allowed)
     return tuple(value)
@@ -284,7 +325,11 @@ def _names(data: Mapping[str, Any], name: str, pattern: str, allow_none: bool) -
 def _ports(data: Mapping[str, Any], name: str) -> dict:
     value = data[name]
     if not isinstance(value, Mapping) or not all(
-        isinstance(k, str) and LABEL_RE.fullmatch(k) and isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 65535
+        isinstance(k, str)
+        and LABEL_RE.fullmatch(k)
+        and isinstance(v, int)
+        and not isinstance(v, bool)
+        and 1 <= v <= 65535
         for k, v in value.items()
     ):
         raise _fail(name, value, 'a mapping of names to ports, e.g. {"server": 8080}')
@@ -310,7 +355,9 @@ def _restore_from(value: Any) -> str | None:
     except OSError as exc:
         raise _fail("redis_restore_from", value, f"a readable local .rdb file ({exc.strerror})") from None
     if not magic.startswith(b"REDIS") or not magic[5:].isdigit():
-        raise _fail("redis_restore_from", value, "an RDB snapshot (the file does not start with REDIS and a format version)")
+        raise _fail(
+            "redis_restore_from", value, "an RDB snapshot (the file does not start with REDIS and a format version)"
+        )
     return str(path.resolve())
 
 
@@ -406,16 +453,21 @@ def setting(default: Any, doc: str, check: Check) -> Any:
 @dataclass(frozen=True)
 class Settings:
     major_version: int = setting(
-        7, "Redis major version to install (the distro package where the distro ships it).", _one_of(SUPPORTED_MAJORS))
+        7, "Redis major version to install (the distro package where the distro ships it).", _one_of(SUPPORTED_MAJORS)
+    )
     port: int = setting(6379, "TCP port Redis listens on.", _whole(1, 65535))
     bind: str = setting(
-        "127.0.0.1 -::1", 'Addresses Redis binds to; a leading "-" marks an address that may be missing.', _value(_bind))
+        "127.0.0.1 -::1", 'Addresses Redis binds to; a leading "-" marks an address that may be missing.', _value(_bind)
+    )
     maxmemory: str = setting(
-        "512mb", "Memory limit for the dataset (Redis units: b, k, kb, m, mb, g, gb).", _value(_maxmemory))
+        "512mb", "Memory limit for the dataset (Redis units: b, k, kb, m, mb, g, gb).", _value(_maxmemory)
+    )
     maxmemory_policy: str = setting(
-        "allkeys-lru", "What Redis evicts when maxmemory is reached.", _one_of(EVICTION_POLICIES))
+        "allkeys-lru", "What Redis evicts when maxmemory is reached.", _one_of(EVICTION_POLICIES)
+    )
     notify_keyspace_events: str = setting(
-        "Exe", "Keyspace notifications: E = keyevent channel, x = expired, e = evicted.", _value(_notify))
+        "Exe", "Keyspace notifications: E = keyevent channel, x = expired, e = evicted.", _value(_notify)
+    )
     keyspace: tuple[Database, ...] = setting(
         [
             {"db": 0, "name": "quotes", "ttl": 60},
@@ -429,11 +481,15 @@ class Settings:
         _keyspace_of,
     )
     auth: str = setting(
-        "acl", '"acl": ACL users with passwords, default user off. "none": no auth at all (warned; loopback only).',
-        _one_of(AUTH_MODES))
+        "acl",
+        '"acl": ACL users with passwords, default user off. "none": no auth at all (warned; loopback only).',
+        _one_of(AUTH_MODES),
+    )
     app_user: str = setting(
         "smart-trade",
-        "ACL user of the apps (REDIS_URL); password from $SMART_REDIS_APP_PASSWORD or generated on the host.", _username)
+        "ACL user of the apps (REDIS_URL); password from $SMART_REDIS_APP_PASSWORD or generated on the host.",
+        _username,
+    )
     app_acl: str = setting(
         "~* &* +@all -@admin -@dangerous +info",
         "What the app user may do: data commands and pub/sub on every channel, nothing administrative "
@@ -441,112 +497,159 @@ class Settings:
         _acl,
     )
     admin_user: str = setting(
-        "ops-admin", "ACL user of operators and redis-monitor; password from $SMART_REDIS_ADMIN_PASSWORD or generated.",
-        _username)
+        "ops-admin",
+        "ACL user of operators and redis-monitor; password from $SMART_REDIS_ADMIN_PASSWORD or generated.",
+        _username,
+    )
     admin_acl: str = setting("~* &* +@all", "What the admin user may do.", _acl)
     databases: int = setting(16, "Number of logical databases Redis offers.", _databases)
     save: str = setting(
-        "3600 1 300 100 60 10000", 'RDB snapshot points as "seconds changes" pairs, so that DB 5 survives restarts.',
-        _value(_save))
+        "3600 1 300 100 60 10000",
+        'RDB snapshot points as "seconds changes" pairs, so that DB 5 survives restarts.',
+        _value(_save),
+    )
     tcp_backlog: int = setting(
-        511, "Listen backlog; the host's net.core.somaxconn is raised to at least this.", _whole(1, 65535))
+        511, "Listen backlog; the host's net.core.somaxconn is raised to at least this.", _whole(1, 65535)
+    )
     loglevel: str = setting("notice", "Log verbosity: debug, verbose, notice or warning.", _one_of(LOGLEVELS))
     latency_monitor_threshold_ms: int = setting(
-        100, "Events slower than this many milliseconds go to the latency monitor (0 = off).", _whole(0, 10**6))
+        100, "Events slower than this many milliseconds go to the latency monitor (0 = off).", _whole(0, 10**6)
+    )
     slowlog_log_slower_than_us: int = setting(
-        10000, "Commands slower than this many microseconds go to the slow log.", _whole(-1, 10**9))
+        10000, "Commands slower than this many microseconds go to the slow log.", _whole(-1, 10**9)
+    )
     slowlog_max_len: int = setting(256, "How many entries the slow log keeps.", _whole(0, 10**6))
     apt_repo_url: str = setting(
         "https://packages.redis.io/deb",
-        "APT repository for distros that do not ship the requested major (Debian 13, Ubuntu 22.04).", _url)
+        "APT repository for distros that do not ship the requested major (Debian 13, Ubuntu 22.04).",
+        _url,
+    )
     apt_key_url: str = setting(
-        "https://packages.redis.io/gpg", "Signing key of that repository, stored as a signed-by keyring.", _url)
+        "https://packages.redis.io/gpg", "Signing key of that repository, stored as a signed-by keyring.", _url
+    )
     apt_cache_time: int = setting(
-        3600, "Seconds an apt package index stays fresh before a run that installs something refreshes it.",
-        _whole(0, 10**7))
+        3600,
+        "Seconds an apt package index stays fresh before a run that installs something refreshes it.",
+        _whole(0, 10**7),
+    )
     host_tuning: bool = setting(
-        True, "Tune the kernel as Redis asks (overcommit, somaxconn, THP); always skipped in containers.", _bool)
+        True, "Tune the kernel as Redis asks (overcommit, somaxconn, THP); always skipped in containers.", _bool
+    )
     url_host: str = setting("127.0.0.1", "Host name or address the apps use to reach Redis, in REDIS_URL.", _host)
     pm2_ecosystem_file: str | None = setting(
         "/opt/smart-trade/ecosystem.config.js",
-        "The PM2 ecosystem file whose apps get REDIS_URL; None leaves PM2 alone.", _value(_ecosystem_file))
+        "The PM2 ecosystem file whose apps get REDIS_URL; None leaves PM2 alone.",
+        _value(_ecosystem_file),
+    )
     pm2_apps: tuple[str, ...] | None = setting(
-        None, "Names of the apps that get REDIS_URL; None = every app in the file.",
-        partial(_names, pattern=r"[A-Za-z0-9_.@:-]+", allow_none=True))
+        None,
+        "Names of the apps that get REDIS_URL; None = every app in the file.",
+        partial(_names, pattern=r"[A-Za-z0-9_.@:-]+", allow_none=True),
+    )
     pm2_env_blocks: tuple[str, ...] = setting(
         ["env", "env_production"],
         'Env blocks that get REDIS_URL where an app has them; an app with none of them gets "env".',
-        partial(_names, pattern=r"env(_[A-Za-z0-9_]+)?", allow_none=False))
+        partial(_names, pattern=r"env(_[A-Za-z0-9_]+)?", allow_none=False),
+    )
     pm2_user: str = setting("smart-trade", "The user whose PM2 daemon runs the apps.", _username)
     pm2_reload: bool = setting(
-        True, "Reload the apps (pm2 startOrReload --update-env, pm2 save) after REDIS_URL changed.", _bool)
+        True, "Reload the apps (pm2 startOrReload --update-env, pm2 save) after REDIS_URL changed.", _bool
+    )
     operator_group: str = setting(
         "redis-operators",
-        "Members of this group may run redis-monitor (through sudo, as root holds the admin password).", _username)
+        "Members of this group may run redis-monitor (through sudo, as root holds the admin password).",
+        _username,
+    )
     backup_dir: str = setting(
-        "/var/backups/redis", "Where redis-monitor backup (and the backup job) put RDB snapshots.", _abs_path)
+        "/var/backups/redis", "Where redis-monitor backup (and the backup job) put RDB snapshots.", _abs_path
+    )
     backup_schedule: str = setting(
-        "hourly", "How often the backup timer snapshots Redis: hourly, daily, 30min or 15min.",
-        _one_of(tuple(BACKUP_SCHEDULES)))
+        "hourly",
+        "How often the backup timer snapshots Redis: hourly, daily, 30min or 15min.",
+        _one_of(tuple(BACKUP_SCHEDULES)),
+    )
     backup_keep_hourly: int = setting(48, "Newest snapshots the backup job keeps.", _whole(1, 10000))
     backup_keep_daily: int = setting(
-        14, "Days for which the backup job also keeps that day's newest snapshot.", _whole(0, 10000))
+        14, "Days for which the backup job also keeps that day's newest snapshot.", _whole(0, 10000)
+    )
     restore_from: str | None = setting(
         None,
         "A local .rdb to restore on a host whose dataset is empty (rebuild after failure); None = no restore.",
-        _value(_restore_from))
+        _value(_restore_from),
+    )
     restore_force: bool = setting(False, "Restore redis_restore_from even over a dataset that is not empty.", _bool)
     fetch_dir: str | None = setting(
         None,
         "fetch_backups.py: local folder for the copies (None = backups/ beside the deploy file), one folder per host.",
-        _optional(_local_path))
+        _optional(_local_path),
+    )
     fetch_all: bool = setting(False, "fetch_backups.py: copy every snapshot on the host, not just the newest.", _bool)
     health_warning_pct: int = setting(
-        80, "redis-monitor health: WARNING at this % of maxmemory, disk or RAM used.", _whole(1, 100))
+        80, "redis-monitor health: WARNING at this % of maxmemory, disk or RAM used.", _whole(1, 100)
+    )
     health_critical_pct: int = setting(
-        90, "redis-monitor health: CRITICAL at this % of maxmemory, disk or RAM used.", _whole(1, 100))
+        90, "redis-monitor health: CRITICAL at this % of maxmemory, disk or RAM used.", _whole(1, 100)
+    )
     platform_ports: dict = setting(
         {"server": 8080, "websocket": 8081, "frontend": 3000},
-        "Platform ports that redis-monitor health expects listening on hosts that run the apps.", _ports)
+        "Platform ports that redis-monitor health expects listening on hosts that run the apps.",
+        _ports,
+    )
     exporter_enabled: bool = setting(
-        True, "Install prometheus-redis-exporter, on 127.0.0.1 only, with its own least-privilege ACL user.", _bool)
+        True, "Install prometheus-redis-exporter, on 127.0.0.1 only, with its own least-privilege ACL user.", _bool
+    )
     exporter_user: str = setting(
-        "metrics", "ACL user of the exporter; password generated on the host like the others.", _username)
+        "metrics", "ACL user of the exporter; password generated on the host like the others.", _username
+    )
     exporter_port: int = setting(9121, "Port of the exporter's /metrics on 127.0.0.1.", _whole(1, 65535))
     exporter_acl: str = setting(
         "+@connection +info +client|list +client|info +slowlog|get +slowlog|len +latency|latest +latency|histogram "
         "+memory|usage +dbsize +select +scan +cluster|info",
-        "What the exporter may do: read server state, nothing else.", _acl)
+        "What the exporter may do: read server state, nothing else.",
+        _acl,
+    )
     # High availability: used only on hosts in the redis_primary, redis_replicas or redis_sentinels groups.
     ha_address: str | None = setting(
         None,
         "Address the other Redis hosts, the sentinels and the apps reach this host by; None = its inventory name.",
-        _optional(_host))
+        _optional(_host),
+    )
     ha_master_name: str = setting(
-        "smart-trade", "The name Sentinel knows the primary by (REDIS_MASTER_NAME for the apps).", _name)
+        "smart-trade", "The name Sentinel knows the primary by (REDIS_MASTER_NAME for the apps).", _name
+    )
     replication_user: str = setting(
         "replicator",
-        "ACL user the replicas log in to the primary with; password shared by every host of the group.", _username)
+        "ACL user the replicas log in to the primary with; password shared by every host of the group.",
+        _username,
+    )
     sentinel_user: str = setting(
-        "sentinel", "ACL user Sentinel uses on the Redis servers and between sentinels.", _username)
+        "sentinel", "ACL user Sentinel uses on the Redis servers and between sentinels.", _username
+    )
     sentinel_port: int = setting(26379, "TCP port of Redis Sentinel.", _whole(1, 65535))
     min_replicas_to_write: int = setting(
-        1, "The primary refuses writes when fewer replicas than this are connected (0 = never refuse).",
-        _whole(0, 100))
+        1, "The primary refuses writes when fewer replicas than this are connected (0 = never refuse).", _whole(0, 100)
+    )
     min_replicas_max_lag: int = setting(
-        10, "Replicas count for redis_min_replicas_to_write only while they lag at most this many seconds.",
-        _whole(1, 3600))
+        10,
+        "Replicas count for redis_min_replicas_to_write only while they lag at most this many seconds.",
+        _whole(1, 3600),
+    )
     sentinel_down_after_ms: int = setting(
-        5000, "Sentinel calls the primary down after this many milliseconds without an answer.", _whole(100, 10**7))
+        5000, "Sentinel calls the primary down after this many milliseconds without an answer.", _whole(100, 10**7)
+    )
     sentinel_failover_timeout_ms: int = setting(
-        30000, "Sentinel's failover timeout in milliseconds (also the pause before it retries a failed one).",
-        _whole(1000, 10**8))
+        30000,
+        "Sentinel's failover timeout in milliseconds (also the pause before it retries a failed one).",
+        _whole(1000, 10**8),
+    )
     replica_replace_data: bool = setting(
-        False, "Let a server that holds keys join as a replica (the primary's data replaces them).", _bool)
+        False, "Let a server that holds keys join as a replica (the primary's data replaces them).", _bool
+    )
     ha_secrets_file: str = setting(
         "./secrets/redis-ha.env",
         "Local file (0600) that keeps the passwords every host of the group shares; generated on first use.",
-        _local_path)
+        _local_path,
+    )
 
     @property
     def maxmemory_bytes(self) -> int:
@@ -563,7 +666,7 @@ def setting_name(field_name: str) -> str:
     return field_name if field_name.startswith("pm2_") else f"redis_{field_name}"
 
 
-@lru_cache(maxsize=None)
+@cache
 def declarations() -> dict[str, Declaration]:
     """Every setting by its host-data name, in the order Settings declares them."""
     return {setting_name(f.name): f.metadata["setting"] for f in fields(Settings)}
@@ -578,7 +681,9 @@ def _relations(values: Mapping[str, Any]) -> None:
     """The rules between settings, once each setting has passed its own."""
     bind = values["redis_bind"]
     if values["redis_auth"] == "none" and any(_is_network_address(a) for a in bind.split()):
-        raise _fail("redis_bind", bind, 'loopback addresses only while redis_auth = "none"; set redis_auth = "acl" to open it')
+        raise _fail(
+            "redis_bind", bind, 'loopback addresses only while redis_auth = "none"; set redis_auth = "acl" to open it'
+        )
     app_user, admin_user = values["redis_app_user"], values["redis_admin_user"]
     if app_user == admin_user:
         raise _fail("redis_admin_user", admin_user, "a user name other than redis_app_user")

@@ -40,14 +40,18 @@ def monitor_config(settings: Settings, topology: Topology | None = None) -> str:
             "master_name": settings.ha_master_name,
             "sentinels": list(topology.sentinels),
             "sentinel_port": settings.sentinel_port,
-        } if topology is not None and topology.ha else None,
+        }
+        if topology is not None and topology.ha
+        else None,
     }
     return json.dumps(config, indent=2) + "\n"
 
 
 def redis_monitor(settings: Settings, topology: Topology | None = None) -> None:
     managed_file(name=f"Install {PATHS.monitor}", dest=PATHS.monitor, content=monitor_program(), mode="755")
-    managed_file(name="Tell redis-monitor about this host", dest=PATHS.monitor_config, content=monitor_config(settings, topology))
+    managed_file(
+        name="Tell redis-monitor about this host", dest=PATHS.monitor_config, content=monitor_config(settings, topology)
+    )
     group = settings.operator_group
     server.group(name=f"Operator group {group}", group=group, system=True)
     managed_file(

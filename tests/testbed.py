@@ -48,12 +48,19 @@ DOCKERD_LOG = Path("/var/log/smart-redis-dockerd.log")
 
 # Measured on this machine kind: --privileged fails (no CAP_SYS_RESOURCE), these work.
 SYSTEMD_RUN_FLAGS = [
-    "--cap-add", "SYS_ADMIN",
-    "--security-opt", "seccomp=unconfined",
-    "--security-opt", "apparmor=unconfined",
+    "--cap-add",
+    "SYS_ADMIN",
+    "--security-opt",
+    "seccomp=unconfined",
+    "--security-opt",
+    "apparmor=unconfined",
     "--cgroupns=host",
-    "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
-    "--tmpfs", "/run", "--tmpfs", "/run/lock",
+    "-v",
+    "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+    "--tmpfs",
+    "/run",
+    "--tmpfs",
+    "/run/lock",
 ]
 
 
@@ -167,7 +174,8 @@ def _debootstrap_base(release: str) -> str:
             log(f"building a Debian {release} base with debootstrap (about a minute)")
             subprocess.run(
                 ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", release, rootfs],
-                check=True, stdout=subprocess.DEVNULL,
+                check=True,
+                stdout=subprocess.DEVNULL,
             )
             # A name of its own: two runs sharing this checkout may build the same release at once.
             fd, name = tempfile.mkstemp(dir=CACHE_DIR, prefix=f"{tarball.name}.", suffix=".partial")
@@ -195,9 +203,17 @@ def ensure_image(release: str = DEFAULT_RELEASE) -> str:
     base = _registry_base(release) or _debootstrap_base(release)
     log(f"building {image} from {base}")
     docker(
-        "build", "-q", "--build-arg", f"BASE={base}",
-        "--label", f"{TEST_LABEL}=1", "--label", f"smart-redis.fingerprint={fingerprint}",
-        "-t", image, str(IMAGE_DIR),
+        "build",
+        "-q",
+        "--build-arg",
+        f"BASE={base}",
+        "--label",
+        f"{TEST_LABEL}=1",
+        "--label",
+        f"smart-redis.fingerprint={fingerprint}",
+        "-t",
+        image,
+        str(IMAGE_DIR),
         timeout=900,
     )
     return image

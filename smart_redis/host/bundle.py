@@ -79,7 +79,7 @@ def _literal(source: str) -> str:
     return literal
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def build(entry: str, program: str) -> str:
     """The text of `program`: a python3 script running smart_redis/host/<entry>.py's main()."""
     names = modules(entry)
@@ -88,6 +88,5 @@ def build(entry: str, program: str) -> str:
         "#!/usr/bin/python3\n"
         f"# {program}: built by the smart-redis deploy from smart_redis/host/ ({', '.join(names)}).\n"
         "# Standard library only. Edit those modules, not this file: the next deploy replaces it.\n"
-        f"SOURCES = {{\n{sources}}}\n"
-        + LOADER.format(package=PACKAGE, entry=entry)
+        f"SOURCES = {{\n{sources}}}\n" + LOADER.format(package=PACKAGE, entry=entry)
     )

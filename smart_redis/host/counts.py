@@ -77,11 +77,17 @@ def compare_counts(counts: dict, restored: dict, now: float, slack: int = RESTOR
             if got > total:
                 wrong.append(f"db{db}: {got} keys, {total} at backup time")
             shown.append(f"db{db}={got}/{total}")
-        wrong += [f"db{db}: {n['keys']} keys, none at backup time" for db, n in sorted(restored.items()) if db not in counts["keys"]]
+        wrong += [
+            f"db{db}: {n['keys']} keys, none at backup time"
+            for db, n in sorted(restored.items())
+            if db not in counts["keys"]
+        ]
         if wrong:
             return False, "restored key counts differ from the backup's: " + "; ".join(wrong)
-        return True, ("key counts within the backup's (an older counts file without TTLs: only checked that "
-                      "no DB has more keys than at backup time): " + ", ".join(shown))
+        return True, (
+            "key counts within the backup's (an older counts file without TTLs: only checked that "
+            "no DB has more keys than at backup time): " + ", ".join(shown)
+        )
     age = max(0, int(now - counts.get("created_epoch", now)))
     for db in sorted(set(counts["persistent"]) | set(restored), key=int):
         got = restored.get(db, {"keys": 0, "expires": 0})
@@ -100,7 +106,9 @@ def compare_counts(counts: dict, restored: dict, now: float, slack: int = RESTOR
         if got["expires"] > volatile["keys"]:
             wrong.append(f"db{db}: {got['expires']} keys with TTL, only {volatile['keys']} at backup time")
         elif got["expires"] < alive:
-            wrong.append(f"db{db}: {got['expires']} keys with TTL, but {alive} of the backup's outlive the {age} s since it")
+            wrong.append(
+                f"db{db}: {got['expires']} keys with TTL, but {alive} of the backup's outlive the {age} s since it"
+            )
         expired += volatile["keys"] - got["expires"]
         shown.append(f"db{db}={persistent}+{got['expires']}ttl" if volatile["keys"] else f"db{db}={persistent}")
     if wrong:
@@ -109,4 +117,3 @@ def compare_counts(counts: dict, restored: dict, now: float, slack: int = RESTOR
     if expired > 0:
         line += f"; {expired} keys with a TTL expired in the {age} s since the snapshot"
     return True, line
-

@@ -85,7 +85,9 @@ def apply(args) -> int:
                 raise EcosystemError(f"after editing, app {name} does not hold exactly one REDIS_URL per block")
     notes = run_as(t.worker, lambda: _edit(t, original, edited, new_mode, _wanted(args, url), apps, blocks))
     if mode != new_mode:
-        print(f"{args.file} was readable by every local user and holds the Redis password: mode {mode:04o} -> {new_mode:04o}")
+        print(
+            f"{args.file} was readable by every local user and holds the Redis password: mode {mode:04o} -> {new_mode:04o}"
+        )
     for note in notes:
         print(note)
     print("REDIS_URL set" if edited != original else "REDIS_URL was already set")
@@ -139,8 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", default="6379")
     parser.add_argument("--apps", default="")
     parser.add_argument("--blocks", default="env,env_production")
-    parser.add_argument("--pm2-user", default="", help="check: also ask PM2 (as this user) whether the apps run the values")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="another variable to set beside REDIS_URL")
+    parser.add_argument(
+        "--pm2-user", default="", help="check: also ask PM2 (as this user) whether the apps run the values"
+    )
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="another variable to set beside REDIS_URL"
+    )
     args = parser.parse_args(argv)
     try:
         return verify_pm2(args) if args.command == "verify-pm2" else apply(args)

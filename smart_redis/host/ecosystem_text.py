@@ -73,12 +73,12 @@ def tokenize(text: str) -> list[Token]:
         elif text.startswith("...", i):
             tokens.append(Token("spread", i, i + 3, "..."))
             i += 3
-        elif IDENT.match(text, i):
-            m = IDENT.match(text, i)
+        elif m := IDENT.match(text, i):
             tokens.append(Token("ident", i, m.end(), m.group()))
             i = m.end()
         elif c.isdigit():
             m = NUMBER.match(text, i)
+            assert m is not None  # NUMBER starts with \d, and c is a digit
             tokens.append(Token("num", i, m.end(), m.group()))
             i = m.end()
         elif c in "{}[](),:;=.":
@@ -184,7 +184,9 @@ def _find_const_array(tokens: list[Token], name: str) -> int:
         if tokens[k].text in ("const", "let", "var") and tokens[k + 1].text == name and tokens[k + 2].text == "=":
             if tokens[k + 3].text == "[":
                 return k + 3
-            raise EcosystemError(f"apps comes from `{name} = {tokens[k + 3].text}...`, which no text edit can safely reach")
+            raise EcosystemError(
+                f"apps comes from `{name} = {tokens[k + 3].text}...`, which no text edit can safely reach"
+            )
     raise EcosystemError(f"apps refers to `{name}`, which is not defined in this file")
 
 
@@ -200,7 +202,9 @@ class Edit:
 
 def _line_indent(text: str, pos: int) -> str:
     line_start = text.rfind("\n", 0, pos) + 1
-    return re.match(r"[ \t]*", text[line_start:]).group()
+    indent = re.match(r"[ \t]*", text[line_start:])
+    assert indent is not None  # [ \t]* matches every string, the empty one too
+    return indent.group()
 
 
 def _indent_unit(text: str) -> str:
@@ -262,8 +266,12 @@ def _key_text(props: list[Prop], json_file: bool, quote_char: str, name: str) ->
 
 
 def set_redis_url(
-    text: str, url: str, apps: list[str] | None = None, blocks: tuple[str, ...] = ("env", "env_production"),
-    json_file: bool = False, extra: dict[str, str] | None = None,
+    text: str,
+    url: str,
+    apps: list[str] | None = None,
+    blocks: tuple[str, ...] = ("env", "env_production"),
+    json_file: bool = False,
+    extra: dict[str, str] | None = None,
 ) -> str:
     """Return the text with REDIS_URL = url (and each extra KEY = value) in the targeted apps' env
     blocks; raises EcosystemError."""
@@ -293,7 +301,9 @@ def _set_one(
             raise EcosystemError(f"apps[{index}] is `{shown}...`, not an object that a text edit can reach")
         props, odd = _object(tokens, first, f"apps[{index}]")
         name_prop = next((p for p in props if p.key.value == "name"), None)
-        name = tokens[name_prop.value_first].value if name_prop and tokens[name_prop.value_first].kind == "str" else None
+        name = (
+            tokens[name_prop.value_first].value if name_prop and tokens[name_prop.value_first].kind == "str" else None
+        )
         seen_names.append(name)
         if apps is not None and name not in apps:
             if name is None:
@@ -329,11 +339,15 @@ def _set_one(
                     edits.append(Edit(first_t.start, last_t.end, _literal(block_quote, url)))
             if not existing:
                 key = _key_text(env_props, json_file, block_quote, key_name)
-                edits.append(_insert_property(text, tokens, block.value_first, env_props, key, _literal(block_quote, url)))
+                edits.append(
+                    _insert_property(text, tokens, block.value_first, env_props, key, _literal(block_quote, url))
+                )
     if apps is not None:
         unknown = [a for a in apps if a not in seen_names]
         if unknown:
-            raise EcosystemError(f"pm2_apps names {', '.join(unknown)}, not in the file (apps: {', '.join(map(str, seen_names))})")
+            raise EcosystemError(
+                f"pm2_apps names {', '.join(unknown)}, not in the file (apps: {', '.join(map(str, seen_names))})"
+            )
     for edit in sorted(edits, key=lambda e: e.start, reverse=True):
         text = text[: edit.start] + edit.text + text[edit.end :]
     return text
@@ -357,4 +371,3 @@ def redis_urls(text: str, apps: list[str] | None, blocks: tuple[str, ...], json_
             values.append([tokens[p.value_first].value for p in env_props if p.key.value == KEY])
         result[name] = values
     return result
-

@@ -43,12 +43,15 @@ def backup_job_failure() -> str | None:
     """Why the backup unit's last run failed (its own one-line reason from the journal), or None."""
     if systemctl("is-failed", BACKUP_UNIT) != "failed":
         return None
-    journal = subprocess.run(["journalctl", "-u", BACKUP_UNIT, "-n", "50", "-o", "cat", "--no-pager"],
-                             capture_output=True, text=True).stdout
+    journal = subprocess.run(
+        ["journalctl", "-u", BACKUP_UNIT, "-n", "50", "-o", "cat", "--no-pager"], capture_output=True, text=True
+    ).stdout
     reasons = [line for line in journal.splitlines() if line.startswith("redis-monitor backup: ")]
     if reasons:
-        return reasons[-1][len("redis-monitor backup: "):]
-    return f"Result={systemctl('show', '-p', 'Result', '--value', BACKUP_UNIT) or 'unknown'} (journalctl -u {BACKUP_UNIT})"
+        return reasons[-1][len("redis-monitor backup: ") :]
+    return (
+        f"Result={systemctl('show', '-p', 'Result', '--value', BACKUP_UNIT) or 'unknown'} (journalctl -u {BACKUP_UNIT})"
+    )
 
 
 def pm2_check(config) -> tuple:
@@ -74,4 +77,3 @@ def pm2_check(config) -> tuple:
     if down:
         return ("pm2", CRITICAL, f"not online: {', '.join(down)}")
     return ("pm2", OK, f"{len(procs)} processes online")
-

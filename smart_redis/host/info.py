@@ -22,4 +22,3 @@ def parse_keyspace(text: str) -> dict:
             values = dict(field.split("=", 1) for field in fields.split(",") if "=" in field)
             counts[name[2:]] = {"keys": int(values.get("keys", 0)), "expires": int(values.get("expires", 0))}
     return counts
-

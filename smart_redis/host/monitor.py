@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import time
+from typing import Any
 
 from .counts import backup_counts, compare_counts
 from .credentials import read_credentials
@@ -59,7 +60,7 @@ def connect(config: dict, db: int = 0, host: str = "127.0.0.1", port: int | None
 
 
 def cmd_status(args, config) -> int:
-    data = {
+    data: dict[str, Any] = {
         "service": systemctl("is-active", config["service"]) or "unknown",
         "enabled_at_boot": systemctl("is-enabled", config["service"]) == "enabled",
     }
@@ -81,8 +82,13 @@ def cmd_status(args, config) -> int:
     if config.get("ha"):
         data["sentinels"] = sentinel_view(config)
     rows = [{"field": k, "value": v} for k, v in data.items() if k != "sentinels"]
-    rows += [{"field": f"sentinel {address}", "value": f"primary {answer}" if ":" in answer and "(" not in answer else answer}
-             for address, answer in data.get("sentinels", {}).items()]
+    rows += [
+        {
+            "field": f"sentinel {address}",
+            "value": f"primary {answer}" if ":" in answer and "(" not in answer else answer,
+        }
+        for address, answer in data.get("sentinels", {}).items()
+    ]
     emit(args, data, table(rows))
     return 0 if "error" not in data else 2
 
@@ -90,10 +96,30 @@ def cmd_status(args, config) -> int:
 INFO_FIELDS = {
     "server": ("redis_version", "redis_mode", "os", "process_id", "tcp_port", "uptime_in_days", "hz"),
     "clients": ("connected_clients", "blocked_clients", "maxclients"),
-    "memory": ("used_memory_human", "used_memory_peak_human", "maxmemory_human", "maxmemory_policy", "mem_fragmentation_ratio"),
-    "persistence": ("loading", "rdb_changes_since_last_save", "rdb_last_save_time", "rdb_last_bgsave_status", "aof_enabled"),
-    "stats": ("total_connections_received", "total_commands_processed", "instantaneous_ops_per_sec",
-              "rejected_connections", "expired_keys", "evicted_keys", "keyspace_hits", "keyspace_misses"),
+    "memory": (
+        "used_memory_human",
+        "used_memory_peak_human",
+        "maxmemory_human",
+        "maxmemory_policy",
+        "mem_fragmentation_ratio",
+    ),
+    "persistence": (
+        "loading",
+        "rdb_changes_since_last_save",
+        "rdb_last_save_time",
+        "rdb_last_bgsave_status",
+        "aof_enabled",
+    ),
+    "stats": (
+        "total_connections_received",
+        "total_commands_processed",
+        "instantaneous_ops_per_sec",
+        "rejected_connections",
+        "expired_keys",
+        "evicted_keys",
+        "keyspace_hits",
+        "keyspace_misses",
+    ),
     "replication": ("role", "connected_slaves", "master_host", "master_link_status"),
 }
 
@@ -151,8 +177,14 @@ def cmd_databases(args, config) -> int:
         r.call("SELECT", entry["db"])
         sampled, breaks, _ = ttl_breaks(r, entry["ttl"], args.sample)
         rows.append(
-            {"db": entry["db"], "name": entry["name"], "keys": r.call("DBSIZE"), "ttl": entry["ttl"],
-             "sampled": sampled, "ttl_breaks": breaks}
+            {
+                "db": entry["db"],
+                "name": entry["name"],
+                "keys": r.call("DBSIZE"),
+                "ttl": entry["ttl"],
+                "sampled": sampled,
+                "ttl_breaks": breaks,
+            }
         )
     emit(args, rows)
     return 0
@@ -181,8 +213,8 @@ def cmd_test(args, config) -> int:
         except Exception as exc:  # every failure is one FAIL line, never a traceback
             results.append({"check": name, "result": "FAIL", "detail": str(exc)})
 
-    r = None
-    local = None  # on a replica: this host's server, while r is its primary (replicas refuse writes)
+    r: Redis | None = None
+    local: Redis | None = None  # on a replica: this host's server, while r is its primary (replicas refuse writes)
     target = ("127.0.0.1", config["port"])
 
     def connectivity():
@@ -198,6 +230,7 @@ def cmd_test(args, config) -> int:
         return f"127.0.0.1:{config['port']}"
 
     def replicated():
+        assert r is not None and local is not None  # the checks below run only once connectivity() connected
         key = TEST_PREFIX + "replicated"
         r.call("SET", key, "1", "EX", 60)
         deadline = time.monotonic() + 5
@@ -209,6 +242,7 @@ def cmd_test(args, config) -> int:
         return "a key written on the primary arrived here"
 
     def write_read():
+        assert r is not None  # the checks below run only once connectivity() connected
         key = TEST_PREFIX + "rw"
         r.call("SET", key, "value", "EX", 60)
         if r.call("GET", key) != "value":
@@ -216,6 +250,7 @@ def cmd_test(args, config) -> int:
         r.call("DEL", key)
 
     def ttl_expiry():
+        assert r is not None  # the checks below run only once connectivity() connected
         key = TEST_PREFIX + "ttl"
         r.call("SET", key, "1", "PX", 300)
         deadline = time.monotonic() + 5
@@ -226,6 +261,7 @@ def cmd_test(args, config) -> int:
         return "a 300 ms key expired"
 
     def databases():
+        assert r is not None  # the checks below run only once connectivity() connected
         for entry in config["keyspace"]:
             r.call("SELECT", entry["db"])
             key = TEST_PREFIX + "db"
@@ -237,6 +273,7 @@ def cmd_test(args, config) -> int:
         return f"{len(config['keyspace'])} databases"
 
     def keyspace_event():
+        assert r is not None  # the checks below run only once connectivity() connected
         listener = connect(config, host=target[0], port=target[1])
         listener.sock.settimeout(5)
         listener.call("SUBSCRIBE", "__keyevent@0__:expired")
@@ -248,8 +285,12 @@ def cmd_test(args, config) -> int:
                 return "expired event received"
 
     check("connectivity", connectivity)
-    checks = [("write/read", write_read), ("ttl expiry", ttl_expiry), ("databases", databases),
-              ("keyspace event", keyspace_event)]
+    checks = [
+        ("write/read", write_read),
+        ("ttl expiry", ttl_expiry),
+        ("databases", databases),
+        ("keyspace event", keyspace_event),
+    ]
     if local is not None:
         checks.append(("replication", replicated))
     for name, fn in checks:
@@ -258,7 +299,11 @@ def cmd_test(args, config) -> int:
         else:
             check(name, fn)
     failed = any(x["result"] == "FAIL" for x in results)
-    emit(args, results, None if args.json else "\n".join(f"{x['result']:4}  {x['check']}: {x['detail']}" for x in results))
+    emit(
+        args,
+        results,
+        None if args.json else "\n".join(f"{x['result']:4}  {x['check']}: {x['detail']}" for x in results),
+    )
     return 1 if failed else 0
 
 
@@ -266,7 +311,9 @@ def cmd_backup(args, config) -> int:
     state = systemctl("is-active", config["service"]) or "unknown"
     if state != "active":
         # The timer must not bring back a server an operator stopped: it says so and fails instead.
-        raise BackupError(f"{config['service']} is {state}, not running: no snapshot taken (start it, or stop redis-backup.timer)")
+        raise BackupError(
+            f"{config['service']} is {state}, not running: no snapshot taken (start it, or stop redis-backup.timer)"
+        )
     r = connect(config)
     wait_for_snapshot(r, args.timeout)
     # Counted right after the snapshot, for the restore to check against.
@@ -316,8 +363,15 @@ def cmd_cleanup(args, config) -> int:
         fixed = 0
         if args.apply_ttl and keys:
             fixed = sum(1 for x in r.pipeline([("EXPIRE", k, entry["ttl"]) for k in keys]) if x == 1)
-        rows.append({"db": entry["db"], "name": entry["name"], "test_keys_removed": removed,
-                     "ttl_breaks": breaks - fixed, "ttl_applied": fixed})
+        rows.append(
+            {
+                "db": entry["db"],
+                "name": entry["name"],
+                "test_keys_removed": removed,
+                "ttl_breaks": breaks - fixed,
+                "ttl_applied": fixed,
+            }
+        )
     emit(args, rows)
     return 0
 
@@ -331,8 +385,13 @@ def cmd_health(args, config) -> int:
         mem = memory_data(client)
         info = client.info("replication")
         if mem["maxmemory"]:
-            checks.append(("redis", level_for(mem["used_pct"], warn, crit),
-                           f"answers, {human(mem['used_memory'])} of {human(mem['maxmemory'])} ({mem['used_pct']}%)"))
+            checks.append(
+                (
+                    "redis",
+                    level_for(mem["used_pct"], warn, crit),
+                    f"answers, {human(mem['used_memory'])} of {human(mem['maxmemory'])} ({mem['used_pct']}%)",
+                )
+            )
         else:
             checks.append(("redis", OK, f"answers, {human(mem['used_memory'])} used, no maxmemory"))
     except (OSError, RedisError) as exc:
@@ -358,8 +417,11 @@ def cmd_health(args, config) -> int:
             up = port in listening
             checks.append((f"{name} port", OK if up else CRITICAL, f"{port} {'listening' if up else 'not listening'}"))
     worst = max(level for _, level, _ in checks)
-    data = {"status": LEVEL[worst], "exit_code": worst,
-            "checks": [{"check": n, "status": LEVEL[lv], "detail": d} for n, lv, d in checks]}
+    data = {
+        "status": LEVEL[worst],
+        "exit_code": worst,
+        "checks": [{"check": n, "status": LEVEL[lv], "detail": d} for n, lv, d in checks],
+    }
     emit(args, data, None if args.json else "\n".join(f"{LEVEL[lv]:8} {n}: {d}" for n, lv, d in checks))
     return worst
 
@@ -397,7 +459,8 @@ def parser() -> argparse.ArgumentParser:
     add("info", "the key INFO sections, summarised")
     add("memory", "used memory against maxmemory, peak, fragmentation, evictions, policy")
     add("databases", "each configured DB: name, keys, expected TTL, keys without the TTL").add_argument(
-        "--sample", type=int, default=1000, help="keys per DB to look at with SCAN (default 1000)")
+        "--sample", type=int, default=1000, help="keys per DB to look at with SCAN (default 1000)"
+    )
     keys = add("keys", "list keys with type and TTL, using SCAN (never KEYS)")
     keys.add_argument("pattern", nargs="?", default="*")
     keys.add_argument("--db", type=int, default=0)
@@ -409,11 +472,14 @@ def parser() -> argparse.ArgumentParser:
     backup.add_argument("--keep-hourly", type=int, default=48)
     backup.add_argument("--keep-daily", type=int, default=14)
     add("cleanup", "remove keys `test` left; report (or --apply-ttl fix) keys without their DB's TTL").add_argument(
-        "--apply-ttl", action="store_true", help="give such keys their DB's TTL")
+        "--apply-ttl", action="store_true", help="give such keys their DB's TTL"
+    )
     add("health", "Redis, disk, RAM, PM2 apps and platform ports; exit 0 OK, 1 WARNING, 2 CRITICAL")
     add("sample-data", "load the platform's example records with their DBs' TTLs")
-    add("restore-check", "compare the restored server's INFO keyspace (on stdin) with a backup's counts file; "
-        "exit 1 on a difference").add_argument("counts_file", help="NAME.rdb.counts.json of the restored snapshot")
+    add(
+        "restore-check",
+        "compare the restored server's INFO keyspace (on stdin) with a backup's counts file; exit 1 on a difference",
+    ).add_argument("counts_file", help="NAME.rdb.counts.json of the restored snapshot")
     return top
 
 

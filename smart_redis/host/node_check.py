@@ -43,16 +43,38 @@ def node_check(path: str, expected: dict[str, str], apps, blocks, owner: Owner |
     node = shutil.which("node", path=SAFE_PATH) or shutil.which("nodejs", path=SAFE_PATH)
     if node is None:
         return None
-    switch, env = {}, {"PATH": SAFE_PATH, "LANG": "C.UTF-8", "HOME": os.environ.get("HOME", "/")}
+    env = {"PATH": SAFE_PATH, "LANG": "C.UTF-8", "HOME": os.environ.get("HOME", "/")}
+    # None: Popen keeps this process's user and groups.
+    user: int | None = None
+    group: int | None = None
+    extra_groups: list[int] | None = None
     if owner is not None:
         env.update(HOME=owner.home, USER=owner.name, LOGNAME=owner.name)
         if os.geteuid() != owner.uid:
-            switch = {"user": owner.uid, "group": owner.gid, "extra_groups": owner.groups}
+            user, group, extra_groups = owner.uid, owner.gid, owner.groups
     with tempfile.TemporaryFile() as result, tempfile.TemporaryFile() as errors:
-        argv = [node, "-e", NODE_CHECK, path, ",".join(apps or []), ",".join(blocks), ",".join(expected), str(result.fileno())]
+        argv = [
+            node,
+            "-e",
+            NODE_CHECK,
+            path,
+            ",".join(apps or []),
+            ",".join(blocks),
+            ",".join(expected),
+            str(result.fileno()),
+        ]
         proc = subprocess.Popen(
-            argv, env=env, cwd=os.path.dirname(path) or ".", stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=errors, pass_fds=(result.fileno(),), start_new_session=True, **switch,
+            argv,
+            env=env,
+            cwd=os.path.dirname(path) or ".",
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+            pass_fds=(result.fileno(),),
+            start_new_session=True,
+            user=user,
+            group=group,
+            extra_groups=extra_groups,
         )
         try:
             proc.wait(timeout=60)
@@ -86,4 +108,3 @@ def _error_line(stderr: str, hidden: dict[str, str]) -> str:
     for value in hidden.values():
         line = line.replace(value, "<hidden>")
     return line[:300]
-

@@ -32,4 +32,3 @@ def emit(args, data, text: str | None = None) -> None:
         print(table(data))
     else:
         print(table([{"field": k, "value": v} for k, v in data.items()]))
-

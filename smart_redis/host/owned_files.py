@@ -131,7 +131,9 @@ def _keep_owner(fd: int, st: os.stat_result) -> None:
     try:
         os.fchown(fd, st.st_uid if os.geteuid() == 0 else -1, st.st_gid)
     except PermissionError:
-        raise EcosystemError(f"its group (gid {st.st_gid}) is not one of its owner's groups, so a new file cannot keep it") from None
+        raise EcosystemError(
+            f"its group (gid {st.st_gid}) is not one of its owner's groups, so a new file cannot keep it"
+        ) from None
 
 
 def _create(t: Target, name: str, text: str, mode: int) -> None:

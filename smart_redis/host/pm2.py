@@ -45,7 +45,9 @@ def daemon_runs(pm2_dir: str) -> bool:
 def jlist_as(user: str, home: str, pm2_dir: str) -> subprocess.CompletedProcess:
     """`pm2 jlist` as user in a clean environment (health's view: what the daemon in pm2_dir runs)."""
     env = ["env", "-i", f"HOME={home}", f"PM2_HOME={pm2_dir}", "PATH=/usr/local/bin:/usr/bin:/bin"]
-    return subprocess.run(["runuser", "-u", user, "--", *env, "pm2", "jlist"], capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        ["runuser", "-u", user, "--", *env, "pm2", "jlist"], capture_output=True, text=True, timeout=60
+    )
 
 
 def login_listing(user: str) -> list | None:

@@ -45,17 +45,25 @@ def replication_checks(view: dict, info: dict) -> list[tuple]:
     answered = sum(1 for v in view.values() if not v.startswith("no answer") and v != "does not know the primary")
     quorum = len(view) // 2 + 1
     if len(answers) > 1:
-        checks = [("sentinels", CRITICAL, "disagree on the primary: " + ", ".join(f"{k} says {v}" for k, v in view.items()))]
+        checks = [
+            ("sentinels", CRITICAL, "disagree on the primary: " + ", ".join(f"{k} says {v}" for k, v in view.items()))
+        ]
     elif answered < quorum:
         checks = [("sentinels", CRITICAL, f"only {answered} of {len(view)} answer (a failover needs {quorum})")]
     else:
         checks = [("sentinels", OK, f"{answered} of {len(view)} agree: primary {answers.pop()}")]
     if info.get("role") == "master":
         replicas = int(info.get("connected_slaves", 0))
-        checks.append(("replication", CRITICAL if replicas == 0 else OK, f"primary with {replicas} connected replica(s)"))
+        checks.append(
+            ("replication", CRITICAL if replicas == 0 else OK, f"primary with {replicas} connected replica(s)")
+        )
     elif info:
         link = info.get("master_link_status")
-        checks.append(("replication", OK if link == "up" else WARNING,
-                       f"replica of {info.get('master_host')}:{info.get('master_port')}, link {link}"))
+        checks.append(
+            (
+                "replication",
+                OK if link == "up" else WARNING,
+                f"replica of {info.get('master_host')}:{info.get('master_port')}, link {link}",
+            )
+        )
     return checks
-

@@ -101,10 +101,9 @@ def scan_replies(r: Redis, command: str, limit: int | None, batch: int = 500):
     for seen, key in enumerate(r.scan(count=1000), 1):
         keys.append(key)
         if len(keys) >= batch:
-            yield from zip(keys, r.pipeline([(command, k) for k in keys]))
+            yield from zip(keys, r.pipeline([(command, k) for k in keys]), strict=False)
             keys = []
         if limit is not None and seen >= limit:
             break
     if keys:
-        yield from zip(keys, r.pipeline([(command, k) for k in keys]))
-
+        yield from zip(keys, r.pipeline([(command, k) for k in keys]), strict=False)

@@ -62,11 +62,12 @@ def wait_for_snapshot(r: Redis, timeout: float, clock=time.monotonic, sleep=time
     while r.call("LASTSAVE") == before:
         info = r.info("persistence")
         if info.get("rdb_bgsave_in_progress") == "0" and info.get("rdb_last_bgsave_status") != "ok":
-            raise BackupError(f"BGSAVE failed (rdb_last_bgsave_status {info.get('rdb_last_bgsave_status')}), see the Redis log")
+            raise BackupError(
+                f"BGSAVE failed (rdb_last_bgsave_status {info.get('rdb_last_bgsave_status')}), see the Redis log"
+            )
         if clock() > deadline:
             raise BackupError(f"no snapshot within {timeout} s")
         sleep(0.1)
     status = r.info("persistence").get("rdb_last_bgsave_status")
     if status != "ok":
         raise BackupError(f"BGSAVE reported {status}")
-

@@ -27,7 +27,10 @@ from smart_redis.auth import cli  # noqa: E402
 
 def pytest_addoption(parser):
     parser.addoption(
-        "--redis-data", action="append", default=[], metavar="NAME=VALUE",
+        "--redis-data",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
         help="a setting the host was deployed with, as given to pyinfra --data",
     )
 

@@ -96,7 +96,12 @@ class Run:
 
 
 def deploy(
-    target: str, *args: str, data: dict | None = None, json_output: bool = False, env=None, yes: bool = True,
+    target: str,
+    *args: str,
+    data: dict | None = None,
+    json_output: bool = False,
+    env=None,
+    yes: bool = True,
     no_apps: bool = True,
 ) -> Run:
     """Run deploy.py with the pyinfra CLI, exactly as an operator does.
@@ -116,7 +121,10 @@ def infra_checks(target: str, *args: str) -> subprocess.CompletedProcess:
     """Run the operator's host checks (tests/infra) against a target."""
     return subprocess.run(
         [PYTEST, "-q", "-p", "no:cacheprovider", "tests/infra", f"--hosts={target}", *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -129,8 +137,12 @@ def sh(container: str, command: str, check: bool = True) -> subprocess.Completed
 def sh_input(container: str, command: str, text: str) -> subprocess.CompletedProcess:
     """sh -c COMMAND in the container with TEXT on its standard input."""
     return subprocess.run(
-        ["docker", "exec", "-i", container, "sh", "-c", command], input=text, capture_output=True, text=True,
-        check=True, timeout=120,
+        ["docker", "exec", "-i", container, "sh", "-c", command],
+        input=text,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
     )
 
 

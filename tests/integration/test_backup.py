@@ -36,7 +36,10 @@ def backup(new_container, docker_testbed, tmp_path_factory):
     fetched_to = tmp_path_factory.mktemp("fetched")
     fetch = subprocess.run(
         [PYINFRA, "-y", f"@docker/{a}", "fetch_backups.py", "--data", f"redis_fetch_dir={fetched_to}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     docker_testbed.remove_container(a)
     return {"failed": failed, "listing": listing, "fetch": fetch, "dir": fetched_to / f"docker-{a}", "taken": taken}
@@ -81,7 +84,12 @@ def test_fresh_host_is_rebuilt_although_short_lived_keys_expired(backup, rebuilt
         assert int(redis(rebuilt["name"], "dbsize", db=db)) == (0 if db == 0 else count)
     assert redis(rebuilt["name"], "ttl", "rebuild:5:1", db=5) == "-1"
     # The rest of the deploy ran: the operator's tool and the backup timer are there.
-    assert sh(rebuilt["name"], "test -x /usr/local/bin/redis-monitor && systemctl is-enabled redis-backup.timer").stdout.strip() == "enabled"
+    assert (
+        sh(
+            rebuilt["name"], "test -x /usr/local/bin/redis-monitor && systemctl is-enabled redis-backup.timer"
+        ).stdout.strip()
+        == "enabled"
+    )
     checks = infra_checks(f"docker://{rebuilt['name']}")
     assert checks.returncode == 0, checks.stdout + checks.stderr
 
@@ -122,9 +130,13 @@ def test_key_counts_that_differ_from_the_backup_fail_the_restore_and_roll_back(b
     redis(rebuilt["name"], "set", "kept:through-a-failed-restore", "1", db=6)
     run = deploy(f"@docker/{rebuilt['name']}", data={"redis_restore_from": str(copy), "redis_restore_force": "true"})
     assert run.rc == 1
-    assert "restored key counts differ from the backup's: db5: 7 keys without TTL, 8 at backup time" in run.output, run.output
-    assert ("Restore of dump-miscounted.rdb undone, the previous dataset is loaded again and redis-server runs on it"
-            in run.output), run.output
+    assert "restored key counts differ from the backup's: db5: 7 keys without TTL, 8 at backup time" in run.output, (
+        run.output
+    )
+    assert (
+        "Restore of dump-miscounted.rdb undone, the previous dataset is loaded again and redis-server runs on it"
+        in run.output
+    ), run.output
     assert sh(rebuilt["name"], "systemctl is-active redis-server").stdout.strip() == "active"
     assert redis(rebuilt["name"], "get", "kept:through-a-failed-restore", db=6) == "1"
     assert redis(rebuilt["name"], "get", "written:after-rebuild", db=5) == "1"

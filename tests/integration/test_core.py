@@ -115,7 +115,11 @@ BAD_SETTINGS = [
         "each db listed once (db 1 is listed twice)",
     ),
     # Hostile values: a newline once wrote a broken credentials file; shell syntax must never run.
-    ("redis_app_user", '"smart-trade\\n"', "redis_app_user = 'smart-trade\\n': allowed is text without control characters"),
+    (
+        "redis_app_user",
+        '"smart-trade\\n"',
+        "redis_app_user = 'smart-trade\\n': allowed is text without control characters",
+    ),
     ("redis_backup_dir", "/var/backups/$(touch /tmp/pwned)", "redis_backup_dir = '/var/backups/$(touch /tmp/pwned)'"),
     ("redis_bind", "fe80::1%$(touch /tmp/pwned)", "redis_bind = 'fe80::1%$(touch /tmp/pwned)': allowed is"),
     ("redis_apt_key_url", "https://example.invalid/k;touch /tmp/pwned", "redis_apt_key_url = 'https://"),

@@ -39,7 +39,9 @@ def installed(tmp_path_factory):
     source.mkdir()
     shutil.copy2(ROOT / "pyproject.toml", source)
     shutil.copytree(ROOT / "smart_redis", source / "smart_redis", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(work / "dist"), str(source)], work, env)
+    _run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(work / "dist"), str(source)], work, env
+    )
     (wheel,) = (work / "dist").glob("smart_redis-*.whl")
     venv = work / "venv"
     _run([sys.executable, "-m", "venv", str(venv)], work, env)
@@ -64,8 +66,15 @@ def test_the_installed_package_is_the_wheel_alone(installed):
 def test_a_three_line_deploy_converges_a_container_and_then_changes_nothing(installed, new_container, docker_testbed):
     venv, site, env, install_seconds = installed
     name = new_container("package")
-    command = [str(venv / "bin" / "pyinfra"), "-y", "--json", "--data", "pm2_ecosystem_file=None", f"@docker/{name}",
-               "deploy.py"]
+    command = [
+        str(venv / "bin" / "pyinfra"),
+        "-y",
+        "--json",
+        "--data",
+        "pm2_ecosystem_file=None",
+        f"@docker/{name}",
+        "deploy.py",
+    ]
     started = time.monotonic()
     first = _run(command, site, env)
     first_seconds = time.monotonic() - started
@@ -76,6 +85,8 @@ def test_a_three_line_deploy_converges_a_container_and_then_changes_nothing(inst
     second_seconds = time.monotonic() - started
     assert json.loads(second.stdout)["results"]["totals"]["success"] == 0, second.stderr[-3000:]
     assert json.loads(first.stdout)["results"]["totals"]["success"] > 0
-    print(f"\nwheel built and installed in a fresh venv: {install_seconds:.0f} s; "
-          f"first deploy {first_seconds:.0f} s; second {second_seconds:.0f} s")
+    print(
+        f"\nwheel built and installed in a fresh venv: {install_seconds:.0f} s; "
+        f"first deploy {first_seconds:.0f} s; second {second_seconds:.0f} s"
+    )
     docker_testbed.remove_container(name)

@@ -33,7 +33,9 @@ def pm2_package() -> Path:
         assert npm, "npm is needed on the machine running the tests, to fetch PM2"
         subprocess.run(
             [npm, "install", "--no-audit", "--no-fund", "--prefix", str(prefix), f"pm2@{PM2_VERSION}"],
-            check=True, capture_output=True, timeout=300,
+            check=True,
+            capture_output=True,
+            timeout=300,
         )
     return prefix
 
@@ -41,11 +43,17 @@ def pm2_package() -> Path:
 @pytest.fixture(scope="module")
 def apps(new_container, pm2_package):
     name = new_container("apps")
-    sh(name, "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs >/dev/null")
+    sh(
+        name,
+        "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs >/dev/null",
+    )
     subprocess.run(["docker", "cp", f"{pm2_package}/.", f"{name}:/opt/pm2"], check=True)
     subprocess.run(["docker", "cp", f"{FIXTURES}/.", f"{name}:{APP_DIR}"], check=True)
-    sh(name, f"ln -sf /opt/pm2/node_modules/pm2/bin/pm2 /usr/local/bin/pm2 && useradd -m -s /bin/bash smart-trade "
-             f"&& chown -R smart-trade:smart-trade {APP_DIR} && chmod 640 {ECOSYSTEM}")
+    sh(
+        name,
+        f"ln -sf /opt/pm2/node_modules/pm2/bin/pm2 /usr/local/bin/pm2 && useradd -m -s /bin/bash smart-trade "
+        f"&& chown -R smart-trade:smart-trade {APP_DIR} && chmod 640 {ECOSYSTEM}",
+    )
     sh(name, f"runuser -l smart-trade -c 'cd {APP_DIR} && pm2 start ecosystem.config.js' > /dev/null")
     original = sh(name, f"cat {ECOSYSTEM}").stdout
     run = deploy(f"@docker/{name}", "-vvv", data=DATA)
@@ -54,7 +62,9 @@ def apps(new_container, pm2_package):
 
 def expected_url(container: str) -> str:
     creds = dict(
-        line.split("=", 1) for line in sh(container, "cat /etc/smart-redis/credentials").stdout.splitlines() if "=" in line
+        line.split("=", 1)
+        for line in sh(container, "cat /etc/smart-redis/credentials").stdout.splitlines()
+        if "=" in line
     )
     password = creds["REDIS_APP_PASSWORD"].strip("'")
     return f"redis://smart-trade:{quote(password, safe='')}@127.0.0.1:6379/0"
@@ -72,8 +82,7 @@ def test_deploy_sets_redis_url_and_changes_no_other_byte(apps):
     edited = sh(apps["name"], f"cat {ECOSYSTEM}").stdout
     expected = apps["original"].replace(
         '        NODE_ENV: "production", // REDIS_URL comes from the Redis deploy\n',
-        '        NODE_ENV: "production", // REDIS_URL comes from the Redis deploy\n'
-        f'        REDIS_URL: "{url}",\n',
+        f'        NODE_ENV: "production", // REDIS_URL comes from the Redis deploy\n        REDIS_URL: "{url}",\n',
     )
     assert edited == expected
 
@@ -167,14 +176,22 @@ def test_a_missing_ecosystem_file_stops_the_run_before_anything_changes(apps):
 def test_a_hostile_file_is_loaded_as_its_owner_and_loses_the_others_read_bit(apps):
     """It records who loads it and prints on stdout; it is 0644; PM2 does not run as pm2_user (root)."""
     name, path = apps["name"], f"{APP_DIR}/hostile.config.js"
-    hostile = "require('fs').appendFileSync('/tmp/loaded-by', process.getuid() + '\\n');\nconsole.log('[loading]');\n" + PLAIN
-    sh_input(name, f"cat > {path} && chown smart-trade:smart-trade {path} && chmod 644 {path} && rm -f /tmp/loaded-by", hostile)
+    hostile = (
+        "require('fs').appendFileSync('/tmp/loaded-by', process.getuid() + '\\n');\nconsole.log('[loading]');\n" + PLAIN
+    )
+    sh_input(
+        name,
+        f"cat > {path} && chown smart-trade:smart-trade {path} && chmod 644 {path} && rm -f /tmp/loaded-by",
+        hostile,
+    )
     data = {**DATA, "pm2_ecosystem_file": path, "pm2_user": "root"}
     run = deploy(apps["target"], data=data)
     assert run.rc == 0, run.output
     loaded_by = sh(name, "cat /tmp/loaded-by").stdout.split()
     assert loaded_by and "0" not in loaded_by
-    assert sh(name, f"stat -c '%U:%G %a' {path} {path}.backup").stdout.splitlines() == ["smart-trade:smart-trade 640"] * 2
+    assert (
+        sh(name, f"stat -c '%U:%G %a' {path} {path}.backup").stdout.splitlines() == ["smart-trade:smart-trade 640"] * 2
+    )
     assert f"{path} is readable by every local user: the deploy removes the others' read bit" in run.output
     assert "PM2 is not running as root: no reload" in run.output  # a warning at the normal verbosity
     assert "Traceback" not in run.output

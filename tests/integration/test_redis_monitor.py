@@ -15,8 +15,19 @@ from conftest import deploy, redis, sh
 from smart_redis.auth import cli
 from smart_redis.settings import load
 
-SUBCOMMANDS = ["status", "info", "memory", "databases", "keys", "test", "backup", "cleanup", "health", "sample-data",
-               "restore-check"]
+SUBCOMMANDS = [
+    "status",
+    "info",
+    "memory",
+    "databases",
+    "keys",
+    "test",
+    "backup",
+    "cleanup",
+    "health",
+    "sample-data",
+    "restore-check",
+]
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +120,9 @@ def test_backup_job_leaves_a_stopped_server_stopped_and_health_says_why(host):
         reason = "redis-server is inactive, not running: no snapshot taken (start it, or stop redis-backup.timer)"
         assert f"redis-monitor backup: {reason}" in journal, journal
         down = monitor(host, "health", check=False)
-        assert down.returncode == 2 and f"WARNING  backup: the last backup job failed: {reason}" in down.stdout, down.stdout
+        assert down.returncode == 2 and f"WARNING  backup: the last backup job failed: {reason}" in down.stdout, (
+            down.stdout
+        )
     finally:
         sh(host, "systemctl start redis-server")
     # The next deploy sees the failed job (not only its own changes) and takes the snapshot again.
@@ -124,13 +137,19 @@ def test_backup_job_leaves_a_stopped_server_stopped_and_health_says_why(host):
 
 def test_health_that_cannot_run_is_unknown(host):
     """Nagios reads exit 1 as WARNING: a health check that breaks itself must say UNKNOWN (3)."""
-    sh(host, "cp -p /etc/smart-redis/monitor.json /tmp/monitor.json.saved && echo '{\"port\": 6379}' > /etc/smart-redis/monitor.json")
+    sh(
+        host,
+        "cp -p /etc/smart-redis/monitor.json /tmp/monitor.json.saved && echo '{\"port\": 6379}' > /etc/smart-redis/monitor.json",
+    )
     try:
         broken = monitor(host, "health", check=False)
     finally:
         sh(host, "mv -f /tmp/monitor.json.saved /etc/smart-redis/monitor.json")
     assert broken.returncode == 3, broken.stdout + broken.stderr
-    assert broken.stdout.startswith("UNKNOWN redis-monitor health: unexpected error: KeyError") and broken.stdout.count("\n") == 1
+    assert (
+        broken.stdout.startswith("UNKNOWN redis-monitor health: unexpected error: KeyError")
+        and broken.stdout.count("\n") == 1
+    )
     assert "Traceback" not in broken.stderr
 
 

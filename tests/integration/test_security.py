@@ -54,7 +54,10 @@ def tcp(client: str, ip: str, *commands: str) -> subprocess.CompletedProcess:
     script = 'exec 3<>"/dev/tcp/$1/6379" || exit 7; cat >&3; timeout 1 cat <&3; true'
     return subprocess.run(
         ["docker", "exec", "-i", client, "bash", "-c", script, "_", ip],
-        input="".join(f"{c}\r\n" for c in commands), capture_output=True, text=True, timeout=30,
+        input="".join(f"{c}\r\n" for c in commands),
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
 
 
@@ -89,7 +92,10 @@ def test_a_rerun_keeps_the_passwords_and_changes_nothing(server):
 def test_given_passwords_replace_generated_ones_without_leaking(server):
     name, target = server["name"], server["target"]
     # Sample the host's process list for the whole run.
-    sh(name, "rm -f /tmp/ps.log; (while :; do ps -eo args >> /tmp/ps.log; done) >/dev/null 2>&1 & echo $! > /tmp/ps.pid")
+    sh(
+        name,
+        "rm -f /tmp/ps.log; (while :; do ps -eo args >> /tmp/ps.log; done) >/dev/null 2>&1 & echo $! > /tmp/ps.pid",
+    )
     run = deploy(target, "-vvv", "--diff", env={**os.environ, **GIVEN})
     sh(name, "kill $(cat /tmp/ps.pid)")
     assert run.rc == 0, run.output
@@ -108,10 +114,19 @@ def test_no_file_readable_by_others_holds_a_password(server):
     name = server["name"]
     patterns = "\n".join(stored_passwords(name)) + "\n"
     found = subprocess.run(
-        ["docker", "exec", "-i", name, "sh", "-c",
-         "cat > /root/.patterns; chmod 600 /root/.patterns; "
-         "grep -rlF -f /root/.patterns /etc /var /opt /tmp /home /usr/local /run 2>/dev/null; rm -f /root/.patterns"],
-        input=patterns, capture_output=True, text=True,
+        [
+            "docker",
+            "exec",
+            "-i",
+            name,
+            "sh",
+            "-c",
+            "cat > /root/.patterns; chmod 600 /root/.patterns; "
+            "grep -rlF -f /root/.patterns /etc /var /opt /tmp /home /usr/local /run 2>/dev/null; rm -f /root/.patterns",
+        ],
+        input=patterns,
+        capture_output=True,
+        text=True,
     ).stdout.split()
     # The exporter's env file holds its own password only (systemd reads it as root).
     assert sorted(found) == sorted([PATHS.credentials, PATHS.exporter_env])
@@ -146,7 +161,9 @@ BAD_INPUT = [
 ]
 
 
-@pytest.mark.parametrize("data,environ,message", BAD_INPUT, ids=["open-without-auth", "acl-category", "short", "spaces"])
+@pytest.mark.parametrize(
+    "data,environ,message", BAD_INPUT, ids=["open-without-auth", "acl-category", "short", "spaces"]
+)
 def test_bad_security_input_exits_1_and_changes_nothing(server, data, environ, message):
     before = fingerprint(server["name"])
     run = deploy(server["target"], data=data, env={**os.environ, **environ})
@@ -169,7 +186,8 @@ def _redis_up(container: str) -> str:
     port = load({}).exporter_port
     script = f"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:{port}/metrics').read().decode())"
     for _ in range(20):
-        found = [l for l in sh(container, f'python3 -c "{script}"', check=False).stdout.splitlines() if l.startswith("redis_up ")]
+        lines = sh(container, f'python3 -c "{script}"', check=False).stdout.splitlines()
+        found = [line for line in lines if line.startswith("redis_up ")]
         if found and found[0] == "redis_up 1":
             break
         time.sleep(0.5)
@@ -193,8 +211,11 @@ def test_an_exporter_left_without_its_login_is_restarted_by_the_next_run(server)
     """Issue 14, item 20: a first run that failed before the restart left the exporter without its
     password; no file differs, only what runs does. The next run repairs it, the one after changes nothing."""
     name, target = server["name"], server["target"]
-    sh(name, f"mv {PATHS.exporter_env} /root/held && systemctl restart prometheus-redis-exporter "
-             f"&& mv /root/held {PATHS.exporter_env}")  # mv keeps the mtime: the file looks as before
+    sh(
+        name,
+        f"mv {PATHS.exporter_env} /root/held && systemctl restart prometheus-redis-exporter "
+        f"&& mv /root/held {PATHS.exporter_env}",
+    )  # mv keeps the mtime: the file looks as before
     assert not any(line.startswith("REDIS_PASSWORD=") for line in _exporter_environ(name))
     repair = deploy(target, json_output=True)
     assert repair.rc == 0 and repair.changed >= 1, repair.output

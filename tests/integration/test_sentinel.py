@@ -11,13 +11,15 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-import pytest
 
+import pytest
 from conftest import deploy, infra_checks, redis, sh, sh_input
 
 MASTER = "smart-trade"
 ECOSYSTEM = "/opt/smart-trade/ecosystem.config.js"
-ECOSYSTEM_TEXT = "module.exports = {\n  apps: [{ name: 'server', script: 'server.js', env: { NODE_ENV: 'production' } }],\n};\n"
+ECOSYSTEM_TEXT = (
+    "module.exports = {\n  apps: [{ name: 'server', script: 'server.js', env: { NODE_ENV: 'production' } }],\n};\n"
+)
 
 
 def wait_for(what: str, check, timeout: float, interval: float = 0.5):
@@ -35,8 +37,8 @@ def sentinel_says(container: str) -> str:
     """Where the local sentinel sees the primary, asked as the app user (what the apps may do)."""
     reply = sh(
         container,
-        ". /etc/smart-redis/credentials && REDISCLI_AUTH=\"$REDIS_APP_PASSWORD\" redis-cli --no-auth-warning "
-        f"--user \"$REDIS_APP_USER\" -p 26379 --raw sentinel get-master-addr-by-name {MASTER}",
+        '. /etc/smart-redis/credentials && REDISCLI_AUTH="$REDIS_APP_PASSWORD" redis-cli --no-auth-warning '
+        f'--user "$REDIS_APP_USER" -p 26379 --raw sentinel get-master-addr-by-name {MASTER}',
         check=False,
     ).stdout.split()
     return reply[0] if len(reply) == 2 else ""
@@ -57,7 +59,7 @@ def cluster(docker_testbed, run_id, tmp_path_factory):
     network = docker_testbed.create_network(f"smart-redis-test-{run_id}-ha", fixed_addresses=True)
     addresses = docker_testbed.network_addresses(network, 3)
     names = [f"smart-redis-test-{run_id}-ha{n}" for n in range(1, 4)]
-    for name, address in zip(names, addresses):
+    for name, address in zip(names, addresses, strict=False):
         docker_testbed.start_container(name, network=network, ip=address)
     sh_input(names[2], f"mkdir -p /opt/smart-trade && cat > {ECOSYSTEM}", ECOSYSTEM_TEXT)
     work = tmp_path_factory.mktemp("ha")
@@ -65,7 +67,7 @@ def cluster(docker_testbed, run_id, tmp_path_factory):
 
     def host(n: int, **extra) -> str:
         data = {"redis_ha_address": addresses[n], "redis_bind": f"127.0.0.1 -::1 {addresses[n]}", **extra}
-        return f"(\"@docker/{names[n]}\", {data!r})"
+        return f'("@docker/{names[n]}", {data!r})'
 
     inventory.write_text(
         f"redis_primary = [{host(0, pm2_ecosystem_file=None)}]\n"
@@ -73,8 +75,14 @@ def cluster(docker_testbed, run_id, tmp_path_factory):
         f"redis_sentinels = [{', '.join(repr('@docker/' + n) for n in names)}]\n"
     )
     secrets = work / "secrets" / "redis-ha.env"
-    yield {"names": names, "addresses": addresses, "inventory": str(inventory), "secrets": secrets,
-           "network": network, "testbed": docker_testbed}
+    yield {
+        "names": names,
+        "addresses": addresses,
+        "inventory": str(inventory),
+        "secrets": secrets,
+        "network": network,
+        "testbed": docker_testbed,
+    }
     for name in names:
         docker_testbed.remove_container(name)
     subprocess.run(["docker", "network", "rm", network], capture_output=True)
@@ -100,20 +108,31 @@ def test_failover_story(cluster):
     # --- Provisioned: a primary with two replicas, three sentinels that agree.
     wait_for("2 replicas online", lambda: replication(a).get("connected_slaves") == "2", 60)
     assert replication(b)["master_host"] == ip_a and replication(c)["master_host"] == ip_a
-    wait_for("every sentinel sees 3 sentinels",
-             lambda: all(redis(n, "sentinel", "sentinels", MASTER, port=26379).splitlines().count("name") == 2
-                         for n in (a, b, c)),
-             60)
+    wait_for(
+        "every sentinel sees 3 sentinels",
+        lambda: all(
+            redis(n, "sentinel", "sentinels", MASTER, port=26379).splitlines().count("name") == 2 for n in (a, b, c)
+        ),
+        60,
+    )
     assert {sentinel_says(n) for n in (a, b, c)} == {ip_a}
     # The package's own Sentinel (no bind, no password, "mymaster") never ran: it stayed masked.
     for n in (a, b, c):
         assert "mymaster" not in sh(n, "cat /var/log/redis/redis-sentinel.log").stdout
     assert "sentinel auth-pass" in sh(a, "cat /etc/redis/sentinel.conf").stdout
     assert sh(a, "stat -c '%U:%G %a' /etc/redis/sentinel.conf /etc/redis/replication-auth.conf").stdout.split() == [
-        "redis:redis", "640", "root:redis", "640"]
+        "redis:redis",
+        "640",
+        "root:redis",
+        "640",
+    ]
     # The apps may ask where the primary is, nothing more.
-    denied = sh(a, ". /etc/smart-redis/credentials && REDISCLI_AUTH=\"$REDIS_APP_PASSWORD\" redis-cli --no-auth-warning "
-                   f"--user \"$REDIS_APP_USER\" -p 26379 sentinel failover {MASTER}", check=False).stdout
+    denied = sh(
+        a,
+        '. /etc/smart-redis/credentials && REDISCLI_AUTH="$REDIS_APP_PASSWORD" redis-cli --no-auth-warning '
+        f'--user "$REDIS_APP_USER" -p 26379 sentinel failover {MASTER}',
+        check=False,
+    ).stdout
     assert "NOPERM" in denied
 
     # --- The apps' ecosystem file names the sentinels and the master.
@@ -127,7 +146,9 @@ def test_failover_story(cluster):
     assert set(status["sentinels"].values()) == {f"{ip_a}:6379"}
     assert f"sentinel {ip_b}:26379  primary {ip_a}:6379" in sh(a, "redis-monitor status").stdout
     health = sh(a, "redis-monitor health", check=False)
-    assert "OK       sentinels: 3 of 3 agree" in health.stdout and "primary with 2 connected replica(s)" in health.stdout
+    assert (
+        "OK       sentinels: 3 of 3 agree" in health.stdout and "primary with 2 connected replica(s)" in health.stdout
+    )
 
     # --- The operator's host checks pass on the primary and on a replica (whose writes go to the
     # primary); redis-monitor's self-test passes on a replica the same way.
@@ -142,7 +163,7 @@ def test_failover_story(cluster):
     # --- Writes on the primary reach both replicas; record which ones a replica acknowledged.
     commands = "".join(f"SET ha:{i} v{i}\nWAIT 1 2000\n" for i in range(300))
     out = sh_input(a, f"{redis_cli_admin()} -n 5", commands).stdout.split()
-    replies = list(zip(out[0::2], out[1::2]))
+    replies = list(zip(out[0::2], out[1::2], strict=False))
     acknowledged = [f"ha:{i}" for i, (ok, acks) in enumerate(replies) if ok == "OK" and int(acks) >= 1]
     assert len(acknowledged) == 300
     for replica in (b, c):
@@ -157,15 +178,24 @@ def test_failover_story(cluster):
     other = c if new == b else b
     assert replication(new)["role"] == "master"
     # Writes succeed on the new primary once the other replica follows it (min-replicas-to-write 1).
-    wait_for("a write on the new primary", lambda: redis(new, "set", "after:failover", "1", db=5, role="APP") == "OK", 30)
+    wait_for(
+        "a write on the new primary", lambda: redis(new, "set", "after:failover", "1", db=5, role="APP") == "OK", 30
+    )
     missing = [key for key in acknowledged if redis(new, "exists", key, db=5) != "1"]
     assert missing == [], f"{len(missing)} acknowledged keys lost"
 
     # --- The old primary comes back and rejoins as a replica of the new one.
     subprocess.run(["docker", "start", a], check=True, capture_output=True)
-    wait_for("old primary rejoined as a replica",
-             lambda: replication(a).get("role") == "slave" and replication(a).get("master_host") == new_ip
-             and replication(a).get("master_link_status") == "up", 90, interval=1)
+    wait_for(
+        "old primary rejoined as a replica",
+        lambda: (
+            replication(a).get("role") == "slave"
+            and replication(a).get("master_host") == new_ip
+            and replication(a).get("master_link_status") == "up"
+        ),
+        90,
+        interval=1,
+    )
 
     # --- Re-run the deploy with a changed setting: the topology stays, the setting converges.
     pids = {n: pid(n) for n in (a, b, c)}
@@ -186,12 +216,14 @@ def test_failover_story(cluster):
     assert again.changed == 0, again.stderr[-3000:]
 
     # --- Sentinel's timing follows the settings at runtime (SENTINEL SET), on every sentinel.
-    faster = run_deploy(cluster, data={"redis_maxmemory": "256mb", "redis_sentinel_down_after_ms": 4000}, json_output=True)
+    faster = run_deploy(
+        cluster, data={"redis_maxmemory": "256mb", "redis_sentinel_down_after_ms": 4000}, json_output=True
+    )
     assert faster.rc == 0, faster.stderr[-4000:]
     assert faster.changed == 3, faster.stderr[-3000:]
     for n in (a, b, c):
         fields = redis(n, "sentinel", "master", MASTER, port=26379).splitlines()
-        assert dict(zip(fields[0::2], fields[1::2]))["down-after-milliseconds"] == "4000"
+        assert dict(zip(fields[0::2], fields[1::2], strict=False))["down-after-milliseconds"] == "4000"
     assert "sentinel down-after-milliseconds smart-trade 4000" in sh(b, "cat /etc/redis/sentinel.conf").stdout
 
     # --- A change that needs a restart restarts one server after the other, each replica back in
@@ -211,17 +243,22 @@ def test_failover_story(cluster):
     docker_testbed.start_container(a, network=cluster["network"], ip=ip_a)
     rebuilt = run_deploy(cluster, "--limit", f"@docker/{a}", data=settled)
     assert rebuilt.rc == 0, rebuilt.output[-4000:]
-    wait_for("the rebuilt host in sync with the new primary",
-             lambda: replication(a).get("master_host") == new_ip and replication(a).get("master_link_status") == "up",
-             60)
+    wait_for(
+        "the rebuilt host in sync with the new primary",
+        lambda: replication(a).get("master_host") == new_ip and replication(a).get("master_link_status") == "up",
+        60,
+    )
     assert redis(a, "exists", "after:failover", db=5) == "1"
     assert f"Sentinel reports the primary at {new_ip} 6379" in rebuilt.output
     assert f"replicaof {new_ip} 6379" in sh(a, "cat /etc/redis/redis.conf").stdout
     wait_for("the rebuilt sentinel agrees", lambda: sentinel_says(a) == new_ip, 30)
     for run in (rerun, again, faster, restart, rebuilt):
         assert not any(value in run.output for value in passwords)
-    wait_for("health OK on the new primary with 2 replicas",
-             lambda: "primary with 2 connected replica(s)" in sh(new, "redis-monitor health", check=False).stdout, 30)
+    wait_for(
+        "health OK on the new primary with 2 replicas",
+        lambda: "primary with 2 connected replica(s)" in sh(new, "redis-monitor health", check=False).stdout,
+        30,
+    )
 
     # --- health is CRITICAL when the primary has no replica left.
     for n in (a, other):
@@ -244,9 +281,11 @@ def test_failover_story(cluster):
 def config_epoch(container: str) -> str:
     """The sentinel's config epoch for the group: it grows with every failover."""
     fields = redis(container, "sentinel", "master", MASTER, port=26379).splitlines()
-    return dict(zip(fields[0::2], fields[1::2]))["config-epoch"]
+    return dict(zip(fields[0::2], fields[1::2], strict=False))["config-epoch"]
 
 
 def redis_cli_admin() -> str:
-    return (". /etc/smart-redis/credentials && REDISCLI_AUTH=\"$REDIS_ADMIN_PASSWORD\" "
-            "redis-cli --no-auth-warning --user \"$REDIS_ADMIN_USER\"")
+    return (
+        '. /etc/smart-redis/credentials && REDISCLI_AUTH="$REDIS_ADMIN_PASSWORD" '
+        'redis-cli --no-auth-warning --user "$REDIS_ADMIN_USER"'
+    )

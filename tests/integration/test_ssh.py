@@ -22,40 +22,69 @@ HOLD_DPKG_LOCK = (
 @pytest.fixture(scope="module")
 def ssh_host(new_container, docker_testbed, tmp_path_factory):
     name = new_container("ssh", publish=["127.0.0.1::22"])
-    sh(name, "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "
-             "openssh-server sudo python3 > /dev/null")
-    sh(name, "useradd -m -s /bin/bash deploy && echo 'deploy ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/deploy "
-             "&& useradd -m -s /bin/bash asker && echo 'asker ALL=(ALL) ALL' > /etc/sudoers.d/asker "
-             "&& echo 'asker:not-a-secret-test-password' | chpasswd")
+    sh(
+        name,
+        "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "
+        "openssh-server sudo python3 > /dev/null",
+    )
+    sh(
+        name,
+        "useradd -m -s /bin/bash deploy && echo 'deploy ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/deploy "
+        "&& useradd -m -s /bin/bash asker && echo 'asker ALL=(ALL) ALL' > /etc/sudoers.d/asker "
+        "&& echo 'asker:not-a-secret-test-password' | chpasswd",
+    )
     work = tmp_path_factory.mktemp("ssh")
     key, wrong_key = work / "id_ed25519", work / "wrong_ed25519"
     for path in (key, wrong_key):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
     for user in ("deploy", "asker"):
         sh(name, f"install -d -m 700 -o {user} -g {user} /home/{user}/.ssh")
-        subprocess.run(["docker", "exec", "-i", name, "sh", "-c",
-                        f"cat > /home/{user}/.ssh/authorized_keys && chown {user}: /home/{user}/.ssh/authorized_keys"],
-                       input=(work / "id_ed25519.pub").read_text(), text=True, check=True)
+        subprocess.run(
+            [
+                "docker",
+                "exec",
+                "-i",
+                name,
+                "sh",
+                "-c",
+                f"cat > /home/{user}/.ssh/authorized_keys && chown {user}: /home/{user}/.ssh/authorized_keys",
+            ],
+            input=(work / "id_ed25519.pub").read_text(),
+            text=True,
+            check=True,
+        )
     sh(name, "systemctl restart ssh")
     port = docker_testbed.docker("port", name, "22/tcp").stdout.split(":")[-1].strip()
-    return {"name": name, "port": int(port), "key": key, "wrong_key": wrong_key, "known_hosts": work / "known_hosts",
-            "work": work}
+    return {
+        "name": name,
+        "port": int(port),
+        "key": key,
+        "wrong_key": wrong_key,
+        "known_hosts": work / "known_hosts",
+        "work": work,
+    }
 
 
 def inventory(host: dict, user: str = "deploy", key=None, port=None, extra: str = "") -> str:
     path = host["work"] / f"inventory_{user}_{port or host['port']}.py"
     path.write_text(
-        "hosts = [(\"127.0.0.1\", {\n"
-        f"    \"ssh_port\": {port or host['port']}, \"ssh_user\": \"{user}\", \"ssh_key\": \"{key or host['key']}\",\n"
-        f"    \"ssh_known_hosts_file\": \"{host['known_hosts']}\", \"_sudo\": True,\n"
-        "    \"pm2_ecosystem_file\": None," + extra + "\n})]\n"
+        'hosts = [("127.0.0.1", {\n'
+        f'    "ssh_port": {port or host["port"]}, "ssh_user": "{user}", "ssh_key": "{key or host["key"]}",\n'
+        f'    "ssh_known_hosts_file": "{host["known_hosts"]}", "_sudo": True,\n'
+        '    "pm2_ecosystem_file": None,' + extra + "\n})]\n"
     )
     return str(path)
 
 
 def run_deploy(inventory_file: str, *args: str, timeout: int = 600) -> Run:
-    result = subprocess.run([PYINFRA, "-y", *args, inventory_file, "deploy.py"], cwd=ROOT, capture_output=True,
-                            text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        [PYINFRA, "-y", *args, inventory_file, "deploy.py"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
     return Run(result.returncode, result.stdout, result.stderr)
 
 
@@ -88,7 +117,7 @@ def test_sudo_that_asks_for_a_password_fails_and_changes_nothing(ssh_host):
 @pytest.fixture(scope="module")
 def converged(ssh_host):
     """The first deploy over SSH, while the dpkg lock is held for a few seconds as by unattended-upgrades."""
-    sh(ssh_host["name"], f"nohup python3 -c \"{HOLD_DPKG_LOCK.format(seconds=5)}\" > /dev/null 2>&1 &")
+    sh(ssh_host["name"], f'nohup python3 -c "{HOLD_DPKG_LOCK.format(seconds=5)}" > /dev/null 2>&1 &')
     for _ in range(50):
         if sh(ssh_host["name"], "test -e /tmp/lock-held", check=False).returncode == 0:
             break
@@ -109,9 +138,20 @@ def test_host_checks_pass_over_ssh(ssh_host, converged):
         "  StrictHostKeyChecking yes\n"
     )
     checks = subprocess.run(
-        [PYTEST, "-q", "-p", "no:cacheprovider", "tests/infra", "--hosts=ssh://redis-ssh", f"--ssh-config={config}",
-         "--sudo"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        [
+            PYTEST,
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/infra",
+            "--hosts=ssh://redis-ssh",
+            f"--ssh-config={config}",
+            "--sudo",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert checks.returncode == 0, checks.stdout + checks.stderr
 
@@ -127,7 +167,11 @@ def test_fetched_snapshots_stay_private_over_sudo(ssh_host, converged):
     fetched_to = ssh_host["work"] / "fetched"
     fetch = subprocess.run(
         [PYINFRA, "-y", inventory(ssh_host), "fetch_backups.py", "--data", f"redis_fetch_dir={fetched_to}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
     )
     assert fetch.returncode == 0, fetch.stdout + fetch.stderr
     folder = fetched_to / "127.0.0.1"

@@ -13,10 +13,11 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import runpy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Any
 
 from pyinfra.api import FileUploadCommand, StringCommand
 from pyinfra.api.command import FileDownloadCommand, FunctionCommand
@@ -107,7 +108,9 @@ class _Host:
 class _Inventory:
     def __init__(self, scenario: Scenario, this: _Host):
         names = {scenario.host_name, *(n for group in scenario.groups.values() for n in group)}
-        self.hosts = {n: this if n == scenario.host_name else _Host(scenario, n, scenario.host_data.get(n, {})) for n in names}
+        self.hosts = {
+            n: this if n == scenario.host_name else _Host(scenario, n, scenario.host_data.get(n, {})) for n in names
+        }
         self.groups = scenario.groups
 
     def get_group(self, name: str, default=None):
@@ -170,8 +173,12 @@ def record(scenario: Scenario, monkeypatch) -> list[Command]:
     recorded: list[Command] = []
     # pyinfra's own operations: only server.shell runs commands of ours.
     monkeypatch.setattr(server, "shell", _shell(recorded))
-    for module, names in ((server, ("group",)), (systemd, ("daemon_reload", "service")), (files, ("get",)),
-                          (python, ("call",))):
+    for module, names in (
+        (server, ("group",)),
+        (systemd, ("daemon_reload", "service")),
+        (files, ("get",)),
+        (python, ("call",)),
+    ):
         for op_name in names:
             monkeypatch.setattr(module, op_name, lambda *a, **k: _Meta())
     # Ours: every name bound to one of this project's operations, in every module that imports it.

@@ -28,11 +28,15 @@ def promtool() -> Path:
 
 
 def test_rules_are_valid(promtool):
-    result = subprocess.run([promtool, "check", "rules", "monitoring/alerts.yml"], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [promtool, "check", "rules", "monitoring/alerts.yml"], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS: 6 rules found" in result.stdout
 
 
 def test_rules_fire_as_the_unit_tests_expect(promtool):
-    result = subprocess.run([promtool, "test", "rules", "monitoring/alerts_test.yml"], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [promtool, "test", "rules", "monitoring/alerts_test.yml"], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -129,7 +129,10 @@ def test_crlf_file_keeps_crlf_where_lines_are_added():
     text = "module.exports = {\r\n  apps: [{\r\n    name: 'api', // main\r\n    env: {\r\n      NODE_ENV: 'production', // note\r\n    },\r\n  }, {\r\n    name: 'ws',\r\n    env: {\r\n    },\r\n  }],\r\n};\r\n"
     edited = set_redis_url(text, URL, extra={"REDIS_MASTER_NAME": "smart-trade"})
     assert edited.count("\n") == edited.count("\r\n") == text.count("\n") + 4
-    assert f"      NODE_ENV: 'production', // note\r\n      REDIS_URL: '{URL}',\r\n      REDIS_MASTER_NAME: 'smart-trade',\r\n    }}," in edited
+    assert (
+        f"      NODE_ENV: 'production', // note\r\n      REDIS_URL: '{URL}',\r\n      REDIS_MASTER_NAME: 'smart-trade',\r\n    }},"
+        in edited
+    )
     assert set_redis_url(edited, URL, extra={"REDIS_MASTER_NAME": "smart-trade"}) == edited
 
 
@@ -165,7 +168,9 @@ def app_dir(tmp_path_factory):
     shutil.rmtree(base)
 
 
-def app_file(base: Path, text: str, mode: int = 0o640, uid: int = NOBODY, name: str = "app/ecosystem.config.js") -> Path:
+def app_file(
+    base: Path, text: str, mode: int = 0o640, uid: int = NOBODY, name: str = "app/ecosystem.config.js"
+) -> Path:
     path = base / name
     path.write_text(text)
     os.chown(path, uid, uid)
@@ -174,13 +179,23 @@ def app_file(base: Path, text: str, mode: int = 0o640, uid: int = NOBODY, name: 
 
 
 def run_editor(base: Path, command: str, path: Path, capsys, *extra: str) -> tuple[int, str, str]:
-    argv = [command, str(path), "--credentials", str(base / "root-only" / "credentials"), "--user", "smart-trade", *extra]
+    argv = [
+        command,
+        str(path),
+        "--credentials",
+        str(base / "root-only" / "credentials"),
+        "--user",
+        "smart-trade",
+        *extra,
+    ]
     rc = main(argv)
     out, err = capsys.readouterr()
     return rc, out, err
 
 
-PLAIN = "module.exports = {\n  apps: [{\n    name: 'api',\n    env: {\n      NODE_ENV: 'production',\n    },\n  }],\n};\n"
+PLAIN = (
+    "module.exports = {\n  apps: [{\n    name: 'api',\n    env: {\n      NODE_ENV: 'production',\n    },\n  }],\n};\n"
+)
 HOST_URL = f"redis://smart-trade:{quote(PASSWORD, safe='')}@127.0.0.1:6379/0"
 
 
@@ -208,7 +223,9 @@ def test_files_the_owner_makes_keep_owner_and_group_and_lose_others_read(app_dir
     path = app_file(app_dir, PLAIN, mode=0o644)
     rc, out, err = run_editor(app_dir, "apply", path, capsys)
     assert rc == 0, err
-    assert f"{path} was readable by every local user and holds the Redis password: mode 0644 -> 0640" in out.splitlines()
+    assert (
+        f"{path} was readable by every local user and holds the Redis password: mode 0644 -> 0640" in out.splitlines()
+    )
     for made in (path, app_dir / "app" / "ecosystem.config.js.backup"):
         st = made.lstat()
         assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (NOBODY, NOBODY, 0o640)
@@ -217,7 +234,9 @@ def test_files_the_owner_makes_keep_owner_and_group_and_lose_others_read(app_dir
 
 
 def test_an_up_to_date_file_that_others_can_read_needs_a_change(app_dir, capsys):
-    path = app_file(app_dir, PLAIN.replace("'production',", f"'production',\n      REDIS_URL: '{HOST_URL}',"), mode=0o604)
+    path = app_file(
+        app_dir, PLAIN.replace("'production',", f"'production',\n      REDIS_URL: '{HOST_URL}',"), mode=0o604
+    )
     assert run_editor(app_dir, "check", path, capsys)[1] == "needs-change others-can-read\n"
     rc, out, _ = run_editor(app_dir, "apply", path, capsys)
     assert rc == 0 and "mode 0604 -> 0600" in out and path.stat().st_mode & 0o7777 == 0o600
@@ -241,14 +260,18 @@ def test_a_root_file_in_a_folder_others_can_change_is_refused(app_dir, capsys):
 
 
 def test_a_root_file_in_a_root_folder_is_edited_by_root_without_node(app_dir, capsys):
-    path = app_file(app_dir, f"require('fs').writeFileSync('{app_dir}/loaded', 'x');\n{PLAIN}", uid=0, name="root-only/e.config.js")
+    path = app_file(
+        app_dir, f"require('fs').writeFileSync('{app_dir}/loaded', 'x');\n{PLAIN}", uid=0, name="root-only/e.config.js"
+    )
     rc, out, err = run_editor(app_dir, "apply", path, capsys)
     assert rc == 0, err
     assert "node does not load it" in out and not (app_dir / "loaded").exists() and HOST_URL in path.read_text()
 
 
 def test_pm2_jlist_is_found_after_banner_lines():
-    output = '[PM2] Spawning PM2 daemon with pm2_home=/home/x/.pm2\n[PM2] PM2 Successfully daemonized\n[{"name": "api"}]\n'
+    output = (
+        '[PM2] Spawning PM2 daemon with pm2_home=/home/x/.pm2\n[PM2] PM2 Successfully daemonized\n[{"name": "api"}]\n'
+    )
     assert parse_jlist(output) == [{"name": "api"}]
 
 

@@ -88,7 +88,9 @@ def test_host_fact_script_sanitises_user_names(tmp_path):
     from smart_redis import facts
 
     creds = tmp_path / "credentials"
-    creds.write_text("REDIS_APP_USER='app\nfile=/etc/redis/redis.conf redis redis 640 " + SHA + "'\nREDIS_APP_PASSWORD='x'\n")
+    creds.write_text(
+        "REDIS_APP_USER='app\nfile=/etc/redis/redis.conf redis redis 640 " + SHA + "'\nREDIS_APP_PASSWORD='x'\n"
+    )
     script = facts._script().replace(facts.PATHS.credentials, str(creds))
     out = subprocess.run([shutil.which("dash") or "sh", "-c", script], capture_output=True, text=True).stdout
     state = parse(out.splitlines())
@@ -97,6 +99,7 @@ def test_host_fact_script_sanitises_user_names(tmp_path):
 
 
 # --- the exporter: its own login only, restarted on what runs (items 7 and 20) ---
+
 
 def _exporter_host(**kwargs):
     from smart_redis.facts import HostState
@@ -130,8 +133,10 @@ def test_exporter_env_script_writes_only_the_exporter_login(tmp_path):
     from smart_redis.constants import PATHS
 
     creds, env = tmp_path / "credentials", tmp_path / "exporter.env"
-    creds.write_text("REDIS_ADMIN_USER='admin'\nREDIS_ADMIN_PASSWORD='adminsecret'\n"
-                     "REDIS_EXPORTER_USER='metrics'\nREDIS_EXPORTER_PASSWORD='exportersecret'\n")
+    creds.write_text(
+        "REDIS_ADMIN_USER='admin'\nREDIS_ADMIN_PASSWORD='adminsecret'\n"
+        "REDIS_EXPORTER_USER='metrics'\nREDIS_EXPORTER_PASSWORD='exportersecret'\n"
+    )
     script = exporter.env_script().replace(PATHS.credentials, str(creds)).replace(PATHS.exporter_env, str(env))
     script = script.replace("chown root:root", ": ")  # the unit test does not run as root necessarily
     subprocess.run(["dash", "-c", script], check=True)
@@ -159,11 +164,13 @@ def test_exporter_env_up_to_date_compares_the_stored_login():
     assert _env_up_to_date(_exporter_host(files=root_only, exporter_env=(SHA, "metrics")))
     assert not _env_up_to_date(_exporter_host(files=root_only, exporter_env=("b" * 64, "metrics")))
     assert not _env_up_to_date(_exporter_host(files=root_only, exporter_env=(SHA, "other")))
-    assert not _env_up_to_date(_exporter_host(files={PATHS.exporter_env: FileState("root", "root", "644", "x")},
-                                              exporter_env=(SHA, "metrics")))
+    assert not _env_up_to_date(
+        _exporter_host(files={PATHS.exporter_env: FileState("root", "root", "644", "x")}, exporter_env=(SHA, "metrics"))
+    )
 
 
 # --- apt lists are refreshed after the repository was added (item 17) ---
+
 
 def _fresh(tmp_path, sources):
     import subprocess
@@ -198,12 +205,15 @@ def test_apt_source_line_refuses_whitespace():
 
     from smart_redis.install import source_line
 
-    assert source_line("https://packages.redis.io/deb", "bookworm").endswith(" https://packages.redis.io/deb bookworm main\n")
+    assert source_line("https://packages.redis.io/deb", "bookworm").endswith(
+        " https://packages.redis.io/deb bookworm main\n"
+    )
     with pytest.raises(OperationError):
         source_line("https://x\ndeb http://evil/ ./", "bookworm")
 
 
 # --- fetched snapshots stay private (item 9) ---
+
 
 def test_snapshots_fact_quotes_the_directory(tmp_path):
     import subprocess

@@ -32,21 +32,34 @@ SHELLCHECK = Path(sys.executable).with_name("shellcheck")
 SHELLCHECK_EXCLUDES = "SC1090,SC1091,SC2154"
 
 GIVEN_ADMIN = "N" * 40
-ROLES_USERS = {"APP": "smart-trade", "ADMIN": "ops-admin", "EXPORTER": "metrics", "REPLICATION": "replicator",
-               "SENTINEL": "sentinel"}
+ROLES_USERS = {
+    "APP": "smart-trade",
+    "ADMIN": "ops-admin",
+    "EXPORTER": "metrics",
+    "REPLICATION": "replicator",
+    "SENTINEL": "sentinel",
+}
 
 
 def host(**overrides) -> HostState:
     """A Debian 12 container with every package and credential, but every managed file out of date."""
     facts = HostState(
-        os_id="debian", os_version="12", os_codename="bookworm", systemd=True, container="docker",
-        redis_version="7.0.15", installed_packages=(*PACKAGES, EXPORTER_PACKAGE, SENTINEL_PACKAGE),
-        enabled="disabled", active="inactive",
+        os_id="debian",
+        os_version="12",
+        os_codename="bookworm",
+        systemd=True,
+        container="docker",
+        redis_version="7.0.15",
+        installed_packages=(*PACKAGES, EXPORTER_PACKAGE, SENTINEL_PACKAGE),
+        enabled="disabled",
+        active="inactive",
         secret_users=dict(ROLES_USERS),
         secret_hashes={role: sha256(role * 40) for role in ACL_ROLES} | {"ADMIN": sha256(GIVEN_ADMIN)},
         units={"redis-sentinel": ("masked", "inactive"), "prometheus-redis-exporter": ("enabled", "active")},
         need_reload={"redis-server", "prometheus-redis-exporter", "redis-sentinel"},
-        exporter_env=("0" * 64, "metrics"), exporter_auth="", exporter_stale=True,
+        exporter_env=("0" * 64, "metrics"),
+        exporter_auth="",
+        exporter_stale=True,
         files={path: FileState("root", "root", "644", "0" * 64) for path in (PATHS.config, PATHS.credentials)},
     )
     for key, value in overrides.items():
@@ -54,8 +67,12 @@ def host(**overrides) -> HostState:
     return facts
 
 
-OLD_CONFIG = ["port 6379", "bind 127.0.0.1 -::1", "user default off resetpass resetkeys resetchannels -@all",
-              f"user ops-admin on #{sha256(GIVEN_ADMIN)} ~* &* +@all"]
+OLD_CONFIG = [
+    "port 6379",
+    "bind 127.0.0.1 -::1",
+    "user default off resetpass resetkeys resetchannels -@all",
+    f"user ops-admin on #{sha256(GIVEN_ADMIN)} ~* &* +@all",
+]
 RUNNING = {"port": "6379", "maxmemory": "1gb", "maxmemory-policy": "noeviction", "bind": "127.0.0.1 -::1"}
 COMMON = {
     "DpkgLocked": True,  # another apt run holds the lock: the wait loop is generated too
@@ -93,27 +110,38 @@ def scenarios(tmp_path: Path) -> list[Scenario]:
         ),
         Scenario(
             "a running server that restarts for a new port and a new admin password",
-            host(enabled="enabled", active="active",
-                 secret_hashes={role: sha256(role * 40) for role in ACL_ROLES}),
+            host(enabled="enabled", active="active", secret_hashes={role: sha256(role * 40) for role in ACL_ROLES}),
             {**COMMON, "RedisLive": dict(RUNNING)},
             data={"redis_port": 6380},
         ),
         Scenario(
             "a replica of a Sentinel group that restarts after Sentinel moved the primary",
-            host(enabled="enabled", active="active", ha_member=True, sentinel_conf_written=False,
-                 secret_hashes=member_hashes),
-            {**COMMON, "RedisLive": dict(RUNNING), "SentinelPrimary": ["10.0.0.3 6379"] * 3,
-             "SentinelMaster": {"quorum": "1", "down-after-milliseconds": "1000"}},
+            host(
+                enabled="enabled",
+                active="active",
+                ha_member=True,
+                sentinel_conf_written=False,
+                secret_hashes=member_hashes,
+            ),
+            {
+                **COMMON,
+                "RedisLive": dict(RUNNING),
+                "SentinelPrimary": ["10.0.0.3 6379"] * 3,
+                "SentinelMaster": {"quorum": "1", "down-after-milliseconds": "1000"},
+            },
             data={"redis_bind": "0.0.0.0", "redis_port": 6380, **addresses["db2"]},
-            groups=group, host_data=addresses, host_name="db2",
+            groups=group,
+            host_data=addresses,
+            host_name="db2",
         ),
         Scenario(
             "a host whose stopped server joins a Sentinel group",
             host(ha_member=False, secret_hashes=member_hashes),
-            {**COMMON, "RedisLive": None, "RedisKeyCount": None, "SentinelPrimary": [],
-             "SentinelMaster": None},
+            {**COMMON, "RedisLive": None, "RedisKeyCount": None, "SentinelPrimary": [], "SentinelMaster": None},
             data={"redis_bind": "0.0.0.0", **addresses["db3"]},
-            groups=group, host_data=addresses, host_name="db3",
+            groups=group,
+            host_data=addresses,
+            host_name="db3",
         ),
         Scenario(
             "fetching snapshots to this machine",
@@ -147,17 +175,30 @@ def all_commands(recorded) -> list[tuple[str, Command]]:
 def test_every_scenario_generates_the_steps_it_is_about(recorded):
     steps = {command.step for commands in recorded.values() for command in commands}
     for expected in (
-        "smart_redis.operations.managed_file", "smart_redis.operations.service_running",
-        "smart_redis.auth.credentials", "smart_redis.config.apply_redis_config", "smart_redis.restore.restore_snapshot",
-        "smart_redis.replication.replication_auth", "smart_redis.sentinel.first_config",
-        "smart_redis.sentinel.sentinel_settings", "smart_redis.install.wait_for_dpkg_lock",
-        "smart_redis.pm2.redis_url", "smart_redis.fetch.fetch_file", "smart_redis.exporter.exporter_env",
+        "smart_redis.operations.managed_file",
+        "smart_redis.operations.service_running",
+        "smart_redis.auth.credentials",
+        "smart_redis.config.apply_redis_config",
+        "smart_redis.restore.restore_snapshot",
+        "smart_redis.replication.replication_auth",
+        "smart_redis.sentinel.first_config",
+        "smart_redis.sentinel.sentinel_settings",
+        "smart_redis.install.wait_for_dpkg_lock",
+        "smart_redis.pm2.redis_url",
+        "smart_redis.fetch.fetch_file",
+        "smart_redis.exporter.exporter_env",
         "smart_redis.config._keep_running_admin",
     ):
         assert expected in steps
     texts = "\n".join(c.text for _, c in all_commands(recorded))
-    for fragment in ("systemctl restart redis-server", "config set", "apt-get -y", "info replication",
-                     "startOrReload", "redis-check-rdb"):
+    for fragment in (
+        "systemctl restart redis-server",
+        "config set",
+        "apt-get -y",
+        "info replication",
+        "startOrReload",
+        "redis-check-rdb",
+    ):
         assert fragment in texts
 
 
@@ -191,8 +232,17 @@ def test_every_generated_command_passes_shellcheck(recorded):
     failures = []
     for name, command in _unique(recorded):
         result = subprocess.run(
-            [str(SHELLCHECK), "--shell=dash", "--severity=info", f"--exclude={SHELLCHECK_EXCLUDES}", "--format=gcc", "-"],
-            input=command.text, capture_output=True, text=True,
+            [
+                str(SHELLCHECK),
+                "--shell=dash",
+                "--severity=info",
+                f"--exclude={SHELLCHECK_EXCLUDES}",
+                "--format=gcc",
+                "-",
+            ],
+            input=command.text,
+            capture_output=True,
+            text=True,
         )
         if result.returncode != 0:
             failures.append(f"{command.step} ({name}):\n{result.stdout.strip()}\n--- {command.text[:3000]}")
@@ -215,7 +265,8 @@ def test_every_fact_of_the_project_is_exercised(recorded):
     for info in pkgutil.iter_modules(smart_redis.__path__):
         module = importlib.import_module(f"smart_redis.{info.name}")
         facts |= {
-            f"fact {value.__module__}.{value.__name__}" for value in vars(module).values()
+            f"fact {value.__module__}.{value.__name__}"
+            for value in vars(module).values()
             if isinstance(value, type) and issubclass(value, FactBase) and value.__module__.startswith("smart_redis")
         }
     assert facts - steps == set()

@@ -40,7 +40,9 @@ def test_the_package_has_its_modules():
 @pytest.mark.parametrize("path", MODULES, ids=[p.name for p in MODULES])
 def test_every_host_module_imports_only_the_standard_library(path):
     found = imports(path)
-    outside = [name for level, name in found if level == 0 and name not in sys.stdlib_module_names and name != "__future__"]
+    outside = [
+        name for level, name in found if level == 0 and name not in sys.stdlib_module_names and name != "__future__"
+    ]
     above = [name for level, name in found if level > 1]  # `from ..x`: out of the subpackage
     assert not outside and not above, f"{path.name} imports {outside + above}"
 
@@ -65,7 +67,9 @@ def test_a_program_carries_only_what_it_imports():
     assert {"resp", "credentials", "counts", "quorum", "pm2"} <= set(bundle.modules("monitor"))
 
 
-@pytest.mark.parametrize("source", ["a = '''x'''\n", "b = ''''\n", "c = 'it'\n'", 'd = "\\\\n \\r"\n', "e = 1\r\nf = '''''\n"])
+@pytest.mark.parametrize(
+    "source", ["a = '''x'''\n", "b = ''''\n", "c = 'it'\n'", 'd = "\\\\n \\r"\n', "e = 1\r\nf = '''''\n"]
+)
 def test_sources_survive_the_literal_exactly(source):
     assert ast.literal_eval(bundle._literal(source)) == source
 
@@ -79,13 +83,21 @@ def program(tmp_path: Path, entry: str) -> Path:
 
 def run(path: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
     # -I: no PYTHONPATH, no user site, not the checkout: only the file and the standard library.
-    return subprocess.run([SYSTEM_PYTHON, "-I", "-S", str(path), *args], input=stdin, capture_output=True, text=True,
-                          cwd=path.parent, timeout=60)
+    return subprocess.run(
+        [SYSTEM_PYTHON, "-I", "-S", str(path), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=path.parent,
+        timeout=60,
+    )
 
 
 def test_redis_monitor_as_one_file_runs_the_restore_check(tmp_path):
     counts = tmp_path / "dump.rdb.counts.json"
-    counts.write_text(json.dumps({"created_epoch": int(time.time()), "keys": {"0": 4}, "persistent": {"0": 4}, "volatile": {}}))
+    counts.write_text(
+        json.dumps({"created_epoch": int(time.time()), "keys": {"0": 4}, "persistent": {"0": 4}, "volatile": {}})
+    )
     monitor = program(tmp_path, "monitor")
     ok = run(monitor, "restore-check", str(counts), stdin="# Keyspace\r\ndb0:keys=4,expires=0\r\n")
     assert (ok.returncode, ok.stdout, ok.stderr) == (0, "key counts match the backup: db0=4\n", "")
@@ -102,5 +114,8 @@ def test_the_ecosystem_editor_as_one_file_edits_a_file(tmp_path):
     assert run(editor, "check", str(target), *args).stdout == "needs-change\n"
     applied = run(editor, "apply", str(target), *args)
     assert applied.returncode == 0, applied.stderr
-    assert target.read_text() == "module.exports = { apps: [{ name: 'api', env: { REDIS_URL: 'redis://10.0.0.5:6380/0' } }] };\n"
+    assert (
+        target.read_text()
+        == "module.exports = { apps: [{ name: 'api', env: { REDIS_URL: 'redis://10.0.0.5:6380/0' } }] };\n"
+    )
     assert run(editor, "check", str(target), *args).stdout == "up-to-date\n"

@@ -64,8 +64,17 @@ def test_every_string_setting_is_covered():
     expected = {name for name, value in defaults().items() if isinstance(BASES.get(name, value), str)}
     assert covered == expected
     # the settings this test is about: every one that reaches the host as text
-    assert {"redis_app_user", "redis_backup_dir", "redis_apt_key_url", "redis_ha_address", "redis_url_host",
-            "redis_bind", "pm2_ecosystem_file", "redis_app_acl", "redis_ha_master_name"} <= covered
+    assert {
+        "redis_app_user",
+        "redis_backup_dir",
+        "redis_apt_key_url",
+        "redis_ha_address",
+        "redis_url_host",
+        "redis_bind",
+        "pm2_ecosystem_file",
+        "redis_app_acl",
+        "redis_ha_master_name",
+    } <= covered
 
 
 @pytest.mark.parametrize("name,base,label", CASES, ids=[f"{n}-{label}" for n, _, label in CASES])

@@ -60,7 +60,9 @@ def test_each_change_goes_where_redis_can_take_it(line, runtime, restart):
 
 def test_notify_flags_compare_as_sets_with_a_expanded():
     assert live.plan({"notify-keyspace-events": "KEA"}, {"notify-keyspace-events": "AKE"}, {}, {}).changed == {}
-    assert live.plan({"notify-keyspace-events": "Kg$lshzxetdE"}, {"notify-keyspace-events": "AKE"}, {}, {}).changed == {}
+    assert (
+        live.plan({"notify-keyspace-events": "Kg$lshzxetdE"}, {"notify-keyspace-events": "AKE"}, {}, {}).changed == {}
+    )
 
 
 def test_acl_changes_become_setuser_and_deluser():
@@ -79,6 +81,7 @@ def test_config_get_csv():
 
 
 # --- the restart path saves first, and stops when the SAVE fails (issue 14, item 18) ---
+
 
 def _run_restart_script(tmp_path, save_reply: str):
     """config's restart script under dash, with a fake redis-cli and systemctl on PATH."""

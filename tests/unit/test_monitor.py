@@ -35,18 +35,24 @@ def test_error_replies_raise():
         client.read()
 
 
-@pytest.mark.parametrize("pct,level", [(10, nagios.OK), (80, nagios.WARNING), (89.9, nagios.WARNING), (90, nagios.CRITICAL)])
+@pytest.mark.parametrize(
+    "pct,level", [(10, nagios.OK), (80, nagios.WARNING), (89.9, nagios.WARNING), (90, nagios.CRITICAL)]
+)
 def test_thresholds_follow_nagios_levels(pct, level):
     assert nagios.level_for(pct, 80, 90) == level
 
 
 def test_table_aligns_columns():
     assert output.table([{"db": 0, "name": "quotes"}, {"db": 15, "name": "x"}]).splitlines() == [
-        "DB  NAME  ", "0   quotes", "15  x     "
+        "DB  NAME  ",
+        "0   quotes",
+        "15  x     ",
     ]
 
 
-@pytest.mark.parametrize("command", ["status", "info", "memory", "databases", "keys", "test", "backup", "cleanup", "health", "sample-data"])
+@pytest.mark.parametrize(
+    "command", ["status", "info", "memory", "databases", "keys", "test", "backup", "cleanup", "health", "sample-data"]
+)
 def test_every_subcommand_takes_json(command):
     assert monitor.parser().parse_args([command, "--json"]).json
 
@@ -64,8 +70,13 @@ def test_rotation_keeps_newest_hourly_and_one_per_day(tmp_path):
     removed = snapshots.rotate(str(tmp_path), keep_hourly=3, keep_daily=3)
     kept = sorted(p.name for p in tmp_path.glob("*.rdb"))
     # the 3 newest (all of Nov 5), plus the newest of Nov 4 and Nov 3 (3 days in all)
-    assert kept == ["dump-20261103T180000Z.rdb", "dump-20261104T180000Z.rdb",
-                    "dump-20261105T060000Z.rdb", "dump-20261105T120000Z.rdb", "dump-20261105T180000Z.rdb"]
+    assert kept == [
+        "dump-20261103T180000Z.rdb",
+        "dump-20261104T180000Z.rdb",
+        "dump-20261105T060000Z.rdb",
+        "dump-20261105T120000Z.rdb",
+        "dump-20261105T180000Z.rdb",
+    ]
     assert len(removed) == len(names) - len(kept)
     assert sorted(p.name for p in tmp_path.glob("*.counts.json")) == [k + ".counts.json" for k in kept]
 
@@ -83,12 +94,26 @@ def levels(view, info):
     [
         (AGREE, PRIMARY_2, {"sentinels": nagios.OK, "replication": nagios.OK}),
         (AGREE, {"role": "master", "connected_slaves": "0"}, {"sentinels": nagios.OK, "replication": nagios.CRITICAL}),
-        ({**AGREE, "10.0.0.3:26379": "10.0.0.2:6379"}, PRIMARY_2, {"sentinels": nagios.CRITICAL, "replication": nagios.OK}),
-        ({**AGREE, "10.0.0.2:26379": "no answer (timed out)", "10.0.0.3:26379": "no answer (refused)"}, PRIMARY_2,
-         {"sentinels": nagios.CRITICAL, "replication": nagios.OK}),
-        ({**AGREE, "10.0.0.3:26379": "no answer (timed out)"}, PRIMARY_2, {"sentinels": nagios.OK, "replication": nagios.OK}),
-        (AGREE, {"role": "slave", "master_host": "10.0.0.1", "master_port": "6379", "master_link_status": "down"},
-         {"sentinels": nagios.OK, "replication": nagios.WARNING}),
+        (
+            {**AGREE, "10.0.0.3:26379": "10.0.0.2:6379"},
+            PRIMARY_2,
+            {"sentinels": nagios.CRITICAL, "replication": nagios.OK},
+        ),
+        (
+            {**AGREE, "10.0.0.2:26379": "no answer (timed out)", "10.0.0.3:26379": "no answer (refused)"},
+            PRIMARY_2,
+            {"sentinels": nagios.CRITICAL, "replication": nagios.OK},
+        ),
+        (
+            {**AGREE, "10.0.0.3:26379": "no answer (timed out)"},
+            PRIMARY_2,
+            {"sentinels": nagios.OK, "replication": nagios.OK},
+        ),
+        (
+            AGREE,
+            {"role": "slave", "master_host": "10.0.0.1", "master_port": "6379", "master_link_status": "down"},
+            {"sentinels": nagios.OK, "replication": nagios.WARNING},
+        ),
     ],
     ids=["healthy", "no-replica", "disagree", "no-quorum", "one-sentinel-down", "replica-link-down"],
 )
@@ -105,7 +130,9 @@ INFO_KEYSPACE = "# Keyspace\r\ndb0:keys=40,expires=37,avg_ttl=30000\r\ndb5:keys=
 def counts_file(created=NOW - 65, buckets=((NOW - 60, 10, 25), (NOW + 3000, 600, 12))):
     """A counts file of a backup 65 s ago: db0 had 3 keys without TTL and 37 with one."""
     return {
-        "created": "x", "created_epoch": created, "keys": {"0": 40, "5": 7},
+        "created": "x",
+        "created_epoch": created,
+        "keys": {"0": 40, "5": 7},
         "persistent": {"0": 3, "5": 7},
         "volatile": {"0": {"keys": 37, "buckets": [list(b) for b in buckets], "sampled": 37}},
     }
@@ -120,15 +147,19 @@ def test_keys_expired_since_the_backup_do_not_fail_the_restore():
     restored = infotext.parse_keyspace("db0:keys=15,expires=12\r\ndb5:keys=7,expires=0\r\n")
     ok, line = keycounts.compare_counts(counts_file(), restored, NOW)
     assert ok, line
-    assert line == ("key counts match the backup: db0=3+12ttl, db5=7; "
-                    "25 keys with a TTL expired in the 65 s since the snapshot")
+    assert line == (
+        "key counts match the backup: db0=3+12ttl, db5=7; 25 keys with a TTL expired in the 65 s since the snapshot"
+    )
 
 
 @pytest.mark.parametrize(
     "restored,reason",
     [
         ("db0:keys=15,expires=12\r\ndb5:keys=6,expires=0", "db5: 6 keys without TTL, 7 at backup time"),
-        ("db0:keys=13,expires=10\r\ndb5:keys=7,expires=0", "db0: 10 keys with TTL, but 12 of the backup's outlive the 65 s since it"),
+        (
+            "db0:keys=13,expires=10\r\ndb5:keys=7,expires=0",
+            "db0: 10 keys with TTL, but 12 of the backup's outlive the 65 s since it",
+        ),
         ("db0:keys=41,expires=38\r\ndb5:keys=7,expires=0", "db0: 38 keys with TTL, only 37 at backup time"),
         ("db0:keys=15,expires=12\r\ndb5:keys=7,expires=0\r\ndb9:keys=1,expires=0", "db9: 1 keys, none at backup time"),
     ],
@@ -163,7 +194,12 @@ def test_old_counts_files_stay_readable():
 
 @pytest.mark.parametrize(
     "remaining,expected",
-    [(4, (NOW, 10)), (599, (NOW + 590, 10)), (3600, (NOW + 3600, 600)), (2 * 86400, (NOW + 86400 * 2 - NOW % 86400, 86400))],
+    [
+        (4, (NOW, 10)),
+        (599, (NOW + 590, 10)),
+        (3600, (NOW + 3600, 600)),
+        (2 * 86400, (NOW + 86400 * 2 - NOW % 86400, 86400)),
+    ],
 )
 def test_expiry_times_are_bucketed_finer_near_the_backup(remaining, expected):
     assert keycounts.expiry_bucket(NOW + remaining, NOW) == expected
@@ -171,24 +207,33 @@ def test_expiry_times_are_bucketed_finer_near_the_backup(remaining, expected):
 
 def test_restore_check_reads_info_keyspace_from_stdin(tmp_path, monkeypatch, capsys):
     path = tmp_path / "dump.rdb.counts.json"
-    path.write_text(json.dumps({"created_epoch": int(time.time()), "keys": {"0": 40}, "persistent": {"0": 40}, "volatile": {}}))
+    path.write_text(
+        json.dumps({"created_epoch": int(time.time()), "keys": {"0": 40}, "persistent": {"0": 40}, "volatile": {}})
+    )
     monkeypatch.setattr("sys.stdin", io.StringIO("# Keyspace\r\ndb0:keys=40,expires=0\r\n"))
     assert monitor.main(["restore-check", str(path)]) == 0
     monkeypatch.setattr("sys.stdin", io.StringIO("# Keyspace\r\ndb0:keys=39,expires=0\r\n"))
     assert monitor.main(["restore-check", str(path)]) == 1
-    assert capsys.readouterr().err == "restored key counts differ from the backup's: db0: 39 keys without TTL, 40 at backup time\n"
+    assert (
+        capsys.readouterr().err
+        == "restored key counts differ from the backup's: db0: 39 keys without TTL, 40 at backup time\n"
+    )
 
 
 # --- health: never a crash that Nagios reads as WARNING (defect 16) ---------------------------
 
-JLIST = '[{"name": "quotes-feed", "pm2_env": {"status": "online"}}, {"name": "orders", "pm2_env": {"status": "online"}}]'
+JLIST = (
+    '[{"name": "quotes-feed", "pm2_env": {"status": "online"}}, {"name": "orders", "pm2_env": {"status": "online"}}]'
+)
 
 
 @pytest.mark.parametrize(
     "output",
     [
         JLIST,
-        "[PM2] Spawning PM2 daemon with pm2_home=/home/smart-trade/.pm2\n[PM2] PM2 Successfully daemonized\n" + JLIST + "\n",
+        "[PM2] Spawning PM2 daemon with pm2_home=/home/smart-trade/.pm2\n[PM2] PM2 Successfully daemonized\n"
+        + JLIST
+        + "\n",
         "Welcome to the trading host!\n[WARN] [1, 2] banner\n" + JLIST,
     ],
     ids=["plain", "pm2-banner", "motd-junk"],

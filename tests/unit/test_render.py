@@ -54,10 +54,7 @@ def test_rendering_is_deterministic():
 def test_acl_users_carry_hashes_and_rules():
     conf = lines(redis_conf(load({})))
     assert "user default off resetpass resetkeys resetchannels -@all" in conf
-    assert (
-        f"user smart-trade on #{'a' * 64} resetkeys resetchannels "
-        "~* &* +@all -@admin -@dangerous +info"
-    ) in conf
+    assert (f"user smart-trade on #{'a' * 64} resetkeys resetchannels ~* &* +@all -@admin -@dangerous +info") in conf
     assert f"user ops-admin on #{'b' * 64} resetkeys resetchannels ~* &* +@all" in conf
 
 

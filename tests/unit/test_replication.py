@@ -113,7 +113,10 @@ def test_sentinel_master_fields_are_read_as_pairs():
     assert SentinelMaster().process(output)["down-after-milliseconds"] == "5000"
     assert SentinelMaster().process(["NOAUTH Authentication required."]) is None
     assert tunables(SETTINGS, REPLICA) == {
-        "quorum": "2", "down-after-milliseconds": "5000", "failover-timeout": "30000", "parallel-syncs": "1"
+        "quorum": "2",
+        "down-after-milliseconds": "5000",
+        "failover-timeout": "30000",
+        "parallel-syncs": "1",
     }
 
 

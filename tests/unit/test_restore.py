@@ -25,8 +25,12 @@ SNIPPETS = {
 def test_restore_shell_parses_and_passes_shellcheck(name):
     assert subprocess.run(["dash", "-n", "-c", SNIPPETS[name]], capture_output=True, text=True).returncode == 0
     # warning level: a hostile name, quoted, is rightly "an expression that does not expand" (info)
-    lint = subprocess.run([str(SHELLCHECK), "-s", "dash", "-S", "warning", "-e", "SC1091,SC2154", "-"], input=SNIPPETS[name],
-                          capture_output=True, text=True)
+    lint = subprocess.run(
+        [str(SHELLCHECK), "-s", "dash", "-S", "warning", "-e", "SC1091,SC2154", "-"],
+        input=SNIPPETS[name],
+        capture_output=True,
+        text=True,
+    )
     assert lint.returncode == 0, lint.stdout
 
 
@@ -35,11 +39,17 @@ def test_a_hostile_snapshot_name_and_host_answer_stay_text(tmp_path):
     fake = tmp_path / "redis-check-rdb"
     fake.write_text("#!/bin/sh\necho '[offset 0] Wrong signature $(touch PWNED) error'\nexit 1\n")
     fake.chmod(0o755)
-    result = subprocess.run(["dash", "-c", restore.check_snapshot(HOSTILE)], cwd=tmp_path, capture_output=True,
-                            text=True, env={"PATH": f"{tmp_path}:/usr/bin:/bin"})
+    result = subprocess.run(
+        ["dash", "-c", restore.check_snapshot(HOSTILE)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={"PATH": f"{tmp_path}:/usr/bin:/bin"},
+    )
     assert result.returncode == 1 and not (tmp_path / "PWNED").exists()
-    assert result.stderr == (f"{HOSTILE} is not a snapshot this Redis can load: "
-                             "[offset 0] Wrong signature $(touch PWNED) error \n")
+    assert result.stderr == (
+        f"{HOSTILE} is not a snapshot this Redis can load: [offset 0] Wrong signature $(touch PWNED) error \n"
+    )
 
 
 def test_the_backup_job_never_starts_a_stopped_redis():

@@ -28,31 +28,67 @@ ENV_FILE = "EnvironmentFile=-/etc/smart-redis/exporter.env\n"
 
 # (unit, how the deploy renders it, settings as the inventory gives them, the text written today)
 ROWS = [
-    ("backup service, defaults", backup.service_unit, {},
-     BACKUP_SERVICE.format(dir="/var/backups/redis", hourly=48, daily=14)),
-    ("backup service, keep counts and folder", backup.service_unit,
-     {"redis_backup_keep_hourly": 5, "redis_backup_keep_daily": 0, "redis_backup_dir": "/srv/snap"},
-     BACKUP_SERVICE.format(dir="/srv/snap", hourly=5, daily=0)),
+    (
+        "backup service, defaults",
+        backup.service_unit,
+        {},
+        BACKUP_SERVICE.format(dir="/var/backups/redis", hourly=48, daily=14),
+    ),
+    (
+        "backup service, keep counts and folder",
+        backup.service_unit,
+        {"redis_backup_keep_hourly": 5, "redis_backup_keep_daily": 0, "redis_backup_dir": "/srv/snap"},
+        BACKUP_SERVICE.format(dir="/srv/snap", hourly=5, daily=0),
+    ),
     ("backup timer, defaults", backup.timer_unit, {}, BACKUP_TIMER.format(schedule="hourly", calendar="hourly")),
-    ("backup timer, daily", backup.timer_unit, {"redis_backup_schedule": "daily"},
-     BACKUP_TIMER.format(schedule="daily", calendar="daily")),
-    ("backup timer, 15min", backup.timer_unit, {"redis_backup_schedule": "15min"},
-     BACKUP_TIMER.format(schedule="15min", calendar="*:0/15")),
-    ("backup timer, 30min", backup.timer_unit, {"redis_backup_schedule": "30min"},
-     BACKUP_TIMER.format(schedule="30min", calendar="*:0/30")),
+    (
+        "backup timer, daily",
+        backup.timer_unit,
+        {"redis_backup_schedule": "daily"},
+        BACKUP_TIMER.format(schedule="daily", calendar="daily"),
+    ),
+    (
+        "backup timer, 15min",
+        backup.timer_unit,
+        {"redis_backup_schedule": "15min"},
+        BACKUP_TIMER.format(schedule="15min", calendar="*:0/15"),
+    ),
+    (
+        "backup timer, 30min",
+        backup.timer_unit,
+        {"redis_backup_schedule": "30min"},
+        BACKUP_TIMER.format(schedule="30min", calendar="*:0/30"),
+    ),
     ("exporter drop-in, defaults", exporter.dropin, {}, EXPORTER.format(env=ENV_FILE, listen=9121, port=6379)),
-    ("exporter drop-in, auth none", exporter.dropin, {"redis_auth": "none"}, EXPORTER.format(env="", listen=9121, port=6379)),
-    ("exporter drop-in, other ports", exporter.dropin, {"redis_exporter_port": 9200, "redis_port": 6380},
-     EXPORTER.format(env=ENV_FILE, listen=9200, port=6380)),
+    (
+        "exporter drop-in, auth none",
+        exporter.dropin,
+        {"redis_auth": "none"},
+        EXPORTER.format(env="", listen=9121, port=6379),
+    ),
+    (
+        "exporter drop-in, other ports",
+        exporter.dropin,
+        {"redis_exporter_port": 9200, "redis_port": 6380},
+        EXPORTER.format(env=ENV_FILE, listen=9200, port=6380),
+    ),
     ("container drop-in", lambda s: service.container_dropin(), {}, "[Service]\nPrivateUsers=false\n"),
-    ("HA drop-in", lambda s: replication.ha_dropin(), {},
-     "[Service]\n# The deploy owns this file; Sentinel's CONFIG REWRITE must not replace it.\n"
-     "ReadOnlyPaths=/etc/redis/redis.conf\n"),
-    ("THP unit", lambda s: tuning.thp_unit(), {},
-     "[Unit]\nDescription=Disable transparent huge pages for Redis (latency, fork copy-on-write)\n"
-     "DefaultDependencies=no\nBefore=redis-server.service\n\n[Service]\nType=oneshot\n"
-     "ExecStart=/bin/sh -c 'echo never > /sys/kernel/mm/transparent_hugepage/enabled; "
-     "echo never > /sys/kernel/mm/transparent_hugepage/defrag'\n\n[Install]\nWantedBy=multi-user.target\n"),
+    (
+        "HA drop-in",
+        lambda s: replication.ha_dropin(),
+        {},
+        "[Service]\n# The deploy owns this file; Sentinel's CONFIG REWRITE must not replace it.\n"
+        "ReadOnlyPaths=/etc/redis/redis.conf\n",
+    ),
+    (
+        "THP unit",
+        lambda s: tuning.thp_unit(),
+        {},
+        "[Unit]\nDescription=Disable transparent huge pages for Redis (latency, fork copy-on-write)\n"
+        "DefaultDependencies=no\nBefore=redis-server.service\n\n[Service]\nType=oneshot\n"
+        "ExecStart=/bin/sh -c 'echo never > /sys/kernel/mm/transparent_hugepage/enabled; "
+        "echo never > /sys/kernel/mm/transparent_hugepage/defrag'\n\n[Install]\nWantedBy=multi-user.target\n",
+    ),
 ]
 
 
