@@ -12,7 +12,7 @@ from pyinfra.operations.util import any_changed
 
 from .constants import BACKUP_SERVICE, BACKUP_TIMER, PATHS, SERVICE
 from .facts import HostState
-from .operations import managed_file
+from .operations import managed_file, reload_units
 from .render import render
 from .settings import BACKUP_SCHEDULES, Settings
 
@@ -44,10 +44,10 @@ def snapshots(settings: Settings, facts: HostState) -> None:
         facts.units.get(BACKUP_TIMER) == ("enabled", "active")
         and facts.units.get(BACKUP_SERVICE, ("", ""))[1] != "failed"
     )
+    reload_units(BACKUP_TIMER, unit, timer, facts=facts)
     server.shell(
         name="Enable the backup timer and take the first snapshot",
         commands=[
-            "systemctl daemon-reload",
             f"systemctl enable --now {BACKUP_TIMER}",
             # A snapshot right away: health wants one no older than twice the schedule.
             f"systemctl start {BACKUP_SERVICE}",

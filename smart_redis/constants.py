@@ -19,6 +19,8 @@ SENTINEL_SERVICE = "redis-sentinel"
 # The scheduled snapshot: a oneshot service and the timer that starts it.
 BACKUP_SERVICE = "redis-backup.service"
 BACKUP_TIMER = "redis-backup.timer"
+# Turns transparent huge pages off at boot, before Redis starts (real hosts only).
+THP_SERVICE = "redis-disable-thp.service"
 
 CONFIG_USER = "redis"
 CONFIG_GROUP = "redis"
@@ -90,7 +92,7 @@ class Paths:
     sentinel_config: str = "/etc/redis/sentinel.conf"
     sentinel_container_dropin: str = "/etc/systemd/system/redis-sentinel.service.d/10-container.conf"
     sysctl: str = "/etc/sysctl.d/60-redis.conf"
-    thp_unit: str = "/etc/systemd/system/redis-disable-thp.service"
+    thp_unit: str = f"/etc/systemd/system/{THP_SERVICE}"
     apt_keyring: str = "/usr/share/keyrings/redis-archive-keyring.gpg"
     apt_source: str = "/etc/apt/sources.list.d/redis.list"
     apt_pin: str = "/etc/apt/preferences.d/redis"

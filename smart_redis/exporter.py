@@ -104,7 +104,7 @@ def exporter_restarted(settings: Settings):
 
 def _write_unit(settings: Settings, facts: HostState):
     dropin_op = managed_file(name="Configure the Redis exporter", dest=PATHS.exporter_dropin, content=dropin(settings))
-    reload_units(EXPORTER_SERVICE, dropin_op, facts)
+    reload_units(EXPORTER_SERVICE, dropin_op, facts=facts)
     return dropin_op
 
 

@@ -23,6 +23,7 @@ from pyinfra.api.operation import OperationMeta
 from pyinfra.context import ctx_state
 from pyinfra.facts.files import FileContents
 from pyinfra.operations import systemd
+from pyinfra.operations.util import any_changed
 from pyinfra.operations.util.files import generate_color_diff
 
 from .constants import SERVICE
@@ -177,9 +178,10 @@ def service_running(service: str):
         host.noop(f"{service} is enabled and running")
 
 
-def reload_units(unit: str, changed: OperationMeta, facts: HostState) -> None:
-    """systemctl daemon-reload when this run changed a unit file of `unit`, or when systemd still
-    waits for one (NeedDaemonReload): a run that stopped between the two must not lose it."""
+def reload_units(unit: str, *changed: OperationMeta, facts: HostState) -> None:
+    """The one way this project runs systemctl daemon-reload: when this run changed a unit file
+    of `unit` (any of `changed`), or when systemd still waits for one (NeedDaemonReload), so that
+    a run that stopped between the two does not lose it."""
     systemd.daemon_reload(
-        name=f"Reload systemd units for {unit}", _if=None if unit in facts.need_reload else changed.did_change
+        name=f"Reload systemd units for {unit}", _if=None if unit in facts.need_reload else any_changed(*changed)
     )

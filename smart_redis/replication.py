@@ -216,5 +216,5 @@ def replica_setup(topology: Topology, given: Mapping[str, str], facts: HostState
     dropin: OperationMeta = managed_file(
         name=f"Keep {SERVICE} from rewriting {PATHS.config}", dest=PATHS.ha_dropin, content=ha_dropin()
     )
-    reload_units(SERVICE, dropin, facts)
+    reload_units(SERVICE, dropin, facts=facts)
     return not facts.ha_member

@@ -35,7 +35,7 @@ def before_install(topology: Topology, facts: HostState) -> None:
             dest=PATHS.sentinel_container_dropin,
             content=container_dropin(),
         )
-        reload_units(SENTINEL_SERVICE, dropin, facts)
+        reload_units(SENTINEL_SERVICE, dropin, facts=facts)
     if SENTINEL_PACKAGE not in facts.installed_packages and facts.units.get(SENTINEL_SERVICE, ("",))[0] != "masked":
         server.shell(
             name=f"Keep {SENTINEL_SERVICE} stopped until it is configured",

@@ -25,7 +25,7 @@ def container_sandbox(facts: HostState) -> OperationMeta | None:
         dest=PATHS.container_dropin,
         content=container_dropin(),
     )
-    reload_units(SERVICE, dropin, facts)
+    reload_units(SERVICE, dropin, facts=facts)
     return dropin
 
 

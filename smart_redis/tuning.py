@@ -5,9 +5,9 @@ from __future__ import annotations
 from pyinfra import host, logger
 from pyinfra.operations import server
 
-from .constants import PATHS, SERVICE
+from .constants import PATHS, SERVICE, THP_SERVICE
 from .facts import HostState
-from .operations import managed_file
+from .operations import managed_file, reload_units
 from .render import render
 from .settings import Settings
 
@@ -36,8 +36,9 @@ def kernel(settings: Settings, facts: HostState) -> None:
     )
     server.shell(name="Apply the sysctl settings", commands=[f"sysctl -q -p {PATHS.sysctl}"], _if=sysctl.did_change)
     thp = managed_file(name="Turn transparent huge pages off at boot", dest=PATHS.thp_unit, content=thp_unit())
+    reload_units(THP_SERVICE, thp, facts=facts)
     server.shell(
         name="Turn transparent huge pages off now",
-        commands=["systemctl daemon-reload", "systemctl enable --now redis-disable-thp.service"],
+        commands=[f"systemctl enable --now {THP_SERVICE}"],
         _if=thp.did_change,
     )
