@@ -29,22 +29,34 @@ from pyinfra.operations.util.files import generate_color_diff
 from .constants import SERVICE
 from .facts import WATCHED_FILES, HostState, RedisHost
 
-# The run (pyinfra's State) -> host name -> what RedisHost answered. It belongs to the run: a
-# second run in the same process (the benchmark, a test) starts without it.
-_answers: WeakKeyDictionary[Any, dict[str, HostState]] = WeakKeyDictionary()
+# The run (pyinfra's State) -> host name -> (what RedisHost answered, how many operations of the
+# run had changed the host by then). It belongs to the run: a second run in the same process
+# (the benchmark, a test) starts without it.
+_answers: WeakKeyDictionary[Any, dict[str, tuple[HostState, int]]] = WeakKeyDictionary()
 
 
-def _run_cache() -> dict[str, HostState]:
+def _run_cache() -> dict[str, tuple[HostState, int]]:
     return _answers.setdefault(ctx_state.get(), {})
 
 
+def changes_so_far() -> int:
+    """Operations of this run (any, pyinfra's too) that have changed the current host so far."""
+    ops = getattr(state, "ops", {}).get(host, {})
+    return sum(1 for data in ops.values() if data.operation_meta.is_complete() and data.operation_meta.did_change())
+
+
 def host_state(fresh: bool = False) -> HostState:
-    """What RedisHost says of the current host in this run. fresh: ask again, for steps that
-    follow a change made by other tools (apt starting a service, a package creating redis.conf)."""
+    """What RedisHost says of the current host in this run.
+
+    fresh: for steps that follow what other tools may have changed (apt starting a service, a
+    package creating redis.conf): asked again if any operation changed the host since the last
+    answer. A run that changes nothing so asks once.
+    """
     cache = _run_cache()
-    if fresh or host.name not in cache:
-        cache[host.name] = host.get_fact(RedisHost)
-    return cache[host.name]
+    cached = cache.get(host.name)
+    if cached is None or (fresh and changes_so_far() > cached[1]):
+        cache[host.name] = (host.get_fact(RedisHost), changes_so_far())
+    return cache[host.name][0]
 
 
 def operation(**options: Any) -> Callable:
