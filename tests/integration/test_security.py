@@ -10,7 +10,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import deploy, fingerprint, infra_checks, redis, sh
+from conftest import deploy, fingerprint, infra_checks, redis, sh, sh_input
 
 from smart_redis.constants import PATHS
 
@@ -113,20 +113,11 @@ def test_given_passwords_replace_generated_ones_without_leaking(server):
 def test_no_file_readable_by_others_holds_a_password(server):
     name = server["name"]
     patterns = "\n".join(stored_passwords(name)) + "\n"
-    found = subprocess.run(
-        [
-            "docker",
-            "exec",
-            "-i",
-            name,
-            "sh",
-            "-c",
-            "cat > /root/.patterns; chmod 600 /root/.patterns; "
-            "grep -rlF -f /root/.patterns /etc /var /opt /tmp /home /usr/local /run 2>/dev/null; rm -f /root/.patterns",
-        ],
-        input=patterns,
-        capture_output=True,
-        text=True,
+    found = sh_input(
+        name,
+        "umask 077; cat > /root/.patterns; "
+        "grep -rlF -f /root/.patterns /etc /var /opt /tmp /home /usr/local /run 2>/dev/null; rm -f /root/.patterns",
+        patterns,
     ).stdout.split()
     # The exporter's env file holds its own password only (systemd reads it as root).
     assert sorted(found) == sorted([PATHS.credentials, PATHS.exporter_env])

@@ -11,7 +11,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import PYINFRA, PYTEST, ROOT, Run, sh
+from conftest import PYINFRA, PYTEST, ROOT, Run, sh, sh_input
 
 HOLD_DPKG_LOCK = (
     "import fcntl, time; f = open('/var/lib/dpkg/lock-frontend', 'w'); "
@@ -39,19 +39,10 @@ def ssh_host(new_container, docker_testbed, tmp_path_factory):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
     for user in ("deploy", "asker"):
         sh(name, f"install -d -m 700 -o {user} -g {user} /home/{user}/.ssh")
-        subprocess.run(
-            [
-                "docker",
-                "exec",
-                "-i",
-                name,
-                "sh",
-                "-c",
-                f"cat > /home/{user}/.ssh/authorized_keys && chown {user}: /home/{user}/.ssh/authorized_keys",
-            ],
-            input=(work / "id_ed25519.pub").read_text(),
-            text=True,
-            check=True,
+        sh_input(
+            name,
+            f"cat > /home/{user}/.ssh/authorized_keys && chown {user}: /home/{user}/.ssh/authorized_keys",
+            (work / "id_ed25519.pub").read_text(),
         )
     sh(name, "systemctl restart ssh")
     port = docker_testbed.docker("port", name, "22/tcp").stdout.split(":")[-1].strip()
