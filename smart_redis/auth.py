@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
-import shlex
-import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 from io import StringIO
@@ -22,14 +19,15 @@ from pyinfra import host, logger
 from pyinfra.api import FileUploadCommand, StringCommand
 
 from .constants import CREDENTIALS_MODE, PATHS, REPLICATION_ACL, SENTINEL_ACL, SHARED_ROLES
+from .host.secret_files import generate_password
 from .operations import host_state, operation
 from .settings import Settings, SettingsError, operator_path
+from .tools import step
 from .topology import Topology
 
 # role -> environment variable an operator may set instead of letting the host generate one
 PASSWORD_ENV = {"APP": "SMART_REDIS_APP_PASSWORD", "ADMIN": "SMART_REDIS_ADMIN_PASSWORD"}
 MIN_PASSWORD_LENGTH = 32
-GENERATED_LENGTH = 48
 
 
 @dataclass(frozen=True)
@@ -80,11 +78,7 @@ def shared_passwords(
             )
     if not path.exists():
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        alphabet = string.ascii_letters + string.digits
-        text = "".join(
-            f"REDIS_{role}_PASSWORD={given.get(role) or ''.join(secrets.choice(alphabet) for _ in range(GENERATED_LENGTH))}\n"
-            for role in SHARED_ROLES
-        )
+        text = "".join(f"REDIS_{role}_PASSWORD={given.get(role) or generate_password()}\n" for role in SHARED_ROLES)
         try:  # O_EXCL: of two runs at once, one writes and both read the same file
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as f:
@@ -151,33 +145,6 @@ def password_hashes(settings: Settings, given: Mapping[str, str], topology: Topo
     }
 
 
-def _compose_script(wanted: list[User]) -> str:
-    """Shell that writes the credentials file from given, stored or freshly generated passwords.
-
-    Only shell builtins and subshells touch a password, so none appears in any process's
-    arguments; the script itself holds no secret.
-    """
-    directory, name = PATHS.credentials.rsplit("/", 1)
-    lines = [
-        f"set -e; umask 077; cd {directory}",
-        'pick() { ( test -f "$2" && . "./$2"; eval "printf %s \\"\\${$1:-}\\"" ); }',
-    ]
-    body = ["printf '%s\\n' '# Redis ACL credentials, written by the smart-redis deploy. Root only.'"]
-    for user in wanted:
-        var = f"REDIS_{user.role}_PASSWORD"
-        lines.append(
-            f'{user.role}=$(pick {var} {name}.given); test -n "${user.role}" || {user.role}=$(pick {var} {name}); '
-            f'test -n "${user.role}" || {user.role}=$(tr -dc A-Za-z0-9 < /dev/urandom | head -c {GENERATED_LENGTH})'
-        )
-        body.append(f"printf \"REDIS_{user.role}_USER='%s'\\n\" {shlex.quote(user.name)}")
-        body.append(f'printf "{var}=\'%s\'\\n" "${user.role}"')
-    lines.append("{ " + "; ".join(body) + "; } > " + f"{name}.new")
-    lines.append(
-        f"chown root:root {name}.new; chmod {CREDENTIALS_MODE} {name}.new; mv -f {name}.new {name}; rm -f {name}.given"
-    )
-    return "\n".join(lines)
-
-
 @operation()
 def credentials(settings: Settings, given: Mapping[str, str], topology: Topology | None = None):
     """
@@ -213,7 +180,7 @@ def credentials(settings: Settings, given: Mapping[str, str], topology: Topology
     directory = PATHS.credentials.rsplit("/", 1)[0]
     yield f"install -d -m 700 -o root -g root {directory}"
     if given:
-        upload = PATHS.credentials + ".given"
+        upload = PATHS.credentials_given
         # Over SSH with sudo the upload lands in a temporary file first: create it 0600 and as
         # the login user beforehand, so that it is never readable by anyone else.
         temp = host.get_temp_filename(upload)
@@ -221,7 +188,7 @@ def credentials(settings: Settings, given: Mapping[str, str], topology: Topology
         yield f"umask 077 && : > {upload}"
         text = "".join(f"REDIS_{role}_PASSWORD='{value}'\n" for role, value in given.items())
         yield FileUploadCommand(StringIO(text), upload, remote_temp_filename=temp)
-    yield _compose_script(wanted)
+    yield step("credentials", *(f"{u.role}={u.name}" for u in wanted))
 
 
 def warn_if_open(settings: Settings) -> None:

@@ -16,7 +16,6 @@ from io import StringIO
 from pyinfra import host, logger, state
 from pyinfra.api import FileUploadCommand, OperationError
 from pyinfra.api.operation import OperationMeta
-from pyinfra.api.state import StateStage
 from pyinfra.facts.files import FileContents
 
 from . import auth, live, render, replication
@@ -25,6 +24,7 @@ from .facts import RedisLive
 from .operations import copy_once, host_state, operation, show_diff
 from .restore import RdbKeyCount, RedisKeyCount
 from .settings import Settings
+from .tools import step
 from .topology import Topology
 
 # Redis loads the whole file, then exits because it may listen nowhere: a good file prints
@@ -37,70 +37,22 @@ VALIDATE = (
 )
 
 
-def _content(settings: Settings, given: Mapping[str, str], topology: Topology, replicaof: str | None) -> str:
+def _content(
+    settings: Settings, given: Mapping[str, str], topology: Topology, replicaof: str | None, credentials_written: bool
+) -> str:
     hashes = auth.password_hashes(settings, given, topology)
     missing = [role for role, sha in hashes.items() if not sha]
-    if missing and state.current_stage == StateStage.Execute:
+    if missing and credentials_written:
         raise OperationError(f"no password for the {', '.join(missing)} user in {PATHS.credentials}")
-    # Before the credentials step has run (change detection on a new host) no hash exists yet.
+    # Until this run's credentials step has run, a new user has no password yet: it will generate
+    # one, so only a placeholder can stand in for what change detection compares.
     return render.redis_conf(settings, {role: sha or "0" * 64 for role, sha in hashes.items()}, topology, replicaof)
 
 
-def running_admin_cli(port: int) -> str:
-    """redis-cli as the admin login kept in PATHS.credentials_running (what the running server accepts)."""
-    return (
-        f'. {PATHS.credentials_running} && REDISCLI_AUTH="$REDIS_ADMIN_PASSWORD" '
-        f'redis-cli --no-auth-warning --user "$REDIS_ADMIN_USER" -p {port}'
-    )
-
-
-def _save_first(save_cli: str, running_cli: str | None) -> list[str]:
-    """SAVE, as whoever the running server accepts, or stop: a restart after a failed SAVE loses
-    every key written since the last snapshot (all of them with redis_save = "")."""
-    lines = ["reply="]
-    if running_cli:
-        lines.append(f"if test -f {PATHS.credentials_running}; then reply=$( ( {running_cli} save ) 2>&1 ); fi")
-    lines += [
-        f'test "$reply" = OK || reply=$( ( {save_cli} save ) 2>&1 )',
-        'if test "$reply" != OK; then',
-        f"  rm -f {shlex.quote(PATHS.config_candidate)}",
-        f'  echo "{SERVICE} was not restarted: the SAVE before the restart failed ($reply), and a restart would lose '
-        f'the keys written since the last snapshot; the server runs on, redis.conf is as it was" >&2',
-        "  exit 1",
-        "fi",
-    ]
-    return lines
-
-
-def _restart_with_rollback(save_cli: str | None, running_cli: str | None = None) -> str:
-    """Shell: SAVE (unless save_cli is None: the server does not run), put the candidate in place,
-    restart; if it does not come up, put the previous file back and start on that."""
-    conf, previous = shlex.quote(PATHS.config), shlex.quote(PATHS.config + ".previous")
-    return "\n".join(
-        [
-            *(_save_first(save_cli, running_cli) if save_cli else []),
-            f"cp -p {conf} {previous}",
-            f"mv -f {shlex.quote(PATHS.config_candidate)} {conf}",
-            f"if systemctl restart {SERVICE}; then rm -f {previous} {PATHS.credentials_running}; exit 0; fi",
-            f"reason=$(tail -n 30 {PATHS.logfile} | grep -E 'FATAL|Could not|Failed|rror' | tail -n 3 | cut -d' ' -f5-)",
-            f"mv -f {previous} {conf}",
-            f"systemctl reset-failed {SERVICE}",
-            f"if systemctl restart {SERVICE}; then now='in place and running'; "
-            f"else now='in place, but {SERVICE} does not start on it either'; fi",
-            'echo "redis-server did not start with the new configuration, so the previous one is back'
-            ' $now. Redis said: $reason" >&2',
-            "exit 1",
-        ]
-    )
-
-
-def _keep_admin_script() -> str:
-    target = PATHS.credentials_running
-    return (
-        f"set -e; umask 077; ( . {PATHS.credentials}; "
-        'printf "REDIS_ADMIN_USER=\'%s\'\\nREDIS_ADMIN_PASSWORD=\'%s\'\\n" "$REDIS_ADMIN_USER" "$REDIS_ADMIN_PASSWORD" ) '
-        f"> {target}.new; chown root:root {target}.new; chmod 600 {target}.new; mv -f {target}.new {target}"
-    )
+def _restart(port: int, auth: str, save: bool) -> str:
+    """SAVE (when the server runs), put the candidate in place, restart; if it does not come up,
+    the previous file goes back and the server starts on that (smart_redis/host/restart.py)."""
+    return step("restart", "--port", port, "--auth", auth, *(["--save"] if save else []))
 
 
 def keep_running_admin(given: Mapping[str, str]) -> None:
@@ -131,29 +83,7 @@ def _keep_running_admin(given: Mapping[str, str]):
     if PATHS.credentials_running in facts.files:
         host.noop(f"{PATHS.credentials_running} is kept from an earlier run")
         return
-    yield _keep_admin_script()
-
-
-def _wait_for_sync(cli: str, primary: str) -> str:
-    """Block until a restarted replica is in sync again, so that the next host restarts only then."""
-    return (
-        f"for _ in $(seq 240); do ( {cli} info replication ) 2>/dev/null | grep -q '^master_link_status:up' && exit 0; "
-        f"sleep 0.5; done; echo 'redis-server is not in sync with its primary {primary} 120 s after the restart' >&2; exit 1"
-    )
-
-
-def _group_in_sync(cli: str, primary: str, replicas: int) -> str:
-    """Wait (60 s at most) until the primary has every replica of the group in sync, else refuse to restart."""
-    address, port = primary.split()
-    count = (
-        f"( {cli} -h {shlex.quote(address)} -p {int(port)} info replication ) 2>/dev/null "
-        "| grep -c '^slave[0-9]*:.*state=online'"
-    )
-    return (
-        f'for _ in $(seq 120); do online=$( {count} ); test "$online" -ge {replicas} && exit 0; sleep 0.5; done; '
-        f'echo "Not restarting {SERVICE}: the primary {address}:{port} has $online of {replicas} replicas in sync, '
-        'and this restart would take another server of the group away" >&2; exit 1'
-    )
+    yield step("login-file", "running-admin", PATHS.credentials_running)
 
 
 def _runtime_commands(cli: str, plan: live.Plan) -> list[str]:
@@ -170,13 +100,20 @@ def _runtime_commands(cli: str, plan: live.Plan) -> list[str]:
 
 
 @operation()
-def apply_redis_config(settings: Settings, given: Mapping[str, str], topology: Topology, joining: bool = False):
+def apply_redis_config(
+    settings: Settings,
+    given: Mapping[str, str],
+    topology: Topology,
+    credentials: OperationMeta,
+    joining: bool = False,
+):
     """
     Install redis.conf and bring the running server to it, restarting only when Redis must.
 
     + settings: what to render
     + given: passwords from the operator's environment (their hashes go into the file)
     + topology: this host's place in the replication topology (standalone by default)
+    + credentials: this run's credentials step (auth.credentials), which gives new users their passwords
     + joining: the host enters the replication topology now, so it restarts into it
 
     **Example:**
@@ -184,7 +121,7 @@ def apply_redis_config(settings: Settings, given: Mapping[str, str], topology: T
     .. code:: python
 
         apply_redis_config(name="Configure Redis", settings=settings, given=operator_passwords(),
-                           topology=Topology("standalone"))
+                           topology=Topology("standalone"), credentials=credentials_op)
     """
     # In a Sentinel topology: the primary the sentinels report now (at first provisioning the
     # inventory's), written into the file for the next start, never applied to the running server.
@@ -194,7 +131,7 @@ def apply_redis_config(settings: Settings, given: Mapping[str, str], topology: T
         replicaof = live.directives(current_text).get("replicaof")
     else:
         replicaof = replication.replicaof(settings, topology, primary)
-    content = _content(settings, given, topology, replicaof)
+    content = _content(settings, given, topology, replicaof, credentials.is_complete())
     facts = host_state(fresh=True)  # the package creates redis.conf and starts the server
     current = facts.files.get(PATHS.config)
     file_differs = current is None or current.sha256 != hashlib.sha256(content.encode()).hexdigest()
@@ -253,14 +190,14 @@ def apply_redis_config(settings: Settings, given: Mapping[str, str], topology: T
         host.log(f"Restarting {SERVICE} for: {'; '.join(plan.restart_for)}", logger.warning)
         if primary and not joining:
             # Serial runs go on after a failed host: never take a second server of the group away.
-            yield _group_in_sync(live_cli, primary, topology.members - 1)
-        running_cli = running_admin_cli(live_port) if old_auth == "acl" else None
-        yield _restart_with_rollback(live_cli, running_cli)
+            yield step("group-in-sync", "--port", live_port, "--auth", old_auth, "--primary", primary,
+                       "--replicas", topology.members - 1)  # fmt: skip
+        yield _restart(live_port, old_auth, save=True)
         if replicaof and (not joining or primary is not None):  # a new group's primary may come later in this run
-            yield _wait_for_sync(auth.cli(settings.port, settings.auth), replicaof)
+            yield step("wait-sync", "--port", settings.port, "--auth", settings.auth, "--primary", replicaof)
         return
     if plan.restart_for:  # not running at all: nothing to SAVE; the previous file stays at hand
-        yield _restart_with_rollback(None)
+        yield _restart(live_port, old_auth, save=False)
         return
 
     if plan.changed or plan.acl_changes:
@@ -272,7 +209,7 @@ def apply_redis_config(settings: Settings, given: Mapping[str, str], topology: T
 
 
 def redis_conf(
-    settings: Settings, given: Mapping[str, str], topology: Topology, joining: bool = False
+    settings: Settings, given: Mapping[str, str], topology: Topology, credentials: OperationMeta, joining: bool = False
 ) -> OperationMeta:
     copy_once(
         name=f"Keep the original config as {PATHS.config_backup}",
@@ -286,6 +223,7 @@ def redis_conf(
         settings=settings,
         given=given,
         topology=topology,
+        credentials=credentials,
         joining=joining,
         _serial=topology.group,
     )

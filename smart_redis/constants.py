@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 from .host import credentials as host_credentials
 from .host import monitor as host_monitor
+from .host import server as host_server
 
-SERVICE = "redis-server"
+SERVICE = host_server.SERVICE
 # python3 runs the deploy's host-side tools (the ecosystem editor) with the standard library.
 REDIS_PACKAGES = ("redis-server", "redis-tools")
 # python3 runs the host-side tools; sudo lets the operator group run redis-monitor.
@@ -59,18 +60,18 @@ SUPPORTED_OS = tuple(DISTRO_REDIS_MAJOR)
 
 @dataclass(frozen=True)
 class Paths:
-    config: str = "/etc/redis/redis.conf"
+    config: str = host_server.CONFIG
     config_backup: str = "/etc/redis/redis.conf.backup"
-    # Next to the live file so that the final rename is atomic.
-    config_candidate: str = "/etc/redis/redis.conf.candidate"
-    # dir, logfile and pidfile sit inside the ReadWritePaths of the packaged unit.
-    data_dir: str = "/var/lib/redis"
-    logfile: str = "/var/log/redis/redis-server.log"
+    config_candidate: str = host_server.CANDIDATE
+    data_dir: str = host_server.DATA_DIR
+    logfile: str = host_server.LOGFILE
     pidfile: str = "/run/redis/redis-server.pid"
     # Root-only: the only file on the host with plaintext Redis passwords.
     credentials: str = host_credentials.PATH
+    credentials_given: str = host_credentials.GIVEN
     # Host-side programs (smart_redis/host), each one file built by smart_redis.host.bundle.
     ecosystem_editor: str = "/usr/local/lib/smart-redis/ecosystem.py"
+    step_program: str = "/usr/local/lib/smart-redis/step.py"
     monitor: str = "/usr/local/bin/redis-monitor"
     # What redis-monitor needs to know besides the password (no secret in it).
     monitor_config: str = host_monitor.CONFIG
@@ -81,9 +82,7 @@ class Paths:
     # Root-only: the exporter's own user and password, composed on the host from the credentials;
     # systemd reads it, the exporter (user prometheus) sees only these two values.
     exporter_env: str = "/etc/smart-redis/exporter.env"
-    # Root-only: the admin login the running server accepts while its password is being changed,
-    # so that the SAVE before the restart can still authenticate; removed after the restart.
-    credentials_running: str = "/etc/smart-redis/credentials.running"
+    credentials_running: str = host_credentials.RUNNING
     container_dropin: str = "/etc/systemd/system/redis-server.service.d/10-container.conf"
     # High availability: masterauth apart from redis.conf, so that the deploy never renders it.
     replication_auth: str = "/etc/redis/replication-auth.conf"

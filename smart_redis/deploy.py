@@ -60,16 +60,17 @@ def deploy_redis() -> None:
     exporter_unit = exporter.unit_before_install(wanted, facts)  # likewise for the exporter
     sentinel.before_install(ha, facts)  # and Sentinel stays masked until it is configured
     install.redis_packages(wanted, facts, sentinel=ha.runs_sentinel)
+    tools.step_program()  # the steps below that read passwords or restart Redis run it on the host
     tuning.kernel(wanted, facts)
     service.redis_server(facts, sandbox)
     auth.warn_if_open(wanted)
     config.keep_running_admin(passwords)  # the SAVE before a restart for a new admin password logs in with the old one
     credentials = auth.credentials(name="Keep the ACL users' passwords", settings=wanted, given=passwords, topology=ha)
     joining = replication.replica_setup(ha, passwords, facts)  # masterauth, read-only redis.conf
-    config.redis_conf(wanted, passwords, ha, joining)  # replicaof: where Sentinel says the primary is now
+    config.redis_conf(wanted, passwords, ha, credentials, joining)  # replicaof: where Sentinel says the primary is now
     restore.from_snapshot(wanted)  # only with --data redis_restore_from=..., only into an empty server
     sentinel.sentinel(wanted, ha, passwords)  # sentinel.conf once; Sentinel owns it afterwards
     tools.redis_monitor(wanted, ha)  # the operator's tool on the host
     backup.snapshots(wanted, facts)  # the timer, and a first snapshot
     pm2.ecosystem(wanted, ha)  # REDIS_URL (and the sentinels) for the apps, reloaded under PM2
-    exporter.redis_exporter(wanted, exporter_unit, credentials)  # metrics on 127.0.0.1
+    exporter.redis_exporter(wanted, exporter_unit)  # metrics on 127.0.0.1

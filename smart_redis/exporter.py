@@ -14,6 +14,7 @@ from .facts import HostState
 from .operations import host_state, managed_file, operation, reload_units, service_running
 from .render import render
 from .settings import Settings
+from .tools import step
 
 BINARY = "/usr/bin/prometheus-redis-exporter"
 
@@ -25,19 +26,6 @@ def dropin(settings: Settings) -> str:
         binary=BINARY,
         exporter_port=settings.exporter_port,
         port=settings.port,
-    )
-
-
-def env_script() -> str:
-    """Shell that writes the exporter's env file from the credentials file.
-
-    printf is a shell builtin: the password is in no process's arguments and never leaves the host.
-    """
-    target = PATHS.exporter_env
-    return (
-        f"set -e; umask 077; ( . {PATHS.credentials}; "
-        'printf "REDIS_USER=\'%s\'\\nREDIS_PASSWORD=\'%s\'\\n" "$REDIS_EXPORTER_USER" "$REDIS_EXPORTER_PASSWORD" ) '
-        f"> {target}.new; chown root:root {target}.new; chmod {CREDENTIALS_MODE} {target}.new; mv -f {target}.new {target}"
     )
 
 
@@ -66,7 +54,7 @@ def exporter_env():
     if _env_up_to_date(host_state()):
         host.noop(f"{PATHS.exporter_env} holds the exporter's login")
         return
-    yield env_script()
+    yield step("login-file", "exporter-env", PATHS.exporter_env)
 
 
 def needs_restart(facts: HostState, auth: str) -> str | None:
@@ -116,12 +104,9 @@ def unit_before_install(settings: Settings, facts: HostState):
     return None
 
 
-def redis_exporter(settings: Settings, early_unit, credentials) -> None:
-    """Configured after Redis itself otherwise, so a Redis change that fails leaves the exporter alone.
-
-    credentials: the credentials operation (kept for the call in deploy.py; the restart is decided
-    from the host's state, which already reflects it).
-    """
+def redis_exporter(settings: Settings, early_unit) -> None:
+    """Configured after Redis itself otherwise, so a Redis change that fails leaves the exporter
+    alone; its restart follows the host's state, so a run that stopped before it is repaired."""
     if not settings.exporter_enabled:
         host.log("redis_exporter_enabled = False: no metrics exporter", logger.info)
         return

@@ -34,6 +34,7 @@ WATCHED_FILES = (
     PATHS.config,
     PATHS.credentials,
     PATHS.ecosystem_editor,
+    PATHS.step_program,
     PATHS.monitor,
     PATHS.monitor_config,
     PATHS.monitor_sudoers,

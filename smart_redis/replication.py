@@ -19,9 +19,11 @@ from pyinfra.api.operation import OperationMeta
 
 from .constants import CONFIG_GROUP, PATHS, SERVICE, SHARED_ROLES
 from .facts import HostState
+from .host.secret_files import masterauth
 from .operations import host_state, managed_file, operation, reload_units
 from .render import render
 from .settings import Settings, SettingsError, ip_address
+from .tools import step
 from .topology import Topology
 
 
@@ -168,10 +170,6 @@ def refuse_rotation(topology: Topology, given: Mapping[str, str], facts: HostSta
             )
 
 
-def _auth_content(password: str) -> str:
-    return f"# Written by the smart-redis deploy from {PATHS.credentials}.\nmasterauth {password}\n"
-
-
 @operation()
 def replication_auth(given: Mapping[str, str]):
     """
@@ -186,7 +184,7 @@ def replication_auth(given: Mapping[str, str]):
         replication_auth(given=auth.shared_passwords(settings, topology))
     """
     current = host_state().files.get(PATHS.replication_auth)
-    wanted = hashlib.sha256(_auth_content(given["REPLICATION"]).encode()).hexdigest()
+    wanted = hashlib.sha256(masterauth(given["REPLICATION"]).encode()).hexdigest()
     if current is not None and (current.user, current.group, current.mode, current.sha256) == (
         "root",
         CONFIG_GROUP,
@@ -195,13 +193,7 @@ def replication_auth(given: Mapping[str, str]):
     ):
         host.noop("masterauth is in place")
         return
-    target = PATHS.replication_auth
-    # printf is a shell builtin: the password is in no process's arguments.
-    yield (
-        f"set -e; umask 027; ( . {PATHS.credentials}; printf '# Written by the smart-redis deploy from %s.\\nmasterauth %s\\n' "
-        f'{PATHS.credentials} "$REDIS_REPLICATION_PASSWORD" ) > {target}.new; '
-        f"chown root:{CONFIG_GROUP} {target}.new; chmod 640 {target}.new; mv -f {target}.new {target}"
-    )
+    yield step("masterauth", PATHS.replication_auth, "--group", CONFIG_GROUP)
 
 
 def replica_setup(topology: Topology, given: Mapping[str, str], facts: HostState) -> bool:

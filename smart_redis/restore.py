@@ -19,21 +19,10 @@ from pyinfra import host, logger
 from pyinfra.api import FactBase, FileUploadCommand
 
 from . import auth
-from .constants import PATHS, SERVICE
+from .host.restore_swap import STAGE_DIR, STAGED, STAGED_COUNTS
 from .operations import operation
 from .settings import Settings
-from .tools import monitor_program
-
-# Root's own directory: the snapshot, its counts and the check wait there, not in the data
-# directory that the redis user controls.
-STAGE_DIR = "/var/lib/smart-redis/restore"
-STAGED = f"{STAGE_DIR}/snapshot.rdb"
-STAGED_COUNTS = f"{STAGE_DIR}/snapshot.rdb.counts.json"
-# redis-monitor, as the tools step installs it: its restore-check runs before that step on a fresh host.
-CHECKER = f"{STAGE_DIR}/redis-monitor.py"
-# The dataset the restore replaces, kept until the restored one has passed its checks.
-KEPT = f"{STAGE_DIR}/dump.rdb.before-restore"
-DATA = f"{PATHS.data_dir}/dump.rdb"
+from .tools import step
 
 
 def check_snapshot(name: str) -> str:
@@ -43,45 +32,6 @@ def check_snapshot(name: str) -> str:
         f"out=$(redis-check-rdb {staged} 2>&1); case \"$out\" in *'RDB looks OK'*) ;; "
         f"*) rm -f {staged}; printf '%s is not a snapshot this Redis can load: %s\\n' {shlex.quote(name)} "
         "\"$(printf '%s' \"$out\" | grep -iE 'error|wrong|version|can.t' | head -n 2 | tr '\\n' ' ')\" >&2; exit 1 ;; esac"
-    )
-
-
-def swap_script(cli: str, name: str, check_counts: bool) -> str:
-    """Stop the server, put the snapshot in place, start it and check the keys; on any failure
-    put the replaced dataset back and start the server on it, so no half-rebuilt host remains."""
-    q = shlex.quote
-    log = q(PATHS.logfile)
-    if check_counts:
-        check = (
-            f"result=$( {{ ( {cli} info keyspace ) 2>/dev/null | python3 {q(CHECKER)} restore-check "
-            f"{q(STAGED_COUNTS)}; }} 2>&1 ) && ok=1"
-        )
-    else:
-        check = "result='key counts not checked (no counts file next to the snapshot)' && ok=1"
-    return "\n".join(
-        [
-            f"data={q(DATA)}; kept={q(KEPT)}; ok=0",
-            f"systemctl stop {SERVICE}",
-            # The stop saved the dataset being replaced: it is what a rollback brings back.
-            'rm -f "$kept"; if [ -e "$data" ]; then mv -f "$data" "$kept"; fi',
-            f'chown redis:redis {q(STAGED)} && chmod 660 {q(STAGED)} && mv -f {q(STAGED)} "$data"',
-            f"if systemctl start {SERVICE}; then",
-            f"  for _ in $(seq 20); do ( {cli} ping ) 2>/dev/null | grep -q PONG && break; sleep 0.5; done",
-            f"  {check}",
-            "else",
-            f"  result=\"redis-server did not start on the snapshot: $(tail -n 30 {log} | grep -E 'FATAL|Bad|Could not|Failed|rror' "
-            "| tail -n 2 | cut -d' ' -f5- | tr '\\n' ' ')\"",
-            "fi",
-            f"rm -f {q(STAGED_COUNTS)} {q(CHECKER)}",
-            'if [ "$ok" = 1 ]; then printf \'%s\\n\' "$result"; exit 0; fi',
-            f"systemctl stop {SERVICE}",
-            'rm -f "$data"; if [ -e "$kept" ]; then mv -f "$kept" "$data"; fi',
-            f"systemctl reset-failed {SERVICE}",
-            f"if systemctl start {SERVICE}; then state='the previous dataset is loaded again and redis-server runs on it'; "
-            "else state='the previous dataset is back in place, but redis-server does not start on it either'; fi",
-            f'printf \'Restore of %s undone, %s. %s\\n\' {q(name)} "$state" "$result" >&2',
-            "exit 1",
-        ]
     )
 
 
@@ -160,10 +110,13 @@ def restore_snapshot(settings: Settings):
     )
     if counts_text is not None:
         yield FileUploadCommand(StringIO(counts_text), STAGED_COUNTS)
-        yield FileUploadCommand(StringIO(monitor_program()), CHECKER)
     else:
         host.log(f"No {counts.name} next to the snapshot: key counts are not checked", logger.warning)
-    yield swap_script(cli, source.name, check_counts=counts_text is not None)
+    # Stop, swap, start, check the counts; any failure brings the replaced dataset back.
+    yield step(
+        "restore", "--port", settings.port, "--auth", settings.auth, "--name", source.name,
+        *(["--counts"] if counts_text is not None else []),
+    )  # fmt: skip
 
 
 def from_snapshot(settings: Settings) -> None:

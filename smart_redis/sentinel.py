@@ -22,6 +22,7 @@ from .facts import SENTINEL_MARKER, HostState
 from .operations import host_state, managed_file, operation, reload_units, service_running
 from .service import container_dropin
 from .settings import Settings
+from .tools import step
 from .topology import Topology
 
 
@@ -71,12 +72,9 @@ def first_config(settings: Settings, topology: Topology, given: Mapping[str, str
     new = shlex.quote(PATHS.sentinel_config + ".new")
     name = settings.ha_master_name
     yield FileUploadCommand(StringIO(content), PATHS.sentinel_config + ".new")
-    # Private before the secrets go in; printf is a shell builtin, so they are in no process's arguments.
+    # Private before the secrets go in.
     yield f"chown {CONFIG_USER}:{CONFIG_GROUP} {new} && chmod 640 {new}"
-    yield (
-        f"( . {PATHS.credentials}; printf 'sentinel auth-pass {name} %s\\nsentinel sentinel-pass %s\\n' "
-        f'"$REDIS_SENTINEL_PASSWORD" "$REDIS_SENTINEL_PASSWORD" ) >> {new}'
-    )
+    yield step("sentinel-auth", PATHS.sentinel_config + ".new", name)
     yield f"mv -f {new} {shlex.quote(PATHS.sentinel_config)}"
     yield f"systemctl unmask {SENTINEL_SERVICE} && systemctl enable {SENTINEL_SERVICE} && systemctl restart {SENTINEL_SERVICE}"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 
 from pyinfra.operations import server
 
@@ -60,4 +61,22 @@ def redis_monitor(settings: Settings, topology: Topology | None = None) -> None:
         content=f"# Written by the smart-redis deploy.\n%{group} ALL=(root) NOPASSWD: {PATHS.monitor}\n",
         mode="440",
         validate="visudo -cqf {path}",
+    )
+
+
+def step(*args: str | int) -> str:
+    """The command that runs one of the deploy's host-side steps (smart_redis/host/steps.py) as root.
+
+    >>> step("wait-sync", "--port", 6379, "--auth", "acl", "--primary", "10.0.0.2 6379")
+    "python3 -I /usr/local/lib/smart-redis/step.py wait-sync --port 6379 --auth acl --primary '10.0.0.2 6379'"
+    """
+    return " ".join(["python3 -I", PATHS.step_program, *(shlex.quote(str(arg)) for arg in args)])
+
+
+def step_program() -> None:
+    # Before any step that calls it; python3 comes with the packages.
+    managed_file(
+        name=f"Install the deploy's host-side steps ({PATHS.step_program})",
+        dest=PATHS.step_program,
+        content=build("steps", "smart-redis-step"),
     )

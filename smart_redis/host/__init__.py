@@ -8,10 +8,17 @@ system python3 and the deploy installs nothing else for them. One module per con
     quorum       replication and the sentinels' view counts      key counts at backup, checked at restore
     snapshots    BGSAVE and the snapshot rotation    health      health's checks besides Redis
     output       tables and --json                   levels      Nagios levels
+    ttl_report   ttl-report's SCAN sample, arithmetic and recommendation rules
     ecosystem_text  the JS/JSON ecosystem file's tokenizer and text edit
     owned_files  file work as the file's owner       node_check  node's view of the edited file
+    server       redis-server's unit, files, admin login
+    secret_files the credentials file and the root-only files derived from it
+    restart      SAVE, restart with rollback, waiting for the replicas
+    restore_swap the restore's swap of the dataset, checked or undone
     monitor      redis-monitor's command line        ecosystem   the ecosystem editor's command line
+    steps        the deploy's host-side steps (smart-redis-step)
 
-bundle (run by the deploy, not on the host) turns monitor and ecosystem into one python3 file each:
-/usr/local/bin/redis-monitor (also the restore's check) and /usr/local/lib/smart-redis/ecosystem.py.
+bundle (run by the deploy, not on the host) turns monitor, ecosystem and steps into one python3 file
+each: /usr/local/bin/redis-monitor, /usr/local/lib/smart-redis/ecosystem.py and
+/usr/local/lib/smart-redis/step.py.
 """

@@ -5,6 +5,11 @@ from __future__ import annotations
 import shlex
 
 PATH = "/etc/smart-redis/credentials"
+# Passwords the operator hands in, uploaded 0600 beside the file and removed once composed.
+GIVEN = PATH + ".given"
+# The admin login the running server accepts while its password is being changed, so that the
+# SAVE before the restart can still log in; removed after the restart.
+RUNNING = PATH + ".running"
 
 
 def read_credentials(path: str = PATH) -> dict[str, str]:

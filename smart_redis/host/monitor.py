@@ -7,6 +7,7 @@ of the operator group, through sudo (it re-runs itself with `sudo -n` when neede
 
     redis-monitor status|info|memory|databases|test|backup|cleanup|health|sample-data [--json]
     redis-monitor keys [--db N] [PATTERN] [--limit N]
+    redis-monitor ttl-report [--sample N] [--seconds S] [--json]   (see ttl_report.py)
     redis-monitor restore-check COUNTS_FILE < INFO-KEYSPACE   (the deploy's check after a restore)
 """
 
@@ -22,15 +23,17 @@ import time
 from typing import Any
 
 from .counts import backup_counts, compare_counts
-from .credentials import read_credentials
 from .health import backup_check, listening_ports, pm2_check
 from .info import parse_keyspace
 from .levels import CRITICAL, LEVEL, OK, UNKNOWN, level_for
 from .output import emit, human, table
 from .quorum import replication_checks, replication_view, sentinel_view
 from .resp import Redis, RedisError, scan_replies
+from .server import admin
 from .snapshots import BackupError, rotate, wait_for_snapshot
 from .systemctl import systemctl
+from .ttl_report import report as ttl_report
+from .ttl_report import text as ttl_report_text
 
 CONFIG = "/etc/smart-redis/monitor.json"
 TEST_PREFIX = "redis-monitor:test:"
@@ -46,11 +49,7 @@ def load_config() -> dict:
 
 def connect(config: dict, db: int = 0, host: str = "127.0.0.1", port: int | None = None) -> Redis:
     """A connection as the admin user: to the local server, or to host:port (a replica's primary)."""
-    user = password = None
-    if config["auth"] != "none":
-        creds = read_credentials(config["credentials"])
-        user, password = creds["REDIS_ADMIN_USER"], creds["REDIS_ADMIN_PASSWORD"]
-    client = Redis(host, port or config["port"], user, password)
+    client = admin(port or config["port"], config["auth"], config["credentials"], address=host)
     if db:
         client.call("SELECT", db)
     return client
@@ -426,6 +425,12 @@ def cmd_health(args, config) -> int:
     return worst
 
 
+def cmd_ttl_report(args, config) -> int:
+    data = ttl_report(connect(config), config["keyspace"], args.sample, args.seconds)
+    emit(args, data, None if args.json else ttl_report_text(data))
+    return 0
+
+
 SAMPLE = [
     (0, "quote:DOL", {"symbol": "DOL", "price": 5.234, "volume": 1000, "timestamp": 1751628055}),
     (1, "orderflow:DOL", {"symbol": "DOL", "trades": [{"price": 5.234, "volume": 100, "side": "buy"}]}),
@@ -475,6 +480,9 @@ def parser() -> argparse.ArgumentParser:
         "--apply-ttl", action="store_true", help="give such keys their DB's TTL"
     )
     add("health", "Redis, disk, RAM, PM2 apps and platform ports; exit 0 OK, 1 WARNING, 2 CRITICAL")
+    ttl = add("ttl-report", "each DB's TTLs, idle times and memory from a SCAN sample; one recommendation per DB")
+    ttl.add_argument("--sample", type=int, default=1000, help="keys per DB to look at with SCAN (default 1000)")
+    ttl.add_argument("--seconds", type=float, default=2.0, help="sampling time per DB at most (default 2)")
     add("sample-data", "load the platform's example records with their DBs' TTLs")
     add(
         "restore-check",

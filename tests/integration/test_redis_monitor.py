@@ -27,6 +27,7 @@ SUBCOMMANDS = [
     "health",
     "sample-data",
     "restore-check",
+    "ttl-report",
 ]
 
 
@@ -159,6 +160,83 @@ def test_sample_data_loads_the_platform_records(host):
     assert 0 < int(redis(host, "ttl", "session:abc123", db=4)) <= 3600
     keys = {r["db"]: r["keys"] for r in as_json(host, "databases")}
     assert keys[1] >= 1 and keys[4] >= 1
+
+
+# Writes ARGV[2] keys named ARGV[1]..i and gives each, through DUMP/RESTORE, a TTL of ARGV[3] ms
+# (0: none) and an idle time of ARGV[4] s: RESTORE's IDLETIME sets what OBJECT IDLETIME reports,
+# so the test needs no wait for keys to sit idle.
+LOAD = """
+for i = 1, tonumber(ARGV[2]) do
+  local key = ARGV[1] .. i
+  redis.call('SET', key, string.rep('x', 200))
+  redis.call('RESTORE', key, ARGV[3], redis.call('DUMP', key), 'REPLACE', 'IDLETIME', ARGV[4])
+end
+"""
+
+
+def load_keys(container: str, db: int, prefix: str, count: int, pttl_ms: int, idle: int) -> None:
+    redis(container, "eval", LOAD, "0", prefix, str(count), str(pttl_ms), str(idle), db=db)
+
+
+def test_ttl_report_recommends_what_the_keys_imply(host):
+    for db in range(7):
+        redis(host, "flushdb", db=db)
+    redis(host, "config", "resetstat")
+    # Evictions first: DB 6 filled past a maxmemory just above what is used, under allkeys-lru.
+    maxmemory = redis(host, "config", "get", "maxmemory").splitlines()[1]
+    used = int(redis(host, "info", "memory").split("used_memory:")[1].split()[0])
+    redis(host, "config", "set", "maxmemory", str(used + 2 * 1024 * 1024))
+    try:
+        sh(host, f"seq 1 5000 | sed 's/.*/SET junk:& {'x' * 1000}/' | ( {cli(6379, 'acl')} -n 6 --pipe ) > /dev/null")
+    finally:
+        redis(host, "config", "set", "maxmemory", maxmemory)
+    redis(host, "flushdb", db=6)
+    try:
+        load_keys(host, 0, "quote:no-ttl:", 40, 0, 1)  # the app forgot EX
+        load_keys(host, 2, "footprint:idle:", 200, 180_000, 420)  # 7 min untouched, 3 min left of 10
+        load_keys(host, 3, "calc:read:", 200, 1_500_000, 1500)  # idle too, until the reads below
+        sh(host, f"seq 1 200 | sed 's/.*/GET calc:read:&/' | ( {cli(6379, 'acl')} -n 3 --pipe ) > /dev/null")
+        load_keys(host, 5, "config:", 20, 0, 1)
+        started = time.monotonic()
+        report = as_json(host, "ttl-report")
+        print(f"ttl-report on {40 + 200 + 200 + 20} keys took {time.monotonic() - started:.2f} s")
+        print("\n".join(d["recommendation"]["text"] for d in report["databases"]))
+        dbs = {d["db"]: d for d in report["databases"]}
+        assert {db: d["recommendation"]["rule"] for db, d in dbs.items()} == {
+            0: "missing-ttl",
+            1: "empty",
+            2: "shorter-ttl",
+            3: "no-change",
+            4: "empty",
+            5: "eviction-policy",
+        }
+        assert report["server"]["evicted_keys"] > 0 and report["server"]["maxmemory_policy"] == "allkeys-lru"
+        assert (dbs[0]["keys"], dbs[0]["without_ttl"]) == (40, 40)
+        assert dbs[2]["idle_s"]["min"] >= 420 and dbs[2]["remaining_ttl_s"]["max"] <= 180
+        assert dbs[3]["idle_s"]["max"] < dbs[2]["idle_s"]["min"]  # the reads made them recent
+        assert "a TTL of 5 min would free" in dbs[2]["recommendation"]["text"]
+        assert all(d["also"] == [] for d in report["databases"])
+        # Bounded to 50 keys a DB; and the first report touched no key: DB 2 still looks idle.
+        bounded = {d["db"]: d for d in as_json(host, "ttl-report", "--sample", "50")["databases"]}
+        text = monitor(host, "ttl-report").stdout
+        print(text)
+        assert [line.split(":")[0] for line in text.splitlines() if line[:3] == "DB " and line[3].isdigit()] == [
+            f"DB {d['db']} {d['name']}" for d in report["databases"]
+        ]
+        assert bounded[2]["idle_s"]["min"] >= 420
+        assert (bounded[2]["sampled"], bounded[2]["sample_complete"]) == (50, False)
+        assert (bounded[5]["sampled"], bounded[5]["sample_complete"]) == (20, True)
+        # Under LFU Redis keeps no idle time: the report says so instead of failing.
+        redis(host, "config", "set", "maxmemory-policy", "allkeys-lfu")
+        try:
+            lfu = as_json(host, "ttl-report")["databases"][2]
+        finally:
+            redis(host, "config", "set", "maxmemory-policy", "allkeys-lru")
+        assert lfu["idle_s"] is None and "idle time is not tracked under allkeys-lfu" in lfu["recommendation"]["text"]
+    finally:
+        for db in (0, 2, 3, 5):
+            redis(host, "flushdb", db=db)
+        redis(host, "config", "resetstat")
 
 
 def test_exporter_serves_metrics_on_loopback_only(host):

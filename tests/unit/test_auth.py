@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
 from smart_redis import auth
@@ -34,13 +32,6 @@ def test_password_in_acl_rules_is_refused_without_echo():
     with pytest.raises(SettingsError) as error:
         load({"redis_app_acl": f"~* +@all >{STRONG}"})
     assert STRONG not in str(error.value)
-
-
-def test_compose_script_is_valid_shell_and_holds_no_secret():
-    script = auth._compose_script(auth.users(load({})))
-    assert subprocess.run(["sh", "-n"], input=script, text=True).returncode == 0
-    assert "REDIS_APP_PASSWORD" in script and "REDIS_ADMIN_PASSWORD" in script
-    assert STRONG not in script
 
 
 def test_cli_passes_the_password_in_the_environment():

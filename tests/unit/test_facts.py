@@ -126,24 +126,6 @@ def test_exporter_unit_gets_no_credentials_file():
     assert "sh -c" not in text and "PASSWORD" not in text
 
 
-def test_exporter_env_script_writes_only_the_exporter_login(tmp_path):
-    import subprocess
-
-    from smart_redis import exporter
-    from smart_redis.constants import PATHS
-
-    creds, env = tmp_path / "credentials", tmp_path / "exporter.env"
-    creds.write_text(
-        "REDIS_ADMIN_USER='admin'\nREDIS_ADMIN_PASSWORD='adminsecret'\n"
-        "REDIS_EXPORTER_USER='metrics'\nREDIS_EXPORTER_PASSWORD='exportersecret'\n"
-    )
-    script = exporter.env_script().replace(PATHS.credentials, str(creds)).replace(PATHS.exporter_env, str(env))
-    script = script.replace("chown root:root", ": ")  # the unit test does not run as root necessarily
-    subprocess.run(["dash", "-c", script], check=True)
-    assert env.read_text() == "REDIS_USER='metrics'\nREDIS_PASSWORD='exportersecret'\n"
-    assert oct(env.stat().st_mode & 0o777) == "0o600"
-
-
 def test_exporter_restart_follows_what_runs():
     from smart_redis.exporter import needs_restart
 

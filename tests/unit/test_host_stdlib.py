@@ -19,7 +19,7 @@ HOST = Path(smart_redis.host.__file__).parent
 MODULES = sorted(HOST.glob("*.py"))
 # The host's own interpreter, as the deploy runs it: /usr/bin/python3 where there is one.
 SYSTEM_PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
-PROGRAMS = {"monitor": "redis-monitor", "ecosystem": "the ecosystem editor"}
+PROGRAMS = {"monitor": "redis-monitor", "ecosystem": "the ecosystem editor", "steps": "smart-redis-step"}
 
 
 def imports(path: Path) -> list[tuple[int, str]]:
@@ -119,3 +119,14 @@ def test_the_ecosystem_editor_as_one_file_edits_a_file(tmp_path):
         == "module.exports = { apps: [{ name: 'api', env: { REDIS_URL: 'redis://10.0.0.5:6380/0' } }] };\n"
     )
     assert run(editor, "check", str(target), *args).stdout == "up-to-date\n"
+
+
+def test_the_step_program_as_one_file_lists_its_steps_and_fails_in_one_line(tmp_path):
+    steps = program(tmp_path, "steps")
+    usage = run(steps, "--help").stdout
+    for command in ("credentials", "login-file", "masterauth", "sentinel-auth", "restart", "wait-sync", "restore"):
+        assert command in usage
+    # Without the credentials file (not a provisioned host): one line, no traceback, nothing written.
+    failed = run(steps, "login-file", "exporter-env", str(tmp_path / "exporter.env"))
+    assert failed.returncode == 1 and failed.stderr.count("\n") == 1 and "Traceback" not in failed.stderr
+    assert not (tmp_path / "exporter.env").exists()

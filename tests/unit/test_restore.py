@@ -9,15 +9,12 @@ from pathlib import Path
 import pytest
 
 from smart_redis import backup, restore
-from smart_redis.auth import cli
 from smart_redis.settings import load
 
 SHELLCHECK = Path(sys.executable).with_name("shellcheck")
 HOSTILE = "dump-\"$(touch PWNED)\"'`touch PWNED`'.rdb"
 SNIPPETS = {
     "check snapshot": restore.check_snapshot(HOSTILE),
-    "swap with counts": restore.swap_script(cli(6379, "acl"), "dump-20261105T120000Z.rdb", check_counts=True),
-    "swap without counts": restore.swap_script(cli(6379, "none"), "dump.rdb", check_counts=False),
 }
 
 

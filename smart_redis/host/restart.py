@@ -1,0 +1,116 @@
+"""Restarts of redis-server that lose nothing: SAVE first, roll back a file it does not start
+on, and in a replication group wait until the group is whole before and after."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+
+from .credentials import PATH as CREDENTIALS
+from .credentials import RUNNING
+from .resp import RedisError
+from .server import CANDIDATE, CONFIG, SERVICE, admin, failure_reason, log_tail
+from .systemctl import run_systemctl
+
+SAVE_TIMEOUT = 600.0  # seconds a SAVE of a large dataset may take
+START_WORDS = ("FATAL", "Could not", "Failed", "rror")
+
+
+class StepError(Exception):
+    """The step failed: its message is the deploy's one line, and the host is as it says."""
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def save_first(port: int, auth: str, candidate: str = CANDIDATE) -> None:
+    """SAVE, as whoever the running server accepts, or stop: a restart after a failed SAVE loses
+    every key written since the last snapshot (all of them with redis_save = "")."""
+    logins = [RUNNING, CREDENTIALS] if auth == "acl" and os.path.exists(RUNNING) else [CREDENTIALS]
+    reply = ""
+    for login in logins:
+        try:
+            reply = admin(port, auth, login, timeout=SAVE_TIMEOUT).call("SAVE")
+        except (OSError, RedisError, KeyError) as exc:
+            reply = str(exc) or type(exc).__name__
+        if reply == "OK":
+            return
+    _unlink(candidate)
+    raise StepError(
+        f"{SERVICE} was not restarted: the SAVE before the restart failed ({reply}), and a restart would lose "
+        "the keys written since the last snapshot; the server runs on, redis.conf is as it was"
+    )
+
+
+def restart_with_rollback(config: str = CONFIG, candidate: str = CANDIDATE) -> None:
+    """Put the candidate in place and restart; if the server does not come up on it, put the
+    previous file back and start on that."""
+    previous = config + ".previous"
+    if os.path.exists(config):
+        shutil.copy2(config, previous)
+        st = os.stat(config)
+        os.chown(previous, st.st_uid, st.st_gid)
+    os.replace(candidate, config)
+    if run_systemctl("restart", SERVICE):
+        _unlink(previous)
+        _unlink(RUNNING)
+        return
+    reason = failure_reason(log_tail(), START_WORDS)
+    if os.path.exists(previous):
+        os.replace(previous, config)
+    run_systemctl("reset-failed", SERVICE)
+    now = (
+        "in place and running"
+        if run_systemctl("restart", SERVICE)
+        else f"in place, but {SERVICE} does not start on it either"
+    )
+    raise StepError(
+        f"redis-server did not start with the new configuration, so the previous one is back {now}. Redis said: {reason}"
+    )
+
+
+def _poll(seconds: float, ask) -> bool:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if ask():
+                return True
+        except (OSError, RedisError):
+            pass
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.5)
+
+
+def wait_for_sync(port: int, auth: str, primary: str, seconds: float = 120) -> None:
+    """Block until a restarted replica is in sync again, so that the next host restarts only then."""
+    if not _poll(seconds, lambda: admin(port, auth).info("replication").get("master_link_status") == "up"):
+        raise StepError(f"redis-server is not in sync with its primary {primary} {int(seconds)} s after the restart")
+
+
+def online_replicas(info: dict[str, str]) -> int:
+    """Replicas that INFO replication of a primary lists as online."""
+    return sum(
+        1 for key, value in info.items() if key.startswith("slave") and key[5:].isdigit() and "state=online" in value
+    )
+
+
+def group_in_sync(port: int, auth: str, primary: str, replicas: int, seconds: float = 60) -> None:
+    """Wait until the primary has every replica of the group in sync, else refuse to restart."""
+    address, primary_port = primary.split()
+    seen = [0]
+
+    def whole() -> bool:
+        seen[0] = online_replicas(admin(int(primary_port), auth, address=address).info("replication"))
+        return seen[0] >= replicas
+
+    if not _poll(seconds, whole):
+        raise StepError(
+            f"Not restarting {SERVICE}: the primary {address}:{primary_port} has {seen[0]} of {replicas} replicas "
+            "in sync, and this restart would take another server of the group away"
+        )

@@ -1,0 +1,107 @@
+"""smart-redis-step: the deploy's steps that run on the host as root, one subcommand each.
+
+The deploy calls it with values it has validated, quoted; passwords it reads from the root-only
+credentials file itself, so none is in any process's arguments. A failure is one line on
+stderr and exit code 1, with the host as that line says.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import restart, restore_swap, secret_files
+from .credentials import PATH as CREDENTIALS
+from .credentials import RUNNING, read_credentials
+from .resp import RedisError
+
+# kind -> (the role whose login it holds, the variable prefix)
+LOGIN_FILES = {"running-admin": ("ADMIN", "REDIS_ADMIN_"), "exporter-env": ("EXPORTER", "REDIS_")}
+
+
+def cmd_credentials(args) -> None:
+    secret_files.compose(dict(pair.split("=", 1) for pair in args.users))
+
+
+def cmd_login_file(args) -> None:
+    role, prefix = LOGIN_FILES[args.kind]
+    secret_files.write_private(args.dest, secret_files.login_lines(role, prefix))
+
+
+def cmd_masterauth(args) -> None:
+    password = read_credentials()["REDIS_REPLICATION_PASSWORD"]
+    secret_files.write_private(args.dest, secret_files.masterauth(password, CREDENTIALS), 0o640, args.group)
+
+
+def cmd_sentinel_auth(args) -> None:
+    password = read_credentials()["REDIS_SENTINEL_PASSWORD"]
+    secret_files.append_private(args.file, secret_files.sentinel_auth(args.master_name, password))
+
+
+def cmd_restart(args) -> None:
+    if args.save:
+        restart.save_first(args.port, args.auth)
+    restart.restart_with_rollback()
+
+
+def cmd_wait_sync(args) -> None:
+    restart.wait_for_sync(args.port, args.auth, args.primary)
+
+
+def cmd_group_in_sync(args) -> None:
+    restart.group_in_sync(args.port, args.auth, args.primary, args.replicas)
+
+
+def cmd_restore(args) -> None:
+    print(restore_swap.swap(args.port, args.auth, args.name, args.counts))
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="smart-redis-step", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def add(name, func, helptext, server=False):
+        command = sub.add_parser(name, help=helptext)
+        command.set_defaults(func=func)
+        if server:
+            command.add_argument("--port", type=int, required=True)
+            command.add_argument("--auth", choices=("acl", "none"), required=True)
+        return command
+
+    add("credentials", cmd_credentials, "compose the credentials file").add_argument(
+        "users", nargs="+", metavar="ROLE=USER"
+    )
+    login = add("login-file", cmd_login_file, "one user's login in a root-only file")
+    login.add_argument("kind", choices=sorted(LOGIN_FILES))
+    login.add_argument("dest")
+    master = add("masterauth", cmd_masterauth, "the replicas' login to the primary, for redis.conf")
+    master.add_argument("dest")
+    master.add_argument("--group", required=True)
+    sentinel = add("sentinel-auth", cmd_sentinel_auth, "append the sentinels' logins to a new sentinel.conf")
+    sentinel.add_argument("file")
+    sentinel.add_argument("master_name")
+    add("restart", cmd_restart, "SAVE, install the candidate redis.conf, restart, roll back", True).add_argument(
+        "--save", action="store_true", help="the server runs: SAVE first, as " + RUNNING + " or the stored admin"
+    )
+    sync = add("wait-sync", cmd_wait_sync, "wait until this replica is in sync", True)
+    sync.add_argument("--primary", required=True, metavar="'IP PORT'")
+    group = add("group-in-sync", cmd_group_in_sync, "wait until the primary has every replica in sync", True)
+    group.add_argument("--primary", required=True, metavar="'IP PORT'")
+    group.add_argument("--replicas", type=int, required=True)
+    swap = add("restore", cmd_restore, "put the staged snapshot under the server, check it, or undo", True)
+    swap.add_argument("--name", required=True, help="the snapshot's file name, for messages")
+    swap.add_argument("--counts", action="store_true", help="check the key counts staged beside it")
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.func(args)
+    except restart.StepError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    except (OSError, KeyError, RedisError) as exc:  # a missing file or login: one line, no traceback
+        print(f"smart-redis-step {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,202 @@
+"""Issue 17, part 2: the Prometheus path end to end, as the README describes it.
+
+On one provisioned host, Debian's prometheus and prometheus-alertmanager run beside Redis with
+monitoring/prometheus.yml.example and alertmanager.yml.example (only the intervals, the host's
+name and the webhook's address changed) and the repository's alerts.yml unchanged; a webhook
+receiver run by the test records what Alertmanager delivers.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import time
+
+import pytest
+import yaml
+from conftest import ROOT, deploy, sh, sh_input
+
+from smart_redis.constants import SERVICE
+
+MONITORING = ROOT / "monitoring"
+WEBHOOK_PORT = 5001
+WEBHOOK_LOG = "/var/tmp/webhook.jsonl"
+
+# The receiver appends each POST body to the log as one JSON line; what Alertmanager sends is
+# the evidence, so nothing is filtered or answered beyond 200.
+WEBHOOK = f"""
+import http.server, json
+
+class Receiver(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        with open({WEBHOOK_LOG!r}, "a") as log:
+            log.write(json.dumps(body) + "\\n")
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+http.server.HTTPServer(("127.0.0.1", {WEBHOOK_PORT}), Receiver).serve_forever()
+"""
+
+# Loopback only, and no Alertmanager cluster port: nothing of this setup listens on the network.
+DEFAULTS = {
+    "/etc/default/prometheus": 'ARGS="--web.listen-address=127.0.0.1:9090"\n',
+    "/etc/default/prometheus-alertmanager": 'ARGS="--web.listen-address=127.0.0.1:9093 --cluster.listen-address="\n',
+}
+# Debian's units set PrivateUsers=true, which a container cannot do (as for redis-server).
+CONTAINER_DROPIN = "[Service]\nPrivateUsers=false\n"
+
+
+def long_sh(container: str, command: str, timeout: float = 600) -> None:
+    result = subprocess.run(
+        ["docker", "exec", container, "sh", "-c", command], capture_output=True, text=True, timeout=timeout
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def put(container: str, path: str, text: str) -> None:
+    sh_input(container, f"umask 022 && cat > {path}", text)
+
+
+def fetch(container: str, url: str) -> dict:
+    """GET a JSON API inside the container (the image has no curl; the deploy brings python3)."""
+    script = f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout=5).read().decode())"
+    return json.loads(sh(container, f"python3 -c {shlex.quote(script)}").stdout)
+
+
+def wait_for(what: str, check, timeout: float, interval: float = 1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(interval)
+    pytest.fail(f"{what}: not within {timeout:.0f} s")
+
+
+def prometheus_config(host: str) -> str:
+    config = yaml.safe_load((MONITORING / "prometheus.yml.example").read_text())
+    config["global"].update(scrape_interval="2s", evaluation_interval="2s")
+    (target,) = config["scrape_configs"][0]["static_configs"]
+    target["labels"]["instance"] = host
+    return yaml.safe_dump(config)
+
+
+def alertmanager_config() -> str:
+    config = yaml.safe_load((MONITORING / "alertmanager.yml.example").read_text())
+    config["route"].update(group_wait="1s", group_interval="2s")
+    (webhook,) = config["receivers"][0]["webhook_configs"]
+    webhook["url"] = f"http://127.0.0.1:{WEBHOOK_PORT}/alertmanager"
+    return yaml.safe_dump(config)
+
+
+@pytest.fixture(scope="module")
+def host(new_container):
+    name = new_container("prometheus")
+    run = deploy(f"@docker/{name}")
+    assert run.rc == 0, run.output
+    # policy-rc.d keeps the packages from starting with their own configs: ours go in first.
+    long_sh(
+        name,
+        "printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d"
+        " && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq"
+        " --no-install-recommends prometheus prometheus-alertmanager >/dev/null"
+        " && rm /usr/sbin/policy-rc.d",
+    )
+    return name
+
+
+@pytest.fixture(scope="module")
+def monitored(host):
+    """Prometheus and Alertmanager running from their Debian units with the example configs."""
+    put(host, "/etc/prometheus/alerts.yml", (MONITORING / "alerts.yml").read_text())
+    put(host, "/etc/prometheus/prometheus.yml", prometheus_config(host))
+    put(host, "/etc/prometheus/alertmanager.yml", alertmanager_config())
+    for path, text in DEFAULTS.items():
+        put(host, path, text)
+    for unit in ("prometheus", "prometheus-alertmanager"):
+        sh(host, f"mkdir -p /etc/systemd/system/{unit}.service.d")
+        put(host, f"/etc/systemd/system/{unit}.service.d/container.conf", CONTAINER_DROPIN)
+    put(host, "/usr/local/lib/webhook.py", WEBHOOK)
+    sh(
+        host,
+        "systemctl daemon-reload && systemctl restart prometheus prometheus-alertmanager"
+        " && systemd-run --unit=test-webhook python3 /usr/local/lib/webhook.py",
+    )
+
+    def redis_up() -> bool:
+        result = fetch(host, "http://127.0.0.1:9090/api/v1/query?query=redis_up")["data"]["result"]
+        return [(r["metric"]["instance"], r["value"][1]) for r in result] == [(host, "1")]
+
+    wait_for("Prometheus scrapes redis_up 1 from the exporter", lambda: _answers(redis_up), 60)
+    wait_for("Alertmanager is ready", lambda: _answers(lambda: fetch(host, "http://127.0.0.1:9093/api/v2/status")), 30)
+    wait_for("the webhook receiver listens", lambda: f":{WEBHOOK_PORT} " in sh(host, "ss -ltnH").stdout, 10)
+    return host
+
+
+def _answers(check):
+    try:
+        return check()
+    except (subprocess.CalledProcessError, json.JSONDecodeError):
+        return False  # not listening yet
+
+
+def notifications(host: str) -> list[dict]:
+    log = sh(host, f"cat {WEBHOOK_LOG} 2>/dev/null || true").stdout
+    return [
+        {"status": alert["status"], **alert["labels"], **alert["annotations"]}
+        for body in map(json.loads, log.splitlines())
+        for alert in body["alerts"]
+        if alert["labels"]["alertname"] == "RedisDown"
+    ]
+
+
+def test_the_shipped_examples_are_valid(host):
+    """As shipped, with alerts.yml beside them: what an operator copies must load."""
+    put(host, "/tmp/prometheus.yml", (MONITORING / "prometheus.yml.example").read_text())
+    put(host, "/tmp/alerts.yml", (MONITORING / "alerts.yml").read_text())
+    put(host, "/tmp/alertmanager.yml", (MONITORING / "alertmanager.yml.example").read_text())
+    checked = sh(host, "promtool check config /tmp/prometheus.yml && amtool check-config /tmp/alertmanager.yml")
+    assert "SUCCESS: 6 rules found" in checked.stdout
+
+
+def test_the_monitoring_listens_on_loopback_only(monitored):
+    """The README's setup opens no port: Prometheus, Alertmanager (no cluster port), exporter, receiver."""
+    listening = sh(monitored, "ss -ltnH").stdout.split("\n")
+    addresses = {line.split()[3].rsplit(":", 1)[0] for line in listening if line}
+    assert {"127.0.0.1"} <= addresses <= {"127.0.0.1", "[::1]"}, listening
+
+
+def test_redis_down_and_its_resolve_reach_the_webhook(monitored):
+    host = monitored
+    assert notifications(host) == []
+
+    stopped = time.monotonic()
+    sh(host, f"systemctl stop {SERVICE}")
+    firing = wait_for("RedisDown delivered", lambda: notifications(host), 180)
+    print(f"\nRedisDown reached the webhook {time.monotonic() - stopped:.1f} s after redis-server stopped")
+    assert firing == [
+        {
+            "status": "firing",
+            "alertname": "RedisDown",
+            "instance": host,
+            "job": "redis",
+            "severity": "critical",
+            "summary": f"Redis on {host} does not answer the exporter",
+        }
+    ]
+    # Alertmanager tells a group again only when it changes: several group intervals (2 s) later
+    # there is still one message.
+    time.sleep(6)
+    assert notifications(host) == firing
+
+    started = time.monotonic()
+    sh(host, f"systemctl start {SERVICE}")
+    delivered = wait_for("the resolve delivered", lambda: (n := notifications(host))[1:] and n, 120)
+    print(f"its resolve reached the webhook {time.monotonic() - started:.1f} s after redis-server started")
+    assert [n["status"] for n in delivered] == ["firing", "resolved"]
+    assert delivered[1] == {**firing[0], "status": "resolved"}

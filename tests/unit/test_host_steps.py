@@ -1,0 +1,162 @@
+"""The deploy's host-side steps (smart_redis/host): the credentials file and what is derived from
+it, and the restart that saves first and rolls back. Real files in a temporary folder; Redis and
+systemctl are stood in for only where the real ones run in tests/integration
+(test_live_reconfiguration, test_backup, test_security)."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from smart_redis.host import restart, secret_files, server
+from smart_redis.host.credentials import read_credentials
+from smart_redis.host.resp import RedisError
+
+STORED = "S" * 48
+GIVEN = "G" * 40
+
+
+def _mode(path) -> int:
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+@pytest.fixture
+def files(tmp_path):
+    stored, given = tmp_path / "credentials", tmp_path / "credentials.given"
+    stored.write_text(f"{secret_files.HEADER}REDIS_APP_USER='app'\nREDIS_APP_PASSWORD='{STORED}'\n")
+    given.write_text(f"REDIS_ADMIN_PASSWORD='{GIVEN}'\n")
+    return stored, given
+
+
+def test_compose_takes_given_then_stored_then_generates(files):
+    stored, given = files
+    secret_files.compose({"APP": "smart-trade", "ADMIN": "admin", "EXPORTER": "metrics"}, str(stored), str(given))
+    values = read_credentials(str(stored))
+    assert values["REDIS_APP_PASSWORD"] == STORED and values["REDIS_APP_USER"] == "smart-trade"
+    assert values["REDIS_ADMIN_PASSWORD"] == GIVEN
+    generated = values["REDIS_EXPORTER_PASSWORD"]
+    assert len(generated) == secret_files.GENERATED_LENGTH and generated.isalnum() and generated not in (STORED, GIVEN)
+    assert _mode(stored) == 0o600 and os.stat(stored).st_uid == 0
+    assert not given.exists()  # the upload is gone once composed
+    assert not (stored.parent / "credentials.new").exists()
+
+
+def test_compose_is_stable_and_shell_readable(files):
+    stored, given = files
+    secret_files.compose({"APP": "app"}, str(stored), str(given))
+    first = stored.read_text()
+    secret_files.compose({"APP": "app"}, str(stored), str(given))
+    assert stored.read_text() == first == f"{secret_files.HEADER}REDIS_APP_USER='app'\nREDIS_APP_PASSWORD='{STORED}'\n"
+
+
+def test_a_planted_link_is_replaced_not_followed(tmp_path):
+    """Root writes beside the target and renames: a link at the target or at its .new is never written through."""
+    victim = tmp_path / "victim"
+    victim.write_text("untouched\n")
+    target = tmp_path / "exporter.env"
+    target.symlink_to(victim)
+    (tmp_path / "exporter.env.new").symlink_to(victim)
+    secret_files.write_private(str(target), "REDIS_USER='m'\n")
+    assert victim.read_text() == "untouched\n"
+    assert not target.is_symlink() and target.read_text() == "REDIS_USER='m'\n" and _mode(target) == 0o600
+
+
+def test_derived_files_hold_one_login_only(files):
+    stored, given = files
+    secret_files.compose({"ADMIN": "admin", "EXPORTER": "metrics"}, str(stored), str(given))
+    exporter = secret_files.login_lines("EXPORTER", "REDIS_", str(stored))
+    password = read_credentials(str(stored))["REDIS_EXPORTER_PASSWORD"]
+    assert exporter == f"REDIS_USER='metrics'\nREDIS_PASSWORD='{password}'\n"
+    assert GIVEN not in exporter
+    assert secret_files.masterauth("pw", "/c") == "# Written by the smart-redis deploy from /c.\nmasterauth pw\n"
+
+
+# --- restart: SAVE first, roll back (issue 14, item 18) ---
+
+
+class Server:
+    """Stands in for the local Redis: records which login a SAVE used and answers as told."""
+
+    def __init__(self, replies: dict[str, object]):
+        self.replies, self.logins = replies, []
+
+    def __call__(self, port, auth, credentials=server.CREDENTIALS, address="127.0.0.1", timeout=5.0):
+        self.logins.append(credentials)
+        reply = self.replies[credentials]
+        if isinstance(reply, Exception):
+            raise reply
+        return type("Client", (), {"call": lambda _self, *args: reply})()
+
+
+@pytest.fixture
+def host_files(tmp_path, monkeypatch):
+    running = tmp_path / "credentials.running"
+    monkeypatch.setattr(restart, "RUNNING", str(running))
+    calls: list[tuple[str, ...]] = []
+    outcomes: list[bool] = []
+    monkeypatch.setattr(restart, "run_systemctl", lambda *args: calls.append(args) or outcomes.pop(0))
+    monkeypatch.setattr(restart, "log_tail", lambda: ["1:M 27 Nov 2026 16:00:00.000 # Could not bind: in use\n"])
+    config, candidate = tmp_path / "redis.conf", tmp_path / "redis.conf.candidate"
+    config.write_text("port 6379\n")
+    candidate.write_text("port 6380\n")
+    return running, calls, outcomes, config, candidate
+
+
+def test_the_save_uses_the_running_servers_login_first(host_files, monkeypatch):
+    running, _, _, _, candidate = host_files
+    running.write_text("REDIS_ADMIN_USER='admin'\n")
+    redis = Server({str(running): RedisError("WRONGPASS"), server.CREDENTIALS: "OK"})
+    monkeypatch.setattr(restart, "admin", redis)
+    restart.save_first(6379, "acl", str(candidate))
+    assert redis.logins == [str(running), server.CREDENTIALS]
+    assert candidate.exists()
+
+
+def test_a_failed_save_stops_the_restart(host_files, monkeypatch):
+    _, calls, _, config, candidate = host_files
+    monkeypatch.setattr(restart, "admin", Server({server.CREDENTIALS: "ERR Background save already in progress"}))
+    with pytest.raises(restart.StepError, match=r"SAVE before the restart failed \(ERR Background save"):
+        restart.save_first(6379, "acl", str(candidate))
+    assert not candidate.exists() and config.read_text() == "port 6379\n" and calls == []
+
+
+def test_a_restart_that_works_keeps_the_new_file_and_forgets_the_running_login(host_files):
+    running, calls, outcomes, config, candidate = host_files
+    running.write_text("x")
+    outcomes.append(True)
+    restart.restart_with_rollback(str(config), str(candidate))
+    assert config.read_text() == "port 6380\n" and not candidate.exists()
+    assert not running.exists() and not (config.parent / "redis.conf.previous").exists()
+    assert calls == [("restart", "redis-server")]
+
+
+@pytest.mark.parametrize(
+    ("second_start", "said"), [(True, "in place and running"), (False, "does not start on it either")]
+)
+def test_a_restart_that_fails_puts_the_previous_file_back(host_files, second_start, said):
+    running, calls, outcomes, config, candidate = host_files
+    running.write_text("x")
+    outcomes += [False, True, second_start]
+    with pytest.raises(restart.StepError) as error:
+        restart.restart_with_rollback(str(config), str(candidate))
+    assert config.read_text() == "port 6379\n"
+    assert said in str(error.value) and str(error.value).endswith("Redis said: # Could not bind: in use")
+    assert calls == [("restart", "redis-server"), ("reset-failed", "redis-server"), ("restart", "redis-server")]
+    assert running.exists()  # the server may still run with the old admin password: the next run needs it
+
+
+def test_online_replicas_counts_only_online_ones():
+    info = {
+        "role": "master",
+        "slave0": "ip=10.0.0.3,port=6379,state=online,offset=1,lag=0",
+        "slave1": "ip=10.0.0.4,port=6379,state=wait_bgsave,offset=0,lag=0",
+        "slave_read_repl_offset": "1",
+    }
+    assert restart.online_replicas(info) == 1
+
+
+def test_failure_reason_keeps_the_last_matching_lines_without_prefix():
+    tail = ["1:M 27 Nov 2026 16:00:00.000 * Ready\n", "1:M 27 Nov 2026 16:00:01.000 # FATAL CONFIG FILE ERROR\n"]
+    assert server.failure_reason(tail, ("FATAL",)) == "# FATAL CONFIG FILE ERROR"
