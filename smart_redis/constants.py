@@ -20,6 +20,11 @@ SENTINEL_SERVICE = "redis-sentinel"
 # The scheduled snapshot: a oneshot service and the timer that starts it.
 BACKUP_SERVICE = "redis-backup.service"
 BACKUP_TIMER = "redis-backup.timer"
+# Alerts: a timer runs redis-monitor's checks; in a Sentinel group a path unit also runs them as
+# soon as Sentinel rewrites sentinel.conf, which every sentinel does after a failover.
+ALERT_SERVICE = "smart-redis-alert.service"
+ALERT_TIMER = "smart-redis-alert.timer"
+ALERT_PATH = "smart-redis-alert.path"
 # Turns transparent huge pages off at boot, before Redis starts (real hosts only).
 THP_SERVICE = "redis-disable-thp.service"
 
@@ -78,6 +83,12 @@ class Paths:
     monitor_sudoers: str = "/etc/sudoers.d/redis-monitor"
     backup_service: str = "/etc/systemd/system/redis-backup.service"
     backup_timer: str = "/etc/systemd/system/redis-backup.timer"
+    alert_service: str = f"/etc/systemd/system/{ALERT_SERVICE}"
+    alert_timer: str = f"/etc/systemd/system/{ALERT_TIMER}"
+    alert_path: str = f"/etc/systemd/system/{ALERT_PATH}"
+    # Root-only: the receivers' secrets (webhook URL, Telegram token).
+    alert_secrets: str = "/etc/smart-redis/alerts.secrets"
+    alert_state: str = "/var/lib/smart-redis/alert-state.json"
     exporter_dropin: str = "/etc/systemd/system/prometheus-redis-exporter.service.d/10-smart-redis.conf"
     # Root-only: the exporter's own user and password, composed on the host from the credentials;
     # systemd reads it, the exporter (user prometheus) sees only these two values.

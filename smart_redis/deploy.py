@@ -13,6 +13,7 @@ from pyinfra import host, inventory
 from pyinfra.api import deploy
 
 from . import (
+    alerting,
     auth,
     backup,
     config,
@@ -72,5 +73,6 @@ def deploy_redis() -> None:
     sentinel.sentinel(wanted, ha, passwords)  # sentinel.conf once; Sentinel owns it afterwards
     tools.redis_monitor(wanted, ha)  # the operator's tool on the host
     backup.snapshots(wanted, facts)  # the timer, and a first snapshot
+    alerting.alerts(wanted, ha, facts)  # a message to a person when the checks change state
     pm2.ecosystem(wanted, ha)  # REDIS_URL (and the sentinels) for the apps, reloaded under PM2
     exporter.redis_exporter(wanted, exporter_unit)  # metrics on 127.0.0.1

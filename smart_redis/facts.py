@@ -16,6 +16,8 @@ from pyinfra.api import FactBase
 
 from .constants import (
     ACL_ROLES,
+    ALERT_PATH,
+    ALERT_TIMER,
     BACKUP_SERVICE,
     BACKUP_TIMER,
     EXPORTER_PACKAGE,
@@ -43,6 +45,10 @@ WATCHED_FILES = (
     PATHS.credentials_running,
     PATHS.backup_service,
     PATHS.backup_timer,
+    PATHS.alert_service,
+    PATHS.alert_timer,
+    PATHS.alert_path,
+    PATHS.alert_secrets,
     PATHS.config_backup,
     PATHS.container_dropin,
     PATHS.replication_auth,
@@ -139,10 +145,10 @@ def _script() -> str:
             f"echo \"packages=$(dpkg-query -W -f='${{Package}}:${{db:Status-Status}} ' {packages} 2>/dev/null)\"",
             f'echo "enabled=$(systemctl is-enabled {SERVICE} 2>/dev/null)"',
             f'echo "active=$(systemctl is-active {SERVICE} 2>/dev/null)"',
-            f'for u in {SENTINEL_SERVICE} {EXPORTER_SERVICE} {BACKUP_SERVICE} {BACKUP_TIMER}; do echo "unit=$u $(systemctl is-enabled $u 2>/dev/null || true) '
+            f'for u in {SENTINEL_SERVICE} {EXPORTER_SERVICE} {BACKUP_SERVICE} {BACKUP_TIMER} {ALERT_TIMER} {ALERT_PATH}; do echo "unit=$u $(systemctl is-enabled $u 2>/dev/null || true) '
             '$(systemctl is-active $u 2>/dev/null)"; done',
             # A unit file written by a run that failed before its daemon-reload: reload on the next run.
-            f"for u in {SERVICE} {EXPORTER_SERVICE} {SENTINEL_SERVICE}; do "
+            f"for u in {SERVICE} {EXPORTER_SERVICE} {SENTINEL_SERVICE} {BACKUP_TIMER} {ALERT_TIMER}; do "
             'test "$(systemctl show -p NeedDaemonReload --value $u 2>/dev/null)" = yes && echo "reload=$u"; done',
             _EXPORTER,
             f"grep -qs '^{SENTINEL_MARKER}' {PATHS.sentinel_config} && echo sentinel_conf=yes",

@@ -145,6 +145,57 @@ def _url(data: Mapping[str, Any], name: str) -> str:
     return value
 
 
+# A webhook URL may carry a token in its path or query: checked, never shown. The alphabet keeps
+# it one word in the root-only secrets file (KEY='value').
+SECRET_URL_RE = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/+=%-]*)?(\?[A-Za-z0-9._~/+=&%-]*)?")
+TELEGRAM_TOKEN_RE = re.compile(r"[0-9]{1,20}:[A-Za-z0-9_-]{20,100}")
+TELEGRAM_CHAT_RE = re.compile(r"-?[0-9]{1,20}|@[A-Za-z][A-Za-z0-9_]{4,31}")
+EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
+# Settings whose values are secrets: an error names the setting and the rule, never the value.
+# Each may also come from the environment (SMART_REDIS_ALERT_WEBHOOK_URL, ...), so that it
+# need not be written into the deploy's files or a command line.
+SECRET_SETTINGS = ("redis_alert_webhook_url", "redis_alert_telegram_token")
+
+
+def secret_variable(name: str) -> str:
+    return "SMART_" + name.upper()
+
+
+def _secret(pattern: re.Pattern, allowed: str) -> Check:
+    def check(data: Mapping[str, Any], name: str) -> str | None:
+        value = data[name]
+        if _none(value):
+            return None
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            raise SettingsError(f"{name}: allowed is {allowed} (the value is not shown: it is a secret)")
+        return value
+
+    return check
+
+
+def _matching(pattern: re.Pattern, allowed: str) -> Check:
+    def check(data: Mapping[str, Any], name: str) -> str | None:
+        value = data[name]
+        if _none(value):
+            return None
+        if isinstance(value, int) and not isinstance(value, bool):  # --data gives numbers as numbers
+            value = str(value)
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            raise _fail(name, value, allowed)
+        return value
+
+    return check
+
+
+def _emails(data: Mapping[str, Any], name: str) -> tuple[str, ...]:
+    value = data[name]
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and EMAIL_RE.fullmatch(v) for v in value):
+        raise _fail(name, value, 'a list of e-mail addresses (e.g. ["ops@example.com"]), or [] for none')
+    return tuple(value)
+
+
 def _local_path(data: Mapping[str, Any], name: str) -> str:
     """A path on the operator's machine: any printable text."""
     value = data[name]
@@ -386,7 +437,7 @@ def _printable(merged: Mapping[str, Any]) -> None:
     for name, value in merged.items():
         if all(text.isprintable() for text in _texts(value)):
             continue
-        if name.endswith("_acl"):  # may hold a password: not shown
+        if name.endswith("_acl") or name in SECRET_SETTINGS:  # may hold a password or token: not shown
             raise SettingsError(f"{name}: allowed is text without control characters (the value is not shown)")
         raise _fail(name, value, "text without control characters (newline, tab, carriage return...)")
 
@@ -590,6 +641,40 @@ class Settings:
     health_critical_pct: int = setting(
         90, "redis-monitor health: CRITICAL at this % of maxmemory, disk or RAM used.", _whole(1, 100)
     )
+    alert_interval: int = setting(
+        60, "Seconds between the alert timer's runs of redis-monitor's checks on each host.", _whole(10, 3600)
+    )
+    alert_repeat: int = setting(
+        3600, "Seconds after which an alert that still holds is sent again (0 = never).", _whole(0, 10**7)
+    )
+    alert_webhook_url: str | None = setting(
+        None,
+        "Webhook that gets a JSON message on each change of state (a secret: kept root-only on the host); None = none.",
+        _secret(
+            SECRET_URL_RE, "an http:// or https:// URL of letters, digits and . _ ~ / + = % & - ? (no quotes or spaces)"
+        ),
+    )
+    alert_webhook_format: str = setting(
+        "json",
+        'The webhook\'s payload: "json" (every field) or "slack" ({"text": ...}, also Mattermost).',
+        _one_of(("json", "slack")),
+    )
+    alert_telegram_token: str | None = setting(
+        None,
+        "Telegram bot token for alerts (a secret, like the webhook URL); None = no Telegram.",
+        _secret(TELEGRAM_TOKEN_RE, "a bot token as BotFather gives it (digits, a colon, letters, digits, _ and -)"),
+    )
+    alert_telegram_chat_id: str | None = setting(
+        None,
+        "The chat (a number, or @channel) the bot sends alerts to.",
+        _matching(TELEGRAM_CHAT_RE, "a chat id (a whole number, maybe negative) or an @channel name"),
+    )
+    alert_telegram_api: str = setting(
+        "https://api.telegram.org", "Telegram's Bot API base URL (a local Bot API server, if you run one).", _url
+    )
+    alert_email_to: tuple[str, ...] = setting(
+        [], "Addresses that get alerts by e-mail through the host's sendmail, if one is installed.", _emails
+    )
     platform_ports: dict = setting(
         {"server": 8080, "websocket": 8081, "frontend": 3000},
         "Platform ports that redis-monitor health expects listening on hosts that run the apps.",
@@ -695,17 +780,24 @@ def _relations(values: Mapping[str, Any]) -> None:
         if values[name] in taken:
             raise _fail(name, values[name], "a user name that no other redis_*_user has")
         taken.append(values[name])
+    token, chat = values["redis_alert_telegram_token"], values["redis_alert_telegram_chat_id"]
+    if (token is None) != (chat is None):
+        missing = "redis_alert_telegram_chat_id" if chat is None else "redis_alert_telegram_token"
+        raise SettingsError(f"{missing}: allowed is a value whenever the other Telegram setting has one (it is None)")
     warning, critical = values["redis_health_warning_pct"], values["redis_health_critical_pct"]
     if critical < warning:
         raise _fail("redis_health_critical_pct", critical, f"a value not below redis_health_warning_pct ({warning})")
 
 
-def load(data: Mapping[str, Any] | Any) -> Settings:
+def load(data: Mapping[str, Any] | Any, environ: Mapping[str, str] = os.environ) -> Settings:
     """Validate pyinfra host data (or any mapping) and return the typed settings."""
     given = data.dict() if hasattr(data, "dict") else dict(data)
     base = defaults()
     _unknown(given, base)
     merged = {**base, **{k: v for k, v in given.items() if k in base}}
+    for name in SECRET_SETTINGS:
+        if _none(merged[name]) and environ.get(secret_variable(name)):
+            merged[name] = environ[secret_variable(name)]
     _printable(merged)
     values = {name: declared.check(merged, name) for name, declared in declarations().items()}
     _relations(values)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import shlex
 
+from pyinfra import host
 from pyinfra.operations import server
 
+from . import alerting
 from .constants import PATHS, SERVICE
 from .host.bundle import build
 from .operations import managed_file
@@ -19,7 +21,7 @@ def monitor_program() -> str:
     return build("monitor", "redis-monitor")
 
 
-def monitor_config(settings: Settings, topology: Topology | None = None) -> str:
+def monitor_config(settings: Settings, topology: Topology | None = None, host_name: str = "") -> str:
     """Everything redis-monitor reads besides the password (which stays in the credentials file)."""
     config = {
         "service": SERVICE,
@@ -41,17 +43,22 @@ def monitor_config(settings: Settings, topology: Topology | None = None) -> str:
             "master_name": settings.ha_master_name,
             "sentinels": list(topology.sentinels),
             "sentinel_port": settings.sentinel_port,
+            # the alert run of the host that has become the primary says so (one message per failover)
+            "address": topology.address,
         }
         if topology is not None and topology.ha
         else None,
     }
+    config["alerts"] = alerting.monitor_block(settings, host_name)
     return json.dumps(config, indent=2) + "\n"
 
 
 def redis_monitor(settings: Settings, topology: Topology | None = None) -> None:
     managed_file(name=f"Install {PATHS.monitor}", dest=PATHS.monitor, content=monitor_program(), mode="755")
     managed_file(
-        name="Tell redis-monitor about this host", dest=PATHS.monitor_config, content=monitor_config(settings, topology)
+        name="Tell redis-monitor about this host",
+        dest=PATHS.monitor_config,
+        content=monitor_config(settings, topology, host.name),
     )
     group = settings.operator_group
     server.group(name=f"Operator group {group}", group=group, system=True)

@@ -13,6 +13,7 @@ import os
 import shlex
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,3 +160,54 @@ def fingerprint(container: str) -> str:
         "find /etc /usr/local /var/lib/redis -xdev -type f -printf '%p %s %T@\\n' 2>/dev/null | sort | sha256sum; "
         f"sha256sum {PATHS.config}; systemctl show -p MainPID --value {SERVICE}",
     ).stdout
+
+
+def put(container: str, path: str, text: str) -> None:
+    sh_input(container, f"umask 022 && cat > {shlex.quote(path)}", text)
+
+
+def wait_for(what: str, check, timeout: float, interval: float = 1):
+    """check() until it returns something true (which is returned), or fail after timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(interval)
+    pytest.fail(f"{what}: not within {timeout:.0f} s")
+
+
+RECEIVED = "/var/tmp/received.jsonl"
+# What a host sends out (alerts, Alertmanager's webhooks) is the evidence: the receiver keeps
+# every POST, its path and its JSON body, as one line of RECEIVED, and answers 200.
+RECEIVER = f"""
+import http.server, json, sys
+
+class Receiver(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        with open({RECEIVED!r}, "a") as log:
+            log.write(json.dumps({{"path": self.path, "body": body}}) + "\\n")
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b'{{"ok": true}}')
+
+    def log_message(self, *args):
+        pass
+
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Receiver).serve_forever()
+"""
+
+
+def start_receiver(container: str, port: int) -> None:
+    """A webhook receiver on 127.0.0.1:port inside the container (its python3 comes with the deploy)."""
+    put(container, "/usr/local/lib/test-receiver.py", RECEIVER)
+    sh(container, f"systemd-run --unit=test-receiver python3 /usr/local/lib/test-receiver.py {port}")
+    wait_for("the webhook receiver listens", lambda: f":{port} " in sh(container, "ss -ltnH").stdout, 10)
+
+
+def received(container: str) -> list[dict]:
+    """Every POST the receiver got, in order: {"path": ..., "body": ...}."""
+    log = sh(container, f"cat {RECEIVED} 2>/dev/null || true").stdout
+    return [json.loads(line) for line in log.splitlines()]

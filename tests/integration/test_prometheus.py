@@ -15,33 +15,12 @@ import time
 
 import pytest
 import yaml
-from conftest import ROOT, deploy, sh, sh_input
+from conftest import ROOT, deploy, put, received, sh, start_receiver, wait_for
 
 from smart_redis.constants import SERVICE
 
 MONITORING = ROOT / "monitoring"
 WEBHOOK_PORT = 5001
-WEBHOOK_LOG = "/var/tmp/webhook.jsonl"
-
-# The receiver appends each POST body to the log as one JSON line; what Alertmanager sends is
-# the evidence, so nothing is filtered or answered beyond 200.
-WEBHOOK = f"""
-import http.server, json
-
-class Receiver(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        with open({WEBHOOK_LOG!r}, "a") as log:
-            log.write(json.dumps(body) + "\\n")
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-http.server.HTTPServer(("127.0.0.1", {WEBHOOK_PORT}), Receiver).serve_forever()
-"""
-
 # Loopback only, and no Alertmanager cluster port: nothing of this setup listens on the network.
 DEFAULTS = {
     "/etc/default/prometheus": 'ARGS="--web.listen-address=127.0.0.1:9090"\n',
@@ -58,24 +37,10 @@ def long_sh(container: str, command: str, timeout: float = 600) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def put(container: str, path: str, text: str) -> None:
-    sh_input(container, f"umask 022 && cat > {path}", text)
-
-
 def fetch(container: str, url: str) -> dict:
     """GET a JSON API inside the container (the image has no curl; the deploy brings python3)."""
     script = f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout=5).read().decode())"
     return json.loads(sh(container, f"python3 -c {shlex.quote(script)}").stdout)
-
-
-def wait_for(what: str, check, timeout: float, interval: float = 1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(interval)
-    pytest.fail(f"{what}: not within {timeout:.0f} s")
 
 
 def prometheus_config(host: str) -> str:
@@ -121,12 +86,8 @@ def monitored(host):
     for unit in ("prometheus", "prometheus-alertmanager"):
         sh(host, f"mkdir -p /etc/systemd/system/{unit}.service.d")
         put(host, f"/etc/systemd/system/{unit}.service.d/container.conf", CONTAINER_DROPIN)
-    put(host, "/usr/local/lib/webhook.py", WEBHOOK)
-    sh(
-        host,
-        "systemctl daemon-reload && systemctl restart prometheus prometheus-alertmanager"
-        " && systemd-run --unit=test-webhook python3 /usr/local/lib/webhook.py",
-    )
+    sh(host, "systemctl daemon-reload && systemctl restart prometheus prometheus-alertmanager")
+    start_receiver(host, WEBHOOK_PORT)
 
     def redis_up() -> bool:
         result = fetch(host, "http://127.0.0.1:9090/api/v1/query?query=redis_up")["data"]["result"]
@@ -134,7 +95,6 @@ def monitored(host):
 
     wait_for("Prometheus scrapes redis_up 1 from the exporter", lambda: _answers(redis_up), 60)
     wait_for("Alertmanager is ready", lambda: _answers(lambda: fetch(host, "http://127.0.0.1:9093/api/v2/status")), 30)
-    wait_for("the webhook receiver listens", lambda: f":{WEBHOOK_PORT} " in sh(host, "ss -ltnH").stdout, 10)
     return host
 
 
@@ -146,11 +106,10 @@ def _answers(check):
 
 
 def notifications(host: str) -> list[dict]:
-    log = sh(host, f"cat {WEBHOOK_LOG} 2>/dev/null || true").stdout
     return [
         {"status": alert["status"], **alert["labels"], **alert["annotations"]}
-        for body in map(json.loads, log.splitlines())
-        for alert in body["alerts"]
+        for post in received(host)
+        for alert in post["body"]["alerts"]
         if alert["labels"]["alertname"] == "RedisDown"
     ]
 

@@ -27,6 +27,8 @@ SUBCOMMANDS = [
     "health",
     "sample-data",
     "restore-check",
+    "alert",
+    "alert-test",
     "ttl-report",
 ]
 

@@ -13,9 +13,12 @@ import subprocess
 import time
 
 import pytest
-from conftest import deploy, infra_checks, redis, sh, sh_input
+from conftest import deploy, infra_checks, received, redis, sh, sh_input, start_receiver
 
 MASTER = "smart-trade"
+# Each host sends its alerts to a receiver in its own container (issue 17): a failover must reach
+# a person once, whichever host says it.
+HOOK_PORT = 8099
 ECOSYSTEM = "/opt/smart-trade/ecosystem.config.js"
 ECOSYSTEM_TEXT = (
     "module.exports = {\n  apps: [{ name: 'server', script: 'server.js', env: { NODE_ENV: 'production' } }],\n};\n"
@@ -89,8 +92,16 @@ def cluster(docker_testbed, run_id, tmp_path_factory):
 
 
 def run_deploy(cluster, *args, data=None, json_output=False):
-    data = {"redis_ha_secrets_file": str(cluster["secrets"]), **(data or {})}
+    data = {
+        "redis_ha_secrets_file": str(cluster["secrets"]),
+        "redis_alert_webhook_url": f"http://127.0.0.1:{HOOK_PORT}/hook",
+        **(data or {}),
+    }
     return deploy(cluster["inventory"], *args, data=data, json_output=json_output, no_apps=False)
+
+
+def failover_messages(containers) -> list[dict]:
+    return [p["body"] for n in containers for p in received(n) if p["body"].get("kind") == "failover"]
 
 
 def test_failover_story(cluster):
@@ -98,6 +109,8 @@ def test_failover_story(cluster):
 
     first = run_deploy(cluster, "-vvv")  # every command and fact output shown: still no password
     assert first.rc == 0, first.output[-4000:]
+    for n in (a, b, c):
+        start_receiver(n, HOOK_PORT)
 
     # --- The group's passwords: generated once on the operator's side, 0600, never printed.
     secrets = cluster["secrets"]
@@ -176,6 +189,9 @@ def test_failover_story(cluster):
     print(f"failover: {time.monotonic() - stopped:.1f} s after the primary stopped")
     new = {ip_b: b, ip_c: c}[new_ip]
     other = c if new == b else b
+    # Sentinel rewrites sentinel.conf after the failover; the new primary's alert run then says so.
+    wait_for("the failover message", lambda: failover_messages((b, c)), 60)
+    print(f"failover message: {time.monotonic() - stopped:.1f} s after the primary stopped")
     assert replication(new)["role"] == "master"
     # Writes succeed on the new primary once the other replica follows it (min-replicas-to-write 1).
     wait_for(
@@ -196,6 +212,11 @@ def test_failover_story(cluster):
         90,
         interval=1,
     )
+
+    # One failover, one message, from the new primary: the other hosts stay silent about it.
+    failovers = failover_messages((a, b, c))
+    assert len(failovers) == 1, failovers
+    assert failovers[0]["failover"] == {"master": MASTER, "from": f"{ip_a}:6379", "to": f"{new_ip}:6379"}
 
     # --- Re-run the deploy with a changed setting: the topology stays, the setting converges.
     pids = {n: pid(n) for n in (a, b, c)}

@@ -101,7 +101,14 @@ def scenarios(tmp_path: Path) -> list[Scenario]:
             "a fresh host, Redis 8 from its repository, a rebuild from a snapshot",
             host(installed_packages=(), redis_version=None, files={}, enabled="", active="", units={}),
             {**COMMON, "RedisLive": None},
-            data={"redis_major_version": 8, "redis_restore_from": str(snapshot)},
+            data={
+                "redis_major_version": 8,
+                "redis_restore_from": str(snapshot),
+                "redis_alert_webhook_url": "https://hooks.example.com/services/T0/B0/secret?x=1",
+                "redis_alert_telegram_token": "123456:" + "A" * 30,
+                "redis_alert_telegram_chat_id": "-100123",
+                "redis_alert_email_to": ["ops@example.com"],
+            },
         ),
         Scenario(
             "a running server that takes a change at runtime",
@@ -138,7 +145,7 @@ def scenarios(tmp_path: Path) -> list[Scenario]:
             "a host whose stopped server joins a Sentinel group",
             host(ha_member=False, secret_hashes=member_hashes),
             {**COMMON, "RedisLive": None, "RedisKeyCount": None, "SentinelPrimary": [], "SentinelMaster": None},
-            data={"redis_bind": "0.0.0.0", **addresses["db3"]},
+            data={"redis_bind": "0.0.0.0", "redis_alert_email_to": ["ops@example.com"], **addresses["db3"]},
             groups=group,
             host_data=addresses,
             host_name="db3",
@@ -200,6 +207,13 @@ def test_every_scenario_generates_the_steps_it_is_about(recorded):
         "redis-check-rdb",
     ):
         assert fragment in texts
+
+
+def test_no_alert_secret_reaches_a_command(recorded):
+    """The webhook URL and the bot token travel in an upload into a 0600 file, never in a command."""
+    texts = "\n".join(c.text for _, c in all_commands(recorded))
+    assert "smart_redis.alerting.secrets_file" in {c.step for _, c in all_commands(recorded)}
+    assert "hooks.example.com" not in texts and "A" * 30 not in texts
 
 
 def test_no_hostile_value_reaches_the_commands(recorded):

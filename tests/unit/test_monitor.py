@@ -305,3 +305,20 @@ def test_other_subcommands_fail_with_one_line(tmp_path, monkeypatch, capsys):
     assert monitor.main(["status"]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith("redis-monitor status: ") and "missing.json" in err[0]
+
+
+def test_health_prints_the_checks_that_alert_watches(monkeypatch, capsys):
+    """health and alert share health_checks(): health's lines and exit code come from its list."""
+    checks = [("redis", nagios.OK, "answers"), ("backup", nagios.WARNING, "no snapshot in /var/backups/redis")]
+    monkeypatch.setattr(monitor, "health_checks", lambda config, view=None: list(checks))
+    assert monitor.cmd_health(monitor.parser().parse_args(["health"]), {}) == nagios.WARNING
+    assert capsys.readouterr().out.splitlines() == [
+        "OK       redis: answers",
+        "WARNING  backup: no snapshot in /var/backups/redis",
+    ]
+    assert monitor.cmd_health(monitor.parser().parse_args(["health", "--json"]), {}) == nagios.WARNING
+    assert json.loads(capsys.readouterr().out)["checks"][1] == {
+        "check": "backup",
+        "status": "WARNING",
+        "detail": "no snapshot in /var/backups/redis",
+    }

@@ -160,3 +160,15 @@ def test_each_setting_is_one_declaration_that_the_typed_settings_carry():
     assert [setting_name(f.name) for f in fields(Settings)] == list(declarations()) == list(defaults())
     typed = load({})
     assert typed.keyspace[0] == Database(0, "quotes", 60) and typed.pm2_env_blocks == ("env", "env_production")
+
+
+def test_alert_secrets_come_from_the_environment_and_are_never_shown():
+    token = "123456:" + "B" * 30
+    settings = load({"redis_alert_telegram_chat_id": "-1"}, environ={"SMART_REDIS_ALERT_TELEGRAM_TOKEN": token})
+    assert settings.alert_telegram_token == token
+    for value in ("https://x.example/$(reboot)", "https://x.example/a b", "ftp://x.example/t0ken"):
+        with pytest.raises(SettingsError) as error:
+            load({"redis_alert_webhook_url": value}, environ={})
+        assert value not in str(error.value) and "not shown" in str(error.value)
+    with pytest.raises(SettingsError, match="redis_alert_telegram_chat_id"):
+        load({"redis_alert_telegram_token": token}, environ={})

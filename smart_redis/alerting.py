@@ -1,0 +1,130 @@
+"""Alerts that reach a person: a systemd timer runs `redis-monitor alert` on each host.
+
+It sends one message to each receiver (webhook, Telegram, e-mail through the host's sendmail)
+when the host's checks change state, a reminder while a problem lasts, and one when it clears.
+In a Sentinel group a path unit also runs it as soon as Sentinel rewrites sentinel.conf, which
+every sentinel does after a failover: the new primary then sends one failover message.
+
+The receivers' secrets (the webhook URL, the Telegram token) go into a root-only file on the
+host, uploaded like the passwords and never shown in a diff or the output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from io import StringIO
+from typing import Any
+
+from pyinfra import host, logger
+from pyinfra.api import FileUploadCommand, StringCommand
+from pyinfra.operations import server
+from pyinfra.operations.util import any_changed
+
+from .constants import ALERT_PATH, ALERT_SERVICE, ALERT_TIMER, CREDENTIALS_MODE, PATHS, SERVICE
+from .facts import HostState
+from .operations import host_state, managed_file, operation, reload_units
+from .render import render
+from .settings import Settings
+from .topology import Topology
+
+
+def configured(settings: Settings) -> bool:
+    return bool(settings.alert_webhook_url or settings.alert_telegram_token or settings.alert_email_to)
+
+
+def monitor_block(settings: Settings, host_name: str) -> dict[str, Any] | None:
+    """What redis-monitor's config says about alerts (no secret in it); None without receivers."""
+    if not configured(settings):
+        return None
+    return {
+        "host": host_name,
+        "interval": settings.alert_interval,
+        "repeat": settings.alert_repeat,
+        "state_file": PATHS.alert_state,
+        "secrets": PATHS.alert_secrets,
+        "webhook": {"format": settings.alert_webhook_format} if settings.alert_webhook_url else None,
+        "telegram": {"api": settings.alert_telegram_api, "chat_id": settings.alert_telegram_chat_id}
+        if settings.alert_telegram_token
+        else None,
+        "email": {"to": list(settings.alert_email_to), "from": "redis-alerts"} if settings.alert_email_to else None,
+    }
+
+
+def secrets_text(settings: Settings) -> str:
+    values = {"WEBHOOK_URL": settings.alert_webhook_url, "TELEGRAM_TOKEN": settings.alert_telegram_token}
+    return "".join(f"REDIS_ALERT_{key}='{value}'\n" for key, value in values.items() if value)
+
+
+@operation()
+def secrets_file(settings: Settings):
+    """
+    Keep the receivers' secrets in the root-only alerts secrets file (or remove it when none is set).
+
+    Never diffed or printed; uploaded into a file that is 0600 before the secret goes in.
+
+    + settings: alert_webhook_url and alert_telegram_token
+
+    **Example:**
+
+    .. code:: python
+
+        secrets_file(name="Keep the alert receivers' secrets", settings=settings)
+    """
+    text, dest = secrets_text(settings), PATHS.alert_secrets
+    current = host_state().files.get(dest)
+    if not text:
+        if current is None:
+            host.noop("no alert secrets")
+        else:
+            yield f"rm -f {dest}"
+        return
+    wanted = (hashlib.sha256(text.encode()).hexdigest(), "root", "root", CREDENTIALS_MODE)
+    if current is not None and (current.sha256, current.user, current.group, current.mode) == wanted:
+        host.noop(f"{dest} is up to date")
+        return
+    # Over SSH with sudo the upload lands in a temporary file first: 0600 beforehand, as for the passwords.
+    temp = host.get_temp_filename(dest)
+    yield f"install -d -m 700 -o root -g root {dest.rsplit('/', 1)[0]}"
+    yield StringCommand(f"umask 077 && : > {temp}", _sudo=False)
+    yield f"umask 077 && : > {dest}.new"
+    yield FileUploadCommand(StringIO(text), f"{dest}.new", remote_temp_filename=temp)
+    yield f"chown root:root {dest}.new && chmod {CREDENTIALS_MODE} {dest}.new && mv -f {dest}.new {dest}"
+
+
+def _units(settings: Settings, topology: Topology) -> dict[str, str]:
+    units = {
+        PATHS.alert_service: render("smart-redis-alert.service.j2", service=SERVICE, monitor=PATHS.monitor),
+        PATHS.alert_timer: render("smart-redis-alert.timer.j2", interval=settings.alert_interval),
+    }
+    if topology.runs_sentinel:
+        units[PATHS.alert_path] = render(
+            "smart-redis-alert.path.j2", sentinel_config=PATHS.sentinel_config, alert_service=ALERT_SERVICE
+        )
+    return units
+
+
+def alerts(settings: Settings, topology: Topology, facts: HostState) -> None:
+    """The alert timer (and in a Sentinel group its path unit), after redis-monitor is in place."""
+    wanted = [ALERT_TIMER, *([ALERT_PATH] if topology.runs_sentinel else [])]
+    if not configured(settings):
+        host.log("No alert receiver (redis_alert_webhook_url, _telegram_token, _email_to): no alerts", logger.info)
+        running = [u for u in (ALERT_TIMER, ALERT_PATH) if facts.units.get(u, ("", ""))[0] == "enabled"]
+        if running:
+            server.shell(
+                name="Stop the alert timer (no receiver)", commands=[f"systemctl disable --now {' '.join(running)}"]
+            )
+        secrets_file(name="No alert secrets", settings=settings)
+        return
+    secrets_file(name="Keep the alert receivers' secrets", settings=settings)
+    written = [
+        managed_file(name=f"Alert unit {path.rsplit('/', 1)[1]}", dest=path, content=content)
+        for path, content in _units(settings, topology).items()
+    ]
+    reload_units(ALERT_TIMER, *written, facts=facts)
+    converged = all(facts.units.get(u) == ("enabled", "active") for u in wanted)
+    # restart, not only start: a timer re-arms with a new interval only then.
+    server.shell(
+        name="Enable the alert timer" + (" and its Sentinel watch" if topology.runs_sentinel else ""),
+        commands=[f"systemctl enable {' '.join(wanted)}", f"systemctl restart {' '.join(wanted)}"],
+        _if=None if not converged else any_changed(*written),
+    )

@@ -1,0 +1,108 @@
+"""Issue 17, part 1: alerts that reach a person, from a provisioned host.
+
+The host's alert timer runs every 10 s here; a receiver run by the test inside the container
+stands in for the webhook and for Telegram's Bot API (redis_alert_telegram_api points at it).
+The container has no sendmail, so the e-mail receiver must say that it failed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from conftest import deploy, received, sh, start_receiver, wait_for
+
+from smart_redis.constants import ALERT_TIMER, PATHS, SERVICE
+
+PORT = 8099
+HOOK_TOKEN = "hook-token-" + "k" * 24
+BOT_TOKEN = "123456:" + "T" * 32
+INTERVAL = 10
+DATA = {
+    "redis_alert_webhook_url": f"http://127.0.0.1:{PORT}/hooks/{HOOK_TOKEN}",
+    "redis_alert_telegram_token": BOT_TOKEN,
+    "redis_alert_telegram_chat_id": "-100200300",
+    "redis_alert_telegram_api": f"http://127.0.0.1:{PORT}",
+    "redis_alert_email_to": "ops@example.com",
+    "redis_alert_interval": INTERVAL,
+    # Only Redis itself decides the state here, not the test machine's disk or memory.
+    "redis_health_warning_pct": 99,
+    "redis_health_critical_pct": 100,
+}
+
+
+@pytest.fixture(scope="module")
+def host(new_container):
+    name = new_container("alerts")
+    run = deploy(f"@docker/{name}", data=DATA)
+    assert run.rc == 0, run.output
+    start_receiver(name, PORT)
+    # The first run of the timer records the state (all OK) and sends nothing.
+    wait_for("the first alert run", lambda: sh(name, f"test -f {PATHS.alert_state}", check=False).returncode == 0, 60)
+    return {"name": name, "run": run}
+
+
+def by_receiver(posts: list[dict]) -> dict[str, list[dict]]:
+    """The bodies that reached the webhook and Telegram's sendMessage, in order."""
+    found: dict[str, list[dict]] = {"webhook": [], "telegram": []}
+    for post in posts:
+        found["telegram" if post["path"].startswith("/bot") else "webhook"].append(post)
+    return found
+
+
+def test_the_secrets_stay_root_only_and_out_of_the_output(host):
+    name = host["name"]
+    assert sh(name, f"stat -c '%U:%G %a' {PATHS.alert_secrets}").stdout.strip() == "root:root 600"
+    for secret in (HOOK_TOKEN, BOT_TOKEN):
+        assert secret not in host["run"].output
+        assert secret not in sh(name, f"cat {PATHS.monitor_config}").stdout
+        assert secret not in sh(name, "ps -eo args").stdout
+    again = deploy(f"@docker/{name}", json_output=True, data=DATA)
+    assert again.rc == 0 and again.changed == 0, again.output
+    assert sh(name, f"systemctl is-enabled {ALERT_TIMER}").stdout.strip() == "enabled"
+
+
+def test_a_stopped_server_is_one_critical_message_and_its_start_one_resolve(host):
+    name = host["name"]
+    assert received(name) == []  # all OK since the deploy: nothing sent
+    sh(name, f"systemctl stop {SERVICE}")
+    stopped = time.monotonic()
+    try:
+        wait_for(
+            "a message at the webhook and at Telegram", lambda: all(by_receiver(received(name)).values()), 6 * INTERVAL
+        )
+        print(f"\nCRITICAL reached the receivers {time.monotonic() - stopped:.1f} s after redis-server stopped")
+        # Unchanged for three more runs: nothing more.
+        time.sleep(3 * INTERVAL)
+        got = by_receiver(received(name))
+        assert [len(got["webhook"]), len(got["telegram"])] == [1, 1], got
+        hook, telegram = got["webhook"][0], got["telegram"][0]
+        assert hook["path"] == f"/hooks/{HOOK_TOKEN}"
+        assert (hook["body"]["kind"], hook["body"]["status"]) == ("problem", "CRITICAL")
+        assert any(c["check"] == "redis" and c["status"] == "CRITICAL" for c in hook["body"]["checks"])
+        assert telegram["path"] == f"/bot{BOT_TOKEN}/sendMessage"
+        assert str(telegram["body"]["chat_id"]) == "-100200300" and "CRITICAL" in telegram["body"]["text"]
+    finally:
+        sh(name, f"systemctl start {SERVICE}")
+    started = time.monotonic()
+    wait_for("the resolve at both receivers", lambda: len(received(name)) >= 4, 6 * INTERVAL)
+    print(f"the resolve reached the receivers {time.monotonic() - started:.1f} s after redis-server started")
+    time.sleep(2 * INTERVAL)
+    got = by_receiver(received(name))
+    assert [len(got["webhook"]), len(got["telegram"])] == [2, 2], got
+    resolved = got["webhook"][1]["body"]
+    assert (resolved["kind"], resolved["status"], resolved["previous"]) == ("resolved", "OK", "CRITICAL")
+
+
+def test_alert_test_says_which_receiver_worked(host):
+    name = host["name"]
+    before = len(received(name))
+    result = sh(name, "redis-monitor alert-test --json", check=False)
+    assert result.returncode == 1, result.stdout + result.stderr  # e-mail cannot work: no sendmail here
+    rows = {row["receiver"]: row for row in json.loads(result.stdout)}
+    assert rows["webhook"]["result"] == "OK" and rows["telegram"]["result"] == "OK"
+    assert rows["email"]["result"] == "FAILED" and "sendmail" in rows["email"]["reason"]
+    assert HOOK_TOKEN not in result.stdout + result.stderr and BOT_TOKEN not in result.stdout + result.stderr
+    got = by_receiver(received(name)[before:])
+    assert [p["body"]["kind"] for p in got["webhook"]] == ["test"] and len(got["telegram"]) == 1
