@@ -116,6 +116,11 @@ def alerts(settings: Settings, topology: Topology, facts: HostState) -> None:
         secrets_file(name="No alert secrets", settings=settings)
         return
     secrets_file(name="Keep the alert receivers' secrets", settings=settings)
+    if not topology.runs_sentinel and facts.units.get(ALERT_PATH, ("", ""))[0] == "enabled":
+        server.shell(
+            name="Stop watching sentinel.conf (no Sentinel here now)",
+            commands=[f"systemctl disable --now {ALERT_PATH}"],
+        )
     written = [
         managed_file(name=f"Alert unit {path.rsplit('/', 1)[1]}", dest=path, content=content)
         for path, content in _units(settings, topology).items()

@@ -155,13 +155,18 @@ def eviction_check(previous: dict | None, evicted: int | None) -> tuple[tuple[st
     )
 
 
+TTL_SLACK = 10  # keys without TTL above the baseline that still count as the same
+
+
 def ttl_growth_checks(
     previous: dict | None, no_ttl: dict[str, int] | None, names: dict[str, str]
 ) -> tuple[list[tuple[str, int, str]], dict[str, int]]:
-    """Per DB that declares a TTL: WARNING while more keys lack it than at the baseline.
+    """Per DB that declares a TTL: WARNING while clearly more keys lack it than at the baseline.
 
     The baseline is the lowest count seen since the last warning cleared: it follows the count
     down (after `redis-monitor cleanup --apply-ttl`), never up, so a slow leak keeps warning.
+    Clearly: by more than TTL_SLACK keys and 10 %, so that an app that sets a key and gives it
+    its TTL in two commands (a few keys without TTL at any moment) does not warn and clear by turns.
     """
     kept = dict(previous.get("no_ttl") or {}) if previous else {}
     if no_ttl is None:
@@ -172,6 +177,9 @@ def ttl_growth_checks(
         label = f"db {db} ({names.get(db, '?')}) TTL"
         if base is None or count <= base:
             baselines[db] = count
+            checks.append((label, OK, f"{count} keys without the DB's TTL"))
+        elif count <= base + max(TTL_SLACK, base // 10):
+            baselines[db] = base
             checks.append((label, OK, f"{count} keys without the DB's TTL"))
         else:
             baselines[db] = base

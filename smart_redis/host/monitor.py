@@ -16,6 +16,7 @@ of the operator group, through sudo (it re-runs itself with `sudo -n` when neede
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import shutil
@@ -460,7 +461,10 @@ def alert_readings(config) -> tuple[int | None, dict[str, int] | None]:
 def deliver(send: dict, message: alerts.Message, now: float, log: list[dict], pending: dict[str, list]) -> None:
     """The message to every receiver; a receiver that does not take it keeps it in `pending`."""
     for name, fn in send.items():
-        ok, reason = fn(message, now)
+        try:
+            ok, reason = fn(message, now)
+        except Exception as exc:  # noqa: BLE001 - one receiver's bug must not cost the others their message
+            ok, reason = False, f"the receiver failed: {type(exc).__name__}"
         log.append({"kind": message.kind, "receiver": name, "result": "OK" if ok else "FAILED", "reason": reason})
         if not ok:
             pending.setdefault(name, []).append(alerts.to_record(message))
@@ -471,6 +475,17 @@ def cmd_alert(args, config) -> int:
     if not conf:
         emit(args, {"status": None, "sent": [], "note": "no receiver is configured"}, "no receiver is configured")
         return 0
+    os.makedirs(os.path.dirname(conf["state_file"]), mode=0o755, exist_ok=True)
+    # One run at a time (the timer, the path unit, an operator): two would both send a change.
+    lock = os.open(conf["state_file"] + ".lock", os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _alert_run(args, config, conf)
+    finally:
+        os.close(lock)
+
+
+def _alert_run(args, config, conf) -> int:
     now = time.time()
     send = receivers.senders(conf, receivers.read_secrets(conf["secrets"]))
     log: list[dict] = []
@@ -481,18 +496,20 @@ def cmd_alert(args, config) -> int:
         for message in map(alerts.from_record, records if name in send else []):
             if message is not None:  # read_state keeps only records that are messages
                 deliver({name: send[name]}, message, now, log, pending)
-    view = sentinel_view(config) if config.get("ha") else {}
-    primary = alerts.primary_of(view) if view else None
-    if config.get("ha"):
-        ha = config["ha"]
-        moved = alerts.failover(previous, primary, f"{ha['address']}:{config['port']}", ha["master_name"])
-        if moved:
-            deliver(send, moved, now, log, pending)
+    primary = None
     try:
+        view = sentinel_view(config) if config.get("ha") else {}
+        primary = alerts.primary_of(view) if view else None
+        if config.get("ha"):
+            ha = config["ha"]
+            moved = alerts.failover(previous, primary, f"{ha['address']}:{config['port']}", ha["master_name"])
+            if moved:
+                deliver(send, moved, now, log, pending)
         checks = health_checks(config, view)
-    except Exception as exc:  # a check that breaks itself is an UNKNOWN state worth a message
+        evicted, no_ttl = alert_readings(config)
+    except Exception as exc:  # noqa: BLE001 - a check that breaks itself is an UNKNOWN state worth a message
         checks = [("health", UNKNOWN, f"the checks failed: {type(exc).__name__}: {exc}")]
-    evicted, no_ttl = alert_readings(config)
+        evicted, no_ttl = None, None
     eviction, evicted_base = alerts.eviction_check(previous, evicted)
     names = {str(e["db"]): e["name"] for e in config["keyspace"]}
     ttl_checks, no_ttl_base = alerts.ttl_growth_checks(previous, no_ttl, names)
@@ -507,7 +524,6 @@ def cmd_alert(args, config) -> int:
     for message in messages:
         deliver(send, message, now, log, pending)
     state["pending"] = {name: records[-alerts.PENDING_KEPT :] for name, records in pending.items()}
-    os.makedirs(os.path.dirname(conf["state_file"]), mode=0o755, exist_ok=True)
     write_private(conf["state_file"], json.dumps(state, sort_keys=True) + "\n")
     failed = [x for x in log if x["result"] == "FAILED"]
     for x in failed:

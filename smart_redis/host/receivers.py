@@ -69,6 +69,17 @@ def _error(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """urllib turns a redirected POST into a GET without the body: the message would be lost
+    while the answer says 200. A redirect is a failure to deliver, with a hint."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        raise urllib.error.HTTPError(req.full_url, code, "redirected: use the URL it redirects to", headers, fp)
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
 def post_json(url: str, body: dict, secrets: list[str]) -> Result:
     scheme = urllib.parse.urlsplit(url).scheme
     if scheme not in ("http", "https"):
@@ -80,7 +91,7 @@ def post_json(url: str, body: dict, secrets: list[str]) -> Result:
         method="POST",
     )
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+        with _OPENER.open(request, timeout=TIMEOUT) as response:
             response.read(65536)
             return True, f"HTTP {response.status}"
     except urllib.error.HTTPError as exc:
@@ -90,8 +101,10 @@ def post_json(url: str, body: dict, secrets: list[str]) -> Result:
             said = str(json.loads(exc.read(4096)).get("description") or "")
         except (ValueError, AttributeError, OSError):
             pass
+        if 300 <= exc.code < 400:
+            said = "redirected: use the URL it redirects to"
         return False, scrub(f"HTTP {exc.code}" + (f": {said}" if said else ""), secrets)
-    except (OSError, ValueError, urllib.error.URLError) as exc:
+    except Exception as exc:  # noqa: BLE001 - any answer that is not HTTP (BadStatusLine...) is a failed delivery
         return False, scrub(_error(exc), secrets)
 
 

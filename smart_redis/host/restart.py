@@ -4,7 +4,7 @@ on, and in a replication group wait until the group is whole before and after.""
 from __future__ import annotations
 
 import os
-import shutil
+import stat
 import time
 
 from .credentials import PATH as CREDENTIALS
@@ -26,6 +26,21 @@ def _unlink(path: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+def _keep_copy(source: str, copy: str) -> None:
+    """copy = source, with its owner and mode, as a new file: /etc/redis is the redis user's
+    (Sentinel rewrites its file there), so a link planted at `copy` is replaced, never followed."""
+    _unlink(copy)
+    with open(source, "rb") as f:
+        text, st = f.read(), os.fstat(f.fileno())
+    fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        os.write(fd, text)
+        os.fchown(fd, st.st_uid, st.st_gid)
+        os.fchmod(fd, stat.S_IMODE(st.st_mode))
+    finally:
+        os.close(fd)
 
 
 def save_first(port: int, auth: str, candidate: str = CANDIDATE) -> None:
@@ -52,9 +67,7 @@ def restart_with_rollback(config: str = CONFIG, candidate: str = CANDIDATE) -> N
     previous file back and start on that."""
     previous = config + ".previous"
     if os.path.exists(config):
-        shutil.copy2(config, previous)
-        st = os.stat(config)
-        os.chown(previous, st.st_uid, st.st_gid)
+        _keep_copy(config, previous)
     os.replace(candidate, config)
     if run_systemctl("restart", SERVICE):
         _unlink(previous)

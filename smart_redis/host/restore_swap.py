@@ -33,30 +33,39 @@ def _check(port: int, auth: str, counts_file: str | None) -> tuple[bool, str]:
         return False, "redis-server does not answer after the start on the snapshot"
     if counts_file is None:
         return True, "key counts not checked (no counts file next to the snapshot)"
-    with open(counts_file) as f:
-        counts = json.load(f)
     try:
         keyspace = admin(port, auth).call("INFO", "keyspace")
     except (OSError, RedisError) as exc:
         return False, f"INFO keyspace failed: {exc}"
-    return compare_counts(counts, parse_keyspace(keyspace), time.time())
+    try:
+        with open(counts_file) as f:
+            return compare_counts(json.load(f), parse_keyspace(keyspace), time.time())
+    except Exception as exc:  # noqa: BLE001 - a counts file we cannot read checks nothing: undo
+        return False, f"the counts file cannot be compared ({type(exc).__name__}: {exc})"
 
 
 def swap(port: int, auth: str, name: str, with_counts: bool) -> str:
     """Stop the server, put the snapshot in place, start it and check the keys; on failure put the
     replaced dataset back and start the server on it. Returns the check's line."""
     run_systemctl("stop", SERVICE)
-    # The stop saved the dataset being replaced: it is what a rollback brings back.
-    _unlink(KEPT)
-    if os.path.exists(DATA):
-        os.replace(DATA, KEPT)
-    os.chown(STAGED, pwd.getpwnam("redis").pw_uid, grp.getgrnam("redis").gr_gid)
-    os.chmod(STAGED, 0o660)
-    os.replace(STAGED, DATA)
-    if run_systemctl("start", SERVICE):
-        ok, result = _check(port, auth, STAGED_COUNTS if with_counts else None)
-    else:
-        ok, result = False, "redis-server did not start on the snapshot: " + failure_reason(log_tail(), START_WORDS, 2)
+    try:
+        # The stop saved the dataset being replaced: it is what a rollback brings back. Without
+        # one, a KEPT left by a run that broke off here is the dataset, and stays.
+        if os.path.exists(DATA):
+            _unlink(KEPT)
+            os.replace(DATA, KEPT)
+        os.chown(STAGED, pwd.getpwnam("redis").pw_uid, grp.getgrnam("redis").gr_gid)
+        os.chmod(STAGED, 0o660)
+        os.replace(STAGED, DATA)
+        if run_systemctl("start", SERVICE):
+            ok, result = _check(port, auth, STAGED_COUNTS if with_counts else None)
+        else:
+            ok, result = (
+                False,
+                "redis-server did not start on the snapshot: " + failure_reason(log_tail(), START_WORDS, 2),
+            )
+    except Exception as exc:  # noqa: BLE001 - whatever broke, the previous dataset goes back
+        ok, result = False, f"the restore broke off: {type(exc).__name__}: {exc}"
     _unlink(STAGED_COUNTS)
     if ok:
         return result

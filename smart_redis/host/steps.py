@@ -13,7 +13,6 @@ import sys
 from . import restart, restore_swap, secret_files
 from .credentials import PATH as CREDENTIALS
 from .credentials import RUNNING, read_credentials
-from .resp import RedisError
 
 # kind -> (the role whose login it holds, the variable prefix)
 LOGIN_FILES = {"running-admin": ("ADMIN", "REDIS_ADMIN_"), "exporter-env": ("EXPORTER", "REDIS_")}
@@ -101,7 +100,7 @@ def main(argv=None) -> int:
     except restart.StepError as exc:
         print(exc, file=sys.stderr)
         return 1
-    except (OSError, KeyError, RedisError) as exc:  # a missing file or login: one line, no traceback
+    except Exception as exc:  # noqa: BLE001 - a missing file or login, or a bug: one line, no traceback
         print(f"smart-redis-step {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     return 0

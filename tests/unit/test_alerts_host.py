@@ -172,11 +172,13 @@ def test_evictions_without_an_answer_keep_the_baseline():
     [
         ({}, {"0": 3, "4": 0}, [OK, OK], {"0": 3, "4": 0}),
         ({"0": 3, "4": 0}, {"0": 3, "4": 0}, [OK, OK], {"0": 3, "4": 0}),
-        ({"0": 3, "4": 0}, {"0": 5, "4": 0}, [WARNING, OK], {"0": 3, "4": 0}),
-        ({"0": 3, "4": 0}, {"0": 4, "4": 0}, [WARNING, OK], {"0": 3, "4": 0}),
+        ({"0": 3, "4": 0}, {"0": 14, "4": 0}, [WARNING, OK], {"0": 3, "4": 0}),
+        ({"0": 3, "4": 0}, {"0": 13, "4": 0}, [OK, OK], {"0": 3, "4": 0}),  # within the slack: SET then EXPIRE
+        ({"0": 1000, "4": 0}, {"0": 1100, "4": 0}, [OK, OK], {"0": 1000, "4": 0}),  # 10 % of a large count
+        ({"0": 1000, "4": 0}, {"0": 1101, "4": 0}, [WARNING, OK], {"0": 1000, "4": 0}),
         ({"0": 3, "4": 0}, {"0": 0, "4": 0}, [OK, OK], {"0": 0, "4": 0}),
     ],
-    ids=["first-look", "unchanged", "growing", "still-above-baseline", "cleaned-up"],
+    ids=["first-look", "unchanged", "growing", "within-slack", "within-10-percent", "above-10-percent", "cleaned-up"],
 )
 def test_keys_without_ttl_growing(baseline, counts, levels, kept):
     checks, new = alerts.ttl_growth_checks(
@@ -185,7 +187,7 @@ def test_keys_without_ttl_growing(baseline, counts, levels, kept):
     assert [c[1] for c in checks] == levels and new == kept
     assert checks[0][0] == "db 0 (quotes) TTL"
     if levels[0] == WARNING:
-        assert checks[0][2].startswith(f"{counts['0']} keys without the DB's TTL, 3 before")
+        assert checks[0][2].startswith(f"{counts['0']} keys without the DB's TTL, {baseline['0']} before")
 
 
 # --- Messages ----------------------------------------------------------------------------------------
@@ -429,3 +431,43 @@ def test_alert_test_reports_each_receiver(server, tmp_path, monkeypatch, capsys)
     )
     assert monitor.cmd_alert_test(monitor.parser().parse_args(["alert-test"]), {"alerts": None}) == 1
     assert capsys.readouterr().err.startswith("redis-monitor alert-test: no receiver is configured")
+
+
+class Redirecting(BaseHTTPRequestHandler):
+    def do_POST(self):  # noqa: N802 (http.server's name)
+        self.send_response(302)
+        self.send_header("Location", "/elsewhere")
+        self.end_headers()
+
+    do_GET = do_POST  # noqa: N815
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_redirected_post_is_a_failed_delivery_not_a_lost_message():
+    """urllib would follow with a GET and no body, and report 200: the message would be lost."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Redirecting)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/hook"
+        ok, reason = receivers.webhook(url, "json", PROBLEM, "r1", NOW)
+    finally:
+        httpd.shutdown()
+    assert not ok and reason == "HTTP 302: redirected: use the URL it redirects to"
+
+
+def test_an_answer_that_is_not_http_is_a_failed_delivery():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+
+        def answer():
+            conn, _ = listener.accept()
+            conn.recv(65536)
+            conn.sendall(b"SSH-2.0-OpenSSH\r\n")
+            conn.close()
+
+        threading.Thread(target=answer, daemon=True).start()
+        ok, reason = receivers.webhook(f"http://127.0.0.1:{listener.getsockname()[1]}/x", "json", PROBLEM, "r1", NOW)
+    assert not ok and reason == "BadStatusLine"

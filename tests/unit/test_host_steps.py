@@ -160,3 +160,19 @@ def test_online_replicas_counts_only_online_ones():
 def test_failure_reason_keeps_the_last_matching_lines_without_prefix():
     tail = ["1:M 27 Nov 2026 16:00:00.000 * Ready\n", "1:M 27 Nov 2026 16:00:01.000 # FATAL CONFIG FILE ERROR\n"]
     assert server.failure_reason(tail, ("FATAL",)) == "# FATAL CONFIG FILE ERROR"
+
+
+def test_the_previous_file_replaces_a_planted_link_instead_of_writing_through_it(host_files, tmp_path):
+    """/etc/redis is the redis user's: a link at redis.conf.previous must not turn root's copy into
+    a write (and a chown to redis) of the file it points at."""
+    _, _, outcomes, config, candidate = host_files
+    victim = tmp_path / "shadow"
+    victim.write_text("root:x:0:\n")
+    victim.chmod(0o640)
+    (config.parent / "redis.conf.previous").symlink_to(victim)
+    config.chmod(0o640)
+    outcomes += [False, True, True]
+    with pytest.raises(restart.StepError):
+        restart.restart_with_rollback(str(config), str(candidate))
+    assert victim.read_text() == "root:x:0:\n" and _mode(victim) == 0o640
+    assert config.read_text() == "port 6379\n" and _mode(config) == 0o640
