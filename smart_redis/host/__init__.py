@@ -9,6 +9,9 @@ system python3 and the deploy installs nothing else for them. One module per con
     snapshots    BGSAVE and the snapshot rotation    health      health's checks besides Redis
     output       tables and --json                   levels      Nagios levels
     ttl_report   ttl-report's SCAN sample, arithmetic and recommendation rules
+    checks       what health prints and alert watches
+    alerts       the alert state machine and messages      receivers   webhook, Telegram, sendmail
+    alert_run    redis-monitor alert and alert-test
     ecosystem_text  the JS/JSON ecosystem file's tokenizer and text edit
     owned_files  file work as the file's owner       node_check  node's view of the edited file
     server       redis-server's unit, files, admin login

@@ -258,6 +258,17 @@ def primary_of(view: dict) -> str | None:
     return None
 
 
+def primary_seen(previous: str | None, replication: dict, majority: str | None, own: str) -> str | None:
+    """The primary as this host knows it, to keep in the state: while it is a replica, the one it
+    replicates from (known at its first run, before any sentinel has to agree); once the sentinels
+    name it, itself; otherwise what it knew before."""
+    if replication.get("role") == "slave" and replication.get("master_host"):
+        return f"{replication['master_host']}:{replication.get('master_port', '')}"
+    if majority == own:
+        return own
+    return previous
+
+
 def failover(previous: dict | None, primary: str | None, own: str, master: str) -> Message | None:
     """One failover message, sent by the host that has become the primary: a majority of the
     sentinels name it now, and its previous run knew another primary. Every other host of the

@@ -9,14 +9,13 @@ of the operator group, through sudo (it re-runs itself with `sudo -n` when neede
     redis-monitor keys [--db N] [PATTERN] [--limit N]
     redis-monitor ttl-report [--sample N] [--seconds S] [--json]   (see ttl_report.py)
     redis-monitor restore-check COUNTS_FILE < INFO-KEYSPACE   (the deploy's check after a restore)
-    redis-monitor alert [--json]        (the alert timer's run: see alerts.py and receivers.py)
+    redis-monitor alert [--json]        (the alert timer's run: see alert_run.py)
     redis-monitor alert-test [--json]   (one test message through every receiver)
 """
 
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import shutil
@@ -25,16 +24,15 @@ import sys
 import time
 from typing import Any
 
-from . import alerts, receivers
+from .alert_run import cmd_alert, cmd_alert_test  # noqa: F401 - subcommands, found by name in main()
+from .checks import health_checks, memory_data
 from .counts import backup_counts, compare_counts
-from .health import backup_check, listening_ports, pm2_check
 from .info import parse_keyspace
-from .levels import CRITICAL, LEVEL, OK, UNKNOWN, level_for
+from .levels import LEVEL, UNKNOWN
 from .output import emit, human, table
-from .quorum import replication_checks, replication_view, sentinel_view
+from .quorum import replication_view, sentinel_view
 from .resp import Redis, RedisError, scan_replies
-from .secret_files import write_private
-from .server import admin
+from .server import connect
 from .snapshots import BackupError, rotate, wait_for_snapshot
 from .systemctl import systemctl
 from .ttl_report import report as ttl_report
@@ -50,14 +48,6 @@ TEST_PREFIX = "redis-monitor:test:"
 def load_config() -> dict:
     with open(CONFIG) as f:
         return json.load(f)
-
-
-def connect(config: dict, db: int = 0, host: str = "127.0.0.1", port: int | None = None) -> Redis:
-    """A connection as the admin user: to the local server, or to host:port (a replica's primary)."""
-    client = admin(port or config["port"], config["auth"], config["credentials"], address=host)
-    if db:
-        client.call("SELECT", db)
-    return client
 
 
 # --- Subcommands -----------------------------------------------------------------------------
@@ -134,20 +124,6 @@ def cmd_info(args, config) -> int:
     rows = [{"section": s, "field": k, "value": v} for s, fields in data.items() for k, v in fields.items()]
     emit(args, data, None if args.json else table(rows))
     return 0
-
-
-def memory_data(r: Redis) -> dict:
-    info = r.info("memory")
-    used, maxmemory = int(info["used_memory"]), int(info.get("maxmemory", 0))
-    return {
-        "used_memory": used,
-        "maxmemory": maxmemory,
-        "used_pct": round(100.0 * used / maxmemory, 1) if maxmemory else None,
-        "peak_memory": int(info["used_memory_peak"]),
-        "fragmentation_ratio": float(info.get("mem_fragmentation_ratio", 0)),
-        "evicted_keys": int(r.info("stats").get("evicted_keys", 0)),
-        "policy": info.get("maxmemory_policy"),
-    }
 
 
 def cmd_memory(args, config) -> int:
@@ -380,52 +356,6 @@ def cmd_cleanup(args, config) -> int:
     return 0
 
 
-def health_checks(config, view: dict | None = None) -> list[tuple[str, int, str]]:
-    """(name, level, detail) of every check `health` prints and `alert` watches.
-
-    view: the sentinels' answers when the caller has asked them already (sentinel_view)."""
-    warn, crit = config["health_warning_pct"], config["health_critical_pct"]
-    checks = []
-    info: dict = {}
-    try:
-        client = connect(config)
-        mem = memory_data(client)
-        info = client.info("replication")
-        if mem["maxmemory"]:
-            checks.append(
-                (
-                    "redis",
-                    level_for(mem["used_pct"], warn, crit),
-                    f"answers, {human(mem['used_memory'])} of {human(mem['maxmemory'])} ({mem['used_pct']}%)",
-                )
-            )
-        else:
-            checks.append(("redis", OK, f"answers, {human(mem['used_memory'])} used, no maxmemory"))
-    except (OSError, RedisError) as exc:
-        checks.append(("redis", CRITICAL, f"does not answer: {exc}"))
-    disk = shutil.disk_usage(config["data_dir"] if os.path.isdir(config["data_dir"]) else "/")
-    disk_pct = round(100.0 * disk.used / disk.total, 1)
-    checks.append(("disk", level_for(disk_pct, warn, crit), f"{disk_pct}% used"))
-    meminfo = {}
-    with open("/proc/meminfo") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            meminfo[key] = int(value.split()[0])
-    ram_pct = round(100.0 * (1 - meminfo["MemAvailable"] / meminfo["MemTotal"]), 1)
-    checks.append(("ram", level_for(ram_pct, warn, crit), f"{ram_pct}% used"))
-    if config.get("ha"):
-        checks += replication_checks(view or sentinel_view(config), info)
-    if config.get("backup_max_age"):
-        checks.append(backup_check(config))
-    if config.get("ecosystem_file"):
-        checks.append(pm2_check(config))
-        listening = listening_ports()
-        for name, port in sorted(config["platform_ports"].items(), key=lambda x: x[1]):
-            up = port in listening
-            checks.append((f"{name} port", OK if up else CRITICAL, f"{port} {'listening' if up else 'not listening'}"))
-    return checks
-
-
 def cmd_health(args, config) -> int:
     checks = health_checks(config)
     worst = max(level for _, level, _ in checks)
@@ -436,121 +366,6 @@ def cmd_health(args, config) -> int:
     }
     emit(args, data, None if args.json else "\n".join(f"{LEVEL[lv]:8} {n}: {d}" for n, lv, d in checks))
     return worst
-
-
-# --- Alerts (see alerts.py for the decisions, receivers.py for the delivery) ---------------------
-
-
-def alert_readings(config) -> tuple[int | None, dict[str, int] | None]:
-    """Redis's eviction counter, and the keys without TTL of each DB that declares one (from INFO,
-    exact and cheap); (None, None) when Redis does not answer: the redis check says so already."""
-    try:
-        r = connect(config)
-        evicted = int(r.info("stats").get("evicted_keys", 0))
-        keyspace = parse_keyspace(r.call("INFO", "keyspace"))
-    except (OSError, RedisError):
-        return None, None
-    no_ttl = {}
-    for entry in config["keyspace"]:
-        if entry.get("ttl"):
-            counts = keyspace.get(str(entry["db"]), {"keys": 0, "expires": 0})
-            no_ttl[str(entry["db"])] = counts["keys"] - counts["expires"]
-    return evicted, no_ttl
-
-
-def deliver(send: dict, message: alerts.Message, now: float, log: list[dict], pending: dict[str, list]) -> None:
-    """The message to every receiver; a receiver that does not take it keeps it in `pending`."""
-    for name, fn in send.items():
-        try:
-            ok, reason = fn(message, now)
-        except Exception as exc:  # noqa: BLE001 - one receiver's bug must not cost the others their message
-            ok, reason = False, f"the receiver failed: {type(exc).__name__}"
-        log.append({"kind": message.kind, "receiver": name, "result": "OK" if ok else "FAILED", "reason": reason})
-        if not ok:
-            pending.setdefault(name, []).append(alerts.to_record(message))
-
-
-def cmd_alert(args, config) -> int:
-    conf = config.get("alerts")
-    if not conf:
-        emit(args, {"status": None, "sent": [], "note": "no receiver is configured"}, "no receiver is configured")
-        return 0
-    os.makedirs(os.path.dirname(conf["state_file"]), mode=0o755, exist_ok=True)
-    # One run at a time (the timer, the path unit, an operator): two would both send a change.
-    lock = os.open(conf["state_file"] + ".lock", os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        return _alert_run(args, config, conf)
-    finally:
-        os.close(lock)
-
-
-def _alert_run(args, config, conf) -> int:
-    now = time.time()
-    send = receivers.senders(conf, receivers.read_secrets(conf["secrets"]))
-    log: list[dict] = []
-    previous = alerts.read_state(conf["state_file"])
-    # First what a receiver missed before, to that receiver only.
-    pending: dict[str, list] = {}
-    for name, records in (previous or {}).get("pending", {}).items():
-        for message in map(alerts.from_record, records if name in send else []):
-            if message is not None:  # read_state keeps only records that are messages
-                deliver({name: send[name]}, message, now, log, pending)
-    primary = None
-    try:
-        view = sentinel_view(config) if config.get("ha") else {}
-        primary = alerts.primary_of(view) if view else None
-        if config.get("ha"):
-            ha = config["ha"]
-            moved = alerts.failover(previous, primary, f"{ha['address']}:{config['port']}", ha["master_name"])
-            if moved:
-                deliver(send, moved, now, log, pending)
-        checks = health_checks(config, view)
-        evicted, no_ttl = alert_readings(config)
-    except Exception as exc:  # noqa: BLE001 - a check that breaks itself is an UNKNOWN state worth a message
-        checks = [("health", UNKNOWN, f"the checks failed: {type(exc).__name__}: {exc}")]
-        evicted, no_ttl = None, None
-    eviction, evicted_base = alerts.eviction_check(previous, evicted)
-    names = {str(e["db"]): e["name"] for e in config["keyspace"]}
-    ttl_checks, no_ttl_base = alerts.ttl_growth_checks(previous, no_ttl, names)
-    checks += ([eviction] if eviction else []) + ttl_checks
-    messages, state = alerts.decide(
-        previous,
-        checks,
-        now,
-        int(conf.get("repeat", 0)),
-        {"evicted_keys": evicted_base, "no_ttl": no_ttl_base, "primary": primary or (previous or {}).get("primary")},
-    )
-    for message in messages:
-        deliver(send, message, now, log, pending)
-    state["pending"] = {name: records[-alerts.PENDING_KEPT :] for name, records in pending.items()}
-    write_private(conf["state_file"], json.dumps(state, sort_keys=True) + "\n")
-    failed = [x for x in log if x["result"] == "FAILED"]
-    for x in failed:
-        print(f"redis-monitor alert: {x['kind']} to {x['receiver']} FAILED: {x['reason']}", file=sys.stderr)
-    data = {
-        "status": state["status"],
-        "previous": previous["status"] if previous else None,
-        "sent": log,
-        "checks": [{"check": n, "status": alerts.NAMES[lv], "detail": d} for n, lv, d in checks],
-    }
-    lines = [f"{state['status']} (was {data['previous'] or 'unknown'})" + ("" if log else ": nothing to send")]
-    lines += [f"{x['result']:6}  {x['kind']} to {x['receiver']}: {x['reason']}" for x in log]
-    emit(args, data, "\n".join(lines))
-    return 1 if failed else 0
-
-
-def cmd_alert_test(args, config) -> int:
-    conf = config.get("alerts")
-    if not conf or not receivers.configured(conf):
-        print("redis-monitor alert-test: no receiver is configured (redis_alert_* settings)", file=sys.stderr)
-        return 1
-    send = receivers.senders(conf, receivers.read_secrets(conf["secrets"]))
-    log: list[dict] = []
-    deliver(send, alerts.Message("test", "OK", None), time.time(), log, {})
-    rows = [{"receiver": x["receiver"], "result": x["result"], "reason": x["reason"]} for x in log]
-    emit(args, rows, "\n".join(f"{x['result']:6}  {x['receiver']}: {x['reason']}" for x in rows))
-    return 1 if any(x["result"] == "FAILED" for x in rows) else 0
 
 
 def cmd_ttl_report(args, config) -> int:

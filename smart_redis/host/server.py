@@ -39,3 +39,11 @@ def log_tail(path: str = LOGFILE, lines: int = 30) -> list[str]:
             return f.readlines()[-lines:]
     except OSError:
         return []
+
+
+def connect(config: dict, db: int = 0, host: str = "127.0.0.1", port: int | None = None) -> Redis:
+    """A connection as the admin user: to the local server, or to host:port (a replica's primary)."""
+    client = admin(port or config["port"], config["auth"], config["credentials"], address=host)
+    if db:
+        client.call("SELECT", db)
+    return client

@@ -169,12 +169,13 @@ def put(container: str, path: str, text: str) -> None:
 def wait_for(what: str, check, timeout: float, interval: float = 1):
     """check() until it returns something true (which is returned), or fail after timeout."""
     deadline = time.monotonic() + timeout
+    last = None
     while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
+        last = check()
+        if last:
+            return last
         time.sleep(interval)
-    pytest.fail(f"{what}: not within {timeout:.0f} s")
+    pytest.fail(f"{what}: not within {timeout:.0f} s (last: {last!r})")
 
 
 RECEIVED = "/var/tmp/received.jsonl"

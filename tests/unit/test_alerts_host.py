@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from smart_redis.host import alerts, monitor, receivers
+from smart_redis.host import alert_run, alerts, monitor, receivers
 from smart_redis.host.levels import CRITICAL, OK, UNKNOWN, WARNING
 
 NOW = 1_800_000_000.0
@@ -102,13 +102,13 @@ def test_a_receiver_that_fails_gets_the_message_later_and_the_others_only_once(t
     }
     always = iter([(True, "handed to sendmail")] * 5)
     monkeypatch.setattr(
-        monitor.receivers,
+        alert_run.receivers,
         "senders",
         lambda conf, secrets: {"webhook": sender("webhook", hook_outcomes), "email": sender("email", always)},
     )
-    monkeypatch.setattr(monitor, "health_checks", lambda config, view=None: list(DOWN))
-    monkeypatch.setattr(monitor, "alert_readings", lambda config: (None, None))
-    monkeypatch.setattr(monitor, "write_private", lambda path, text: open(path, "w").write(text))
+    monkeypatch.setattr(alert_run, "health_checks", lambda config, view=None: list(DOWN))
+    monkeypatch.setattr(alert_run, "alert_readings", lambda config: (None, None))
+    monkeypatch.setattr(alert_run, "write_private", lambda path, text: open(path, "w").write(text))
     args = monitor.parser().parse_args(["alert", "--json"])
     assert monitor.cmd_alert(args, config) == 1
     state = json.loads(state_file.read_text())
@@ -142,7 +142,7 @@ def test_the_state_file_is_written_root_only_and_replaces_a_link(tmp_path):
     target.write_text("keep me")
     link = tmp_path / "alert-state.json"
     link.symlink_to(target)
-    monitor.write_private(str(link), '{"status": "OK"}\n')
+    alert_run.write_private(str(link), '{"status": "OK"}\n')
     assert target.read_text() == "keep me"
     assert not link.is_symlink() and oct(link.stat().st_mode & 0o777) == "0o600" and link.stat().st_uid == 0
 
@@ -246,6 +246,20 @@ def view(*answers: str) -> dict:
 )
 def test_the_primary_is_what_a_majority_of_sentinels_name(answers, primary):
     assert alerts.primary_of(view(*answers)) == primary
+
+
+@pytest.mark.parametrize(
+    ("before", "replication", "majority", "kept"),
+    [
+        (None, {"role": "slave", "master_host": "10.0.0.1", "master_port": "6379"}, None, "10.0.0.1:6379"),
+        ("10.0.0.1:6379", {"role": "master"}, "10.0.0.1:6379", "10.0.0.1:6379"),  # promoted, not yet agreed
+        ("10.0.0.1:6379", {"role": "master"}, OWN, OWN),
+        ("10.0.0.1:6379", {}, None, "10.0.0.1:6379"),  # the server does not answer: keep what was known
+    ],
+    ids=["a-replica-knows-its-primary", "promoted-not-agreed", "named-by-the-sentinels", "no-answer"],
+)
+def test_the_primary_a_host_keeps_in_its_state(before, replication, majority, kept):
+    assert alerts.primary_seen(before, replication, majority, OWN) == kept
 
 
 @pytest.mark.parametrize(
