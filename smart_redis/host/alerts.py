@@ -46,6 +46,8 @@ def parse_state(text: str) -> dict | None:
         state["evicted_keys"] = None
     if not isinstance(state.get("primary"), str):
         state["primary"] = None
+    failing = state.get("failing")  # None in a state from before it was kept: nothing joined then
+    state["failing"] = [n for n in failing if isinstance(n, str)] if isinstance(failing, list) else None
     pending = state.get("pending")
     if not isinstance(pending, dict):
         pending = {}
@@ -114,25 +116,33 @@ def decide(
 ) -> tuple[list[Message], dict]:
     """The messages this run sends and the state to keep once they are delivered.
 
-    One message on a change of level, a reminder after `repeat` seconds of the same non-OK level
-    (0: never), nothing otherwise. A first run that finds a problem reports it (previous None).
+    One message on a change of level, and one when another check joins a problem at the same level
+    (redis-server down, then the disk too: a person must hear of the second); a reminder after
+    `repeat` seconds of the same non-OK level (0: never); nothing otherwise. A first run that finds
+    a problem reports it (previous None).
     """
     status = NAMES[worst(checks)]
     before = previous["status"] if previous else None
     since = previous["since"] if previous and before == status else now
     last_sent = previous["last_sent"] if previous else 0.0
+    failing = sorted(name for name, level, _ in checks if level != OK)
+    known = previous.get("failing") if previous else None
+    joined = set(failing) - set(known) if known is not None else set()
     messages = []
     if status != (before or "OK"):
         kind = "resolved" if status == "OK" else "problem"
         messages.append(
             Message(kind, status, before, checks, since=previous["since"] if previous and kind == "resolved" else None)
         )
+    elif status != "OK" and joined:
+        messages.append(Message("problem", status, before, checks))
     elif status != "OK" and repeat and now - last_sent >= repeat:
         messages.append(Message("reminder", status, before, checks, since=since))
     state = {
         "status": status,
         "since": since,
         "last_sent": now if messages else last_sent,
+        "failing": failing,
         **baselines,
     }
     return messages, state
@@ -215,6 +225,8 @@ def text(message: Message, host: str, now: float) -> str:
     if message.kind == "reminder":
         head = f"smart-redis {host}: still {message.status}"
         head += f" for {_minutes(now - message.since)}" if message.since else ""
+    elif message.previous == message.status:  # same level, one more check failing
+        head = f"smart-redis {host}: {message.status}, and another check fails now"
     else:
         head = f"smart-redis {host}: {message.status}" + (f" (was {message.previous})" if message.previous else "")
     return "\n".join([head, *bad])

@@ -246,7 +246,8 @@ def no_change_reason(data: dict, with_ttl: list, server: dict) -> str:
         return f"idle time is not tracked under {server['maxmemory_policy']}: no change judged from use"
     judged = [x[1] for x in with_ttl if x[1] is not None]
     if len(judged) < MIN_JUDGED:
-        return f"only {len(judged)} keys with a TTL sampled (fewer than {MIN_JUDGED}): no change judged from use"
+        sampled = f"{len(judged)} key" if len(judged) == 1 else f"{len(judged)} keys"
+        return f"only {sampled} with a TTL sampled (fewer than {MIN_JUDGED}): no change judged from use"
     used = sum(1 for x in judged if x < max(1, ttl // 2))
     return (
         f"{round(100.0 * used / len(judged))} % of keys with a TTL were read or written less than "

@@ -40,6 +40,15 @@ def state(status: str, since: float = NOW - 600, last_sent: float = NOW - 600) -
         (state("CRITICAL"), FULL, 3600, ["problem"], "WARNING"),
         (state("CRITICAL"), GOOD, 3600, ["resolved"], "OK"),
         (state("OK"), [("health", UNKNOWN, "the checks failed")], 3600, ["problem"], "UNKNOWN"),
+        (
+            {**state("CRITICAL"), "failing": ["redis"]},
+            [DOWN[0], ("disk", CRITICAL, "97% used")],
+            3600,
+            ["problem"],
+            "CRITICAL",
+        ),
+        ({**state("CRITICAL"), "failing": ["disk", "redis"]}, DOWN, 3600, [], "CRITICAL"),
+        ({**state("CRITICAL"), "failing": ["redis"]}, DOWN, 3600, [], "CRITICAL"),
     ],
     ids=[
         "first-run-ok-sends-nothing",
@@ -52,6 +61,9 @@ def state(status: str, since: float = NOW - 600, last_sent: float = NOW - 600) -
         "critical-to-warning",
         "critical-to-ok-resolved",
         "checks-broke-unknown",
+        "another-check-joins-the-problem",
+        "a-check-leaves-while-still-critical",
+        "same-checks-still-failing",
     ],
 )
 def test_state_machine(previous, checks, repeat, kinds, status):
@@ -211,6 +223,15 @@ def test_the_generic_json_payload():
         "time": "2027-01-15T08:00:00Z",
     }
     assert alerts.payload(message, "r1", NOW, "slack") == {"text": body["text"]}
+
+
+def test_a_check_that_joins_a_problem_says_so():
+    joined = alerts.Message("problem", "CRITICAL", "CRITICAL", [DOWN[0], ("disk", CRITICAL, "97% used")])
+    assert alerts.text(joined, "r1", NOW).splitlines() == [
+        "smart-redis r1: CRITICAL, and another check fails now",
+        "CRITICAL redis: does not answer: refused",
+        "CRITICAL disk: 97% used",
+    ]
 
 
 def test_resolve_reminder_and_failover_texts():
