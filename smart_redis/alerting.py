@@ -127,9 +127,15 @@ def alerts(settings: Settings, topology: Topology, facts: HostState) -> None:
     ]
     reload_units(ALERT_TIMER, *written, facts=facts)
     converged = all(facts.units.get(u) == ("enabled", "active") for u in wanted)
-    # restart, not only start: a timer re-arms with a new interval only then.
+    # restart, not only start: a timer re-arms with a new interval only then. And one run now: it
+    # records the state the next runs compare with (a replica: the primary it follows, which the
+    # new primary names after a failover), whatever the timer's first run would have met.
     server.shell(
         name="Enable the alert timer" + (" and its Sentinel watch" if topology.runs_sentinel else ""),
-        commands=[f"systemctl enable {' '.join(wanted)}", f"systemctl restart {' '.join(wanted)}"],
+        commands=[
+            f"systemctl enable {' '.join(wanted)}",
+            f"systemctl restart {' '.join(wanted)}",
+            f"systemctl start --no-block {ALERT_SERVICE}",
+        ],
         _if=None if not converged else any_changed(*written),
     )

@@ -15,6 +15,8 @@ import time
 import pytest
 from conftest import deploy, infra_checks, received, redis, sh, sh_input, start_receiver, wait_for
 
+from smart_redis.constants import ALERT_SERVICE, PATHS
+
 MASTER = "smart-trade"
 # Each host sends its alerts to a receiver in its own container (issue 17): a failover must reach
 # a person once, whichever host says it.
@@ -171,6 +173,16 @@ def test_failover_story(cluster):
     for replica in (b, c):
         wait_for(f"keys on {replica}", lambda r=replica: redis(r, "dbsize", db=5) == "300", 30)
 
+    # The deploy ran each host's alert check once: the replicas know the primary they follow, so
+    # whichever is promoted can name the old one (issue 17).
+    wait_for(
+        "the replicas' alert state names the primary",
+        lambda: all(
+            f'"primary": "{ip_a}:6379"' in sh(n, f"cat {PATHS.alert_state}", check=False).stdout for n in (b, c)
+        ),
+        30,
+    )
+
     # --- Lose the primary: a replica is promoted (the issue's bound: 15 s).
     subprocess.run(["docker", "stop", "-t", "5", a], check=True, capture_output=True)
     stopped = time.monotonic()
@@ -181,7 +193,14 @@ def test_failover_story(cluster):
     new = {ip_b: b, ip_c: c}[new_ip]
     other = c if new == b else b
     # Sentinel rewrites sentinel.conf after the failover; the new primary's alert run then says so.
-    wait_for("the failover message", lambda: failover_messages((b, c)), 90)
+    try:
+        wait_for("the failover message", lambda: failover_messages((b, c)), 90)
+    except BaseException:
+        for n in (b, c):  # what the alert runs saw, for whoever reads the failure
+            print(
+                n, sh(n, f"journalctl -u {ALERT_SERVICE} -n 15 --no-pager; cat {PATHS.alert_state}", check=False).stdout
+            )
+        raise
     print(f"failover message: {time.monotonic() - stopped:.1f} s after the primary stopped")
     assert replication(new)["role"] == "master"
     # Writes succeed on the new primary once the other replica follows it (min-replicas-to-write 1).
