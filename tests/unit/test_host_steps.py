@@ -176,3 +176,63 @@ def test_the_previous_file_replaces_a_planted_link_instead_of_writing_through_it
         restart.restart_with_rollback(str(config), str(candidate))
     assert victim.read_text() == "root:x:0:\n" and _mode(victim) == 0o640
     assert config.read_text() == "port 6379\n" and _mode(config) == 0o640
+
+
+# --- the restore's swap: any failure after the stop brings the replaced dataset back ---
+
+
+@pytest.fixture
+def swap_files(tmp_path, monkeypatch):
+    from smart_redis.host import restore_swap
+
+    paths = {name: tmp_path / name for name in ("dump.rdb", "kept.rdb", "snapshot.rdb", "counts.json")}
+    for attr, name in (
+        ("DATA", "dump.rdb"),
+        ("KEPT", "kept.rdb"),
+        ("STAGED", "snapshot.rdb"),
+        ("STAGED_COUNTS", "counts.json"),
+    ):
+        monkeypatch.setattr(restore_swap, attr, str(paths[name]))
+    calls: list[tuple[str, ...]] = []
+    monkeypatch.setattr(restore_swap, "run_systemctl", lambda *args: calls.append(args) or True)
+    paths["dump.rdb"].write_text("the live dataset")
+    paths["snapshot.rdb"].write_text("the snapshot")
+    return restore_swap, paths, calls, monkeypatch
+
+
+def test_a_counts_file_that_cannot_be_compared_undoes_the_restore(swap_files):
+    restore_swap, paths, calls, monkeypatch = swap_files
+    monkeypatch.setattr(restore_swap.pwd, "getpwnam", lambda name: type("P", (), {"pw_uid": os.getuid()}))
+    monkeypatch.setattr(restore_swap.grp, "getgrnam", lambda name: type("G", (), {"gr_gid": os.getgid()}))
+    replies = {"PING": "PONG", "INFO": "# Keyspace\r\ndb0:keys=1,expires=0\r\n"}
+    monkeypatch.setattr(
+        restore_swap, "admin", lambda *a, **k: type("C", (), {"call": lambda _s, *args: replies[args[0]]})()
+    )
+    paths["counts.json"].write_text('{"keys": []}')  # passes the deploy's look, breaks the comparison
+    with pytest.raises(restart.StepError, match="Restore of dump-1.rdb undone, the previous dataset is loaded again"):
+        restore_swap.swap(6379, "acl", "dump-1.rdb", with_counts=True)
+    assert paths["dump.rdb"].read_text() == "the live dataset"
+    assert calls[-2:] == [("reset-failed", "redis-server"), ("start", "redis-server")]
+
+
+def test_a_swap_that_breaks_off_after_the_stop_puts_the_dataset_back(swap_files):
+    restore_swap, paths, calls, monkeypatch = swap_files
+
+    def no_such_user(name):
+        raise KeyError(name)
+
+    monkeypatch.setattr(restore_swap.pwd, "getpwnam", no_such_user)
+    with pytest.raises(restart.StepError, match="the restore broke off: KeyError"):
+        restore_swap.swap(6379, "acl", "dump-1.rdb", with_counts=False)
+    assert paths["dump.rdb"].read_text() == "the live dataset" and not paths["kept.rdb"].exists()
+
+
+def test_a_dataset_kept_by_a_broken_run_is_not_thrown_away(swap_files):
+    """A run that broke off between stop and swap leaves the dataset only in KEPT: the next
+    restore must not delete it before it has a dataset to keep instead."""
+    restore_swap, paths, calls, monkeypatch = swap_files
+    paths["dump.rdb"].rename(paths["kept.rdb"])
+    monkeypatch.setattr(restore_swap.pwd, "getpwnam", lambda name: (_ for _ in ()).throw(KeyError(name)))
+    with pytest.raises(restart.StepError):
+        restore_swap.swap(6379, "acl", "dump-1.rdb", with_counts=False)
+    assert paths["dump.rdb"].read_text() == "the live dataset"
