@@ -289,6 +289,9 @@ def report(p: dict, lat: dict) -> str:
         "- `disable-thp yes`: Redis turns transparent huge pages off for itself, avoiding copy-on-write latency",
         "  spikes during BGSAVE; inside a container the kernel setting is the host's.",
         "",
+        # Measured by the integration tests (three containers and a dataset each), kept by hand.
+        (ROOT / "bench" / "sentinel-group.md").read_text().rstrip("\n"),
+        "",
         "![provisioning time and latency](bench/benchmark.png)",
         "",
     ]

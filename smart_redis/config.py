@@ -18,7 +18,7 @@ from pyinfra.api import FileUploadCommand, OperationError
 from pyinfra.api.operation import OperationMeta
 from pyinfra.facts.files import FileContents
 
-from . import auth, live, render, replication
+from . import auth, handover, live, render, replication
 from .constants import CONFIG_GROUP, CONFIG_MODE, CONFIG_USER, PATHS, SERVICE
 from .facts import RedisLive
 from .operations import copy_once, host_state, operation, show_diff
@@ -106,6 +106,7 @@ def apply_redis_config(
     topology: Topology,
     credentials: OperationMeta,
     joining: bool = False,
+    after_handover: bool = False,
 ):
     """
     Install redis.conf and bring the running server to it, restarting only when Redis must.
@@ -115,6 +116,7 @@ def apply_redis_config(
     + topology: this host's place in the replication topology (standalone by default)
     + credentials: this run's credentials step (auth.credentials), which gives new users their passwords
     + joining: the host enters the replication topology now, so it restarts into it
+    + after_handover: the second pass, only in a run where a primary handed its role over (handover.py)
 
     **Example:**
 
@@ -123,6 +125,9 @@ def apply_redis_config(
         apply_redis_config(name="Configure Redis", settings=settings, given=operator_passwords(),
                            topology=Topology("standalone"), credentials=credentials_op)
     """
+    if after_handover and not handover.happened():
+        host.noop("no primary handed its role over in this run")
+        return
     # In a Sentinel topology: the primary the sentinels report now (at first provisioning the
     # inventory's), written into the file for the next start, never applied to the running server.
     primary = replication.primary_now(settings, topology, member=not joining) if topology.replicated else None
@@ -151,6 +156,8 @@ def apply_redis_config(
         plan.restart_for.append("the server does not answer the deploy's admin user")
     if joining:
         plan.restart_for.append("the host joins the replication topology")
+    if SERVICE in facts.stale_binaries:
+        plan.restart_for.append("the package replaced the binary it runs (an upgrade or a reinstall)")
     if old_auth != settings.auth:
         plan.restart_for.append(f"redis_auth ({old_auth} -> {settings.auth})")
     elif live.changed_admin_secret(old_acl, new_acl, settings.admin_user):
@@ -186,6 +193,13 @@ def apply_redis_config(
         yield f"chown {CONFIG_USER}:{CONFIG_GROUP} {candidate} && chmod {CONFIG_MODE} {candidate}"
         yield f"{VALIDATE.format(path=candidate)} || {{ rm -f {candidate}; exit 1; }}"
 
+    if running is not None and plan.restart_for and handover.wanted(topology, primary, joining) and not after_handover:
+        assert primary is not None  # wanted() says so
+        # Refused here, before any host of the group restarts, as any restart would be.
+        yield step("group-in-sync", "--port", live_port, "--auth", old_auth, "--primary", primary,
+                   "--replicas", topology.members - 1)  # fmt: skip
+        handover.defer(handover.Deferred(live_port, old_auth, primary, tuple(plan.restart_for)))
+        return  # the candidate waits on the host; the pass after the handover installs it
     if plan.restart_for and (running is not None or facts.active == "active"):
         host.log(f"Restarting {SERVICE} for: {'; '.join(plan.restart_for)}", logger.warning)
         if primary and not joining:
@@ -218,12 +232,16 @@ def redis_conf(
     )
     # With a Sentinel group in the inventory, one host after the other: a restart then never takes
     # more than one server of the group away (pyinfra decides this per operation, for all hosts).
-    return apply_redis_config(
-        name=f"Configure Redis ({PATHS.config})",
+    step_args = dict(settings=settings, given=given, topology=topology, credentials=credentials, _serial=topology.group)
+    configured = apply_redis_config(name=f"Configure Redis ({PATHS.config})", joining=joining, **step_args)
+    # A primary that must restart does so last, as a replica (handover.py).
+    handover.hand_over(
+        name="Hand the primary role to a replica before it restarts",
         settings=settings,
-        given=given,
         topology=topology,
-        credentials=credentials,
-        joining=joining,
         _serial=topology.group,
     )
+    apply_redis_config(
+        name="Follow the new primary, restart the old one as its replica", after_handover=True, **step_args
+    )
+    return configured

@@ -51,6 +51,7 @@ def deploy_redis() -> None:
     """
     wanted = settings.load(host.data)  # a bad setting stops the run here, before the host is touched
     ha = topology.load(host, inventory, wanted)  # standalone, or primary/replica/sentinel from the groups
+    wanted = topology.with_own_address(wanted, ha)  # redis_bind gains an address found on the host
     passwords = auth.passwords(wanted, ha)  # the operator's, and in a Sentinel group the group's shared ones
     facts = host_state()  # one round trip answers every step below
     replication.refuse_rotation(ha, passwords, facts)  # a group's shared passwords are not changed in passing

@@ -10,6 +10,7 @@ fact instead of a dozen (see BENCHMARKS.md for the command count).
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 
 from pyinfra.api import FactBase
@@ -101,6 +102,12 @@ class HostState:
     # does not run; stale: its drop-in or env file was written after it started.
     exporter_auth: str | None = None
     exporter_stale: bool = False
+    # Services that run a binary the package has replaced since they started (an upgrade, a reinstall).
+    stale_binaries: set[str] = field(default_factory=set)
+    # The host's own addresses (not loopback, not link-local): redis_ha_address when it is one.
+    addresses: tuple[str, ...] = ()
+    # The RDB format of the data file (the number in its "REDIS0010" header), None without one.
+    rdb_version: int | None = None
 
     @property
     def os(self) -> tuple[str, str]:
@@ -141,6 +148,7 @@ def _script() -> str:
             'echo "os_codename=$VERSION_CODENAME"',
             'echo "systemd=$(test -d /run/systemd/system && echo yes)"',
             'echo "container=$(systemd-detect-virt --container 2>/dev/null)"',
+            'echo "addresses=$(hostname -I 2>/dev/null)"',
             "echo \"redis_version=$(redis-server --version 2>/dev/null | sed -n 's/.* v=\\([0-9.]*\\).*/\\1/p')\"",
             f"echo \"packages=$(dpkg-query -W -f='${{Package}}:${{db:Status-Status}} ' {packages} 2>/dev/null)\"",
             f'echo "enabled=$(systemctl is-enabled {SERVICE} 2>/dev/null)"',
@@ -151,6 +159,13 @@ def _script() -> str:
             f"for u in {SERVICE} {EXPORTER_SERVICE} {SENTINEL_SERVICE} {BACKUP_TIMER} {ALERT_TIMER}; do "
             'test "$(systemctl show -p NeedDaemonReload --value $u 2>/dev/null)" = yes && echo "reload=$u"; done',
             _EXPORTER,
+            # Started before its binary was replaced (ctime: dpkg renames a new file into place). Not
+            # /proc/PID/exe: reading it needs ptrace rights that root lacks in a container.
+            f"for u in {SERVICE} {SENTINEL_SERVICE}; do "
+            't=$(systemctl show -p ExecMainStartTimestamp --value "$u" 2>/dev/null); test -n "$t" || continue; '
+            't=$(date -d "$t" +%s 2>/dev/null) || continue; b=$(readlink -f "/usr/bin/$u") || continue; '
+            'test "$(stat -c %Z "$b" 2>/dev/null || echo 0)" -gt "$t" && echo "stale=$u"; done',
+            f"echo \"rdb=$(head -c 9 {PATHS.data_dir}/dump.rdb 2>/dev/null | sed -n 's/^REDIS0*\\([0-9]\\{{1,3\\}}\\)$/\\1/p')\"",
             f"grep -qs '^{SENTINEL_MARKER}' {PATHS.sentinel_config} && echo sentinel_conf=yes",
             f"grep -qs '^masteruser ' {PATHS.config} && echo ha_member=yes",
             'echo "sysctl.vm.overcommit_memory=$(cat /proc/sys/vm/overcommit_memory 2>/dev/null)"',
@@ -197,6 +212,12 @@ def _parse_line(state: HostState, line: str) -> None:
         state.units[unit] = ((rest + ["", ""])[0], (rest + ["", ""])[1])
     elif key == "reload":
         state.need_reload.add(value)
+    elif key == "addresses":
+        state.addresses = tuple(a for a in map(_own_address, value.split()) if a)
+    elif key == "rdb":
+        state.rdb_version = int(value) if value else None
+    elif key == "stale":
+        state.stale_binaries.add(value)
     elif key == "exporter_env":
         sha, _, user = value.partition(" ")
         state.exporter_env = ("" if sha == "-" else sha, user.strip())
@@ -226,6 +247,16 @@ def _parse_line(state: HostState, line: str) -> None:
         state.thp = value[value.find("[") + 1 : value.find("]")] if "[" in value else value
     elif key in ("os_id", "os_version", "os_codename", "enabled", "active"):
         setattr(state, key, value)
+
+
+def _own_address(text: str) -> str | None:
+    """An address others may reach the host by, in normal form; None for loopback, link-local
+    and anything that is no plain IP address."""
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    return None if address.is_loopback or address.is_link_local else str(address)
 
 
 class RedisHost(FactBase[HostState]):

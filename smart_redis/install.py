@@ -11,12 +11,19 @@ from pyinfra.operations import server
 
 from .constants import DISTRO_REDIS_MAJOR, EXPORTER_PACKAGE, PATHS, REDIS_PACKAGES, SENTINEL_PACKAGE
 from .facts import HostState
-from .operations import managed_file, operation
+from .operations import host_state, managed_file, operation
 from .settings import Settings
 
 
 def redis_packages(settings: Settings, facts: HostState, sentinel: bool = False) -> None:
     """The Redis packages and the tools, the exporter when enabled and Sentinel where it runs, in one apt run."""
+    if settings.upgrade and not facts.missing_packages:
+        upgrade(
+            name=f"Upgrade Redis to the newest {settings.major_version}.x of its source",
+            settings=settings,
+            sentinel=sentinel and SENTINEL_PACKAGE in facts.installed_packages,
+            rdb_version=facts.rdb_version,
+        )
     missing = list(facts.missing_packages)
     if settings.exporter_enabled and EXPORTER_PACKAGE not in facts.installed_packages:
         missing.append(EXPORTER_PACKAGE)
@@ -165,4 +172,88 @@ def _redis_apt_repository(settings: Settings, facts: HostState) -> None:
             f"Pin: version *:{settings.major_version}.*\n"
             "Pin-Priority: 1001\n"
         ),
+    )
+
+
+class RedisCandidate(FactBase[tuple[bool, str, str]]):
+    """(apt's lists are fresh, installed version, candidate version) of redis-server."""
+
+    def command(self, cache_time: int, sources: tuple[str, ...] = ()) -> str:
+        return (
+            f"{{ {lists_are_fresh(cache_time, sources)}; }} && echo lists=fresh; "
+            "apt-cache policy redis-server 2>/dev/null | sed -n 's/^ *\\(Installed\\|Candidate\\): /\\1=/p'"
+        )
+
+    def process(self, output) -> tuple[bool, str, str]:
+        values = dict(line.strip().partition("=")[::2] for line in output)
+        return values.get("lists") == "fresh", values.get("Installed", ""), values.get("Candidate", "")
+
+
+# The newest RDB format each release line loads; a data file in a newer one stops the server at start.
+RDB_FORMAT_LOADED = {(6, 0): 9, (6, 2): 9, (7, 0): 10, (7, 2): 11, (7, 4): 12, (8, 0): 12}
+
+
+def loads_rdb(version: str) -> int | None:
+    """The newest RDB format a Debian version string's release loads ("5:7.0.15-1~deb12u5" -> 10); None if unknown."""
+    match = re.match(r"^(?:\d+:)?(\d+)\.(\d+)", version)
+    if not match:
+        return None
+    line = (int(match[1]), int(match[2]))
+    known = [fmt for release, fmt in RDB_FORMAT_LOADED.items() if release <= line]
+    return max(known) if known else None
+
+
+# The package's maintainer scripts would restart redis-server in place; the deploy restarts it
+# instead, one host at a time and the primary after a handover (config.py, handover.py).
+NO_RESTARTS = "/usr/sbin/policy-rc.d"
+
+
+@operation()
+def upgrade(settings: Settings, sentinel: bool, rdb_version: int | None):
+    """
+    Install the newest Redis release of the major that apt offers, without restarting anything.
+
+    + settings: the major, and how old apt's lists may be
+    + sentinel: upgrade redis-sentinel too
+    + rdb_version: the RDB format of the data file (a release that cannot load it is refused)
+
+    **Example:**
+
+    .. code:: python
+
+        upgrade(name="Upgrade Redis", settings=settings, sentinel=True, rdb_version=10)
+    """
+    sources = REPOSITORY_FILES if DISTRO_REDIS_MAJOR.get(host_state().os) != settings.major_version else ()
+    fresh, installed, candidate = host.get_fact(RedisCandidate, cache_time=settings.apt_cache_time, sources=sources)
+    if not fresh:
+        yield f"{APT} update"
+        fresh, installed, candidate = host.get_fact(RedisCandidate, cache_time=settings.apt_cache_time, sources=sources)
+    if not candidate or candidate in ("(none)", installed):
+        host.noop(f"redis-server {installed} is the newest the package source offers")
+        return
+    if loads_rdb(candidate) is None or not candidate.split(":")[-1].startswith(f"{settings.major_version}."):
+        raise OperationError(
+            f"redis_upgrade: the package source offers redis-server {candidate}, not a {settings.major_version}.x"
+        )
+    newest = loads_rdb(candidate)
+    if rdb_version is not None and newest is not None and rdb_version > newest:
+        raise OperationError(
+            f"redis_upgrade: redis-server {candidate} loads RDB formats up to {newest}, and the data file is "
+            f"format {rdb_version}: a release that cannot load the data is refused"
+        )
+    host.log(
+        f"Upgrading redis-server {installed} -> {candidate}; the servers restart one by one afterwards", logger.warning
+    )
+    packages = [*REDIS_PACKAGES, *([SENTINEL_PACKAGE] if sentinel else [])]
+    kept = NO_RESTARTS + ".smart-redis-kept"
+    yield (
+        f"dpkg --compare-versions {shlex.quote(candidate)} gt {shlex.quote(installed)} || "
+        f"{{ echo 'redis_upgrade: {candidate} is older than the installed {installed}: a downgrade is refused' >&2; exit 1; }}"
+    )
+    yield (
+        f"test ! -e {NO_RESTARTS} || mv -f {NO_RESTARTS} {kept}; "
+        f"trap 'rm -f {NO_RESTARTS}; test ! -e {kept} || mv -f {kept} {NO_RESTARTS}' EXIT; "
+        f"printf '#!/bin/sh\\nexit 101\\n' > {NO_RESTARTS} && chmod 755 {NO_RESTARTS} && "
+        f'{APT} -o Dpkg::Options::="--force-confdef" -o Dpkg::Options::="--force-confold" install '
+        + " ".join(f"{p}={shlex.quote(candidate)}" for p in packages)
     )

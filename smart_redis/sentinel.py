@@ -12,7 +12,7 @@ import shlex
 from collections.abc import Mapping
 from io import StringIO
 
-from pyinfra import host
+from pyinfra import host, logger
 from pyinfra.api import FactBase, FileUploadCommand, OperationError
 from pyinfra.operations import server
 
@@ -138,6 +138,27 @@ def sentinel_settings(settings: Settings, topology: Topology):
     )
 
 
+@operation()
+def restart_if_replaced():
+    """
+    Restart Sentinel when the package replaced its binary since it started; one host at a time.
+
+    Sentinel keeps its state in sentinel.conf, so a restart loses nothing; the group keeps a
+    majority of sentinels because the hosts take turns (_serial).
+
+    **Example:**
+
+    .. code:: python
+
+        restart_if_replaced(_serial=True)
+    """
+    if SENTINEL_SERVICE not in host_state(fresh=True).stale_binaries:
+        host.noop(f"{SENTINEL_SERVICE} runs the installed binary")
+        return
+    host.log(f"Restarting {SENTINEL_SERVICE}: the package replaced the binary it runs", logger.warning)
+    yield f"systemctl restart {SENTINEL_SERVICE}"
+
+
 def sentinel(settings: Settings, topology: Topology, given: Mapping[str, str]) -> None:
     if not topology.runs_sentinel:
         return
@@ -148,4 +169,5 @@ def sentinel(settings: Settings, topology: Topology, given: Mapping[str, str]) -
         given=given,
     )
     service_running(name=f"Enable and start {SENTINEL_SERVICE}", service=SENTINEL_SERVICE)
+    restart_if_replaced(name=f"Restart {SENTINEL_SERVICE} on a replaced binary", _serial=True)
     sentinel_settings(name="Keep Sentinel's quorum and timing in step", settings=settings, topology=topology)

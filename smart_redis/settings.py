@@ -583,6 +583,11 @@ class Settings:
         "Seconds an apt package index stays fresh before a run that installs something refreshes it.",
         _whole(0, 10**7),
     )
+    upgrade: bool = setting(
+        False,
+        "Install the newest release of the major that the package source offers; servers restart one by one.",
+        _bool,
+    )
     host_tuning: bool = setting(
         True, "Tune the kernel as Redis asks (overcommit, somaxconn, THP); always skipped in containers.", _bool
     )
@@ -696,7 +701,7 @@ class Settings:
     # High availability: used only on hosts in the redis_primary, redis_replicas or redis_sentinels groups.
     ha_address: str | None = setting(
         None,
-        "Address the other Redis hosts, the sentinels and the apps reach this host by; None = its inventory name.",
+        "Address the other hosts and the apps reach this host by; None = its one address (or its IP name).",
         _optional(_host),
     )
     ha_master_name: str = setting(

@@ -11,10 +11,15 @@ provisioning only; after a failover Sentinel decides, and the deploy follows it 
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from .settings import Settings, SettingsError, ip_address
+from pyinfra.context import ctx_host
+
+from .operations import host_state
+from .settings import Settings, SettingsError, ip_address, operator_path
 
 GROUPS = ("redis_primary", "redis_replicas", "redis_sentinels")
 MIN_SENTINELS = 3
@@ -29,6 +34,7 @@ class Topology:
     runs_sentinel: bool = False
     group: bool = False  # the inventory has a Sentinel group (this host may still be outside it)
     members: int = 1  # Redis servers of the group: the primary and the replicas
+    listen_also: str | None = None  # the host's own address, found on it, that redis_bind lacks
 
     @property
     def ha(self) -> bool:
@@ -47,9 +53,18 @@ class Topology:
 
 
 def build(
-    this: str, groups: Mapping[str, list[str]], addresses: Mapping[str, str | None], settings: Settings
+    this: str,
+    groups: Mapping[str, list[str]],
+    addresses: Mapping[str, str | None],
+    settings: Settings,
+    found: Mapping[str, tuple[str, ...] | None] | None = None,
 ) -> Topology:
-    """The topology for host `this`; raises SettingsError (one line) for an inconsistent inventory."""
+    """The topology for host `this`; raises SettingsError (one line) for an inconsistent inventory.
+
+    addresses: each host's redis_ha_address as set; found: for a host without one whose name is
+    no IP address, the addresses found on it (None: not asked in this run, nor recorded before).
+    """
+    found = found or {}
     primary, replicas, sentinels = (list(groups.get(g, [])) for g in GROUPS)
     if not (primary or replicas or sentinels):
         return Topology("standalone")
@@ -70,6 +85,8 @@ def build(
         raise SettingsError('redis_auth = "none": allowed is "acl" on hosts of the replication topology')
 
     def address(name: str) -> str:
+        if not addresses.get(name) and ip_address(name) is None and name in found:
+            return _found_address(name, found[name])
         value = addresses.get(name) or name
         normal = ip_address(value)
         if normal is None:
@@ -80,11 +97,13 @@ def build(
             )
         return normal
 
-    found = {name: address(name) for name in dict.fromkeys(primary + replicas + sentinels)}
-    if len(set(found.values())) != len(found):
-        raise SettingsError(f"redis_ha_address = {sorted(found.values())}: allowed is one address per host")
-    own = found[this]
-    if this in primary + replicas and not _listens_on(settings.bind, own):
+    found_addresses = {name: address(name) for name in dict.fromkeys(primary + replicas + sentinels)}
+    if len(set(found_addresses.values())) != len(found_addresses):
+        raise SettingsError(f"redis_ha_address = {sorted(found_addresses.values())}: allowed is one address per host")
+    own = found_addresses[this]
+    derived = not addresses.get(this) and ip_address(this) is None and this in found
+    listen_also = own if derived and not _listens_on(settings.bind, own) else None
+    if this in primary + replicas and not derived and not _listens_on(settings.bind, own):
         raise SettingsError(
             f"redis_bind = {settings.bind!r}: allowed is a list that includes {own} (redis_ha_address), "
             "so that replicas and sentinels reach this host"
@@ -98,12 +117,35 @@ def build(
     return Topology(
         role=role,
         address=own,
-        primary=found[primary[0]],
-        sentinels=tuple(found[name] for name in sentinels),
+        primary=found_addresses[primary[0]],
+        sentinels=tuple(found_addresses[name] for name in sentinels),
         runs_sentinel=this in sentinels,
         group=True,
         members=1 + len(replicas),
+        listen_also=listen_also if role != "standalone" else None,
     )
+
+
+def _found_address(name: str, seen: tuple[str, ...] | None) -> str:
+    if seen is None:
+        raise SettingsError(
+            f"redis_ha_address of {name}: not set, and {name} is not part of this run (--limit) nor seen by an "
+            "earlier one: allowed is its IP address, set in the host's data"
+        )
+    if len(seen) != 1:
+        raise SettingsError(
+            f"redis_ha_address of {name}: not set, and {name} has {len(seen)} addresses "
+            f"({', '.join(seen) or 'none'}): allowed is the one the others reach it by, set in the host's data"
+        )
+    return seen[0]
+
+
+def with_own_address(settings: Settings, topology: Topology) -> Settings:
+    """The settings with the host's own address (found on it) added to redis_bind, so that the
+    replicas, the sentinels and the apps reach it."""
+    if topology.listen_also is None:
+        return settings
+    return replace(settings, bind=f"{settings.bind} {topology.listen_also}")
 
 
 def _listens_on(bind: str, address: str) -> bool:
@@ -116,4 +158,34 @@ def load(host, inventory, settings: Settings) -> Topology:
     groups = {g: [h.name for h in inventory.get_group(g, [])] for g in GROUPS}
     addresses = {h.name: h.data.get("redis_ha_address") for h in inventory}
     addresses = {name: (None if value in (None, "None", "") else str(value)) for name, value in addresses.items()}
-    return build(host.name, groups, addresses, settings)
+    members = {name for names in groups.values() for name in names}
+    unset = sorted(name for name in members if not addresses.get(name) and ip_address(name) is None)
+    found = _addresses_found(host, inventory, unset, settings) if unset else {}
+    return build(host.name, groups, addresses, settings, found)
+
+
+def _addresses_found(this, inventory, names: list[str], settings: Settings) -> dict[str, tuple[str, ...] | None]:
+    """Each host's own addresses, from its RedisHost answer (asked once per run, so the host's
+    own steps ask nothing more); a host outside this run (--limit) from what an earlier run saw,
+    kept beside the group's shared secrets."""
+    record = operator_path(settings.ha_secrets_file).with_name("redis-ha.addresses.json")
+    try:
+        known = json.loads(record.read_text())
+    except (OSError, ValueError):
+        known = {}
+    found: dict[str, tuple[str, ...] | None] = {}
+    for name in names:
+        other = inventory.get_host(name, None)
+        if other is not None and (other.name == this.name or getattr(other, "connected", False)):
+            with ctx_host.use(other):
+                found[name] = host_state().addresses
+        else:
+            seen = known.get(name)
+            found[name] = tuple(seen) if isinstance(seen, list) else None
+    unique = {name: list(seen) for name, seen in found.items() if seen is not None and len(seen) == 1}
+    if any(known.get(name) != seen for name, seen in unique.items()):
+        record.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(record, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({**known, **unique}, f, indent=1, sort_keys=True)
+    return found

@@ -87,17 +87,20 @@ def restart_with_rollback(config: str = CONFIG, candidate: str = CANDIDATE) -> N
     )
 
 
-def _poll(seconds: float, ask) -> bool:
+def _poll(seconds: float, ask, every: float = 0.5):
+    """ask() until it returns something true (errors count as not yet): that answer, or None at
+    the deadline."""
     deadline = time.monotonic() + seconds
     while True:
         try:
-            if ask():
-                return True
+            answer = ask()
+            if answer:
+                return answer
         except (OSError, RedisError):
             pass
         if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.5)
+            return None
+        time.sleep(every)
 
 
 def wait_for_sync(port: int, auth: str, primary: str, seconds: float = 120) -> None:

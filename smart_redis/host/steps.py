@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import restart, restore_swap, secret_files
+from . import handover, restart, restore_swap, secret_files
 from .credentials import PATH as CREDENTIALS
 from .credentials import RUNNING, read_credentials
 
@@ -51,6 +51,11 @@ def cmd_group_in_sync(args) -> None:
     restart.group_in_sync(args.port, args.auth, args.primary, args.replicas)
 
 
+def cmd_handover(args) -> None:
+    sentinels = handover.Sentinels(args.sentinels, args.sentinel_port, args.master_name)
+    handover.hand_over(args.port, args.auth, args.me, sentinels, say=lambda line: print(line, flush=True))
+
+
 def cmd_restore(args) -> None:
     print(restore_swap.swap(args.port, args.auth, args.name, args.counts))
 
@@ -87,6 +92,11 @@ def parser() -> argparse.ArgumentParser:
     group = add("group-in-sync", cmd_group_in_sync, "wait until the primary has every replica in sync", True)
     group.add_argument("--primary", required=True, metavar="'IP PORT'")
     group.add_argument("--replicas", type=int, required=True)
+    move = add("handover", cmd_handover, "give this primary's role to an in-sync replica through Sentinel", True)
+    move.add_argument("--me", required=True, metavar="'IP PORT'", help="this server, as the sentinels name it")
+    move.add_argument("--sentinels", nargs="+", required=True, metavar="IP")
+    move.add_argument("--sentinel-port", type=int, required=True)
+    move.add_argument("--master-name", required=True)
     swap = add("restore", cmd_restore, "put the staged snapshot under the server, check it, or undo", True)
     swap.add_argument("--name", required=True, help="the snapshot's file name, for messages")
     swap.add_argument("--counts", action="store_true", help="check the key counts staged beside it")

@@ -8,6 +8,7 @@ container, network and image the run made is removed afterwards, also on failure
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -212,3 +213,20 @@ def received(container: str) -> list[dict]:
     """Every POST the receiver got, in order: {"path": ..., "body": ...}."""
     log = sh(container, f"cat {RECEIVED} 2>/dev/null || true").stdout
     return [json.loads(line) for line in log.splitlines()]
+
+
+@contextlib.contextmanager
+def three_hosts(docker_testbed, name: str):
+    """Three systemd containers on a network of their own, with fixed addresses (a restarted one
+    comes back on its own): yields (names, addresses, network); removes all of it afterwards."""
+    network = docker_testbed.create_network(name, fixed_addresses=True)
+    addresses = docker_testbed.network_addresses(network, 3)
+    names = [f"{name}{n}" for n in range(1, 4)]
+    try:
+        for container, address in zip(names, addresses, strict=True):
+            docker_testbed.start_container(container, network=network, ip=address)
+        yield names, addresses, network
+    finally:
+        for container in names:
+            docker_testbed.remove_container(container)
+        subprocess.run(["docker", "network", "rm", network], capture_output=True)

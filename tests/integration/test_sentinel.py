@@ -13,7 +13,17 @@ import subprocess
 import time
 
 import pytest
-from conftest import deploy, infra_checks, received, redis, sh, sh_input, start_receiver, wait_for
+from conftest import (
+    deploy,
+    infra_checks,
+    received,
+    redis,
+    sh,
+    sh_input,
+    start_receiver,
+    three_hosts,
+    wait_for,
+)
 
 from smart_redis.constants import ALERT_SERVICE, PATHS
 
@@ -50,36 +60,28 @@ def pid(container: str) -> str:
 
 @pytest.fixture(scope="module")
 def cluster(docker_testbed, run_id, tmp_path_factory):
-    network = docker_testbed.create_network(f"smart-redis-test-{run_id}-ha", fixed_addresses=True)
-    addresses = docker_testbed.network_addresses(network, 3)
-    names = [f"smart-redis-test-{run_id}-ha{n}" for n in range(1, 4)]
-    for name, address in zip(names, addresses, strict=False):
-        docker_testbed.start_container(name, network=network, ip=address)
-    sh_input(names[2], f"mkdir -p /opt/smart-trade && cat > {ECOSYSTEM}", ECOSYSTEM_TEXT)
-    work = tmp_path_factory.mktemp("ha")
-    inventory = work / "inventory.py"
+    with three_hosts(docker_testbed, f"smart-redis-test-{run_id}-ha") as (names, addresses, network):
+        sh_input(names[2], f"mkdir -p /opt/smart-trade && cat > {ECOSYSTEM}", ECOSYSTEM_TEXT)
+        work = tmp_path_factory.mktemp("ha")
+        inventory = work / "inventory.py"
 
-    def host(n: int, **extra) -> str:
-        data = {"redis_ha_address": addresses[n], "redis_bind": f"127.0.0.1 -::1 {addresses[n]}", **extra}
-        return f'("@docker/{names[n]}", {data!r})'
+        def host(n: int, **extra) -> str:
+            data = {"redis_ha_address": addresses[n], "redis_bind": f"127.0.0.1 -::1 {addresses[n]}", **extra}
+            return f'("@docker/{names[n]}", {data!r})'
 
-    inventory.write_text(
-        f"redis_primary = [{host(0, pm2_ecosystem_file=None)}]\n"
-        f"redis_replicas = [{host(1, pm2_ecosystem_file=None)}, {host(2, pm2_ecosystem_file=ECOSYSTEM)}]\n"
-        f"redis_sentinels = [{', '.join(repr('@docker/' + n) for n in names)}]\n"
-    )
-    secrets = work / "secrets" / "redis-ha.env"
-    yield {
-        "names": names,
-        "addresses": addresses,
-        "inventory": str(inventory),
-        "secrets": secrets,
-        "network": network,
-        "testbed": docker_testbed,
-    }
-    for name in names:
-        docker_testbed.remove_container(name)
-    subprocess.run(["docker", "network", "rm", network], capture_output=True)
+        inventory.write_text(
+            f"redis_primary = [{host(0, pm2_ecosystem_file=None)}]\n"
+            f"redis_replicas = [{host(1, pm2_ecosystem_file=None)}, {host(2, pm2_ecosystem_file=ECOSYSTEM)}]\n"
+            f"redis_sentinels = [{', '.join(repr('@docker/' + n) for n in names)}]\n"
+        )
+        yield {
+            "names": names,
+            "addresses": addresses,
+            "inventory": str(inventory),
+            "secrets": work / "secrets" / "redis-ha.env",
+            "network": network,
+            "testbed": docker_testbed,
+        }
 
 
 def run_deploy(cluster, *args, data=None, json_output=False):
@@ -257,22 +259,12 @@ def test_failover_story(cluster):
         assert dict(zip(fields[0::2], fields[1::2], strict=False))["down-after-milliseconds"] == "4000"
     assert "sentinel down-after-milliseconds smart-trade 4000" in sh(b, "cat /etc/redis/sentinel.conf").stdout
 
-    # --- A change that needs a restart restarts one server after the other, each replica back in
-    # sync before the next host: no failover happens (the sentinels' config epoch stays).
-    settled = {"redis_maxmemory": "256mb", "redis_tcp_backlog": 1024, "redis_sentinel_down_after_ms": 4000}
-    epoch = config_epoch(b)
-    restart = run_deploy(cluster, data=settled)
-    assert restart.rc == 0, restart.output[-4000:]
-    assert restart.output.count("Restarting redis-server for: tcp-backlog") == 3
-    assert all(pid(n) != pids[n] for n in (a, b, c)), "a server was not restarted"
-    assert config_epoch(b) == epoch and {sentinel_says(n) for n in (a, b, c)} == {new_ip}
-    assert all(replication(n)["master_link_status"] == "up" for n in (a, other))
-
     # --- Rebuild the inventory's primary from nothing: it follows the current primary, not the inventory.
     docker_testbed = cluster["testbed"]
     docker_testbed.remove_container(a)
     docker_testbed.start_container(a, network=cluster["network"], ip=ip_a)
-    rebuilt = run_deploy(cluster, "--limit", f"@docker/{a}", data=settled)
+    before_restart = {"redis_maxmemory": "256mb", "redis_sentinel_down_after_ms": 4000}
+    rebuilt = run_deploy(cluster, "--limit", f"@docker/{a}", data=before_restart)
     assert rebuilt.rc == 0, rebuilt.output[-4000:]
     wait_for(
         "the rebuilt host in sync with the new primary",
@@ -283,6 +275,26 @@ def test_failover_story(cluster):
     assert f"Sentinel reports the primary at {new_ip} 6379" in rebuilt.output
     assert f"replicaof {new_ip} 6379" in sh(a, "cat /etc/redis/redis.conf").stdout
     wait_for("the rebuilt sentinel agrees", lambda: sentinel_says(a) == new_ip, 30)
+
+    # --- A change that needs a restart restarts one server after the other, each replica back in
+    # sync before the next host, and the primary last, after handing its role to a replica (issue
+    # 16): one planned failover (the config epoch grows by one), no unplanned one.
+    pids = {n: pid(n) for n in (a, b, c)}
+    settled = {"redis_maxmemory": "256mb", "redis_tcp_backlog": 1024, "redis_sentinel_down_after_ms": 4000}
+    epoch = int(config_epoch(b))
+    restart = run_deploy(cluster, data=settled)
+    assert restart.rc == 0, restart.output[-4000:]
+    assert restart.output.count("Restarting redis-server for: tcp-backlog") == 3
+    assert "hands its role to one of them" in restart.output
+    assert all(pid(n) != pids[n] for n in (a, b, c)), "a server was not restarted"
+    assert int(config_epoch(b)) == epoch + 1
+    handed = sentinel_says(b)
+    assert handed not in ("", new_ip) and {sentinel_says(n) for n in (a, b, c)} == {handed}
+    assert replication(new)["role"] == "slave" and replication(new)["master_host"] == handed
+    new_ip, new = handed, {ip_a: a, ip_b: b, ip_c: c}[handed]
+    replicas = [n for n in (a, b, c) if n != new]
+    assert all(replication(n)["master_link_status"] == "up" for n in replicas)
+
     for run in (rerun, again, faster, restart, rebuilt):
         assert not any(value in run.output for value in passwords)
     wait_for(
@@ -292,7 +304,7 @@ def test_failover_story(cluster):
     )
 
     # --- health is CRITICAL when the primary has no replica left.
-    for n in (a, other):
+    for n in replicas:
         sh(n, "systemctl stop redis-server")
     health = sh(new, "redis-monitor health", check=False)
     assert health.returncode == 2, health.stdout

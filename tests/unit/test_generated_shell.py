@@ -83,6 +83,12 @@ COMMON = {
 }
 
 
+def _moves(before: list[str], after: list[str]):
+    """The sentinels' answers: `before` the first time they are asked, `after` from then on."""
+    answers = iter([before])
+    return lambda **_: next(answers, after)
+
+
 def scenarios(tmp_path: Path) -> list[Scenario]:
     snapshot = tmp_path / "dump-20261101T000000Z.rdb"
     snapshot.write_bytes(b"REDIS0010" + b"\0" * 16)
@@ -142,6 +148,28 @@ def scenarios(tmp_path: Path) -> list[Scenario]:
             host_name="db2",
         ),
         Scenario(
+            "the primary of a Sentinel group that hands its role over, then restarts as a replica",
+            host(
+                enabled="enabled",
+                active="active",
+                ha_member=True,
+                sentinel_conf_written=True,
+                secret_hashes=member_hashes,
+                stale_binaries={"redis-server", "redis-sentinel"},  # the package was upgraded under them
+            ),
+            {
+                **COMMON,
+                "RedisLive": {**RUNNING, "databases": "16"},
+                "SentinelPrimary": _moves(["10.0.0.1 6379"] * 3, ["10.0.0.2 6379"] * 3),
+                "RedisCandidate": (False, "5:7.0.15-1~deb12u5", "5:7.0.16-1~deb12u1"),
+                "SentinelMaster": {"quorum": "2", "down-after-milliseconds": "5000"},
+            },
+            data={"redis_bind": "0.0.0.0", "redis_databases": 32, "redis_upgrade": True, **addresses["db1"]},
+            groups=group,
+            host_data=addresses,
+            host_name="db1",
+        ),
+        Scenario(
             "a host whose stopped server joins a Sentinel group",
             host(ha_member=False, secret_hashes=member_hashes),
             {**COMMON, "RedisLive": None, "RedisKeyCount": None, "SentinelPrimary": [], "SentinelMaster": None},
@@ -195,6 +223,7 @@ def test_every_scenario_generates_the_steps_it_is_about(recorded):
         "smart_redis.fetch.fetch_file",
         "smart_redis.exporter.exporter_env",
         "smart_redis.config._keep_running_admin",
+        "smart_redis.handover.hand_over",
     ):
         assert expected in steps
     texts = "\n".join(c.text for _, c in all_commands(recorded))

@@ -1,0 +1,99 @@
+"""The primary of a Sentinel group restarts only after it has handed its role to a replica.
+
+Configuring redis.conf runs host after host. The primary's turn, when its change needs a
+restart, only installs nothing and notes the restart here; once every replica has restarted
+(each back in sync before the next), `hand_over` moves the primary role to one of them
+(smart_redis/host/handover.py), and configuring runs once more: the old primary restarts as a
+replica of the new one, and every host's redis.conf names the new primary, so a re-run changes
+nothing. A run without a handover sends no command for either step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from weakref import WeakKeyDictionary
+
+from pyinfra import host, logger
+from pyinfra.context import ctx_state
+
+from .operations import operation
+from .settings import Settings
+from .tools import step
+from .topology import Topology
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """A primary's restart, left for after the handover."""
+
+    port: int  # where the server runs now
+    auth: str  # and the auth it runs with
+    primary: str  # "IP PORT" as the sentinels name this server
+    reasons: tuple[str, ...]
+
+
+@dataclass
+class _Run:
+    deferred: dict[str, Deferred]
+    handed_over: bool = False
+
+
+# pyinfra's State -> what this run decided; a second run in the same process starts afresh.
+_runs: WeakKeyDictionary[Any, _Run] = WeakKeyDictionary()
+
+
+def _run() -> _Run:
+    return _runs.setdefault(ctx_state.get(), _Run({}))
+
+
+def wanted(topology: Topology, primary: str | None, joining: bool) -> bool:
+    """This host is the primary the sentinels name, with replicas to hand over to."""
+    return (
+        topology.replicated
+        and topology.members > 1
+        and not joining
+        and primary is not None
+        and primary.split()[0] == topology.address
+    )
+
+
+def defer(restart: Deferred) -> None:
+    host.log(
+        f"Not restarting the primary in place ({'; '.join(restart.reasons)}): after the replicas, it hands "
+        "its role to one of them and restarts as a replica",
+        logger.warning,
+    )
+    _run().deferred[host.name] = restart
+
+
+def happened() -> bool:
+    """A primary of this run has handed its role over: every host follows the new primary."""
+    return _run().handed_over
+
+
+@operation()
+def hand_over(settings: Settings, topology: Topology):
+    """
+    Move the primary role to an in-sync replica through Sentinel, when this host's restart waits for it.
+
+    + settings: the Sentinel port and master name
+    + topology: the sentinels to ask
+
+    **Example:**
+
+    .. code:: python
+
+        hand_over(name="Hand the primary role to a replica", settings=settings, topology=topology, _serial=True)
+    """
+    restart = _run().deferred.get(host.name)
+    if restart is None:
+        host.noop("no restart waits for a handover")
+        return
+    _run().handed_over = True
+    host.log(f"Handing the primary role of {restart.primary.replace(' ', ':')} to a replica", logger.warning)
+    yield step(
+        "handover", "--port", restart.port, "--auth", restart.auth, "--me", restart.primary,
+        "--sentinels", *topology.sentinels, "--sentinel-port", settings.sentinel_port,
+        "--master-name", settings.ha_master_name,
+    )  # fmt: skip

@@ -1,0 +1,185 @@
+"""A planned handover: the primary of a Sentinel group gives its role to an in-sync replica
+before it restarts, so the apps lose no acknowledged write and wait a second, not a failover.
+
+Writes are paused on the primary (CLIENT PAUSE WRITE: clients wait, nothing fails) until every
+replica has all of them; Sentinel then promotes one (SENTINEL FAILOVER, so every sentinel
+agrees on the result), the old primary replicates from it, and the pause ends. The writes that
+waited then get READONLY, which the clients' Sentinel support answers by asking the sentinels
+again and retrying on the new primary.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from .credentials import PATH as CREDENTIALS
+from .credentials import RUNNING, read_credentials
+from .resp import Redis, RedisError
+from .restart import StepError, _poll
+from .server import admin
+
+# The pause ends with CLIENT UNPAUSE; this bound only matters if this program dies in between.
+PAUSE_MS = 60_000
+CATCH_UP_SECONDS = 5.0  # for the replicas to have every write of the paused primary
+PROMOTION_SECONDS = 15.0  # for Sentinel to promote one (its own steps run once a second)
+AGREE_SECONDS = 20.0  # for every sentinel to name the new primary
+
+
+def login(port: int, auth: str, address: str = "127.0.0.1") -> Redis:
+    """The admin login a server accepts now: during an admin password change the servers not
+    restarted yet still know only the old one (kept in RUNNING until the restart)."""
+    files = [CREDENTIALS] + ([RUNNING] if auth == "acl" and os.path.exists(RUNNING) else [])
+    error: Exception = RedisError("no login")
+    for path in files:
+        try:
+            client = admin(port, auth, path, address=address)
+            client.call("PING")
+            return client
+        except (OSError, RedisError) as exc:
+            error = exc
+    raise error
+
+
+def replicas(info: dict[str, str]) -> list[tuple[str, int, str, int]]:
+    """(ip, port, state, offset) of each replica that INFO replication of a primary lists."""
+    found = []
+    for key, value in info.items():
+        if key.startswith("slave") and key[5:].isdigit():
+            fields = dict(part.split("=", 1) for part in value.split(",") if "=" in part)
+            found.append(
+                (
+                    fields.get("ip", ""),
+                    int(fields.get("port", 0)),
+                    fields.get("state", ""),
+                    int(fields.get("offset", -1)),
+                )
+            )
+    return found
+
+
+def _until(seconds: float, ask: Callable[[], object]) -> object:
+    return _poll(seconds, ask, every=0.05)  # the apps wait while this polls: look often
+
+
+class Sentinels:
+    """The group's sentinels, logged in as the Sentinel user."""
+
+    def __init__(self, addresses: list[str], port: int, master_name: str):
+        values = read_credentials()
+        self.user, self.password = values["REDIS_SENTINEL_USER"], values["REDIS_SENTINEL_PASSWORD"]
+        self.addresses, self.port, self.master_name = addresses, port, master_name
+
+    def client(self, address: str) -> Redis:
+        return Redis(address, self.port, self.user, self.password, timeout=3.0)
+
+    def answers(self) -> dict[str, str]:
+        """address -> "IP PORT" each answering sentinel names as the primary."""
+        named = {}
+        for address in self.addresses:
+            try:
+                reply = self.client(address).call("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.master_name)
+            except (OSError, RedisError):
+                continue
+            if isinstance(reply, list) and len(reply) == 2:
+                named[address] = f"{reply[0]} {reply[1]}"
+        return named
+
+    def agree_on(self, primary: str) -> bool:
+        """A majority answers, and every sentinel that answers has finished moving to `primary`
+        (SENTINEL MASTER, which client libraries read too, shows it only after the failover)."""
+        seen = 0
+        for address in self.addresses:
+            try:
+                reply = self.client(address).call("SENTINEL", "MASTER", self.master_name)
+            except (OSError, RedisError):
+                continue
+            fields = dict(zip(reply[0::2], reply[1::2], strict=False)) if isinstance(reply, list) else {}
+            if f"{fields.get('ip')} {fields.get('port')}" != primary or "failover_in_progress" in fields.get(
+                "flags", ""
+            ):
+                return False
+            seen += 1
+        return seen >= self.majority()
+
+    def majority(self) -> int:
+        return len(self.addresses) // 2 + 1
+
+    def failover(self) -> str:
+        """Ask the first sentinel that takes it (the apps ask the first one first, too)."""
+        reply = "no sentinel answered"
+        for address in self.addresses:
+            try:
+                reply = str(self.client(address).call("SENTINEL", "FAILOVER", self.master_name))
+            except (OSError, RedisError) as exc:
+                reply = str(exc) or type(exc).__name__
+                continue
+            if reply == "OK":
+                return address
+        raise StepError(f"Sentinel did not start the handover: {reply}")
+
+
+def hand_over(port: int, auth: str, me: str, sentinels: Sentinels, say: Callable[[str], None] = print) -> str:
+    """Move the primary role from this server (`me`, "IP PORT") to an in-sync replica; return the
+    new primary as "IP PORT". Raises StepError before anything changed when the group is not
+    ready: not every sentinel that answers names this server, or no replica is online."""
+    primary = login(port, auth)
+    info = primary.info("replication")
+    online = [(ip, p) for ip, p, state, _ in replicas(info) if state == "online"]
+    named = sentinels.answers()
+    if info.get("role") != "master" or not online:
+        raise StepError(f"No handover: this server is not a primary with a replica in sync ({len(online)} online)")
+    if len(named) < sentinels.majority() or set(named.values()) != {me}:
+        raise StepError(f"No handover: the sentinels do not all name this server as the primary ({named})")
+
+    say(f"Pausing writes on {me} until a replica has all of them")
+    primary.call("CLIENT", "PAUSE", str(PAUSE_MS), "WRITE")
+    demoted = False
+    try:
+        wanted = int(primary.info("replication")["master_repl_offset"])
+
+        def caught_up() -> bool:
+            return all(
+                int(login(p, auth, ip).info("replication").get("master_repl_offset", -1)) >= wanted for ip, p in online
+            )
+
+        if not _until(CATCH_UP_SECONDS, caught_up):
+            raise StepError(f"No handover: the replicas did not reach offset {wanted} in {CATCH_UP_SECONDS:.0f} s")
+        asked = sentinels.failover()
+        say(f"Sentinel {asked} promotes a replica")
+
+        def promoted() -> str | None:
+            for ip, p in online:
+                if login(p, auth, ip).info("replication").get("role") == "master":
+                    return f"{ip} {p}"
+            return None
+
+        new = _until(PROMOTION_SECONDS, promoted)
+        if not isinstance(new, str):
+            raise StepError(
+                f"Sentinel did not promote a replica within {PROMOTION_SECONDS:.0f} s; writes resume on {me}"
+            )
+        address, new_port = new.split()
+        primary.call("REPLICAOF", address, new_port)
+        demoted = True
+        say(f"{new} is the primary; {me} replicates from it")
+        # The clients stay paused until every sentinel they may ask names the new primary, and
+        # it has a replica (redis_min_replicas_to_write): then they reconnect once and go on.
+        if not _until(
+            AGREE_SECONDS, lambda: sentinels.agree_on(new) and _has_online_replica(login(int(new_port), auth, address))
+        ):
+            raise StepError(
+                f"The sentinels do not all name the new primary {new} after {AGREE_SECONDS:.0f} s: {sentinels.answers()}"
+            )
+        say(f"Every sentinel that answers names {new}")
+    finally:
+        if demoted:
+            # As Sentinel does when it turns a primary into a replica: its clients reconnect and
+            # ask the sentinels again; the writes they were paused on never ran here.
+            primary.call("CLIENT", "KILL", "TYPE", "normal")
+        primary.call("CLIENT", "UNPAUSE")
+    return new
+
+
+def _has_online_replica(client: Redis) -> bool:
+    return any(state == "online" for _, _, state, _ in replicas(client.info("replication")))

@@ -1,0 +1,253 @@
+"""Planned changes on a Sentinel group under load (issue 16): the primary hands its role over first.
+
+Three containers, a primary with 600 000 keys of 1 KB (so that a SAVE and a load take seconds, as
+in production), and a client outside the containers that writes through Sentinel discovery the
+whole time, each write acknowledged by a replica (WAIT 1), retrying as ioredis and node-redis do.
+Two scenarios: a setting that only a restart applies, on every host; and packages replaced under
+the running servers, which the deploy rolls onto the new binary. The inventory gives no
+addresses: the deploy finds each host's own.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import threading
+import time
+
+import pytest
+from conftest import deploy, put, sh, three_hosts, wait_for
+from redis import Redis
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError, TimeoutError
+from redis.retry import Retry
+from redis.sentinel import Sentinel
+
+MASTER = "smart-trade"
+KEYS = 600_000
+VALUE_BYTES = 1024
+ADMIN_CLI = (
+    '. /etc/smart-redis/credentials && REDISCLI_AUTH="$REDIS_ADMIN_PASSWORD" '
+    'redis-cli --no-auth-warning --user "$REDIS_ADMIN_USER"'
+)
+# The dataset as RESP for redis-cli --pipe, made by the container's own python3.
+LOAD_SCRIPT = f"""import sys
+value = "x" * {VALUE_BYTES}
+for i in range({KEYS}):
+    key = f"data:{{i}}"
+    sys.stdout.write(f"*3\\r\\n$3\\r\\nSET\\r\\n${{len(key)}}\\r\\n{{key}}\\r\\n${VALUE_BYTES}\\r\\n{{value}}\\r\\n")
+"""
+
+
+def info(container: str) -> dict:
+    text = sh(container, f"{ADMIN_CLI} info replication", check=False).stdout
+    return dict(line.strip().split(":", 1) for line in text.splitlines() if ":" in line)
+
+
+# Keeps the package's scripts from restarting anything, as unattended-upgrades on a host with
+# needrestart in list mode would: the new binary is on disk, the old one runs.
+NO_RESTARTS = (
+    "printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && "
+    "trap 'rm -f /usr/sbin/policy-rc.d' EXIT && DEBIAN_FRONTEND=noninteractive"
+)
+
+
+def main_pid(container: str) -> str:
+    return sh(container, "systemctl show -p MainPID --value redis-server").stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def group(docker_testbed, run_id, tmp_path_factory):
+    with three_hosts(docker_testbed, f"smart-redis-test-{run_id}-ho") as (names, addresses, _):
+        work = tmp_path_factory.mktemp("handover")
+        inventory = work / "inventory.py"
+        # No redis_ha_address, no redis_bind: each host has one address, which the deploy finds.
+        hosts = [repr("@docker/" + n) for n in names]
+        inventory.write_text(
+            f"redis_primary = [{hosts[0]}]\nredis_replicas = [{hosts[1]}, {hosts[2]}]\n"
+            f"redis_sentinels = [{', '.join(hosts)}]\n"
+        )
+        yield {"names": names, "addresses": addresses, "inventory": str(inventory), "secrets": work / "redis-ha.env"}
+
+
+def run_deploy(group, *args, data=None, json_output=False):
+    data = {"redis_ha_secrets_file": str(group["secrets"]), "redis_maxmemory": "1gb", **(data or {})}
+    return deploy(group["inventory"], *args, data=data, json_output=json_output)
+
+
+class Writer(threading.Thread):
+    """Writes one key after the other through Sentinel discovery, each acknowledged by a replica.
+
+    A write that meets a connection error (the server went away, or it is a replica now) is
+    retried on a new connection, which asks the sentinels again, with a backoff of up to 0.5 s
+    for 30 s: what ioredis and node-redis do by default. (redis-py 8.1's own retry reconnects a
+    command to the address it had, so it is off here.)
+    """
+
+    def __init__(self, sentinels: list[str], user: str, password: str):
+        super().__init__(daemon=True)
+        login = {"username": user, "password": password, "socket_timeout": 2.0, "socket_connect_timeout": 1.0}
+        self.sentinel = Sentinel([(ip, 26379) for ip in sentinels], sentinel_kwargs=login)
+        self.client = self.sentinel.master_for(MASTER, retry=Retry(NoBackoff(), 0), **{**login, "socket_timeout": 5.0})
+        self.acked: list[str] = []
+        self.unacked: list[str] = []
+        self.failures: list[str] = []
+        self.retries: list[str] = []
+        self.longest_gap = 0.0
+        self.stopping = threading.Event()
+
+    def write(self, key: str, n: int) -> int:
+        deadline, backoff = time.monotonic() + 30, 0.02
+        while True:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.set(key, n)
+            pipe.execute_command("WAIT", 1, 2000)
+            try:
+                return pipe.execute()[1]
+            except (ConnectionError, TimeoutError) as exc:
+                self.retries.append(f"{time.strftime('%H:%M:%S')} {key}: {exc}")
+                self.client.connection_pool.disconnect()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 0.5)
+
+    def run(self) -> None:
+        last = time.monotonic()
+        n = 0
+        while not self.stopping.is_set():
+            n += 1
+            key = f"load:{n}"
+            try:
+                replicas = self.write(key, n)
+            except Exception as exc:  # noqa: BLE001 - every failure the app would see is the result
+                self.failures.append(f"{key}: {exc!r}")
+                continue
+            if replicas < 1:
+                self.unacked.append(key)
+                continue
+            now = time.monotonic()
+            self.longest_gap = max(self.longest_gap, now - last)
+            last = now
+            self.acked.append(key)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(60)
+        assert not self.is_alive(), "the writer hangs"
+
+
+def primary_of(group) -> tuple[str, str]:
+    """(container, address) of the server that is primary now."""
+    for name, address in zip(group["names"], group["addresses"], strict=True):
+        if info(name).get("role") == "master":
+            return name, address
+    raise AssertionError("no primary")
+
+
+def under_load(group, credentials, scenario: str, *deploy_args, data=None):
+    """Run the deploy while the writer writes; print what the apps saw; return (run, writer)."""
+    writer = Writer(group["addresses"], credentials["REDIS_APP_USER"], credentials["REDIS_APP_PASSWORD"])
+    writer.start()
+    time.sleep(2)
+    started = time.monotonic()
+    run = run_deploy(group, *deploy_args, data=data)
+    took = time.monotonic() - started
+    time.sleep(2)
+    writer.stop()
+    print(
+        f"{scenario}: deploy {took:.1f} s, {len(writer.acked)} writes acknowledged, longest write gap "
+        f"{writer.longest_gap:.2f} s, {len(writer.retries)} reconnect retries, {len(writer.unacked)} not acknowledged "
+        f"within 2 s, {len(writer.failures)} failed"
+    )
+    return run, writer
+
+
+def assert_nothing_lost(writer: Writer, address: str, credentials) -> None:
+    """No failed command, and every acknowledged write is on the primary."""
+    assert writer.failures == [], writer.failures[:5]
+    assert writer.acked, "no write went through at all"
+    client = Redis(address, 6379, username=credentials["REDIS_APP_USER"], password=credentials["REDIS_APP_PASSWORD"])
+    missing = []
+    for start in range(0, len(writer.acked), 5000):
+        batch = writer.acked[start : start + 5000]
+        pipe = client.pipeline(transaction=False)
+        for key in batch:
+            pipe.exists(key)
+        missing += [key for key, there in zip(batch, pipe.execute(), strict=True) if not there]
+    assert missing == [], f"{len(missing)} acknowledged writes lost, e.g. {missing[:5]}"
+    assert client.dbsize() >= KEYS
+
+
+def assert_converged(group, data=None) -> None:
+    """Every replica's redis.conf names the primary, and a re-run changes nothing."""
+    _, address = primary_of(group)
+    for name in group["names"]:
+        if info(name).get("role") == "slave":
+            assert f"replicaof {address} 6379" in sh(name, "cat /etc/redis/redis.conf").stdout
+    again = run_deploy(group, data=data, json_output=True)
+    assert again.rc == 0 and again.changed == 0, again.output[-4000:]
+
+
+def test_planned_changes_under_load(group):
+    (a, b, c) = group["names"]
+    first = run_deploy(group)
+    assert first.rc == 0, first.output[-4000:]
+    wait_for("2 replicas online", lambda: info(a).get("connected_slaves") == "2", 60)
+    # Each host's address was found on it, listened on, and kept for a later --limit run.
+    for name, address in zip(group["names"], group["addresses"], strict=True):
+        assert f"bind 127.0.0.1 -::1 {address}" in sh(name, "cat /etc/redis/redis.conf").stdout
+    recorded = json.loads((group["secrets"].parent / "redis-ha.addresses.json").read_text())
+    assert recorded == {f"@docker/{n}": [ip] for n, ip in zip(group["names"], group["addresses"], strict=True)}
+
+    started = time.monotonic()
+    put(a, "/root/load.py", LOAD_SCRIPT)
+    sh(a, f"python3 /root/load.py | {{ {ADMIN_CLI} --pipe; }} >/dev/null")
+    wanted = int(info(a)["master_repl_offset"])
+    wait_for(
+        "the replicas have the dataset",
+        lambda: all(int(info(n).get("master_repl_offset", 0)) >= wanted for n in (b, c)),
+        120,
+    )
+    print(f"\n{KEYS} keys of {VALUE_BYTES} B loaded and replicated in {time.monotonic() - started:.1f} s")
+    credentials = dict(
+        line.split("=", 1) for line in shlex.split(sh(a, "cat /etc/smart-redis/credentials").stdout) if "=" in line
+    )
+    # The app's way in works before anything changes (without retries: an error shows as it is).
+    probe = Writer(group["addresses"], credentials["REDIS_APP_USER"], credentials["REDIS_APP_PASSWORD"]).client
+    assert probe.set("probe", "1") and probe.execute_command("WAIT", 1, 2000) >= 1
+
+    # --- 1. A setting only a restart applies, on every host: the primary restarts last, as a replica.
+    pids = {n: main_pid(n) for n in (a, b, c)}
+    change, writer = under_load(group, credentials, "restart-requiring change", "-vvv", data={"redis_databases": 17})
+    assert change.rc == 0, change.output[-6000:]
+    for line in (
+        "hands its role to one of them",
+        "Pausing writes on",
+        "promotes a replica",
+        "Every sentinel that answers names",
+    ):
+        assert line in change.output
+    assert credentials["REDIS_APP_PASSWORD"] not in change.output
+    assert all(main_pid(n) != pids[n] for n in (a, b, c))
+    assert all(sh(n, f"{ADMIN_CLI} config get databases").stdout.split()[-1] == "17" for n in (a, b, c))
+    new, address = primary_of(group)
+    assert new != a and info(a)["master_host"] == address and info(a)["master_link_status"] == "up"
+    assert_nothing_lost(writer, address, credentials)
+    assert_converged(group, data={"redis_databases": 17})
+
+    # --- 2. The packages replaced under the running servers (as unattended-upgrades leaves them):
+    # the deploy restarts each server and sentinel on the new binary, the primary after a handover.
+    for n in (a, b, c):
+        sh(n, f"{NO_RESTARTS} apt-get install -y -q --reinstall redis-server redis-tools redis-sentinel >/dev/null")
+    pids = {n: main_pid(n) for n in (a, b, c)}
+    sentinel_pids = {n: sh(n, "systemctl show -p MainPID --value redis-sentinel").stdout for n in (a, b, c)}
+    rolled, writer = under_load(group, credentials, "rolling package reinstall", data={"redis_databases": 17})
+    assert rolled.rc == 0, rolled.output[-6000:]
+    assert "the package replaced the binary it runs" in rolled.output
+    assert all(main_pid(n) != pids[n] for n in (a, b, c))
+    assert all(sh(n, "systemctl show -p MainPID --value redis-sentinel").stdout != sentinel_pids[n] for n in (a, b, c))
+    newer, address = primary_of(group)
+    assert newer != new
+    assert_nothing_lost(writer, address, credentials)
+    assert_converged(group, data={"redis_databases": 17})
