@@ -193,7 +193,19 @@ def apply_redis_config(
         yield f"chown {CONFIG_USER}:{CONFIG_GROUP} {candidate} && chmod {CONFIG_MODE} {candidate}"
         yield f"{VALIDATE.format(path=candidate)} || {{ rm -f {candidate}; exit 1; }}"
 
-    if running is not None and plan.restart_for and handover.wanted(topology, primary, joining) and not after_handover:
+    version, whole_group = facts.redis_version, handover.whole_group_in_run()
+    if plan.restart_for and not whole_group and handover.wanted(topology, primary, joining, version, True):
+        host.log(
+            "The primary restarts in place: not every server of the group is in this run (--limit), and "
+            "after a handover their redis.conf would name the old primary",
+            logger.warning,
+        )
+    if (
+        running is not None
+        and plan.restart_for
+        and not after_handover
+        and handover.wanted(topology, primary, joining, version, whole_group)
+    ):
         assert primary is not None  # wanted() says so
         # Refused here, before any host of the group restarts, as any restart would be.
         yield step("group-in-sync", "--port", live_port, "--auth", old_auth, "--primary", primary,

@@ -131,7 +131,7 @@ _EXPORTER = (
     'if test "${p:-0}" != 0 && test -r "/proc/$p/environ"; then '
     "e=$(tr '\\000' '\\n' < \"/proc/$p/environ\" | grep '^REDIS_PASSWORD='); e=${e#REDIS_PASSWORD=}; "
     'h=-; test -z "$e" || h=$(printf %s "$e" | sha256sum | cut -d\' \' -f1); echo "exporter_auth=$h"; '
-    f't=$(date -d "$(systemctl show -p ExecMainStartTimestamp --value {EXPORTER_SERVICE})" +%s 2>/dev/null || echo 0); '
+    f"t=$(systemctl show --timestamp=unix -p ExecMainStartTimestamp --value {EXPORTER_SERVICE} 2>/dev/null); t=${{t#@}}; "
     f"for f in {PATHS.exporter_dropin} {PATHS.exporter_env}; do "
     'test -f "$f" && test "$(stat -c %Y "$f")" -gt "${t:-0}" && echo exporter_stale=yes; done; fi'
 )
@@ -160,10 +160,11 @@ def _script() -> str:
             'test "$(systemctl show -p NeedDaemonReload --value $u 2>/dev/null)" = yes && echo "reload=$u"; done',
             _EXPORTER,
             # Started before its binary was replaced (ctime: dpkg renames a new file into place). Not
-            # /proc/PID/exe: reading it needs ptrace rights that root lacks in a container.
+            # /proc/PID/exe: reading it needs ptrace rights that root lacks in a container. Unix
+            # timestamps: `date -d` misreads zone abbreviations such as CST or IST.
             f"for u in {SERVICE} {SENTINEL_SERVICE}; do "
-            't=$(systemctl show -p ExecMainStartTimestamp --value "$u" 2>/dev/null); test -n "$t" || continue; '
-            't=$(date -d "$t" +%s 2>/dev/null) || continue; b=$(readlink -f "/usr/bin/$u") || continue; '
+            't=$(systemctl show --timestamp=unix -p ExecMainStartTimestamp --value "$u" 2>/dev/null); t=${t#@}; '
+            'test -n "$t" || continue; b=$(readlink -f "/usr/bin/$u") || continue; '
             'test "$(stat -c %Z "$b" 2>/dev/null || echo 0)" -gt "$t" && echo "stale=$u"; done',
             f"echo \"rdb=$(head -c 9 {PATHS.data_dir}/dump.rdb 2>/dev/null | sed -n 's/^REDIS0*\\([0-9]\\{{1,3\\}}\\)$/\\1/p')\"",
             f"grep -qs '^{SENTINEL_MARKER}' {PATHS.sentinel_config} && echo sentinel_conf=yes",

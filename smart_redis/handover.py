@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from pyinfra import host, logger
+from pyinfra import host, inventory, logger, state
 from pyinfra.context import ctx_state
 
 from .operations import operation
@@ -47,15 +47,36 @@ def _run() -> _Run:
     return _runs.setdefault(ctx_state.get(), _Run({}))
 
 
-def wanted(topology: Topology, primary: str | None, joining: bool) -> bool:
-    """This host is the primary the sentinels name, with replicas to hand over to."""
+def wanted(topology: Topology, primary: str | None, joining: bool, version: str | None, whole_group: bool) -> bool:
+    """This host is the primary the sentinels name, with replicas to hand over to.
+
+    version: its Redis (CLIENT PAUSE WRITE needs 6.2); whole_group: every Redis server of the
+    group is in this run (not left out by --limit), so that each one's redis.conf follows.
+    """
     return (
         topology.replicated
         and topology.members > 1
         and not joining
         and primary is not None
         and primary.split()[0] == topology.address
+        and _at_least(version, (6, 2))
+        and whole_group
     )
+
+
+def _at_least(version: str | None, wanted: tuple[int, int]) -> bool:
+    try:
+        major, minor = (int(part) for part in (version or "").split(".")[:2])
+    except ValueError:
+        return False
+    return (major, minor) >= wanted
+
+
+def whole_group_in_run() -> bool:
+    """Every Redis server of the inventory's group is a host of this run."""
+    in_run = {h.name for h in getattr(state, "activated_hosts", ())}
+    servers = {h.name for group in ("redis_primary", "redis_replicas") for h in inventory.get_group(group, [])}
+    return servers <= in_run
 
 
 def defer(restart: Deferred) -> None:
@@ -94,6 +115,6 @@ def hand_over(settings: Settings, topology: Topology):
     host.log(f"Handing the primary role of {restart.primary.replace(' ', ':')} to a replica", logger.warning)
     yield step(
         "handover", "--port", restart.port, "--auth", restart.auth, "--me", restart.primary,
-        "--sentinels", *topology.sentinels, "--sentinel-port", settings.sentinel_port,
+        "--members", *topology.servers, "--sentinels", *topology.sentinels, "--sentinel-port", settings.sentinel_port,
         "--master-name", settings.ha_master_name,
     )  # fmt: skip

@@ -189,6 +189,8 @@ class RedisCandidate(FactBase[tuple[bool, str, str]]):
         return values.get("lists") == "fresh", values.get("Installed", ""), values.get("Candidate", "")
 
 
+# A Debian version as apt prints it; anything else in apt's answer stops the step.
+VERSION_RE = re.compile(r"^[0-9][A-Za-z0-9.+~:-]*$")
 # The newest RDB format each release line loads; a data file in a newer one stops the server at start.
 RDB_FORMAT_LOADED = {(6, 0): 9, (6, 2): 9, (7, 0): 10, (7, 2): 11, (7, 4): 12, (8, 0): 12}
 
@@ -204,8 +206,18 @@ def loads_rdb(version: str) -> int | None:
 
 
 # The package's maintainer scripts would restart redis-server in place; the deploy restarts it
-# instead, one host at a time and the primary after a handover (config.py, handover.py).
-NO_RESTARTS = "/usr/sbin/policy-rc.d"
+# instead, one host at a time and the primary after a handover (config.py, handover.py). Our
+# policy-rc.d carries a marker, so that one left by a run that was killed is removed (and an
+# operator's own is put back) by the next upgrade; dash runs the EXIT trap on a signal only
+# through the INT/TERM/HUP trap.
+HOLD_RESTARTS = (
+    "P=/usr/sbin/policy-rc.d; K=/usr/sbin/policy-rc.d.smart-redis-kept; M='# smart-redis: upgrade'; "
+    'restore() {{ if grep -qsx "$M" "$P"; then rm -f "$P"; fi; '
+    'if test -e "$K" && ! test -e "$P"; then mv "$K" "$P"; fi; }}; '
+    'restore; if test -e "$P"; then mv "$P" "$K"; fi; '
+    "trap restore EXIT; trap 'exit 1' INT TERM HUP; "
+    'printf "#!/bin/sh\\n%s\\nexit 101\\n" "$M" > "$P" && chmod 755 "$P" && {install}'
+)
 
 
 @operation()
@@ -231,9 +243,9 @@ def upgrade(settings: Settings, sentinel: bool, rdb_version: int | None):
     if not candidate or candidate in ("(none)", installed):
         host.noop(f"redis-server {installed} is the newest the package source offers")
         return
-    if loads_rdb(candidate) is None or not candidate.split(":")[-1].startswith(f"{settings.major_version}."):
+    if not VERSION_RE.match(candidate) or not candidate.split(":")[-1].startswith(f"{settings.major_version}."):
         raise OperationError(
-            f"redis_upgrade: the package source offers redis-server {candidate}, not a {settings.major_version}.x"
+            f"redis_upgrade: the package source offers redis-server {candidate!r}, not a {settings.major_version}.x"
         )
     newest = loads_rdb(candidate)
     if rdb_version is not None and newest is not None and rdb_version > newest:
@@ -245,15 +257,11 @@ def upgrade(settings: Settings, sentinel: bool, rdb_version: int | None):
         f"Upgrading redis-server {installed} -> {candidate}; the servers restart one by one afterwards", logger.warning
     )
     packages = [*REDIS_PACKAGES, *([SENTINEL_PACKAGE] if sentinel else [])]
-    kept = NO_RESTARTS + ".smart-redis-kept"
     yield (
         f"dpkg --compare-versions {shlex.quote(candidate)} gt {shlex.quote(installed)} || "
-        f"{{ echo 'redis_upgrade: {candidate} is older than the installed {installed}: a downgrade is refused' >&2; exit 1; }}"
+        f"{{ echo {shlex.quote(f'redis_upgrade: {candidate} is older than the installed {installed}: a downgrade is refused')} >&2; exit 1; }}"
     )
-    yield (
-        f"test ! -e {NO_RESTARTS} || mv -f {NO_RESTARTS} {kept}; "
-        f"trap 'rm -f {NO_RESTARTS}; test ! -e {kept} || mv -f {kept} {NO_RESTARTS}' EXIT; "
-        f"printf '#!/bin/sh\\nexit 101\\n' > {NO_RESTARTS} && chmod 755 {NO_RESTARTS} && "
-        f'{APT} -o Dpkg::Options::="--force-confdef" -o Dpkg::Options::="--force-confold" install '
-        + " ".join(f"{p}={shlex.quote(candidate)}" for p in packages)
+    yield HOLD_RESTARTS.format(
+        install=f'{APT} -o Dpkg::Options::="--force-confdef" -o Dpkg::Options::="--force-confold" install '
+        + " ".join(shlex.quote(f"{p}={candidate}") for p in packages)
     )

@@ -139,24 +139,35 @@ def sentinel_settings(settings: Settings, topology: Topology):
 
 
 @operation()
-def restart_if_replaced():
+def restart_if_replaced(port: int):
     """
     Restart Sentinel when the package replaced its binary since it started; one host at a time.
 
     Sentinel keeps its state in sentinel.conf, so a restart loses nothing; the group keeps a
-    majority of sentinels because the hosts take turns (_serial).
+    majority of sentinels because the hosts take turns (_serial) and each waits until it answers.
+
+    + port: the Sentinel port
 
     **Example:**
 
     .. code:: python
 
-        restart_if_replaced(_serial=True)
+        restart_if_replaced(port=26379, _serial=True)
     """
     if SENTINEL_SERVICE not in host_state(fresh=True).stale_binaries:
         host.noop(f"{SENTINEL_SERVICE} runs the installed binary")
         return
     host.log(f"Restarting {SENTINEL_SERVICE}: the package replaced the binary it runs", logger.warning)
-    yield f"systemctl restart {SENTINEL_SERVICE}"
+    # The next host's sentinel restarts only once this one answers again: a majority stays up.
+    ping = (
+        f'( . {PATHS.credentials} && REDISCLI_AUTH="$REDIS_SENTINEL_PASSWORD" redis-cli --no-auth-warning '
+        f'--user "$REDIS_SENTINEL_USER" -p {int(port)} ping ) 2>/dev/null'
+    )
+    yield (
+        f'systemctl restart {SENTINEL_SERVICE} && i=0; until test "$( {ping} )" = PONG; do i=$((i+1)); '
+        f"if [ $i -ge 30 ]; then echo '{SENTINEL_SERVICE} does not answer 30 s after its restart' >&2; exit 1; fi; "
+        "sleep 1; done"
+    )
 
 
 def sentinel(settings: Settings, topology: Topology, given: Mapping[str, str]) -> None:
@@ -169,5 +180,7 @@ def sentinel(settings: Settings, topology: Topology, given: Mapping[str, str]) -
         given=given,
     )
     service_running(name=f"Enable and start {SENTINEL_SERVICE}", service=SENTINEL_SERVICE)
-    restart_if_replaced(name=f"Restart {SENTINEL_SERVICE} on a replaced binary", _serial=True)
+    restart_if_replaced(
+        name=f"Restart {SENTINEL_SERVICE} on a replaced binary", port=settings.sentinel_port, _serial=True
+    )
     sentinel_settings(name="Keep Sentinel's quorum and timing in step", settings=settings, topology=topology)

@@ -31,6 +31,7 @@ class Topology:
     address: str | None = None  # how the other hosts and the apps reach this one
     primary: str | None = None  # the inventory's primary
     sentinels: tuple[str, ...] = ()  # addresses of every sentinel
+    servers: tuple[str, ...] = ()  # addresses of the group's Redis servers: the primary and the replicas
     runs_sentinel: bool = False
     group: bool = False  # the inventory has a Sentinel group (this host may still be outside it)
     members: int = 1  # Redis servers of the group: the primary and the replicas
@@ -119,6 +120,7 @@ def build(
         address=own,
         primary=found_addresses[primary[0]],
         sentinels=tuple(found_addresses[name] for name in sentinels),
+        servers=tuple(found_addresses[name] for name in primary + replicas),
         runs_sentinel=this in sentinels,
         group=True,
         members=1 + len(replicas),
@@ -174,18 +176,25 @@ def _addresses_found(this, inventory, names: list[str], settings: Settings) -> d
     except (OSError, ValueError):
         known = {}
     found: dict[str, tuple[str, ...] | None] = {}
+    current = dict(known)
     for name in names:
         other = inventory.get_host(name, None)
         if other is not None and (other.name == this.name or getattr(other, "connected", False)):
             with ctx_host.use(other):
                 found[name] = host_state().addresses
+            # What the host says now replaces the record: its one address, or nothing to go by.
+            if len(found[name] or ()) == 1:
+                current[name] = list(found[name] or ())
+            else:
+                current.pop(name, None)
         else:
             seen = known.get(name)
             found[name] = tuple(seen) if isinstance(seen, list) else None
-    unique = {name: list(seen) for name, seen in found.items() if seen is not None and len(seen) == 1}
-    if any(known.get(name) != seen for name, seen in unique.items()):
+    if current != known:
         record.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(record, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        new = record.with_name(f".{record.name}.{os.getpid()}")
+        fd = os.open(new, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
-            json.dump({**known, **unique}, f, indent=1, sort_keys=True)
+            json.dump(current, f, indent=1, sort_keys=True)
+        os.replace(new, record)  # never a half-written record, also with two runs at once
     return found

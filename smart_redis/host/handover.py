@@ -73,68 +73,69 @@ class Sentinels:
     def client(self, address: str) -> Redis:
         return Redis(address, self.port, self.user, self.password, timeout=3.0)
 
-    def answers(self) -> dict[str, str]:
-        """address -> "IP PORT" each answering sentinel names as the primary."""
-        named = {}
-        for address in self.addresses:
-            try:
-                reply = self.client(address).call("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.master_name)
-            except (OSError, RedisError):
-                continue
-            if isinstance(reply, list) and len(reply) == 2:
-                named[address] = f"{reply[0]} {reply[1]}"
-        return named
-
-    def agree_on(self, primary: str) -> bool:
-        """A majority answers, and every sentinel that answers has finished moving to `primary`
-        (SENTINEL MASTER, which client libraries read too, shows it only after the failover)."""
-        seen = 0
+    def masters(self) -> dict[str, tuple[str, bool]]:
+        """address -> ("IP PORT" of the primary, a failover in progress) of each answering sentinel,
+        from SENTINEL MASTER: what client libraries read too, and it moves only when a failover ends."""
+        seen = {}
         for address in self.addresses:
             try:
                 reply = self.client(address).call("SENTINEL", "MASTER", self.master_name)
             except (OSError, RedisError):
                 continue
             fields = dict(zip(reply[0::2], reply[1::2], strict=False)) if isinstance(reply, list) else {}
-            if f"{fields.get('ip')} {fields.get('port')}" != primary or "failover_in_progress" in fields.get(
-                "flags", ""
-            ):
-                return False
-            seen += 1
-        return seen >= self.majority()
+            if "ip" in fields:
+                seen[address] = (
+                    f"{fields['ip']} {fields.get('port')}",
+                    "failover_in_progress" in fields.get("flags", ""),
+                )
+        return seen
+
+    def agree_on(self, primary: str) -> bool:
+        """A majority answers, and every sentinel that answers names `primary`, no failover running."""
+        seen = self.masters()
+        return len(seen) >= self.majority() and all(named == (primary, False) for named in seen.values())
 
     def majority(self) -> int:
         return len(self.addresses) // 2 + 1
 
     def failover(self) -> str:
-        """Ask the first sentinel that takes it (the apps ask the first one first, too)."""
-        reply = "no sentinel answered"
+        """Ask the first sentinel that answers (the apps ask the first one first, too). Only a
+        sentinel that cannot be reached is skipped: any refusal (-INPROG, -NOGOODSLAVE) stops here,
+        so that two sentinels never run two failovers."""
         for address in self.addresses:
             try:
-                reply = str(self.client(address).call("SENTINEL", "FAILOVER", self.master_name))
-            except (OSError, RedisError) as exc:
-                reply = str(exc) or type(exc).__name__
+                reply = self.client(address).call("SENTINEL", "FAILOVER", self.master_name)
+            except OSError:
                 continue
-            if reply == "OK":
-                return address
-        raise StepError(f"Sentinel did not start the handover: {reply}")
+            except RedisError as exc:
+                raise StepError(f"No handover: sentinel {address} refused the failover ({exc})") from None
+            return address if reply == "OK" else ""
+        raise StepError("No handover: no sentinel answers")
 
 
-def hand_over(port: int, auth: str, me: str, sentinels: Sentinels, say: Callable[[str], None] = print) -> str:
+def hand_over(
+    port: int, auth: str, me: str, members: list[str], sentinels: Sentinels, say: Callable[[str], None] = print
+) -> str:
     """Move the primary role from this server (`me`, "IP PORT") to an in-sync replica; return the
-    new primary as "IP PORT". Raises StepError before anything changed when the group is not
-    ready: not every sentinel that answers names this server, or no replica is online."""
+    new primary as "IP PORT".
+
+    members: the addresses of the group's Redis servers (the inventory's). A replica at any other
+    address, whatever INFO says, is never logged in to nor followed. Raises StepError before
+    anything changed when the group is not ready: a sentinel that answers does not name this
+    server or runs a failover, or no member replica is online.
+    """
     primary = login(port, auth)
     info = primary.info("replication")
-    online = [(ip, p) for ip, p, state, _ in replicas(info) if state == "online"]
-    named = sentinels.answers()
+    online = [(ip, p) for ip, p, state, _ in replicas(info) if state == "online" and ip in members]
+    named = sentinels.masters()
     if info.get("role") != "master" or not online:
         raise StepError(f"No handover: this server is not a primary with a replica in sync ({len(online)} online)")
-    if len(named) < sentinels.majority() or set(named.values()) != {me}:
-        raise StepError(f"No handover: the sentinels do not all name this server as the primary ({named})")
+    if len(named) < sentinels.majority() or any(answer != (me, False) for answer in named.values()):
+        raise StepError(f"No handover: the sentinels do not all name this server as the primary, at rest ({named})")
 
     say(f"Pausing writes on {me} until a replica has all of them")
     primary.call("CLIENT", "PAUSE", str(PAUSE_MS), "WRITE")
-    demoted = False
+    asked = new = ""
     try:
         wanted = int(primary.info("replication")["master_repl_offset"])
 
@@ -146,39 +147,56 @@ def hand_over(port: int, auth: str, me: str, sentinels: Sentinels, say: Callable
         if not _until(CATCH_UP_SECONDS, caught_up):
             raise StepError(f"No handover: the replicas did not reach offset {wanted} in {CATCH_UP_SECONDS:.0f} s")
         asked = sentinels.failover()
+        if not asked:
+            raise StepError("No handover: Sentinel did not take the failover")
         say(f"Sentinel {asked} promotes a replica")
-
-        def promoted() -> str | None:
-            for ip, p in online:
-                if login(p, auth, ip).info("replication").get("role") == "master":
-                    return f"{ip} {p}"
-            return None
-
-        new = _until(PROMOTION_SECONDS, promoted)
-        if not isinstance(new, str):
-            raise StepError(
-                f"Sentinel did not promote a replica within {PROMOTION_SECONDS:.0f} s; writes resume on {me}"
-            )
+        found = _until(PROMOTION_SECONDS, lambda: _promoted(online, auth))
+        if not isinstance(found, str):
+            raise StepError(f"Sentinel did not promote a replica within {PROMOTION_SECONDS:.0f} s")
+        new = found
         address, new_port = new.split()
         primary.call("REPLICAOF", address, new_port)
-        demoted = True
         say(f"{new} is the primary; {me} replicates from it")
         # The clients stay paused until every sentinel they may ask names the new primary, and
         # it has a replica (redis_min_replicas_to_write): then they reconnect once and go on.
         if not _until(
-            AGREE_SECONDS, lambda: sentinels.agree_on(new) and _has_online_replica(login(int(new_port), auth, address))
+            AGREE_SECONDS,
+            lambda: sentinels.agree_on(new) and _has_online_replica(login(int(new_port), auth, address)),
         ):
             raise StepError(
-                f"The sentinels do not all name the new primary {new} after {AGREE_SECONDS:.0f} s: {sentinels.answers()}"
+                f"The sentinels do not all name the new primary {new} after {AGREE_SECONDS:.0f} s: {sentinels.masters()}"
             )
         say(f"Every sentinel that answers names {new}")
     finally:
+        _end_pause(port, auth, me, demoted=bool(new), failing_over=bool(asked), sentinels=sentinels)
+    return new
+
+
+def _promoted(online: list[tuple[str, int]], auth: str) -> str | None:
+    """The member replica that reports itself primary now; one that does not answer is skipped."""
+    for ip, p in online:
+        try:
+            if login(p, auth, ip).info("replication").get("role") == "master":
+                return f"{ip} {p}"
+        except (OSError, RedisError):
+            continue
+    return None
+
+
+def _end_pause(port: int, auth: str, me: str, demoted: bool, failing_over: bool, sentinels: Sentinels) -> None:
+    """End the pause on a fresh connection. A server that Sentinel may still demote keeps its
+    pause (it ends by itself after PAUSE_MS): a write it took now would be lost."""
+    try:
+        client = login(port, auth)
         if demoted:
             # As Sentinel does when it turns a primary into a replica: its clients reconnect and
             # ask the sentinels again; the writes they were paused on never ran here.
-            primary.call("CLIENT", "KILL", "TYPE", "normal")
-        primary.call("CLIENT", "UNPAUSE")
-    return new
+            client.call("CLIENT", "KILL", "TYPE", "normal")
+        elif failing_over and not all(answer == (me, False) for answer in sentinels.masters().values()):
+            return
+        client.call("CLIENT", "UNPAUSE")
+    except (OSError, RedisError):
+        pass  # the pause ends by itself after PAUSE_MS
 
 
 def _has_online_replica(client: Redis) -> bool:

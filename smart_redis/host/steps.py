@@ -53,7 +53,7 @@ def cmd_group_in_sync(args) -> None:
 
 def cmd_handover(args) -> None:
     sentinels = handover.Sentinels(args.sentinels, args.sentinel_port, args.master_name)
-    handover.hand_over(args.port, args.auth, args.me, sentinels, say=lambda line: print(line, flush=True))
+    handover.hand_over(args.port, args.auth, args.me, args.members, sentinels, say=lambda line: print(line, flush=True))
 
 
 def cmd_restore(args) -> None:
@@ -94,6 +94,7 @@ def parser() -> argparse.ArgumentParser:
     group.add_argument("--replicas", type=int, required=True)
     move = add("handover", cmd_handover, "give this primary's role to an in-sync replica through Sentinel", True)
     move.add_argument("--me", required=True, metavar="'IP PORT'", help="this server, as the sentinels name it")
+    move.add_argument("--members", nargs="+", required=True, metavar="IP", help="the group's Redis servers")
     move.add_argument("--sentinels", nargs="+", required=True, metavar="IP")
     move.add_argument("--sentinel-port", type=int, required=True)
     move.add_argument("--master-name", required=True)

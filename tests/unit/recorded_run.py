@@ -190,6 +190,7 @@ def record(scenario: Scenario, monkeypatch) -> list[Command]:
     monkeypatch.setattr(smart_redis, "deploy_redis", _DEPLOY_REDIS._inner)
     this = _Host(scenario, scenario.host_name, scenario.data, recorded)
     state = _State(this)
+    state.activated_hosts = set(_Inventory(scenario, this))  # every host of the scenario is in the run
     with ctx_state.use(state), ctx_inventory.use(_Inventory(scenario, this)), ctx_host.use(this):
         runpy.run_path(str(ROOT / scenario.script), run_name="__pyinfra__")
     return recorded

@@ -37,7 +37,21 @@ REPLICA = Topology(
     ],
 )
 def test_who_hands_the_primary_role_over_before_a_restart(topology, sentinels_say, joining, expected):
-    assert handover.wanted(topology, sentinels_say, joining) is expected
+    assert handover.wanted(topology, sentinels_say, joining, "7.0.15", True) is expected
+
+
+@pytest.mark.parametrize(
+    ("version", "whole_group", "expected"),
+    [
+        ("7.0.15", True, True),
+        ("6.2.14", True, True),
+        ("6.0.16", True, False),  # no CLIENT PAUSE WRITE: the primary restarts in place, as before
+        (None, True, False),
+        ("7.0.15", False, False),  # --limit left a server out: its redis.conf would name the old primary
+    ],
+)
+def test_a_handover_needs_redis_6_2_and_the_whole_group_in_the_run(version, whole_group, expected):
+    assert handover.wanted(PRIMARY, "10.0.0.1 6379", False, version, whole_group) is expected
 
 
 def test_the_replicas_a_primary_lists():
@@ -79,3 +93,40 @@ def test_the_host_reports_replaced_binaries_and_the_data_format():
     assert state.stale_binaries == {"redis-server", "redis-sentinel"} and state.rdb_version == 10
     fresh = parse(["rdb="])
     assert fresh.stale_binaries == set() and fresh.rdb_version is None
+
+
+def _hold(tmp_path, install: str) -> tuple[int, str]:
+    """HOLD_RESTARTS with its policy-rc.d in tmp_path, run by dash as pyinfra runs it."""
+    import shutil
+    import subprocess
+
+    from smart_redis.install import HOLD_RESTARTS
+
+    script = HOLD_RESTARTS.format(install=install).replace("/usr/sbin/policy-rc.d", str(tmp_path / "policy-rc.d"))
+    shell = shutil.which("dash") or "/bin/sh"
+    done = subprocess.run([shell, "-c", script], capture_output=True, text=True, timeout=10)
+    return done.returncode, done.stdout
+
+
+def test_package_scripts_may_not_restart_anything_during_the_upgrade(tmp_path):
+    rc, out = _hold(tmp_path, f'"{tmp_path}/policy-rc.d" redis-server restart; echo "policy says $?"')
+    assert rc == 0 and "policy says 101" in out
+    assert not (tmp_path / "policy-rc.d").exists()  # gone afterwards
+
+
+def test_an_operators_own_policy_is_kept_and_put_back(tmp_path):
+    (tmp_path / "policy-rc.d").write_text("#!/bin/sh\nexit 0\n")
+    rc, _ = _hold(tmp_path, "false")  # apt failed
+    assert rc == 1 and (tmp_path / "policy-rc.d").read_text() == "#!/bin/sh\nexit 0\n"
+    assert not (tmp_path / "policy-rc.d.smart-redis-kept").exists()
+
+
+def test_a_killed_upgrade_leaves_no_policy_behind_and_a_leftover_is_cleaned(tmp_path):
+    (tmp_path / "policy-rc.d").write_text("#!/bin/sh\nexit 0\n")
+    rc, _ = _hold(tmp_path, "kill -TERM $$")
+    assert rc != 0 and (tmp_path / "policy-rc.d").read_text() == "#!/bin/sh\nexit 0\n"
+    # A run killed harder (SIGKILL: no trap) left ours in place and the operator's aside.
+    (tmp_path / "policy-rc.d").rename(tmp_path / "policy-rc.d.smart-redis-kept")
+    (tmp_path / "policy-rc.d").write_text("#!/bin/sh\n# smart-redis: upgrade\nexit 101\n")
+    rc, _ = _hold(tmp_path, "true")
+    assert rc == 0 and (tmp_path / "policy-rc.d").read_text() == "#!/bin/sh\nexit 0\n"
