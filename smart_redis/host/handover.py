@@ -21,7 +21,7 @@ from .server import admin
 
 # The pause ends with CLIENT UNPAUSE; this bound only matters if this program dies in between.
 PAUSE_MS = 60_000
-CATCH_UP_SECONDS = 5.0  # for the replicas to have every write of the paused primary
+CATCH_UP_SECONDS = 5.0  # for the replicas to acknowledge every write of the paused primary
 PROMOTION_SECONDS = 15.0  # for Sentinel to promote one (its own steps run once a second)
 AGREE_SECONDS = 20.0  # for every sentinel to name the new primary
 
@@ -140,12 +140,17 @@ def hand_over(
         wanted = int(primary.info("replication")["master_repl_offset"])
 
         def caught_up() -> bool:
-            return all(
-                int(login(p, auth, ip).info("replication").get("master_repl_offset", -1)) >= wanted for ip, p in online
-            )
+            # The offsets the replicas acknowledged, as the primary counts them: an app's WAIT
+            # that was blocked when the pause began returns on these acknowledgements; after the
+            # REPLICAOF below it would fail with -UNBLOCKED instead. Replicas acknowledge once a
+            # second, so this takes up to a second.
+            acked = {(ip, p): offset for ip, p, _, offset in replicas(primary.info("replication"))}
+            return all(acked.get(member, -1) >= wanted for member in online)
 
         if not _until(CATCH_UP_SECONDS, caught_up):
-            raise StepError(f"No handover: the replicas did not reach offset {wanted} in {CATCH_UP_SECONDS:.0f} s")
+            raise StepError(
+                f"No handover: the replicas did not acknowledge offset {wanted} in {CATCH_UP_SECONDS:.0f} s"
+            )
         asked = sentinels.failover()
         if not asked:
             raise StepError("No handover: Sentinel did not take the failover")

@@ -121,7 +121,7 @@ class Writer(threading.Thread):
             try:
                 replicas = self.write(key, n)
             except Exception as exc:  # noqa: BLE001 - every failure the app would see is the result
-                self.failures.append(f"{key}: {exc!r}")
+                self.failures.append(f"{key}: {type(exc).__name__}: {exc}")
                 continue
             if replicas < 1:
                 self.unacked.append(key)
