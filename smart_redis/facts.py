@@ -253,6 +253,8 @@ def _parse_line(state: HostState, line: str) -> None:
 def _own_address(text: str) -> str | None:
     """An address others may reach the host by, in normal form; None for loopback, link-local
     and anything that is no plain IP address."""
+    if "%" in text:  # a zone id could carry any text into a config file
+        return None
     try:
         address = ipaddress.ip_address(text)
     except ValueError:

@@ -1,7 +1,8 @@
 """The primary of a Sentinel group restarts only after it has handed its role to a replica.
 
 Configuring redis.conf runs host after host. The primary's turn, when its change needs a
-restart, only installs nothing and notes the restart here; once every replica has restarted
+restart, checks that the group is whole, leaves the validated new file beside the running one
+and notes the restart here; once every replica has restarted
 (each back in sync before the next), `hand_over` moves the primary role to one of them
 (smart_redis/host/handover.py), and configuring runs once more: the old primary restarts as a
 replica of the new one, and every host's redis.conf names the new primary, so a re-run changes

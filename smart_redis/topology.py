@@ -172,9 +172,15 @@ def _addresses_found(this, inventory, names: list[str], settings: Settings) -> d
     kept beside the group's shared secrets."""
     record = operator_path(settings.ha_secrets_file).with_name("redis-ha.addresses.json")
     try:
-        known = json.loads(record.read_text())
+        loaded = json.loads(record.read_text())
     except (OSError, ValueError):
-        known = {}
+        loaded = {}
+    # Only what this code would have written: a host name and its one address, in normal form.
+    known: dict[str, list[str]] = {}
+    for name, seen in loaded.items() if isinstance(loaded, dict) else ():
+        normal = ip_address(seen[0]) if isinstance(seen, list) and len(seen) == 1 and isinstance(seen[0], str) else None
+        if normal:
+            known[name] = [normal]
     found: dict[str, tuple[str, ...] | None] = {}
     current = dict(known)
     for name in names:
@@ -193,7 +199,7 @@ def _addresses_found(this, inventory, names: list[str], settings: Settings) -> d
     if current != known:
         record.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         new = record.with_name(f".{record.name}.{os.getpid()}")
-        fd = os.open(new, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(new, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w") as f:
             json.dump(current, f, indent=1, sort_keys=True)
         os.replace(new, record)  # never a half-written record, also with two runs at once

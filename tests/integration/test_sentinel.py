@@ -316,6 +316,7 @@ def test_failover_story(cluster):
     refused = run_deploy(cluster, "--limit", f"@docker/{new}", data={**settled, "redis_tcp_backlog": 2048})
     assert refused.rc == 1
     assert f"Not restarting redis-server: the primary {new_ip}:6379 has 0 of 2 replicas in sync" in refused.output
+    assert "The primary restarts in place: not every server of the group is in this run (--limit)" in refused.output
     assert pid(new) == primary_pid
     assert redis(new, "config", "get", "tcp-backlog").split()[-1] == "1024"
     assert "tcp-backlog 1024" in sh(new, "cat /etc/redis/redis.conf").stdout

@@ -136,7 +136,7 @@ def test_an_ambiguous_or_unknown_host_needs_its_address_set(seen, message):
 def test_the_host_reports_only_addresses_others_can_reach():
     from smart_redis.facts import parse
 
-    state = parse(["addresses=172.20.0.11 127.0.0.1 fe80::1 ::1 2001:db8::11 junk"])
+    state = parse(["addresses=172.20.0.11 127.0.0.1 fe80::1 ::1 2001:db8::11 2001:db8::12%eth0 junk"])
     assert state.addresses == ("172.20.0.11", "2001:db8::11")
 
 
@@ -153,3 +153,12 @@ def test_a_host_outside_the_run_is_known_by_what_an_earlier_run_found(tmp_path):
     secrets.parent.mkdir()
     (secrets.parent / "redis-ha.addresses.json").write_text('{"db2": ["10.0.0.2"]}')
     assert _addresses_found(db1, inventory, ["db2"], settings) == {"db2": ("10.0.0.2",)}
+    # The record is a file like any other: what this code would not have written counts as unseen.
+    for hostile in (
+        '{"db2": ["10.0.0.2\\nbind 0.0.0.0"]}',
+        '{"db2": ["fe80::1%eth0"]}',
+        '["db2"]',
+        '{"db2": "10.0.0.2"}',
+    ):
+        (secrets.parent / "redis-ha.addresses.json").write_text(hostile)
+        assert _addresses_found(db1, inventory, ["db2"], settings) == {"db2": None}, hostile
