@@ -92,6 +92,13 @@ class Run:
         return self.stdout + self.stderr
 
     @property
+    def failure(self) -> str:
+        """What to show when a run failed: its error lines first (a -vvv run's tail may not hold
+        them), then the end of the output."""
+        errors = [line for line in self.output.splitlines() if "rror" in line or "StepError" in line]
+        return "\n".join(["error lines:", *errors[-40:], "end of the output:", self.output[-3000:]])
+
+    @property
     def changed(self) -> int:
         """Number of operations that changed something (needs json=True)."""
         return json.loads(self.stdout)["results"]["totals"]["success"]
