@@ -14,6 +14,8 @@ from .server import CANDIDATE, CONFIG, SERVICE, admin, failure_reason, log_tail
 from .systemctl import run_systemctl
 
 SAVE_TIMEOUT = 600.0  # seconds a SAVE of a large dataset may take
+# SAVE's answer while a save point's BGSAVE (or a replica's full sync) runs: wait for it.
+SAVE_BUSY = ("in progress", "child process is active")
 START_WORDS = ("FATAL", "Could not", "Failed", "rror")
 
 
@@ -50,7 +52,7 @@ def save_first(port: int, auth: str, candidate: str = CANDIDATE) -> None:
     reply = ""
     for login in logins:
         try:
-            reply = admin(port, auth, login, timeout=SAVE_TIMEOUT).call("SAVE")
+            reply = _save(admin(port, auth, login, timeout=SAVE_TIMEOUT))
         except (OSError, RedisError, KeyError) as exc:
             reply = str(exc) or type(exc).__name__
         if reply == "OK":
@@ -60,6 +62,19 @@ def save_first(port: int, auth: str, candidate: str = CANDIDATE) -> None:
         f"{SERVICE} was not restarted: the SAVE before the restart failed ({reply}), and a restart would lose "
         "the keys written since the last snapshot; the server runs on, redis.conf is as it was"
     )
+
+
+def _save(client) -> str:
+    """SAVE, after the background save that runs now: under steady writes the save points start
+    one every minute, and a large dataset takes seconds to write."""
+    deadline = time.monotonic() + SAVE_TIMEOUT
+    while True:
+        try:
+            return client.call("SAVE")
+        except RedisError as exc:
+            if not any(words in str(exc) for words in SAVE_BUSY) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)
 
 
 def restart_with_rollback(config: str = CONFIG, candidate: str = CANDIDATE) -> None:

@@ -93,10 +93,16 @@ class Run:
 
     @property
     def failure(self) -> str:
-        """What to show when a run failed: its error lines first (a -vvv run's tail may not hold
-        them), then the end of the output."""
-        errors = [line for line in self.output.splitlines() if "rror" in line or "StepError" in line]
-        return "\n".join(["error lines:", *errors[-40:], "end of the output:", self.output[-3000:]])
+        """What to show when a run failed: what came before each of pyinfra's error lines (the end
+        of a -vvv output may not hold them), long lines cut, then the end of the output."""
+        lines = [line if len(line) < 300 else line[:300] + "..." for line in self.output.splitlines()]
+        shown: list[str] = []
+        for at, line in enumerate(lines):
+            if "] Error" in line or "StepError" in line:
+                shown += ["...", *lines[max(0, at - 15) : at + 1]]
+        return "\n".join(
+            ["error lines, with what came before:", *shown[-120:], "end of the output:", self.output[-3000:]]
+        )
 
     @property
     def changed(self) -> int:

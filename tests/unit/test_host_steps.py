@@ -116,10 +116,30 @@ def test_the_save_uses_the_running_servers_login_first(host_files, monkeypatch):
 
 def test_a_failed_save_stops_the_restart(host_files, monkeypatch):
     _, calls, _, config, candidate = host_files
-    monkeypatch.setattr(restart, "admin", Server({server.CREDENTIALS: "ERR Background save already in progress"}))
-    with pytest.raises(restart.StepError, match=r"SAVE before the restart failed \(ERR Background save"):
+    monkeypatch.setattr(restart, "admin", Server({server.CREDENTIALS: RedisError("MISCONF Errors writing to disk")}))
+    with pytest.raises(restart.StepError, match=r"SAVE before the restart failed \(MISCONF Errors writing"):
         restart.save_first(6379, "acl", str(candidate))
     assert not candidate.exists() and config.read_text() == "port 6379\n" and calls == []
+
+
+def test_the_save_waits_for_a_background_save_that_runs(host_files, monkeypatch):
+    # Under steady writes a save point starts a BGSAVE every minute: found by the handover test.
+    _, _, _, _, candidate = host_files
+    replies = [RedisError("ERR Background save already in progress")] * 3 + ["OK"]
+    asked: list[tuple] = []
+
+    class Busy:
+        def call(self, *args):
+            asked.append(args)
+            reply = replies.pop(0)
+            if isinstance(reply, Exception):
+                raise reply
+            return reply
+
+    monkeypatch.setattr(restart, "admin", lambda *args, **kwargs: Busy())
+    monkeypatch.setattr(restart.time, "sleep", lambda seconds: None)
+    restart.save_first(6379, "acl", str(candidate))
+    assert asked == [("SAVE",)] * 4 and candidate.exists()
 
 
 def test_a_restart_that_works_keeps_the_new_file_and_forgets_the_running_login(host_files):
