@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
+from typing import Any
+from weakref import WeakKeyDictionary
 
 from pyinfra import host, logger
 from pyinfra.api import FileUploadCommand, StringCommand
+from pyinfra.context import ctx_state
 
 from .constants import CREDENTIALS_MODE, PATHS, REPLICATION_ACL, SENTINEL_ACL, SHARED_ROLES
 from .host.secret_files import generate_password
@@ -85,6 +88,9 @@ def shared_passwords(
                 f.write(text)
         except FileExistsError:
             pass
+    elif settings.rotate_passwords and path not in _renewed_in_run():
+        _renewed_in_run().add(path)  # once per run: every host then reads the same new file
+        renew_shared(path, given)
     if path.stat().st_mode & 0o077:
         raise SettingsError(
             f"redis_ha_secrets_file = {str(path)!r}: allowed is a file only its owner can read (chmod 600)"
@@ -106,9 +112,31 @@ def shared_passwords(
             # A host must never get another password than its group: apps would fail after a failover.
             raise SettingsError(
                 f"{PASSWORD_ENV[role]}: allowed is the group's password in {path} (the value given differs; "
-                "in a Sentinel group that file is the one place to keep it)"
+                "in a Sentinel group that file is the one place to keep it: change it there to rotate it)"
             )
     return {role: values[f"REDIS_{role}_PASSWORD"] for role in SHARED_ROLES}
+
+
+# pyinfra's State -> the shared files this run has renewed (redis_rotate_passwords).
+_renewed: WeakKeyDictionary[Any, set[Path]] = WeakKeyDictionary()
+
+
+def _renewed_in_run() -> set[Path]:
+    run = ctx_state.get()
+    return _renewed.setdefault(run, set()) if run is not None else set()
+
+
+def renew_shared(path: Path, given: Mapping[str, str]) -> None:
+    """New shared passwords (the given ones kept), replacing the file atomically, 0600 from the
+    first byte. The hosts keep the replaced ones until the rotation ends (rotation.py)."""
+    text = "".join(f"REDIS_{role}_PASSWORD={given.get(role) or generate_password()}\n" for role in SHARED_ROLES)
+    new = path.with_name(path.name + ".new")
+    new.unlink(missing_ok=True)
+    fd = os.open(new, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(new, path)
+    logger.warning(f"New shared passwords in {path}: the group moves to them in this run (redis_rotate_passwords)")
 
 
 def operator_passwords(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
@@ -146,13 +174,16 @@ def password_hashes(settings: Settings, given: Mapping[str, str], topology: Topo
 
 
 @operation()
-def credentials(settings: Settings, given: Mapping[str, str], topology: Topology | None = None):
+def credentials(
+    settings: Settings, given: Mapping[str, str], topology: Topology | None = None, renew: Sequence[str] = ()
+):
     """
     Keep one password per ACL user in the root-only credentials file, generating missing ones.
 
     + settings: the users come from here
     + given: passwords from the operator's environment (or the shared file), by role; they replace stored ones
     + topology: a host of a replication topology also keeps the replication and Sentinel users
+    + renew: roles whose stored password the host replaces with a new one (redis_rotate_passwords)
 
     **Example:**
 
@@ -172,6 +203,7 @@ def credentials(settings: Settings, given: Mapping[str, str], topology: Topology
         and (current.user, current.group, current.mode) == ("root", "root", CREDENTIALS_MODE)
         and all(facts.secret_users.get(u.role) == u.name and u.role in stored for u in wanted)
         and all(sha256(given[role]) == stored.get(role) for role in given)
+        and not renew
     )
     if up_to_date:
         host.noop("credentials are in place")
@@ -188,7 +220,7 @@ def credentials(settings: Settings, given: Mapping[str, str], topology: Topology
         yield f"umask 077 && : > {upload}"
         text = "".join(f"REDIS_{role}_PASSWORD='{value}'\n" for role, value in given.items())
         yield FileUploadCommand(StringIO(text), upload, remote_temp_filename=temp)
-    yield step("credentials", *(f"{u.role}={u.name}" for u in wanted))
+    yield step("credentials", *(f"{u.role}={u.name}" for u in wanted), *(["--renew", *renew] if renew else []))
 
 
 def warn_if_open(settings: Settings) -> None:

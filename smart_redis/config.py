@@ -55,37 +55,6 @@ def _restart(port: int, auth: str, save: bool) -> str:
     return step("restart", "--port", port, "--auth", auth, *(["--save"] if save else []))
 
 
-def keep_running_admin(given: Mapping[str, str]) -> None:
-    _keep_running_admin(name="Keep the admin login the running server accepts", given=given)
-
-
-@operation()
-def _keep_running_admin(given: Mapping[str, str]):
-    """
-    Before a new admin password replaces the stored one: keep the login the running server accepts.
-
-    The SAVE before the restart that applies the new password must still log in with the old
-    one. The copy is root-only, kept until the restart succeeds (also across a failed run).
-
-    + given: the passwords this run hands to the host, by role
-
-    **Example:**
-
-    .. code:: python
-
-        _keep_running_admin(name="Keep the running admin login", given=passwords)
-    """
-    facts = host_state()
-    stored = facts.secret_hashes.get("ADMIN")
-    if "ADMIN" not in given or stored is None or auth.sha256(given["ADMIN"]) == stored:
-        host.noop("the admin password stays")
-        return
-    if PATHS.credentials_running in facts.files:
-        host.noop(f"{PATHS.credentials_running} is kept from an earlier run")
-        return
-    yield step("login-file", "running-admin", PATHS.credentials_running)
-
-
 def _runtime_commands(cli: str, plan: live.Plan) -> list[str]:
     commands = []
     if plan.runtime_settings:
@@ -107,6 +76,7 @@ def apply_redis_config(
     credentials: OperationMeta,
     joining: bool = False,
     after_handover: bool = False,
+    rotating: bool = False,
 ):
     """
     Install redis.conf and bring the running server to it, restarting only when Redis must.
@@ -117,6 +87,7 @@ def apply_redis_config(
     + credentials: this run's credentials step (auth.credentials), which gives new users their passwords
     + joining: the host enters the replication topology now, so it restarts into it
     + after_handover: the second pass, only in a run where a primary handed its role over (handover.py)
+    + rotating: a password rotation runs (rotation.py): the users' passwords are its steps' to change
 
     **Example:**
 
@@ -151,7 +122,7 @@ def apply_redis_config(
     running = host.get_fact(RedisLive, cli=live_cli, names=tuple(desired))
 
     old_acl, new_acl = live.acl_lines(old_text), live.acl_lines(content)
-    plan = live.plan(desired, running or {}, old_acl, new_acl)
+    plan = live.plan(desired, running or {}, old_acl, new_acl, passwords_apart=rotating)
     if running is None:
         plan.restart_for.append("the server does not answer the deploy's admin user")
     if joining:
@@ -160,8 +131,6 @@ def apply_redis_config(
         plan.restart_for.append("the package replaced the binary it runs (an upgrade or a reinstall)")
     if old_auth != settings.auth:
         plan.restart_for.append(f"redis_auth ({old_auth} -> {settings.auth})")
-    elif live.changed_admin_secret(old_acl, new_acl, settings.admin_user):
-        plan.restart_for.append("the admin user's password changed")
 
     if not file_differs:
         assert current is not None  # file_differs is True when redis.conf is missing
@@ -230,12 +199,19 @@ def apply_redis_config(
         applied = ", ".join([*plan.runtime_settings, *(c.split()[1] for c in plan.acl_changes)])
         host.log(f"Applying at runtime, no restart: {applied}", logger.info)
         yield from _runtime_commands(live_cli, plan)
+        if rotating and plan.acl_changes:  # a user's new rules reset its passwords: the old ones stay until retired
+            yield step("passwords", "accept")
     if file_differs:
         yield f"mv -f {candidate} {shlex.quote(PATHS.config)}"
 
 
 def redis_conf(
-    settings: Settings, given: Mapping[str, str], topology: Topology, credentials: OperationMeta, joining: bool = False
+    settings: Settings,
+    given: Mapping[str, str],
+    topology: Topology,
+    credentials: OperationMeta,
+    joining: bool = False,
+    rotating: bool = False,
 ) -> OperationMeta:
     copy_once(
         name=f"Keep the original config as {PATHS.config_backup}",
@@ -244,7 +220,10 @@ def redis_conf(
     )
     # With a Sentinel group in the inventory, one host after the other: a restart then never takes
     # more than one server of the group away (pyinfra decides this per operation, for all hosts).
-    step_args = dict(settings=settings, given=given, topology=topology, credentials=credentials, _serial=topology.group)
+    step_args = dict(
+        settings=settings, given=given, topology=topology, credentials=credentials, rotating=rotating,
+        _serial=topology.group,
+    )  # fmt: skip
     configured = apply_redis_config(name=f"Configure Redis ({PATHS.config})", joining=joining, **step_args)
     # A primary that must restart does so last, as a replica (handover.py).
     handover.hand_over(

@@ -93,7 +93,7 @@ class Paths:
     # Root-only: the exporter's own user and password, composed on the host from the credentials;
     # systemd reads it, the exporter (user prometheus) sees only these two values.
     exporter_env: str = "/etc/smart-redis/exporter.env"
-    credentials_running: str = host_credentials.RUNNING
+    credentials_previous: str = host_credentials.PREVIOUS
     container_dropin: str = "/etc/systemd/system/redis-server.service.d/10-container.conf"
     # High availability: masterauth apart from redis.conf, so that the deploy never renders it.
     replication_auth: str = "/etc/redis/replication-auth.conf"

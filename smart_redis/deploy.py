@@ -23,6 +23,7 @@ from . import (
     preflight,
     replication,
     restore,
+    rotation,
     sentinel,
     service,
     settings,
@@ -54,7 +55,6 @@ def deploy_redis() -> None:
     wanted = topology.with_own_address(wanted, ha)  # redis_bind gains an address found on the host
     passwords = auth.passwords(wanted, ha)  # the operator's, and in a Sentinel group the group's shared ones
     facts = host_state()  # one round trip answers every step below
-    replication.refuse_rotation(ha, passwords, facts)  # a group's shared passwords are not changed in passing
 
     preflight.check(wanted, facts)
     pm2.preflight(wanted, ha)  # a missing ecosystem file stops the run before anything changes
@@ -66,14 +66,20 @@ def deploy_redis() -> None:
     tuning.kernel(wanted, facts)
     service.redis_server(facts, sandbox)
     auth.warn_if_open(wanted)
-    config.keep_running_admin(passwords)  # the SAVE before a restart for a new admin password logs in with the old one
-    credentials = auth.credentials(name="Keep the ACL users' passwords", settings=wanted, given=passwords, topology=ha)
-    joining = replication.replica_setup(ha, passwords, facts)  # masterauth, read-only redis.conf
-    config.redis_conf(wanted, passwords, ha, credentials, joining)  # replicaof: where Sentinel says the primary is now
+    rotating = rotation.begin(wanted, ha, passwords, facts)  # a new password: the old one stays until nothing uses it
+    renew = rotation.renewed_roles(wanted, ha, passwords)  # redis_rotate_passwords on a single server
+    credentials = auth.credentials(
+        name="Keep the ACL users' passwords", settings=wanted, given=passwords, topology=ha, renew=renew
+    )
+    rotation.accept_new(wanted, ha, rotating)  # on every host, before any login moves to a new password
+    joining = replication.replica_setup(ha, passwords, facts, rotating)  # masterauth, read-only redis.conf
+    config.redis_conf(wanted, passwords, ha, credentials, joining, rotating)  # replicaof: Sentinel's primary now
     restore.from_snapshot(wanted)  # only with --data redis_restore_from=..., only into an empty server
     sentinel.sentinel(wanted, ha, passwords)  # sentinel.conf once; Sentinel owns it afterwards
+    rotation.sentinel_logins(wanted, ha, rotating)  # auth-pass and sentinel-pass move to the new password
     tools.redis_monitor(wanted, ha)  # the operator's tool on the host
     backup.snapshots(wanted, facts)  # the timer, and a first snapshot
     alerting.alerts(wanted, ha, facts)  # a message to a person when the checks change state
     pm2.ecosystem(wanted, ha)  # REDIS_URL (and the sentinels) for the apps, reloaded under PM2
     exporter.redis_exporter(wanted, exporter_unit)  # metrics on 127.0.0.1
+    rotation.finish(wanted, ha, rotating)  # last: the replaced passwords go once every login has moved

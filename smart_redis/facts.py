@@ -43,7 +43,7 @@ WATCHED_FILES = (
     PATHS.monitor_sudoers,
     PATHS.exporter_dropin,
     PATHS.exporter_env,
-    PATHS.credentials_running,
+    PATHS.credentials_previous,
     PATHS.backup_service,
     PATHS.backup_timer,
     PATHS.alert_service,

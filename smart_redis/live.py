@@ -103,7 +103,18 @@ def _normal(name: str, value: str) -> str | frozenset:
     return value.lower() if value.lower() in ("yes", "no") else value
 
 
-def plan(desired: dict[str, str], live: dict[str, str], old_acl: dict[str, str], new_acl: dict[str, str]) -> Plan:
+SECRET = re.compile(r" ?#[0-9a-f]{64}")
+
+
+def plan(
+    desired: dict[str, str],
+    live: dict[str, str],
+    old_acl: dict[str, str],
+    new_acl: dict[str, str],
+    passwords_apart: bool = False,
+) -> Plan:
+    """passwords_apart: a user whose line differs only in its password hashes needs no runtime
+    change (a rotation's own steps change passwords, the old one kept until nothing uses it)."""
     result = Plan()
     for name, value in desired.items():
         if name in TOPOLOGY or name not in live:
@@ -113,15 +124,11 @@ def plan(desired: dict[str, str], live: dict[str, str], old_acl: dict[str, str],
             if name in RESTART_REQUIRED:
                 result.restart_for.append(f"{name} ({live[name]} -> {value})")
     for user, rules in new_acl.items():
-        if old_acl.get(user) != rules:
+        old = old_acl.get(user)
+        if passwords_apart and old is not None and SECRET.sub("", old) == SECRET.sub("", rules):
+            continue
+        if old != rules:
             result.acl_changes.append(f"SETUSER {user} reset {rules}")
     for user in old_acl.keys() - new_acl.keys():
         result.acl_changes.append(f"DELUSER {user}")
     return result
-
-
-def changed_admin_secret(old_acl: dict[str, str], new_acl: dict[str, str], admin: str) -> bool:
-    """The admin's own password is changing: the deploy cannot log in to apply it at runtime."""
-    secret = re.compile(r"#[0-9a-f]{64}")
-    old, new = old_acl.get(admin, ""), new_acl.get(admin, "")
-    return bool(old) and secret.findall(old) != secret.findall(new)

@@ -17,12 +17,12 @@ from pyinfra import host, logger
 from pyinfra.api import FactBase, OperationError
 from pyinfra.api.operation import OperationMeta
 
-from .constants import CONFIG_GROUP, PATHS, SERVICE, SHARED_ROLES
+from .constants import CONFIG_GROUP, PATHS, SERVICE
 from .facts import HostState
 from .host.secret_files import masterauth
 from .operations import host_state, managed_file, operation, reload_units
 from .render import render
-from .settings import Settings, SettingsError, ip_address
+from .settings import Settings, ip_address
 from .tools import step
 from .topology import Topology
 
@@ -152,30 +152,13 @@ def replicaof(settings: Settings, topology: Topology, primary: str | None) -> st
     return None if current.split()[0] == topology.address else current
 
 
-def refuse_rotation(topology: Topology, given: Mapping[str, str], facts: HostState) -> None:
-    """Stop before touching a host of the topology whose shared passwords would change.
-
-    A new password would reach the ACL at once, but not the replicas' masterauth in memory nor
-    sentinel.conf (which Sentinel owns): replication and failover would break at the next
-    reconnect. A host that is only joining adopts the group's passwords.
-    """
-    if not topology.ha or not (facts.ha_member or facts.sentinel_conf_written):
-        return
-    for role in SHARED_ROLES:
-        stored = facts.secret_hashes.get(role)
-        if stored and role in given and hashlib.sha256(given[role].encode()).hexdigest() != stored:
-            raise SettingsError(
-                f"the {role} password differs from the one this host of the Sentinel topology uses: allowed is "
-                "the group's current password (rotating it is not supported yet, see README)"
-            )
-
-
 @operation()
-def replication_auth(given: Mapping[str, str]):
+def replication_auth(given: Mapping[str, str], rotating: bool = False):
     """
     Write masterauth into its own root:redis 0640 file, composed on the host from the credentials.
 
     + given: the shared passwords (only the hash of the expected file is compared here)
+    + rotating: a password rotation runs: the running server gets it too (CONFIG SET), first
 
     **Example:**
 
@@ -193,10 +176,10 @@ def replication_auth(given: Mapping[str, str]):
     ):
         host.noop("masterauth is in place")
         return
-    yield step("masterauth", PATHS.replication_auth, "--group", CONFIG_GROUP)
+    yield step("masterauth", PATHS.replication_auth, "--group", CONFIG_GROUP, *(["--running"] if rotating else []))
 
 
-def replica_setup(topology: Topology, given: Mapping[str, str], facts: HostState) -> bool:
+def replica_setup(topology: Topology, given: Mapping[str, str], facts: HostState, rotating: bool = False) -> bool:
     """masterauth and the read-only config file; True while the host has not joined yet.
 
     Joined means: redis.conf is the replicated one, which the config step writes last, so a
@@ -204,7 +187,7 @@ def replica_setup(topology: Topology, given: Mapping[str, str], facts: HostState
     """
     if not topology.replicated:
         return False
-    replication_auth(name="Let this server log in to the primary (masterauth)", given=given)
+    replication_auth(name="Let this server log in to the primary (masterauth)", given=given, rotating=rotating)
     dropin: OperationMeta = managed_file(
         name=f"Keep {SERVICE} from rewriting {PATHS.config}", dest=PATHS.ha_dropin, content=ha_dropin()
     )

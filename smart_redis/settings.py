@@ -553,6 +553,12 @@ class Settings:
         _username,
     )
     admin_acl: str = setting("~* &* +@all", "What the admin user may do.", _acl)
+    rotate_passwords: bool = setting(
+        False,
+        "Give this one run new app and admin passwords (in a Sentinel group also replication and Sentinel), "
+        "without a restart; pass it with --data.",
+        _bool,
+    )
     databases: int = setting(16, "Number of logical databases Redis offers.", _databases)
     save: str = setting(
         "3600 1 300 100 60 10000",

@@ -17,6 +17,8 @@ system python3 and the deploy installs nothing else for them. One module per con
     server       redis-server's unit, files, admin login
     secret_files the credentials file and the root-only files derived from it
     restart      SAVE, restart with rollback, waiting for the replicas
+    handover     the primary's planned handover through Sentinel
+    rotation     a password rotation's steps: keep, accept both, switch Sentinel, retire
     restore_swap the restore's swap of the dataset, checked or undone
     monitor      redis-monitor's command line        ecosystem   the ecosystem editor's command line
     steps        the deploy's host-side steps (smart-redis-step)

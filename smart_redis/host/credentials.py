@@ -7,9 +7,9 @@ import shlex
 PATH = "/etc/smart-redis/credentials"
 # Passwords the operator hands in, uploaded 0600 beside the file and removed once composed.
 GIVEN = PATH + ".given"
-# The admin login the running server accepts while its password is being changed, so that the
-# SAVE before the restart can still log in; removed after the restart.
-RUNNING = PATH + ".running"
+# The file as it was before a rotation replaced a password in it: the servers, sentinels and apps
+# still accept or use those until the rotation's last step (host/rotation.py) removes them and it.
+PREVIOUS = PATH + ".previous"
 
 
 def read_credentials(path: str = PATH) -> dict[str, str]:

@@ -10,35 +10,18 @@ again and retrying on the new primary.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
-from .credentials import PATH as CREDENTIALS
-from .credentials import RUNNING, read_credentials
+from .credentials import read_credentials
 from .resp import Redis, RedisError
 from .restart import StepError, _poll
-from .server import admin
+from .server import login
 
 # The pause ends with CLIENT UNPAUSE; this bound only matters if this program dies in between.
 PAUSE_MS = 60_000
 CATCH_UP_SECONDS = 5.0  # for the replicas to acknowledge every write of the paused primary
 PROMOTION_SECONDS = 15.0  # for Sentinel to promote one (its own steps run once a second)
 AGREE_SECONDS = 20.0  # for every sentinel to name the new primary
-
-
-def login(port: int, auth: str, address: str = "127.0.0.1") -> Redis:
-    """The admin login a server accepts now: during an admin password change the servers not
-    restarted yet still know only the old one (kept in RUNNING until the restart)."""
-    files = [CREDENTIALS] + ([RUNNING] if auth == "acl" and os.path.exists(RUNNING) else [])
-    error: Exception = RedisError("no login")
-    for path in files:
-        try:
-            client = admin(port, auth, path, address=address)
-            client.call("PING")
-            return client
-        except (OSError, RedisError) as exc:
-            error = exc
-    raise error
 
 
 def replicas(info: dict[str, str]) -> list[tuple[str, int, str, int]]:

@@ -7,10 +7,8 @@ import os
 import stat
 import time
 
-from .credentials import PATH as CREDENTIALS
-from .credentials import RUNNING
 from .resp import RedisError
-from .server import CANDIDATE, CONFIG, SERVICE, admin, failure_reason, log_tail
+from .server import CANDIDATE, CONFIG, SERVICE, failure_reason, log_tail, login
 from .systemctl import run_systemctl
 
 SAVE_TIMEOUT = 600.0  # seconds a SAVE of a large dataset may take
@@ -48,15 +46,12 @@ def _keep_copy(source: str, copy: str) -> None:
 def save_first(port: int, auth: str, candidate: str = CANDIDATE) -> None:
     """SAVE, as whoever the running server accepts, or stop: a restart after a failed SAVE loses
     every key written since the last snapshot (all of them with redis_save = "")."""
-    logins = [RUNNING, CREDENTIALS] if auth == "acl" and os.path.exists(RUNNING) else [CREDENTIALS]
-    reply = ""
-    for login in logins:
-        try:
-            reply = _save(admin(port, auth, login, timeout=SAVE_TIMEOUT))
-        except (OSError, RedisError, KeyError) as exc:
-            reply = str(exc) or type(exc).__name__
-        if reply == "OK":
-            return
+    try:
+        reply = _save(login(port, auth, timeout=SAVE_TIMEOUT))
+    except (OSError, RedisError, KeyError) as exc:
+        reply = str(exc) or type(exc).__name__
+    if reply == "OK":
+        return
     _unlink(candidate)
     raise StepError(
         f"{SERVICE} was not restarted: the SAVE before the restart failed ({reply}), and a restart would lose "
@@ -86,7 +81,6 @@ def restart_with_rollback(config: str = CONFIG, candidate: str = CANDIDATE) -> N
     os.replace(candidate, config)
     if run_systemctl("restart", SERVICE):
         _unlink(previous)
-        _unlink(RUNNING)
         return
     reason = failure_reason(log_tail(), START_WORDS)
     if os.path.exists(previous):
@@ -120,7 +114,7 @@ def _poll(seconds: float, ask, every: float = 0.5):
 
 def wait_for_sync(port: int, auth: str, primary: str, seconds: float = 120) -> None:
     """Block until a restarted replica is in sync again, so that the next host restarts only then."""
-    if not _poll(seconds, lambda: admin(port, auth).info("replication").get("master_link_status") == "up"):
+    if not _poll(seconds, lambda: login(port, auth).info("replication").get("master_link_status") == "up"):
         raise StepError(f"redis-server is not in sync with its primary {primary} {int(seconds)} s after the restart")
 
 
@@ -137,7 +131,7 @@ def group_in_sync(port: int, auth: str, primary: str, replicas: int, seconds: fl
     seen = [0]
 
     def whole() -> bool:
-        seen[0] = online_replicas(admin(int(primary_port), auth, address=address).info("replication"))
+        seen[0] = online_replicas(login(int(primary_port), auth, address=address).info("replication"))
         return seen[0] >= replicas
 
     if not _poll(seconds, whole):

@@ -49,14 +49,15 @@ def _read(path: str) -> dict[str, str]:
         return {}
 
 
-def compose(users: dict[str, str], path: str = PATH, given: str = GIVEN) -> None:
+def compose(users: dict[str, str], path: str = PATH, given: str = GIVEN, renew: list[str] | tuple = ()) -> None:
     """Write the credentials file for `users` (role -> user name): each password as handed in
-    (the `given` upload), else as stored, else freshly generated; then remove the upload."""
+    (the `given` upload), else as stored unless its role is in `renew`, else freshly generated;
+    then remove the upload."""
     handed, stored = _read(given), _read(path)
     text = HEADER
     for role, name in users.items():
         key = f"REDIS_{role}_PASSWORD"
-        password = handed.get(key) or stored.get(key) or generate_password()
+        password = handed.get(key) or (stored.get(key) if role not in renew else None) or generate_password()
         text += f"REDIS_{role}_USER='{name}'\n{key}='{password}'\n"
     write_private(path, text)
     try:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 from .credentials import PATH as CREDENTIALS
-from .credentials import read_credentials
-from .resp import Redis
+from .credentials import PREVIOUS, read_credentials
+from .resp import Redis, RedisError
 
 SERVICE = "redis-server"
 CONFIG = "/etc/redis/redis.conf"
@@ -24,6 +26,34 @@ def admin(
         values = read_credentials(credentials)
         user, password = values["REDIS_ADMIN_USER"], values["REDIS_ADMIN_PASSWORD"]
     return Redis(address, port, user, password, timeout=timeout)
+
+
+def configured_port(config: str = CONFIG) -> int:
+    """The port redis.conf names: where the server runs once the deploy's last restart is done."""
+    try:
+        with open(config) as f:
+            for line in f:
+                words = line.split()
+                if len(words) == 2 and words[0] == "port":
+                    return int(words[1])
+    except (OSError, ValueError):
+        pass
+    return 6379
+
+
+def login(port: int, auth: str, address: str = "127.0.0.1", timeout: float = 5.0) -> Redis:
+    """The admin login a server accepts now: during a rotation, before it accepts the new
+    passwords, that is the previous one."""
+    files = [CREDENTIALS] + ([PREVIOUS] if auth == "acl" and os.path.exists(PREVIOUS) else [])
+    error: Exception = RedisError("no login")
+    for path in files:
+        try:
+            client = admin(port, auth, path, address=address, timeout=timeout)
+            client.call("PING")
+            return client
+        except (OSError, RedisError, KeyError) as exc:
+            error = exc
+    raise error
 
 
 def failure_reason(log_tail: list[str], words: tuple[str, ...], lines: int = 3) -> str:

@@ -8,18 +8,21 @@ stderr and exit code 1, with the host as that line says.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-from . import handover, restart, restore_swap, secret_files
+from . import handover, restart, restore_swap, rotation, secret_files
 from .credentials import PATH as CREDENTIALS
-from .credentials import RUNNING, read_credentials
+from .credentials import PREVIOUS, read_credentials
+from .resp import RedisError
+from .server import configured_port, login
 
 # kind -> (the role whose login it holds, the variable prefix)
-LOGIN_FILES = {"running-admin": ("ADMIN", "REDIS_ADMIN_"), "exporter-env": ("EXPORTER", "REDIS_")}
+LOGIN_FILES = {"exporter-env": ("EXPORTER", "REDIS_")}
 
 
 def cmd_credentials(args) -> None:
-    secret_files.compose(dict(pair.split("=", 1) for pair in args.users))
+    secret_files.compose(dict(pair.split("=", 1) for pair in args.users), renew=args.renew)
 
 
 def cmd_login_file(args) -> None:
@@ -29,7 +32,29 @@ def cmd_login_file(args) -> None:
 
 def cmd_masterauth(args) -> None:
     password = read_credentials()["REDIS_REPLICATION_PASSWORD"]
+    if args.running:
+        # The running server first: a run that stops in between finds the file stale and repeats both.
+        try:
+            client = login(configured_port(), "acl")
+        except ConnectionRefusedError:
+            client = None  # not running: it starts with the file
+        if client is not None:
+            client.call("CONFIG", "SET", "masterauth", password)
     secret_files.write_private(args.dest, secret_files.masterauth(password, CREDENTIALS), 0o640, args.group)
+
+
+def cmd_passwords(args) -> None:
+    if args.action == "keep-previous":
+        rotation.keep_previous()
+    elif args.action == "accept":
+        for line in rotation.accept(args.port, args.sentinel_port):
+            print(line)
+    elif args.action == "switch-sentinel":
+        rotation.switch_sentinel(args.sentinel_port, args.master_name)
+        print("Sentinel logs in to the servers and the other sentinels with the new password")
+    else:
+        for line in rotation.retire(args.port, args.sentinel_port):
+            print(line)
 
 
 def cmd_sentinel_auth(args) -> None:
@@ -41,6 +66,14 @@ def cmd_restart(args) -> None:
     if args.save:
         restart.save_first(args.port, args.auth)
     restart.restart_with_rollback()
+    if args.auth == "acl" and os.path.exists(PREVIOUS):
+        # A rotation runs: the file has the new passwords only, and the apps may still use the old.
+        try:
+            rotation.accept()
+        except (OSError, RedisError) as exc:
+            raise restart.StepError(
+                f"redis-server restarted, but does not accept the previous passwords: {exc}"
+            ) from None
 
 
 def cmd_wait_sync(args) -> None:
@@ -72,20 +105,26 @@ def parser() -> argparse.ArgumentParser:
             command.add_argument("--auth", choices=("acl", "none"), required=True)
         return command
 
-    add("credentials", cmd_credentials, "compose the credentials file").add_argument(
-        "users", nargs="+", metavar="ROLE=USER"
-    )
+    compose = add("credentials", cmd_credentials, "compose the credentials file")
+    compose.add_argument("users", nargs="+", metavar="ROLE=USER")
+    compose.add_argument("--renew", nargs="*", default=[], metavar="ROLE", help="generate new passwords for these")
     login = add("login-file", cmd_login_file, "one user's login in a root-only file")
     login.add_argument("kind", choices=sorted(LOGIN_FILES))
     login.add_argument("dest")
     master = add("masterauth", cmd_masterauth, "the replicas' login to the primary, for redis.conf")
     master.add_argument("dest")
     master.add_argument("--group", required=True)
+    master.add_argument("--running", action="store_true", help="CONFIG SET it on the running server first")
+    rotate = add("passwords", cmd_passwords, "a password rotation's steps (host/rotation.py)")
+    rotate.add_argument("action", choices=("keep-previous", "accept", "switch-sentinel", "retire"))
+    rotate.add_argument("--port", type=int)
+    rotate.add_argument("--sentinel-port", type=int)
+    rotate.add_argument("--master-name")
     sentinel = add("sentinel-auth", cmd_sentinel_auth, "append the sentinels' logins to a new sentinel.conf")
     sentinel.add_argument("file")
     sentinel.add_argument("master_name")
     add("restart", cmd_restart, "SAVE, install the candidate redis.conf, restart, roll back", True).add_argument(
-        "--save", action="store_true", help="the server runs: SAVE first, as " + RUNNING + " or the stored admin"
+        "--save", action="store_true", help="the server runs: SAVE first, as the stored admin or " + PREVIOUS
     )
     sync = add("wait-sync", cmd_wait_sync, "wait until this replica is in sync", True)
     sync.add_argument("--primary", required=True, metavar="'IP PORT'")

@@ -3,8 +3,9 @@
 Three containers, a primary with 600 000 keys of 1 KB (so that a SAVE and a load take seconds, as
 in production), and a client outside the containers that writes through Sentinel discovery the
 whole time, each write acknowledged by a replica (WAIT 1), retrying as ioredis and node-redis do.
-Two scenarios: a setting that only a restart applies, on every host; and packages replaced under
-the running servers, which the deploy rolls onto the new binary. The inventory gives no
+Three scenarios: a setting that only a restart applies, on every host; a rotation of every shared
+password; and packages replaced under the running servers, which the deploy rolls onto the new
+binary. The inventory gives no
 addresses: the deploy finds each host's own.
 """
 
@@ -19,7 +20,7 @@ import pytest
 from conftest import deploy, put, sh, three_hosts, wait_for
 from redis import Redis
 from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError, TimeoutError
+from redis.exceptions import AuthenticationError, ConnectionError, NoPermissionError, TimeoutError
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
@@ -137,6 +138,21 @@ class Writer(threading.Thread):
         assert not self.is_alive(), "the writer hangs"
 
 
+def stored_credentials(container: str) -> dict[str, str]:
+    text = sh(container, "cat /etc/smart-redis/credentials").stdout
+    return dict(line.split("=", 1) for line in shlex.split(text) if "=" in line)
+
+
+def logs_in(ip: str, port: int, user: str, password: str) -> bool:
+    """The login is accepted (whether the user may PING there or not)."""
+    try:
+        return bool(Redis(ip, port, username=user, password=password, socket_timeout=3).ping())
+    except AuthenticationError:
+        return False
+    except NoPermissionError:
+        return True
+
+
 def primary_of(group) -> tuple[str, str]:
     """(container, address) of the server that is primary now."""
     for name, address in zip(group["names"], group["addresses"], strict=True):
@@ -210,9 +226,7 @@ def test_planned_changes_under_load(group):
         120,
     )
     print(f"\n{KEYS} keys of {VALUE_BYTES} B loaded and replicated in {time.monotonic() - started:.1f} s")
-    credentials = dict(
-        line.split("=", 1) for line in shlex.split(sh(a, "cat /etc/smart-redis/credentials").stdout) if "=" in line
-    )
+    credentials = stored_credentials(a)
     # The app's way in works before anything changes (without retries: an error shows as it is).
     probe = Writer(group["addresses"], credentials["REDIS_APP_USER"], credentials["REDIS_APP_PASSWORD"]).client
     assert probe.set("probe", "1") and probe.execute_command("WAIT", 1, 2000) >= 1
@@ -236,7 +250,62 @@ def test_planned_changes_under_load(group):
     assert_nothing_lost(writer, address, credentials)
     assert_converged(group, data={"redis_databases": 17})
 
-    # --- 2. The packages replaced under the running servers (as unattended-upgrades leaves them):
+    # --- 2. Every shared password rotated (redis_rotate_passwords): each server and sentinel accepts
+    # the new one beside the old first, masterauth and Sentinel's logins move, the old are retired.
+    old = credentials
+    pids = {n: main_pid(n) for n in (a, b, c)}
+    sentinel_pids = {n: sh(n, "systemctl show -p MainPID --value redis-sentinel").stdout for n in (a, b, c)}
+    rotated, writer = under_load(
+        group,
+        credentials,
+        "rotation of every shared password",
+        data={"redis_databases": 17, "redis_rotate_passwords": "true"},
+    )
+    assert rotated.rc == 0, rotated.failure
+    credentials = stored_credentials(a)
+    shared_keys = [
+        f"REDIS_{role}_{part}" for role in ("APP", "ADMIN", "REPLICATION", "SENTINEL") for part in ("USER", "PASSWORD")
+    ]
+    assert all(
+        {k: stored_credentials(n)[k] for k in shared_keys} == {k: credentials[k] for k in shared_keys} for n in (b, c)
+    )
+    shared = dict(line.split("=", 1) for line in group["secrets"].read_text().split())
+    for role in ("APP", "ADMIN", "REPLICATION", "SENTINEL"):
+        key = f"REDIS_{role}_PASSWORD"
+        assert credentials[key] != old[key] and shared[key] == credentials[key], role
+        assert credentials[key] not in rotated.output and old[key] not in rotated.output
+    assert all(main_pid(n) == pids[n] for n in (a, b, c)), "a server restarted"
+    assert all(sh(n, "systemctl show -p MainPID --value redis-sentinel").stdout == sentinel_pids[n] for n in (a, b, c))
+    assert primary_of(group)[0] == new, "the primary moved"
+    assert_nothing_lost(writer, address, credentials)
+    for ip in group["addresses"]:
+        for role, port in [(r, 6379) for r in ("APP", "ADMIN", "REPLICATION", "SENTINEL")] + [
+            (r, 26379) for r in ("APP", "ADMIN", "SENTINEL")
+        ]:
+            user = credentials[f"REDIS_{role}_USER"]
+            assert logs_in(ip, port, user, credentials[f"REDIS_{role}_PASSWORD"]), f"{role} on {ip}:{port}"
+            assert not logs_in(ip, port, user, old[f"REDIS_{role}_PASSWORD"]), f"old {role} on {ip}:{port} still works"
+    # Replication and Sentinel log in with the new passwords: replicas that reconnect are back in
+    # sync (masterauth), and a sentinel that forgets what it knew finds the servers (auth-pass) and
+    # the other sentinels (sentinel-pass) again.
+    for n in (a, b, c):
+        if n != new:
+            sh(n, f"{ADMIN_CLI} client kill type master >/dev/null")
+    wait_for(
+        "the replicas back in sync",
+        lambda: all(info(n).get("master_link_status") == "up" for n in (a, b, c) if n != new),
+        60,
+    )
+    sentinel_cli = ADMIN_CLI + " -p 26379"
+    sh(a, f"{sentinel_cli} sentinel reset {MASTER} >/dev/null")
+    wait_for(
+        "the reset sentinel knows the group again",
+        lambda: "\n2\nnum-other-sentinels\n2\n" in sh(a, f"{sentinel_cli} --raw sentinel master {MASTER}").stdout,
+        60,
+    )
+    assert_converged(group, data={"redis_databases": 17})
+
+    # --- 3. The packages replaced under the running servers (as unattended-upgrades leaves them):
     # the deploy restarts each server and sentinel on the new binary, the primary after a handover.
     for n in (a, b, c):
         sh(n, f"{NO_RESTARTS} apt-get install -y -q --reinstall redis-server redis-tools redis-sentinel >/dev/null")

@@ -6,8 +6,11 @@ restart that fails and is rolled back.
 
 from __future__ import annotations
 
+import os
+import shlex
+
 import pytest
-from conftest import deploy, redis, sh
+from conftest import deploy, put, redis, sh, sh_input, wait_for
 
 from smart_redis.auth import cli
 from smart_redis.constants import PATHS, SERVICE
@@ -96,22 +99,97 @@ def test_failed_restart_puts_the_previous_config_back(live):
     assert_no_change(target, {"redis_port": 6380})
 
 
-def test_new_admin_password_restart_saves_first_even_without_snapshots(live):
-    """Issue 14, item 18: the credentials hold the new admin password before the restart; the SAVE
-    ahead of it still logs in with the one the running server accepts, so redis_save="" loses nothing."""
-    import os
+# An app through a rotation, as it runs until PM2 reloads it with the new REDIS_URL: one
+# connection logged in with the app password read at its start, a command every 5 ms, and a new
+# connection with that password every 50 ms, as a reconnecting app opens. A refused login counts
+# as a failure unless the rotation is over: the kept previous passwords gone a second later.
+# It stops when /root/client.stop appears and writes "<commands> <errors> <logins> <refused>".
+CLIENT = r"""
+import os, socket, sys, time
+values = dict(l.strip().split("=", 1) for l in open("/etc/smart-redis/credentials") if "=" in l and l[0] != "#")
+user, password = values["REDIS_APP_USER"].strip("'"), values["REDIS_APP_PASSWORD"].strip("'")
+def connect():
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+    f = s.makefile("rb")
+    def call(*args):
+        s.sendall(b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a.encode()) for a in args))
+        return f.readline()
+    return s, call
+_, call = connect()
+assert call("AUTH", user, password).startswith(b"+OK")
+done = errors = logins = refused = 0
+over = False
+while not os.path.exists("/root/client.stop"):
+    reply = call("INCR", "rotation:counter")
+    done, errors = done + 1, errors + reply.startswith(b"-")
+    if not over and done % 10 == 0:
+        s, login = connect()
+        ok = login("AUTH", user, password).startswith(b"+OK")
+        s.close()
+        logins += 1
+        if not ok:
+            time.sleep(1)
+            over = not os.path.exists("/etc/smart-redis/credentials.previous")
+            refused += not over
+    time.sleep(0.005)
+open("/root/client.out", "w").write(f"{done} {errors} {logins} {refused}\n")
+"""
 
+
+def login_works(container: str, user: str, password: str, port: int) -> bool:
+    reply = sh_input(
+        container,
+        f"REDISCLI_AUTH=$(cat) redis-cli --no-auth-warning --user {user} -p {port} ping 2>&1; true",
+        password,
+    )
+    return reply.stdout.strip() == "PONG"
+
+
+def stored(container: str) -> dict[str, str]:
+    text = sh(container, f"cat {PATHS.credentials}").stdout
+    return dict(line.split("=", 1) for line in shlex.split(text) if "=" in line)
+
+
+@pytest.mark.parametrize("how", ["given", "redis_rotate_passwords"])
+def test_new_passwords_reach_the_running_server_without_a_restart(live, how):
+    """Issue 16, item 2, on a single server: the app and admin passwords change under a connected
+    client without a restart or an error; the old ones are refused afterwards."""
     name, target = live["name"], live["target"]
     data = {"redis_port": 6380, "redis_save": '""'}
-    assert deploy(target, data=data).rc == 0  # no snapshot points: only the SAVE before the restart keeps keys
-    assert redis(name, "set", "survive:restart", "yes", port=6380) == "OK"
-    pid = main_pid(name)
-    env = {**os.environ, "SMART_REDIS_ADMIN_PASSWORD": "admin-" + "Hq3Vn8Rt2Kw6Zp0Lx4Bm7Jc1Df5Gs9Ya" + "-new"}
-    run = deploy(target, data=data, env=env)
-    assert run.rc == 0, run.output
-    assert "Restarting redis-server for" in run.output and main_pid(name) != pid
-    assert redis(name, "get", "survive:restart", port=6380) == "yes"
-    assert sh(name, f"test -e {PATHS.credentials_running}", check=False).returncode != 0
+    assert deploy(target, data=data).rc == 0
+    old, pid = stored(name), main_pid(name)
+    put(name, "/root/client.py", CLIENT)
+    sh(name, "rm -f /root/client.stop /root/client.out; nohup python3 /root/client.py 6380 >/root/client.err 2>&1 &")
+    wait_for("the client runs", lambda: redis(name, "get", "rotation:counter", port=6380), 10, 0.2)
+    if how == "given":
+        env = {
+            **os.environ,
+            "SMART_REDIS_APP_PASSWORD": "app-" + "Wd5Kp9Xr3Tn7Bq1Lv6Hs2Jm8Fc4Gz0Ye" + "-rotated",
+            "SMART_REDIS_ADMIN_PASSWORD": "admin-" + "Hq3Vn8Rt2Kw6Zp0Lx4Bm7Jc1Df5Gs9Ya" + "-rotated",
+        }
+        run = deploy(target, data=data, env=env)
+    else:
+        run = deploy(target, data={**data, "redis_rotate_passwords": "true"})
+    assert run.rc == 0, run.failure
+    sh(name, "touch /root/client.stop")
+    done, errors, logins, refused = map(
+        int,
+        wait_for("the client's count", lambda: sh(name, "cat /root/client.out", check=False).stdout.split(), 10, 0.2),
+    )
+    new = stored(name)
+    print(
+        f"\nrotation ({how}): the connected client sent {done} commands, {errors} failed; "
+        f"{logins} new logins with the old password, {refused} refused before the rotation ended"
+    )
+    assert errors == 0 and done > 100
+    assert refused == 0 and logins > 10
+    assert main_pid(name) == pid and "Restarting" not in run.output
+    for role in ("APP", "ADMIN"):
+        user = new[f"REDIS_{role}_USER"]
+        assert new[f"REDIS_{role}_PASSWORD"] != old[f"REDIS_{role}_PASSWORD"]
+        assert login_works(name, user, new[f"REDIS_{role}_PASSWORD"], 6380)
+        assert not login_works(name, user, old[f"REDIS_{role}_PASSWORD"], 6380), f"the old {role} password still works"
+    assert sh(name, f"test -e {PATHS.credentials_previous}", check=False).returncode != 0
     assert_no_change(target, data)
 
 

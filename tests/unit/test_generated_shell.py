@@ -122,19 +122,20 @@ def scenarios(tmp_path: Path) -> list[Scenario]:
             {**COMMON, "RedisLive": dict(RUNNING)},
         ),
         Scenario(
-            "a running server that restarts for a new port and a new admin password",
+            "a running server that restarts for a new port while its admin password rotates",
             host(enabled="enabled", active="active", secret_hashes={role: sha256(role * 40) for role in ACL_ROLES}),
             {**COMMON, "RedisLive": dict(RUNNING)},
             data={"redis_port": 6380},
         ),
         Scenario(
-            "a replica of a Sentinel group that restarts after Sentinel moved the primary",
+            "a replica of a Sentinel group that restarts after Sentinel moved the primary, "
+            "while the group's Sentinel password rotates",
             host(
                 enabled="enabled",
                 active="active",
                 ha_member=True,
                 sentinel_conf_written=False,
-                secret_hashes=member_hashes,
+                secret_hashes=member_hashes | {"SENTINEL": sha256("old" * 20)},
             ),
             {
                 **COMMON,
@@ -196,7 +197,7 @@ def recorded(tmp_path_factory) -> dict[str, list[Command]]:
     os.umask(umask)
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.chdir(tmp_path)  # the group's shared-secrets file is created here
-        monkeypatch.setenv("SMART_REDIS_ADMIN_PASSWORD", GIVEN_ADMIN)  # a new admin password: the restart path
+        monkeypatch.setenv("SMART_REDIS_ADMIN_PASSWORD", GIVEN_ADMIN)  # a new admin password: a rotation
         for scenario in scenarios(tmp_path):
             result[scenario.name] = record(scenario, monkeypatch)
     os.umask(umask)  # fetch_backups.py makes the process's files private
@@ -222,7 +223,10 @@ def test_every_scenario_generates_the_steps_it_is_about(recorded):
         "smart_redis.pm2.redis_url",
         "smart_redis.fetch.fetch_file",
         "smart_redis.exporter.exporter_env",
-        "smart_redis.config._keep_running_admin",
+        "smart_redis.rotation.keep_previous",
+        "smart_redis.rotation.accept",
+        "smart_redis.rotation.switch_sentinel",
+        "smart_redis.rotation.retire",
         "smart_redis.handover.hand_over",
     ):
         assert expected in steps

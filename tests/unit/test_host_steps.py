@@ -92,8 +92,8 @@ class Server:
 
 @pytest.fixture
 def host_files(tmp_path, monkeypatch):
-    running = tmp_path / "credentials.running"
-    monkeypatch.setattr(restart, "RUNNING", str(running))
+    previous = tmp_path / "credentials.previous"
+    monkeypatch.setattr(server, "PREVIOUS", str(previous))
     calls: list[tuple[str, ...]] = []
     outcomes: list[bool] = []
     monkeypatch.setattr(restart, "run_systemctl", lambda *args: calls.append(args) or outcomes.pop(0))
@@ -101,22 +101,22 @@ def host_files(tmp_path, monkeypatch):
     config, candidate = tmp_path / "redis.conf", tmp_path / "redis.conf.candidate"
     config.write_text("port 6379\n")
     candidate.write_text("port 6380\n")
-    return running, calls, outcomes, config, candidate
+    return previous, calls, outcomes, config, candidate
 
 
-def test_the_save_uses_the_running_servers_login_first(host_files, monkeypatch):
-    running, _, _, _, candidate = host_files
-    running.write_text("REDIS_ADMIN_USER='admin'\n")
-    redis = Server({str(running): RedisError("WRONGPASS"), server.CREDENTIALS: "OK"})
-    monkeypatch.setattr(restart, "admin", redis)
+def test_the_save_logs_in_with_the_previous_password_while_a_rotation_runs(host_files, monkeypatch):
+    previous, _, _, _, candidate = host_files
+    previous.write_text("REDIS_ADMIN_USER='admin'\n")
+    redis = Server({server.CREDENTIALS: RedisError("WRONGPASS"), str(previous): "OK"})
+    monkeypatch.setattr(server, "admin", redis)
     restart.save_first(6379, "acl", str(candidate))
-    assert redis.logins == [str(running), server.CREDENTIALS]
+    assert redis.logins == [server.CREDENTIALS, str(previous)]
     assert candidate.exists()
 
 
 def test_a_failed_save_stops_the_restart(host_files, monkeypatch):
     _, calls, _, config, candidate = host_files
-    monkeypatch.setattr(restart, "admin", Server({server.CREDENTIALS: RedisError("MISCONF Errors writing to disk")}))
+    monkeypatch.setattr(server, "admin", Server({server.CREDENTIALS: RedisError("MISCONF Errors writing to disk")}))
     with pytest.raises(restart.StepError, match=r"SAVE before the restart failed \(MISCONF Errors writing"):
         restart.save_first(6379, "acl", str(candidate))
     assert not candidate.exists() and config.read_text() == "port 6379\n" and calls == []
@@ -130,25 +130,26 @@ def test_the_save_waits_for_a_background_save_that_runs(host_files, monkeypatch)
 
     class Busy:
         def call(self, *args):
+            if args == ("PING",):
+                return "PONG"
             asked.append(args)
             reply = replies.pop(0)
             if isinstance(reply, Exception):
                 raise reply
             return reply
 
-    monkeypatch.setattr(restart, "admin", lambda *args, **kwargs: Busy())
+    monkeypatch.setattr(server, "admin", lambda *args, **kwargs: Busy())
     monkeypatch.setattr(restart.time, "sleep", lambda seconds: None)
     restart.save_first(6379, "acl", str(candidate))
     assert asked == [("SAVE",)] * 4 and candidate.exists()
 
 
-def test_a_restart_that_works_keeps_the_new_file_and_forgets_the_running_login(host_files):
-    running, calls, outcomes, config, candidate = host_files
-    running.write_text("x")
+def test_a_restart_that_works_keeps_the_new_file(host_files):
+    _, calls, outcomes, config, candidate = host_files
     outcomes.append(True)
     restart.restart_with_rollback(str(config), str(candidate))
     assert config.read_text() == "port 6380\n" and not candidate.exists()
-    assert not running.exists() and not (config.parent / "redis.conf.previous").exists()
+    assert not (config.parent / "redis.conf.previous").exists()
     assert calls == [("restart", "redis-server")]
 
 
@@ -156,15 +157,13 @@ def test_a_restart_that_works_keeps_the_new_file_and_forgets_the_running_login(h
     ("second_start", "said"), [(True, "in place and running"), (False, "does not start on it either")]
 )
 def test_a_restart_that_fails_puts_the_previous_file_back(host_files, second_start, said):
-    running, calls, outcomes, config, candidate = host_files
-    running.write_text("x")
+    _, calls, outcomes, config, candidate = host_files
     outcomes += [False, True, second_start]
     with pytest.raises(restart.StepError) as error:
         restart.restart_with_rollback(str(config), str(candidate))
     assert config.read_text() == "port 6379\n"
     assert said in str(error.value) and str(error.value).endswith("Redis said: # Could not bind: in use")
     assert calls == [("restart", "redis-server"), ("reset-failed", "redis-server"), ("restart", "redis-server")]
-    assert running.exists()  # the server may still run with the old admin password: the next run needs it
 
 
 def test_online_replicas_counts_only_online_ones():

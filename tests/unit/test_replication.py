@@ -7,7 +7,6 @@ import os
 import pytest
 
 from smart_redis import auth, replication
-from smart_redis.facts import HostState
 from smart_redis.replication import SentinelPrimary
 from smart_redis.settings import SettingsError, load
 from smart_redis.topology import Topology
@@ -92,18 +91,6 @@ def test_the_sentinels_decide_or_the_run_stops(answers, expected):
 
 def test_no_credentials_yet_means_no_answers():
     assert SentinelPrimary().default() == []
-
-
-def test_changing_a_shared_password_on_a_member_is_refused():
-    facts = HostState(ha_member=True, secret_hashes={"SENTINEL": auth.sha256("old" * 11)})
-    with pytest.raises(SettingsError, match="SENTINEL password differs"):
-        replication.refuse_rotation(REPLICA, {"SENTINEL": "new" * 11}, facts)
-    replication.refuse_rotation(REPLICA, {"SENTINEL": "old" * 11}, facts)
-
-
-def test_a_joining_host_adopts_the_group_passwords():
-    facts = HostState(secret_hashes={"APP": auth.sha256("mine" * 9)})
-    replication.refuse_rotation(REPLICA, {"APP": "group" * 8}, facts)
 
 
 def test_sentinel_master_fields_are_read_as_pairs():
