@@ -14,12 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
-from typing import Any
-from weakref import WeakKeyDictionary
 
 from pyinfra import host, logger
 from pyinfra.api import FileUploadCommand, StringCommand
-from pyinfra.context import ctx_state
 
 from .constants import CREDENTIALS_MODE, PATHS, REPLICATION_ACL, SENTINEL_ACL, SHARED_ROLES
 from .host.secret_files import generate_password
@@ -88,9 +85,6 @@ def shared_passwords(
                 f.write(text)
         except FileExistsError:
             pass
-    elif settings.rotate_passwords and path not in _renewed_in_run():
-        _renewed_in_run().add(path)  # once per run: every host then reads the same new file
-        renew_shared(path, given)
     if path.stat().st_mode & 0o077:
         raise SettingsError(
             f"redis_ha_secrets_file = {str(path)!r}: allowed is a file only its owner can read (chmod 600)"
@@ -117,26 +111,21 @@ def shared_passwords(
     return {role: values[f"REDIS_{role}_PASSWORD"] for role in SHARED_ROLES}
 
 
-# pyinfra's State -> the shared files this run has renewed (redis_rotate_passwords).
-_renewed: WeakKeyDictionary[Any, set[Path]] = WeakKeyDictionary()
+def new_shared_passwords(given: Mapping[str, str]) -> dict[str, str]:
+    """A new password for each shared role, the given ones kept (redis_rotate_passwords)."""
+    return {role: given.get(role) or generate_password() for role in SHARED_ROLES}
 
 
-def _renewed_in_run() -> set[Path]:
-    run = ctx_state.get()
-    return _renewed.setdefault(run, set()) if run is not None else set()
-
-
-def renew_shared(path: Path, given: Mapping[str, str]) -> None:
-    """New shared passwords (the given ones kept), replacing the file atomically, 0600 from the
-    first byte. The hosts keep the replaced ones until the rotation ends (rotation.py)."""
-    text = "".join(f"REDIS_{role}_PASSWORD={given.get(role) or generate_password()}\n" for role in SHARED_ROLES)
+def write_shared(path: Path, passwords: Mapping[str, str]) -> None:
+    """Replace the group's shared-secrets file atomically, 0600 from the first byte. The hosts
+    keep the replaced passwords until the rotation ends (rotation.py)."""
+    text = "".join(f"REDIS_{role}_PASSWORD={passwords[role]}\n" for role in SHARED_ROLES)
     new = path.with_name(path.name + ".new")
     new.unlink(missing_ok=True)
     fd = os.open(new, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(text)
     os.replace(new, path)
-    logger.warning(f"New shared passwords in {path}: the group moves to them in this run (redis_rotate_passwords)")
 
 
 def operator_passwords(environ: Mapping[str, str] = os.environ) -> dict[str, str]:

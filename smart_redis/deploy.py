@@ -54,6 +54,7 @@ def deploy_redis() -> None:
     ha = topology.load(host, inventory, wanted)  # standalone, or primary/replica/sentinel from the groups
     wanted = topology.with_own_address(wanted, ha)  # redis_bind gains an address found on the host
     passwords = auth.passwords(wanted, ha)  # the operator's, and in a Sentinel group the group's shared ones
+    passwords = rotation.renew_shared_passwords(wanted, ha, passwords)  # redis_rotate_passwords, once per run
     facts = host_state()  # one round trip answers every step below
 
     preflight.check(wanted, facts)

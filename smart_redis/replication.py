@@ -17,6 +17,7 @@ from pyinfra import host, logger
 from pyinfra.api import FactBase, OperationError
 from pyinfra.api.operation import OperationMeta
 
+from . import rotation
 from .constants import CONFIG_GROUP, PATHS, SERVICE
 from .facts import HostState
 from .host.secret_files import masterauth
@@ -176,6 +177,8 @@ def replication_auth(given: Mapping[str, str], rotating: bool = False):
     ):
         host.noop("masterauth is in place")
         return
+    if rotating:
+        rotation.require_group_intact()
     yield step("masterauth", PATHS.replication_auth, "--group", CONFIG_GROUP, *(["--running"] if rotating else []))
 
 

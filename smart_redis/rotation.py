@@ -17,16 +17,87 @@ A run without a rotation sends no command for any of them.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
+from weakref import WeakKeyDictionary
 
 from pyinfra import host, inventory, logger, state
+from pyinfra.api import OperationError
+from pyinfra.context import ctx_host, ctx_state
 
 from . import auth
 from .constants import PATHS
 from .facts import HostState
 from .operations import host_state, operation
-from .settings import Settings
+from .settings import Settings, SettingsError, operator_path
 from .tools import step
 from .topology import GROUPS, Topology
+
+# pyinfra's State -> the new shared passwords of this run (redis_rotate_passwords), and whether
+# they are written to the group's file yet.
+_renewed: WeakKeyDictionary[Any, dict[str, Any]] = WeakKeyDictionary()
+
+
+def _group_hosts() -> list[Any]:
+    return [h for group in GROUPS for h in inventory.get_group(group, [])]
+
+
+def group_intact() -> bool:
+    """Every host of the inventory's Sentinel group is in this run and none of them has failed:
+    then each one took every rotation step so far."""
+    failed = {h.name for h in getattr(state, "failed_hosts", ())}
+    in_run = {h.name for h in getattr(state, "activated_hosts", ())} - failed
+    return {h.name for h in _group_hosts()} <= in_run
+
+
+def _unfinished_on() -> list[str]:
+    """The group's hosts that keep the passwords of a rotation that has not ended."""
+    found = []
+    for other in _group_hosts():
+        with ctx_host.use(other):
+            if PATHS.credentials_previous in host_state().files:
+                found.append(other.name)
+    return found
+
+
+def renew_shared_passwords(settings: Settings, topology: Topology, given: dict[str, str]) -> dict[str, str]:
+    """redis_rotate_passwords in a Sentinel group: the passwords this run gives every host instead,
+    new ones (the ones given in the environment kept), the same for every host of the run.
+
+    Only when the whole group is in the run and no rotation is unfinished: the new passwords would
+    otherwise reach a file that names passwords some host never accepts. They are written to the
+    group's file by the run's first step (`keep_previous`), so a --dry run or a declined prompt
+    leaves it alone.
+    """
+    run = ctx_state.get()
+    if not (settings.rotate_passwords and topology.ha) or run is None:
+        return given
+    if run not in _renewed:
+        if not group_intact():
+            raise SettingsError(
+                "redis_rotate_passwords = True: allowed only in a run of every host of the Sentinel group (no --limit)"
+            )
+        unfinished = _unfinished_on()
+        if unfinished:
+            raise SettingsError(
+                f"redis_rotate_passwords = True: allowed once the earlier rotation has ended; it has not on "
+                f"{', '.join(unfinished)}: run the deploy once without it (docs/planned-changes.md)"
+            )
+        path = operator_path(settings.ha_secrets_file)
+        _renewed[run] = {
+            "path": path,
+            "passwords": auth.new_shared_passwords(auth.operator_passwords()),
+            "written": False,
+        }
+    return {**given, **_renewed[run]["passwords"]}
+
+
+def _write_renewed() -> None:
+    """Before any host takes the new shared passwords: the group's file records them."""
+    renewed = _renewed.get(ctx_state.get())
+    if renewed and not renewed["written"]:
+        auth.write_shared(renewed["path"], renewed["passwords"])
+        renewed["written"] = True
+        logger.warning(f"New shared passwords in {renewed['path']}: the group moves to them in this run")
 
 
 def in_progress(settings: Settings, given: Mapping[str, str], facts: HostState, topology: Topology) -> bool:
@@ -65,6 +136,7 @@ def keep_previous(rotating: bool):
 
         keep_previous(rotating=True)
     """
+    _write_renewed()
     if not rotating:
         host.noop("no password changes")
         return
@@ -111,18 +183,11 @@ def switch_sentinel(settings: Settings, topology: Topology, rotating: bool):
     if not (rotating and topology.runs_sentinel):
         host.noop("no Sentinel password rotation")
         return
+    require_group_intact()
     yield step(
         "passwords", "switch-sentinel", "--sentinel-port", settings.sentinel_port,
         "--master-name", settings.ha_master_name,
     )  # fmt: skip
-
-
-def _whole_group_went_on() -> bool:
-    """Every host of the inventory's group is in this run and none of them failed: then nothing
-    of the group uses an old password any more."""
-    failed = {h.name for h in getattr(state, "failed_hosts", ())}
-    in_run = {h.name for h in getattr(state, "activated_hosts", ())} - failed
-    return {h.name for group in GROUPS for h in inventory.get_group(group, [])} <= in_run
 
 
 @operation()
@@ -145,19 +210,48 @@ def retire(settings: Settings, topology: Topology, rotating: bool):
     if not rotating:
         host.noop("no password rotation")
         return
-    if topology.ha and not _whole_group_went_on():
+    if topology.ha and not group_intact():
         host.log(
-            "The previous passwords stay accepted: not every host of the group is in this run or got this far; "
-            "a run with all of them ends the rotation",
+            "The previous passwords stay accepted: a host of the group failed in this run; "
+            "the next run of the whole group ends the rotation",
             logger.warning,
         )
         return
     yield step("passwords", "retire", *_sentinel_port(settings, topology))
 
 
+def require_group_intact() -> None:
+    """Before a login moves to a new password: a host of the group that failed may not accept it."""
+    if not group_intact():
+        raise OperationError(
+            "the password rotation stops before any login moves to the new passwords: a host of the group "
+            "failed in this run; the next run of the whole group carries on"
+        )
+
+
 def begin(settings: Settings, topology: Topology, given: Mapping[str, str], facts: HostState) -> bool:
-    """Whether this run rotates passwords on the host; if so, the stored ones are kept first."""
+    """Whether this run rotates passwords on the host; if so, the stored ones are kept first.
+
+    Refused before anything changes: in a Sentinel group, a run without every host of it (each
+    must accept a new password before any login moves to it); and new passwords on a host where
+    an earlier rotation has not ended (the logins may be on either of the two it keeps).
+    """
     rotating = in_progress(settings, given, facts, topology)
+    if rotating and topology.ha and not group_intact():
+        raise SettingsError(
+            "a password rotation runs (a new password, or an earlier one not finished): allowed only in a run of "
+            "every host of the Sentinel group (no --limit)"
+        )
+    unfinished = PATHS.credentials_previous in facts.files
+    stored = facts.secret_hashes
+    if unfinished and (
+        any(role in stored and auth.sha256(value) != stored[role] for role, value in given.items())
+        or renewed_roles(settings, topology, given)
+    ):
+        raise SettingsError(
+            "new passwords: allowed once the earlier rotation has ended on this host; run the deploy once "
+            "without them (docs/planned-changes.md)"
+        )
     keep_previous(name="Keep the replaced passwords until nothing uses them", rotating=rotating)
     return rotating
 

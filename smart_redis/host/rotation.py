@@ -135,7 +135,8 @@ def retire(port: int | None = None, sentinel_port: int | None = None) -> list[st
             accepted = _passwords(client, user) if roles is None or role in roles else None
             old = [h for h in accepted or [] if h != keep]
             if old:
-                client.call("ACL", "SETUSER", user, *(f"!{h}" for h in old))
+                # The new one first, should it be missing: a user must never be left without a password.
+                client.call("ACL", "SETUSER", user, f"#{keep}", *(f"!{h}" for h in old))
                 names.append(user)
         if kind == "Sentinel":
             client.call("SENTINEL", "FLUSHCONFIG")

@@ -65,14 +65,25 @@ def cmd_sentinel_auth(args) -> None:
 def cmd_restart(args) -> None:
     if args.save:
         restart.save_first(args.port, args.auth)
-    restart.restart_with_rollback()
-    if args.auth == "acl" and os.path.exists(PREVIOUS):
-        # A rotation runs: the file has the new passwords only, and the apps may still use the old.
-        try:
-            rotation.accept()
-        except (OSError, RedisError) as exc:
+    try:
+        restart.restart_with_rollback()
+    except restart.StepError:
+        _accept_both(args.auth, quiet=True)  # the failed restart's message is the one to show
+        raise
+    _accept_both(args.auth)
+
+
+def _accept_both(auth: str, quiet: bool = False) -> None:
+    """While a rotation runs, a restarted server takes both passwords again: its redis.conf holds
+    one per user (the new, or after a rollback perhaps the old), and logins may use either."""
+    if auth != "acl" or not os.path.exists(PREVIOUS):
+        return
+    try:
+        rotation.accept()
+    except (OSError, RedisError) as exc:
+        if not quiet:
             raise restart.StepError(
-                f"redis-server restarted, but does not accept the previous passwords: {exc}"
+                f"redis-server restarted, but does not accept both passwords of the rotation: {exc}"
             ) from None
 
 

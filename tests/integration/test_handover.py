@@ -253,6 +253,14 @@ def test_planned_changes_under_load(group):
     # --- 2. Every shared password rotated (redis_rotate_passwords): each server and sentinel accepts
     # the new one beside the old first, masterauth and Sentinel's logins move, the old are retired.
     old = credentials
+    # Not with a host of the group left out: it could not accept the passwords the others move to.
+    secrets_before = group["secrets"].read_text()
+    limited = run_deploy(
+        group, "--limit", f"@docker/{b}", data={"redis_databases": 17, "redis_rotate_passwords": "true"}
+    )
+    assert limited.rc == 1 and "allowed only in a run of every host of the Sentinel group" in limited.output
+    assert group["secrets"].read_text() == secrets_before
+    assert stored_credentials(b)["REDIS_APP_PASSWORD"] == old["REDIS_APP_PASSWORD"]
     pids = {n: main_pid(n) for n in (a, b, c)}
     sentinel_pids = {n: sh(n, "systemctl show -p MainPID --value redis-sentinel").stdout for n in (a, b, c)}
     rotated, writer = under_load(
