@@ -18,7 +18,7 @@ from pyinfra.api import FileUploadCommand, OperationError
 from pyinfra.api.operation import OperationMeta
 from pyinfra.facts.files import FileContents
 
-from . import auth, handover, live, render, replication
+from . import auth, handover, live, render, replication, rotation
 from .constants import CONFIG_GROUP, CONFIG_MODE, CONFIG_USER, PATHS, SERVICE
 from .facts import RedisLive
 from .operations import copy_once, host_state, operation, show_diff
@@ -38,15 +38,25 @@ VALIDATE = (
 
 
 def _content(
-    settings: Settings, given: Mapping[str, str], topology: Topology, replicaof: str | None, credentials_written: bool
+    settings: Settings,
+    given: Mapping[str, str],
+    topology: Topology,
+    replicaof: str | None,
+    credentials_written: bool,
+    keep_replaced: bool,
 ) -> str:
     hashes = auth.password_hashes(settings, given, topology)
     missing = [role for role, sha in hashes.items() if not sha]
     if missing and credentials_written:
         raise OperationError(f"no password for the {', '.join(missing)} user in {PATHS.credentials}")
+    # While a rotation runs the file keeps the replaced passwords too, so a restart keeps them.
+    previous = host_state().previous_hashes if keep_replaced else {}
+    replaced = {role: sha for role, sha in previous.items() if hashes.get(role) and sha != hashes[role]}
     # Until this run's credentials step has run, a new user has no password yet: it will generate
     # one, so only a placeholder can stand in for what change detection compares.
-    return render.redis_conf(settings, {role: sha or "0" * 64 for role, sha in hashes.items()}, topology, replicaof)
+    return render.redis_conf(
+        settings, {role: sha or "0" * 64 for role, sha in hashes.items()}, topology, replicaof, replaced
+    )
 
 
 def _restart(port: int, auth: str, save: bool) -> str:
@@ -77,6 +87,7 @@ def apply_redis_config(
     joining: bool = False,
     after_handover: bool = False,
     rotating: bool = False,
+    after_rotation: bool = False,
 ):
     """
     Install redis.conf and bring the running server to it, restarting only when Redis must.
@@ -88,6 +99,7 @@ def apply_redis_config(
     + joining: the host enters the replication topology now, so it restarts into it
     + after_handover: the second pass, only in a run where a primary handed its role over (handover.py)
     + rotating: a password rotation runs (rotation.py): the users' passwords are its steps' to change
+    + after_rotation: the pass after the rotation retired the replaced passwords: they leave the file
 
     **Example:**
 
@@ -99,6 +111,9 @@ def apply_redis_config(
     if after_handover and not handover.happened():
         host.noop("no primary handed its role over in this run")
         return
+    if after_rotation and not rotation.retired_here():
+        host.noop("no password rotation ended on this host in this run")
+        return
     # In a Sentinel topology: the primary the sentinels report now (at first provisioning the
     # inventory's), written into the file for the next start, never applied to the running server.
     primary = replication.primary_now(settings, topology, member=not joining) if topology.replicated else None
@@ -107,7 +122,7 @@ def apply_redis_config(
         replicaof = live.directives(current_text).get("replicaof")
     else:
         replicaof = replication.replicaof(settings, topology, primary)
-    content = _content(settings, given, topology, replicaof, credentials.is_complete())
+    content = _content(settings, given, topology, replicaof, credentials.is_complete(), rotating and not after_rotation)
     facts = host_state(fresh=True)  # the package creates redis.conf and starts the server
     current = facts.files.get(PATHS.config)
     file_differs = current is None or current.sha256 != hashlib.sha256(content.encode()).hexdigest()
@@ -122,7 +137,7 @@ def apply_redis_config(
     running = host.get_fact(RedisLive, cli=live_cli, names=tuple(desired))
 
     old_acl, new_acl = live.acl_lines(old_text), live.acl_lines(content)
-    plan = live.plan(desired, running or {}, old_acl, new_acl, passwords_apart=rotating)
+    plan = live.plan(desired, running or {}, old_acl, new_acl, passwords_apart=rotating or after_rotation)
     if running is None:
         plan.restart_for.append("the server does not answer the deploy's admin user")
     if joining:
@@ -236,3 +251,13 @@ def redis_conf(
         name="Follow the new primary, restart the old one as its replica", after_handover=True, **step_args
     )
     return configured
+
+
+def forget_replaced_passwords(
+    settings: Settings, given: Mapping[str, str], topology: Topology, credentials: OperationMeta
+) -> None:
+    """After a rotation retired the replaced passwords at runtime: redis.conf keeps only the new ones."""
+    apply_redis_config(
+        name="Keep only the new passwords in redis.conf", settings=settings, given=given, topology=topology,
+        credentials=credentials, after_rotation=True, _serial=topology.group,
+    )  # fmt: skip

@@ -84,3 +84,4 @@ def deploy_redis() -> None:
     pm2.ecosystem(wanted, ha)  # REDIS_URL (and the sentinels) for the apps, reloaded under PM2
     exporter.redis_exporter(wanted, exporter_unit)  # metrics on 127.0.0.1
     rotation.finish(wanted, ha, rotating)  # last: the replaced passwords go once every login has moved
+    config.forget_replaced_passwords(wanted, passwords, ha, credentials)  # and leave redis.conf

@@ -88,6 +88,8 @@ class HostState:
     # From the credentials file: role -> user name, role -> SHA-256 of the password (never the password).
     secret_users: dict[str, str] = field(default_factory=dict)
     secret_hashes: dict[str, str] = field(default_factory=dict)
+    # From the passwords a running rotation replaces (credentials.previous): role -> SHA-256.
+    previous_hashes: dict[str, str] = field(default_factory=dict)
     # unit -> (is-enabled, is-active) of the units besides redis-server that steps start
     units: dict[str, tuple[str, str]] = field(default_factory=dict)
     # sentinel.conf carries the deploy's first-write marker (from then on Sentinel owns it)
@@ -180,6 +182,9 @@ def _script() -> str:
             # The user name last and on one line, whatever it holds.
             'test -n "$p" && echo "secret=$r $(printf %s "$p" | sha256sum | cut -d\' \' -f1) '
             "$(printf %s \"$u\" | tr '\\n' ' ')\"; done )",
+            f"test -f {PATHS.credentials_previous} && ( . {PATHS.credentials_previous}; for r in {' '.join(ACL_ROLES)}; do "
+            'eval "p=\\${REDIS_${r}_PASSWORD:-}"; '
+            'test -n "$p" && echo "previous=$r $(printf %s "$p" | sha256sum | cut -d\' \' -f1)"; done )',
             "true",
         ]
     )
@@ -208,6 +213,11 @@ def _parse_line(state: HostState, line: str) -> None:
         if role not in ACL_ROLES or len(sha) != 64:
             raise ValueError(line)
         state.secret_users[role], state.secret_hashes[role] = (named or [""])[0].strip(), sha
+    elif key == "previous":
+        role, sha = value.split()
+        if role not in ACL_ROLES or len(sha) != 64:
+            raise ValueError(line)
+        state.previous_hashes[role] = sha
     elif key == "unit":
         unit, *rest = value.split()
         state.units[unit] = ((rest + ["", ""])[0], (rest + ["", ""])[1])

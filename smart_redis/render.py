@@ -18,6 +18,7 @@ class AclLine:
     name: str
     hash: str
     rules: str
+    also: tuple[str, ...] = ()  # hashes accepted too: the replaced password while a rotation runs
 
 
 # Package data (smart_redis/templates), found through importlib.resources: also from a wheel.
@@ -40,12 +41,19 @@ def redis_conf(
     password_hashes: Mapping[str, str],
     topology: Topology | None = None,
     replicaof: str | None = None,
+    replaced: Mapping[str, str] | None = None,
 ) -> str:
     """The whole /etc/redis/redis.conf for these settings and the ACL users' password hashes.
 
     replicaof: "ADDRESS PORT" of the primary on a host that replicates, else None.
+    replaced: role -> the hash of the password a running rotation replaces, accepted too until
+    it ends, so that a restart in the middle (a crash, a reboot) keeps both.
     """
-    acl = [AclLine(u.name, password_hashes[u.role], u.rules) for u in users(settings, topology)]
+    replaced = replaced or {}
+    acl = [
+        AclLine(u.name, password_hashes[u.role], u.rules, tuple(h for h in [replaced.get(u.role)] if h))
+        for u in users(settings, topology)
+    ]
     replicated = topology is not None and topology.replicated
     return render(
         "redis.conf.j2",

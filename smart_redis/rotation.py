@@ -32,6 +32,8 @@ from .settings import Settings, SettingsError, operator_path
 from .tools import step
 from .topology import GROUPS, Topology
 
+# pyinfra's State -> the hosts whose rotation this run has ended (their redis.conf follows).
+_retired: WeakKeyDictionary[Any, set[str]] = WeakKeyDictionary()
 # pyinfra's State -> the new shared passwords of this run (redis_rotate_passwords), and whether
 # they are written to the group's file yet.
 _renewed: WeakKeyDictionary[Any, dict[str, Any]] = WeakKeyDictionary()
@@ -217,7 +219,13 @@ def retire(settings: Settings, topology: Topology, rotating: bool):
             logger.warning,
         )
         return
+    _retired.setdefault(ctx_state.get(), set()).add(host.name)
     yield step("passwords", "retire", *_sentinel_port(settings, topology))
+
+
+def retired_here() -> bool:
+    """This run has ended the rotation on the current host."""
+    return host.name in _retired.get(ctx_state.get(), set())
 
 
 def require_group_intact() -> None:

@@ -193,6 +193,36 @@ def test_new_passwords_reach_the_running_server_without_a_restart(live, how):
     assert_no_change(target, data)
 
 
+def test_a_rotation_stopped_halfway_survives_a_restart_and_the_next_run_ends_it(live):
+    name, target = live["name"], live["target"]
+    data = {"redis_port": 6380, "redis_save": '""'}
+    old = stored(name)
+    app = old["REDIS_APP_USER"]
+    # A step after the new passwords' fails: REDIS_URL cannot be set in an ecosystem file that is
+    # no JavaScript.
+    sh(name, "mkdir -p /opt/smart-trade && printf 'module.exports = {' > /opt/smart-trade/ecosystem.config.js")
+    try:
+        env = {**os.environ, "SMART_REDIS_APP_PASSWORD": "app-" + "Qz8Lt3Vn6Rk1Xw4Bp9Hd2Mf7Js5Gc0Ya" + "-halfway"}
+        run = deploy(target, data=data, env=env, no_apps=False)
+        assert run.rc == 1 and "Set REDIS_URL" in run.failure, run.failure
+        new = stored(name)
+        conf = sh(name, f"grep '^user {app} ' {PATHS.config}").stdout
+        assert conf.count("#") == 2, "redis.conf keeps both passwords while the rotation runs"
+        sh(name, f"systemctl restart {SERVICE}")  # a crash or a reboot in the middle of the rotation
+        wait_for("the server", lambda: redis(name, "ping", port=6380) == "PONG", 30, 0.5)
+        assert login_works(name, app, old["REDIS_APP_PASSWORD"], 6380)
+        assert login_works(name, app, new["REDIS_APP_PASSWORD"], 6380)
+    finally:
+        sh(name, "rm -r /opt/smart-trade")
+    finished = deploy(target, data=data)  # the same deploy, without the new password given again
+    assert finished.rc == 0, finished.failure
+    assert not login_works(name, app, old["REDIS_APP_PASSWORD"], 6380)
+    assert login_works(name, app, new["REDIS_APP_PASSWORD"], 6380)
+    assert sh(name, f"grep '^user {app} ' {PATHS.config}").stdout.count("#") == 1
+    assert sh(name, f"test -e {PATHS.credentials_previous}", check=False).returncode != 0
+    assert_no_change(target, data)
+
+
 def test_a_failed_save_stops_the_restart_with_the_old_file_in_place(live):
     name, target = live["name"], live["target"]
     data = {"redis_port": 6380, "redis_save": '""', "redis_databases": 17}  # databases: startup only

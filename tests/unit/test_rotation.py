@@ -162,3 +162,22 @@ def test_a_rotation_is_refused_before_anything_changes(monkeypatch, given, facts
     else:
         rotation.begin(load({}), topology, given, facts)
         assert len(kept) == 1
+
+
+def test_while_a_rotation_runs_redis_conf_keeps_the_replaced_password_too():
+    from smart_redis.render import redis_conf
+
+    settings = load({})
+    hashes = {"APP": sha256(NEW), "ADMIN": sha256(OLD), "EXPORTER": sha256(OLD)}
+    line = next(line for line in redis_conf(settings, hashes).splitlines() if line.startswith("user smart-trade "))
+    assert line.startswith(f"user smart-trade on #{sha256(NEW)} resetkeys")  # as ever outside a rotation
+    during = redis_conf(settings, hashes, replaced={"APP": sha256(OLD)}).splitlines()
+    line = next(line for line in during if line.startswith("user smart-trade "))
+    assert line.startswith(f"user smart-trade on #{sha256(NEW)} #{sha256(OLD)} resetkeys")
+
+
+def test_the_fact_reads_the_replaced_passwords_hashes_only():
+    from smart_redis.facts import parse
+
+    facts = parse([f"previous=APP {sha256(OLD)}", "previous=NOBODY " + "a" * 64, "previous=ADMIN short"])
+    assert facts.previous_hashes == {"APP": sha256(OLD)}
