@@ -72,8 +72,16 @@ def log_tail(path: str = LOGFILE, lines: int = 30) -> list[str]:
 
 
 def connect(config: dict, db: int = 0, host: str = "127.0.0.1", port: int | None = None) -> Redis:
-    """A connection as the admin user: to the local server, or to host:port (a replica's primary)."""
-    client = admin(port or config["port"], config["auth"], config["credentials"], address=host)
+    """A connection as the admin user: to the local server, or to host:port (a replica's primary).
+
+    During a password rotation the credentials file holds the new admin password a moment before
+    each server accepts it: then the replaced one, still accepted, logs in."""
+    try:
+        client = admin(port or config["port"], config["auth"], config["credentials"], address=host)
+    except RedisError as exc:
+        if "WRONGPASS" not in str(exc) or not os.path.exists(PREVIOUS):
+            raise
+        client = admin(port or config["port"], config["auth"], PREVIOUS, address=host)
     if db:
         client.call("SELECT", db)
     return client

@@ -181,3 +181,26 @@ def test_the_fact_reads_the_replaced_passwords_hashes_only():
 
     facts = parse([f"previous=APP {sha256(OLD)}", "previous=NOBODY " + "a" * 64, "previous=ADMIN short"])
     assert facts.previous_hashes == {"APP": sha256(OLD)}
+
+
+def test_redis_monitor_logs_in_with_the_replaced_password_until_its_server_accepts_the_new(tmp_path, monkeypatch):
+    from smart_redis.host import server
+    from smart_redis.host.resp import RedisError
+
+    previous = tmp_path / "credentials.previous"
+    monkeypatch.setattr(server, "PREVIOUS", str(previous))
+    tried: list[str] = []
+
+    def admin(port, auth, credentials, address="127.0.0.1", timeout=5.0):
+        tried.append(credentials)
+        if credentials == "/etc/smart-redis/credentials":
+            raise RedisError("WRONGPASS invalid username-password pair or user is disabled.")
+        return "logged in"
+
+    monkeypatch.setattr(server, "admin", admin)
+    config = {"port": 6379, "auth": "acl", "credentials": "/etc/smart-redis/credentials"}
+    with pytest.raises(RedisError, match="WRONGPASS"):  # no rotation runs: the error as it is
+        server.connect(config)
+    previous.write_text("REDIS_ADMIN_USER='ops'\n")
+    assert server.connect(config) == "logged in"
+    assert tried == [config["credentials"], config["credentials"], str(previous)]
