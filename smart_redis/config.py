@@ -213,9 +213,8 @@ def apply_redis_config(
     if plan.changed or plan.acl_changes:
         applied = ", ".join([*plan.runtime_settings, *(c.split()[1] for c in plan.acl_changes)])
         host.log(f"Applying at runtime, no restart: {applied}", logger.info)
+        # While a rotation runs, a user's new rules name both passwords (_content), so the reset keeps both.
         yield from _runtime_commands(live_cli, plan)
-        if rotating and plan.acl_changes:  # a user's new rules reset its passwords: the old ones stay until retired
-            yield step("passwords", "accept")
     if file_differs:
         yield f"mv -f {candidate} {shlex.quote(PATHS.config)}"
 

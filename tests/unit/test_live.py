@@ -77,8 +77,11 @@ def test_during_a_rotation_a_new_password_alone_is_no_runtime_change():
     # take the old one away while the apps still use it.
     assert live.plan({}, LIVE, *same_rules, passwords_apart=True).acl_changes == []
     assert live.plan({}, LIVE, *same_rules).acl_changes == [f"SETUSER ops reset on {new} ~*"]
-    rules_too = ({"ops": f"on {old} ~*"}, {"ops": f"on {new} ~* +@all"})
-    assert live.plan({}, LIVE, *rules_too, passwords_apart=True).acl_changes == [f"SETUSER ops reset on {new} ~* +@all"]
+    # New rules during a rotation: the rendered line names both passwords, so the reset keeps both.
+    rules_too = ({"ops": f"on {old} ~*"}, {"ops": f"on {new} {old} ~* +@all"})
+    assert live.plan({}, LIVE, *rules_too, passwords_apart=True).acl_changes == [
+        f"SETUSER ops reset on {new} {old} ~* +@all"
+    ]
 
 
 def test_config_get_csv():
