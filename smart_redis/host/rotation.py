@@ -20,9 +20,9 @@ import os
 
 from .credentials import PATH as CREDENTIALS
 from .credentials import PREVIOUS, read_credentials
-from .resp import Redis, RedisError
+from .resp import Redis
 from .secret_files import write_private
-from .server import configured_port
+from .server import configured_port, login
 
 # The users a sentinel has (sentinel.conf): the apps ask it, the operators and the other sentinels.
 SENTINEL_ROLES = ("APP", "ADMIN", "SENTINEL")
@@ -58,22 +58,6 @@ def pending(current: dict[str, str], previous: dict[str, str]) -> dict[str, tupl
     return found
 
 
-def _login(port: int, address: str = "127.0.0.1") -> Redis:
-    """The admin login a server or sentinel accepts now: the new password, else the previous one."""
-    error: Exception = RedisError("no login")
-    for path in (CREDENTIALS, PREVIOUS):
-        values = _read(path)
-        if "REDIS_ADMIN_PASSWORD" not in values:
-            continue
-        try:
-            client = Redis(address, port, values["REDIS_ADMIN_USER"], values["REDIS_ADMIN_PASSWORD"])
-            client.call("PING")
-            return client
-        except (OSError, RedisError) as exc:
-            error = exc
-    raise error
-
-
 def _passwords(client: Redis, user: str) -> list[str] | None:
     """The hashes a user accepts, None when there is no such user."""
     reply = client.call("ACL", "GETUSER", user)
@@ -100,7 +84,7 @@ def accept(port: int | None = None, sentinel_port: int | None = None) -> list[st
     for kind, where, roles in (("redis-server", port, None), ("Sentinel", sentinel_port, SENTINEL_ROLES)):
         if where is None or not todo:
             continue
-        client, names = _login(where), []
+        client, names = login(where, "acl"), []
         for role, (user, hashes) in todo.items():
             if (roles is None or role in roles) and _passwords(client, user) is not None:
                 client.call("ACL", "SETUSER", user, *(f"#{h}" for h in hashes))
@@ -115,7 +99,7 @@ def switch_sentinel(port: int, master_name: str) -> None:
     """Sentinel logs in to the servers (auth-pass) and to the other sentinels (sentinel-pass) with
     the new password; both are persisted in sentinel.conf by Sentinel itself."""
     password = read_credentials()["REDIS_SENTINEL_PASSWORD"]
-    client = _login(port)
+    client = login(port, "acl")
     client.call("SENTINEL", "SET", master_name, "auth-pass", password)
     client.call("SENTINEL", "CONFIG", "SET", "sentinel-pass", password)
 
@@ -129,7 +113,7 @@ def retire(port: int | None = None, sentinel_port: int | None = None) -> list[st
     for kind, where, roles in (("redis-server", port, None), ("Sentinel", sentinel_port, SENTINEL_ROLES)):
         if where is None:
             continue
-        client, names = _login(where), []
+        client, names = login(where, "acl"), []
         for role, user in users(current).items():
             keep = sha256(current.get(f"REDIS_{role}_PASSWORD", ""))
             accepted = _passwords(client, user) if roles is None or role in roles else None

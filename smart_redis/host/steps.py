@@ -74,8 +74,8 @@ def cmd_restart(args) -> None:
 
 
 def _accept_both(auth: str, quiet: bool = False) -> None:
-    """While a rotation runs, a restarted server takes both passwords again: its redis.conf holds
-    one per user (the new, or after a rollback perhaps the old), and logins may use either."""
+    """While a rotation runs, a restarted server takes both passwords again: until the config step
+    has written both into redis.conf (or after a rollback to the file before), it names one."""
     if auth != "acl" or not os.path.exists(PREVIOUS):
         return
     try:

@@ -97,7 +97,7 @@ def host_side(tmp_path, monkeypatch):
         6379: {"app": [sha256(OLD)], "ops": [sha256(OLD)], "replicator": [sha256(OLD)]},
         26379: {"app": [sha256(OLD)], "ops": [sha256(OLD)]},  # a sentinel has no replication user
     }
-    monkeypatch.setattr(host_rotation, "_login", lambda port: FakeRedis(acl[port], log))
+    monkeypatch.setattr(host_rotation, "login", lambda port, auth: FakeRedis(acl[port], log))
     return acl, log, previous
 
 
