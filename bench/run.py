@@ -116,10 +116,11 @@ def provisioning() -> dict:
 PERCENTILE = re.compile(r"^\s*([\d.]+)% <= ([\d.]+) milliseconds")
 
 
-def redis_benchmark(name: str, port: int, auth: bool, args: list[str]) -> dict:
+def redis_benchmark(name: str, port: int, auth: bool, args: list[str], tls: bool = False) -> dict:
     login = ["--user", "ops-admin", "-a", ADMIN_PASSWORD] if auth else []
+    secure = ["--tls", "--cacert", "/etc/ssl/smart-redis/ca.crt"] if tls else []
     out = subprocess.run(
-        ["docker", "exec", name, "redis-benchmark", "-p", str(port), *login, "--precision", "3", *args],
+        ["docker", "exec", name, "redis-benchmark", "-p", str(port), *secure, *login, "--precision", "3", *args],
         capture_output=True,
         text=True,
         check=True,
@@ -177,6 +178,7 @@ def latency() -> dict:
         results[workload] = {
             config: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for config, rs in runs.items()
         }
+    tls = tls_vs_plain(host)
     intrinsic = subprocess.run(
         ["docker", "exec", host, "redis-cli", "--intrinsic-latency", "5"], capture_output=True, text=True
     ).stdout
@@ -185,9 +187,26 @@ def latency() -> dict:
     drop([host])
     return {
         "workloads": results,
+        "tls": tls,
         "intrinsic_avg_us": float(avg[-1]) if avg else None,
         "intrinsic_max_us": int(peak[-1]) if peak else None,
     }
+
+
+TLS_WORKLOADS = ("SET", "GET", "SET -P 16", "GET -P 16")
+
+
+def tls_vs_plain(host: str) -> dict:
+    """The same server with redis_tls = "on": TLS on 6380 beside the plain port, the project's CA."""
+    deploy([host], "--data", "redis_tls=on", "--data", f"redis_tls_ca_dir={ROOT / '.cache' / f'bench-tls-{RUN}'}")
+    results: dict = {}
+    for workload in TLS_WORKLOADS:
+        runs: dict[str, list] = {"plain": [], "tls": []}
+        for _ in range(REPS):
+            runs["plain"].append(redis_benchmark(host, 6379, True, WORKLOADS[workload]))
+            runs["tls"].append(redis_benchmark(host, 6380, True, WORKLOADS[workload], tls=True))
+        results[workload] = {kind: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for kind, rs in runs.items()}
+    return results
 
 
 def machine() -> str:
@@ -260,6 +279,25 @@ def report(p: dict, lat: dict) -> str:
             lines.append(
                 f"| {workload} | {config} | {x['rps']:.0f} | {x['p50']:.3f} | {x['p99']:.3f} | {x['p99.9']:.3f} |"
             )
+    lines += [
+        "",
+        '## TLS against plain: the same server, its plain port and its TLS port (`redis_tls = "on"`)',
+        "",
+        "Measured, not a target: each connection pays a handshake once, then every request its encryption.",
+        "",
+        "| workload | port | requests/s | p50 ms | p99 ms | p99.9 ms |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for workload, r in lat["tls"].items():
+        for kind in ("plain", "tls"):
+            x = r[kind]
+            lines.append(
+                f"| {workload} | {kind} | {x['rps']:.0f} | {x['p50']:.3f} | {x['p99']:.3f} | {x['p99.9']:.3f} |"
+            )
+        lines.append(
+            f"| {workload} | TLS / plain | {r['tls']['rps'] / r['plain']['rps']:.2f}x | | "
+            f"{r['tls']['p99'] / r['plain']['p99']:.2f}x | |"
+        )
     lines += [
         "",
         f"Intrinsic latency of the host (`redis-cli --intrinsic-latency 5`): average "

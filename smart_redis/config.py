@@ -24,6 +24,7 @@ from .facts import RedisLive
 from .operations import copy_once, host_state, operation, show_diff
 from .restore import RdbKeyCount, RedisKeyCount
 from .settings import Settings
+from .tls import TlsFiles
 from .tools import step
 from .topology import Topology
 
@@ -44,6 +45,7 @@ def _content(
     replicaof: str | None,
     credentials_written: bool,
     keep_replaced: bool,
+    tls: TlsFiles | None = None,
 ) -> str:
     hashes = auth.password_hashes(settings, given, topology)
     missing = [role for role, sha in hashes.items() if not sha]
@@ -55,7 +57,7 @@ def _content(
     # Until this run's credentials step has run, a new user has no password yet: it will generate
     # one, so only a placeholder can stand in for what change detection compares.
     return render.redis_conf(
-        settings, {role: sha or "0" * 64 for role, sha in hashes.items()}, topology, replicaof, replaced
+        settings, {role: sha or "0" * 64 for role, sha in hashes.items()}, topology, replicaof, replaced, tls
     )
 
 
@@ -88,6 +90,7 @@ def apply_redis_config(
     after_handover: bool = False,
     rotating: bool = False,
     after_rotation: bool = False,
+    tls: TlsFiles | None = None,
 ):
     """
     Install redis.conf and bring the running server to it, restarting only when Redis must.
@@ -100,6 +103,7 @@ def apply_redis_config(
     + after_handover: the second pass, only in a run where a primary handed its role over (handover.py)
     + rotating: a password rotation runs (rotation.py): the users' passwords are its steps' to change
     + after_rotation: the pass after the rotation retired the replaced passwords: they leave the file
+    + tls: the certificate files on the host (tls.host_files) while redis_tls is not "off"
 
     **Example:**
 
@@ -122,17 +126,18 @@ def apply_redis_config(
         replicaof = live.directives(current_text).get("replicaof")
     else:
         replicaof = replication.replicaof(settings, topology, primary)
-    content = _content(settings, given, topology, replicaof, credentials.is_complete(), rotating and not after_rotation)
+    keep_replaced = rotating and not after_rotation
+    content = _content(settings, given, topology, replicaof, credentials.is_complete(), keep_replaced, tls)
     facts = host_state(fresh=True)  # the package creates redis.conf and starts the server
     current = facts.files.get(PATHS.config)
     file_differs = current is None or current.sha256 != hashlib.sha256(content.encode()).hexdigest()
     old_text = "\n".join(host.get_fact(FileContents, path=PATHS.config) or []) if file_differs else content
     old = live.directives(old_text)
 
-    # Ask the server on the port and with the auth it runs with now.
-    live_port = int(old.get("port", settings.port))
+    # Ask the server on the port and with the auth (and TLS) it runs with now.
+    live_port, live_tls = live.endpoint(old, settings.port)
     old_auth = "acl" if "user default off" in old_text else "none"
-    live_cli = auth.cli(live_port, old_auth)
+    live_cli = auth.cli(live_port, old_auth, tls=live_tls)
     desired = live.directives(content)
     running = host.get_fact(RedisLive, cli=live_cli, names=tuple(desired))
 
@@ -226,6 +231,7 @@ def redis_conf(
     credentials: OperationMeta,
     joining: bool = False,
     rotating: bool = False,
+    tls: TlsFiles | None = None,
 ) -> OperationMeta:
     copy_once(
         name=f"Keep the original config as {PATHS.config_backup}",
@@ -235,7 +241,7 @@ def redis_conf(
     # With a Sentinel group in the inventory, one host after the other: a restart then never takes
     # more than one server of the group away (pyinfra decides this per operation, for all hosts).
     step_args = dict(
-        settings=settings, given=given, topology=topology, credentials=credentials, rotating=rotating,
+        settings=settings, given=given, topology=topology, credentials=credentials, rotating=rotating, tls=tls,
         _serial=topology.group,
     )  # fmt: skip
     configured = apply_redis_config(name=f"Configure Redis ({PATHS.config})", joining=joining, **step_args)
@@ -253,10 +259,14 @@ def redis_conf(
 
 
 def forget_replaced_passwords(
-    settings: Settings, given: Mapping[str, str], topology: Topology, credentials: OperationMeta
+    settings: Settings,
+    given: Mapping[str, str],
+    topology: Topology,
+    credentials: OperationMeta,
+    tls: TlsFiles | None = None,
 ) -> None:
     """After a rotation retired the replaced passwords at runtime: redis.conf keeps only the new ones."""
     apply_redis_config(
         name="Keep only the new passwords in redis.conf", settings=settings, given=given, topology=topology,
-        credentials=credentials, after_rotation=True, _serial=topology.group,
+        credentials=credentials, after_rotation=True, tls=tls, _serial=topology.group,
     )  # fmt: skip

@@ -14,18 +14,26 @@ from .facts import HostState
 from .operations import host_state, managed_file, operation, reload_units, service_running
 from .render import render
 from .settings import Settings
+from .tls import TlsFiles
 from .tools import step
 
 BINARY = "/usr/bin/prometheus-redis-exporter"
 
 
-def dropin(settings: Settings) -> str:
+def dropin(settings: Settings, tls: TlsFiles | None = None) -> str:
+    """tls: with redis_tls = "only" the exporter verifies the server with the CA, and where
+    client certificates are required shows the server's own, copied at each start into its own
+    runtime directory (0700), never made readable to it in /etc/ssl."""
+    only = tls if settings.tls == "only" else None
     return render(
         "exporter-dropin.conf.j2",
         env_file=None if settings.auth == "none" else PATHS.exporter_env,
         binary=BINARY,
         exporter_port=settings.exporter_port,
-        port=settings.port,
+        address=f"rediss://{settings.url_host}:{settings.port}" if only else f"redis://127.0.0.1:{settings.port}",
+        tls=only,
+        client_cert=only is not None and settings.tls_client_auth == "yes",
+        runtime="/run/smart-redis-exporter",
     )
 
 
@@ -90,8 +98,10 @@ def exporter_restarted(settings: Settings):
     yield f"systemctl restart {EXPORTER_SERVICE}"
 
 
-def _write_unit(settings: Settings, facts: HostState):
-    dropin_op = managed_file(name="Configure the Redis exporter", dest=PATHS.exporter_dropin, content=dropin(settings))
+def _write_unit(settings: Settings, facts: HostState, tls: TlsFiles | None):
+    dropin_op = managed_file(
+        name="Configure the Redis exporter", dest=PATHS.exporter_dropin, content=dropin(settings, tls)
+    )
     reload_units(EXPORTER_SERVICE, dropin_op, facts=facts)
     return dropin_op
 
@@ -100,19 +110,19 @@ def unit_before_install(settings: Settings, facts: HostState):
     """On a host without the exporter, its drop-in goes in first: the package's own start then
     already listens on 127.0.0.1 only, never on all addresses."""
     if settings.exporter_enabled and EXPORTER_PACKAGE not in facts.installed_packages:
-        return _write_unit(settings, facts)
+        return _write_unit(settings, facts, None)  # the TLS files come later in the run
     return None
 
 
-def redis_exporter(settings: Settings, early_unit) -> None:
+def redis_exporter(settings: Settings, early_unit, tls: TlsFiles | None = None) -> None:
     """Configured after Redis itself otherwise, so a Redis change that fails leaves the exporter
     alone; its restart follows the host's state, so a run that stopped before it is repaired."""
     if not settings.exporter_enabled:
         host.log("redis_exporter_enabled = False: no metrics exporter", logger.info)
         return
     facts = host_state()
-    if early_unit is None:
-        _write_unit(settings, facts)
+    if early_unit is None or tls is not None:
+        _write_unit(settings, facts, tls)
     if settings.auth != "none":
         exporter_env(name="Give the exporter its own login")
     exporter_restarted(name="Restart the exporter for its new settings", settings=settings)

@@ -60,7 +60,14 @@ WATCHED_FILES = (
     PATHS.apt_keyring,
     PATHS.apt_source,
     PATHS.apt_pin,
+    PATHS.tls_ca,
 )
+# Besides WATCHED_FILES: the certificates and keys in here (their names carry a fingerprint).
+WATCHED_DIRS = (PATHS.tls_dir,)
+
+
+def watched(path: str) -> bool:
+    return path in WATCHED_FILES or any(path.startswith(d + "/") for d in WATCHED_DIRS)
 
 
 @dataclass(frozen=True)
@@ -174,7 +181,7 @@ def _script() -> str:
             'echo "sysctl.vm.overcommit_memory=$(cat /proc/sys/vm/overcommit_memory 2>/dev/null)"',
             'echo "sysctl.net.core.somaxconn=$(cat /proc/sys/net/core/somaxconn 2>/dev/null)"',
             'echo "thp=$(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)"',
-            f'for f in {files}; do test -f "$f" && echo "file=$f $(stat -c \'%U %G %a\' "$f") '
+            f'for f in {files} {" ".join(d + "/*" for d in WATCHED_DIRS)}; do test -f "$f" && echo "file=$f $(stat -c \'%U %G %a\' "$f") '
             '$(sha256sum "$f" | cut -d\' \' -f1)"; done',
             # A subshell and shell builtins only: the passwords never reach a process's arguments.
             f"test -f {PATHS.credentials} && ( . {PATHS.credentials}; for r in {' '.join(ACL_ROLES)}; do "

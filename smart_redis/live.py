@@ -75,6 +75,18 @@ def directives(text: str) -> dict[str, str]:
     return result
 
 
+def endpoint(conf: dict[str, str], default_port: int) -> tuple[int, str | None]:
+    """Where a config's server listens for the deploy's redis-cli, and the TLS options it needs:
+    with redis_tls = "only" (port 0) its TLS port, logged in with the server's own certificate."""
+    port = int(conf.get("port", default_port))
+    tls_port = int(conf.get("tls-port", 0))
+    if port or not tls_port:
+        return port or default_port, None
+    return tls_port, (
+        f"--tls --cacert {conf['tls-ca-cert-file']} --cert {conf['tls-cert-file']} --key {conf['tls-key-file']}"
+    )
+
+
 def acl_lines(text: str) -> dict[str, str]:
     """user name -> the rest of its `user` line."""
     users = {}

@@ -17,7 +17,7 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 from pyinfra import host, logger, state
-from pyinfra.api import FileUploadCommand, OperationError
+from pyinfra.api import FileUploadCommand, OperationError, StringCommand
 from pyinfra.api import operation as pyinfra_operation
 from pyinfra.api.operation import OperationMeta
 from pyinfra.context import ctx_state
@@ -27,7 +27,7 @@ from pyinfra.operations.util import any_changed
 from pyinfra.operations.util.files import generate_color_diff
 
 from .constants import SERVICE
-from .facts import WATCHED_FILES, HostState, RedisHost
+from .facts import HostState, RedisHost, watched
 
 # The run (pyinfra's State) -> host name -> (what RedisHost answered, how many operations of the
 # run had changed the host by then). It belongs to the run: a second run in the same process
@@ -94,6 +94,7 @@ def managed_file(
     mode: str = "644",
     validate: str | None = None,
     candidate: str | None = None,
+    private: bool = False,
 ):
     """
     Put a file in place from text, optionally only after a command has accepted it.
@@ -105,6 +106,8 @@ def managed_file(
     + validate: shell command with ``{path}``, exiting non-zero for a bad file; its output
       is the deploy's error message and the live file stays as it was
     + candidate: where the new text waits for validation (default: ``dest`` + ".candidate")
+    + private: a key: the staging file (and over SSH with sudo, pyinfra's upload) is 0600 from
+      its first byte, and the diff is never shown
 
     **Example:**
 
@@ -118,7 +121,7 @@ def managed_file(
             validate="redis-check-config {path}",
         )
     """
-    if dest not in WATCHED_FILES:
+    if not watched(dest):
         raise OperationError(f"{dest} is not gathered by the RedisHost fact")
     if callable(content):
         content = content()
@@ -132,13 +135,18 @@ def managed_file(
         yield f"chown {user}:{group} {shlex.quote(dest)} && chmod {mode} {shlex.quote(dest)}"
         return
 
-    if state.config.DIFF:
+    if state.config.DIFF and not private:
         show_diff(dest, content)
 
     staging = candidate or f"{dest}.candidate"
     q_staging, q_dest = shlex.quote(staging), shlex.quote(dest)
     yield f"mkdir -p {shlex.quote(dest.rsplit('/', 1)[0])}"
-    yield FileUploadCommand(StringIO(content), staging)
+    temp = None
+    if private:
+        temp = host.get_temp_filename(staging)
+        yield StringCommand(f"umask 077 && : > {shlex.quote(temp)}", _sudo=False)
+        yield f"rm -f {q_staging} && umask 077 && : > {q_staging}"
+    yield FileUploadCommand(StringIO(content), staging, remote_temp_filename=temp)
     yield f"chown {user}:{group} {q_staging} && chmod {mode} {q_staging}"
     if validate:
         yield f"{validate.format(path=q_staging)} || {{ rm -f {q_staging}; exit 1; }}"

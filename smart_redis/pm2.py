@@ -23,15 +23,18 @@ from .topology import Topology
 
 
 def app_variables(settings: Settings, topology: Topology) -> dict[str, str]:
-    """What the apps get beside REDIS_URL: in a Sentinel topology, where to ask for the primary.
+    """What the apps get beside REDIS_URL: with TLS the CA that Node's TLS trusts besides its own
+    (NODE_EXTRA_CA_CERTS), and in a Sentinel topology where to ask for the primary.
 
     ioredis: new Redis({ sentinels, name: REDIS_MASTER_NAME, sentinelUsername, sentinelPassword, ... });
     node-redis: createSentinel({ name: REDIS_MASTER_NAME, sentinelRootNodes, ... }). The user and
     password of REDIS_URL log in to both the servers and the sentinels.
     """
+    tls = {"NODE_EXTRA_CA_CERTS": PATHS.tls_ca} if settings.tls != "off" else {}
     if not topology.ha:
-        return {}
+        return tls
     return {
+        **tls,
         "REDIS_SENTINELS": ",".join(f"{address}:{settings.sentinel_port}" for address in topology.sentinels),
         "REDIS_MASTER_NAME": settings.ha_master_name,
     }
@@ -48,7 +51,8 @@ def _editor_args(settings: Settings, topology: Topology) -> str:
         "--host",
         settings.url_host,
         "--port",
-        str(settings.port),
+        str(settings.client_port),
+        *(["--tls"] if settings.tls != "off" else []),
         "--blocks",
         ",".join(settings.pm2_env_blocks),
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import jinja2
 
@@ -11,6 +12,9 @@ from .auth import users
 from .constants import PATHS, SENTINEL_APP_ACL, SENTINEL_PEER_ACL
 from .settings import Settings
 from .topology import Topology
+
+if TYPE_CHECKING:
+    from .tls import TlsFiles
 
 
 @dataclass(frozen=True)
@@ -42,12 +46,14 @@ def redis_conf(
     topology: Topology | None = None,
     replicaof: str | None = None,
     replaced: Mapping[str, str] | None = None,
+    tls: TlsFiles | None = None,
 ) -> str:
     """The whole /etc/redis/redis.conf for these settings and the ACL users' password hashes.
 
     replicaof: "ADDRESS PORT" of the primary on a host that replicates, else None.
     replaced: role -> the hash of the password a running rotation replaces, accepted too until
     it ends, so that a restart in the middle (a crash, a reboot) keeps both.
+    tls: the certificate files on the host while redis_tls is not "off".
     """
     replaced = replaced or {}
     acl = [
@@ -63,6 +69,7 @@ def redis_conf(
         users=acl,
         replicated=replicated,
         replicaof=replicaof if replicated else None,
+        tls=tls,
     )
 
 

@@ -63,11 +63,12 @@ class RdbKeyCount(FactBase):
 
 
 @operation()
-def restore_snapshot(settings: Settings):
+def restore_snapshot(settings: Settings, tls: str | None = None):
     """
     Restore settings.restore_from into an empty server, then check key counts per DB.
 
     + settings: restore_from (a local .rdb), restore_force, port and auth of the server
+    + tls: redis-cli's TLS options while the server has no plain port (tls.deploy_cli)
 
     **Example:**
 
@@ -75,7 +76,7 @@ def restore_snapshot(settings: Settings):
 
         restore_snapshot(name="Restore the snapshot", settings=settings)
     """
-    cli = auth.cli(settings.port, settings.auth)
+    cli = auth.cli(settings.port, settings.auth, tls=tls)
     keys = host.get_fact(RedisKeyCount, cli=cli)
     if keys is None and not settings.restore_force:
         yield "echo 'Restore refused: the server does not answer, so its dataset cannot be checked for being empty' >&2; exit 1"
@@ -119,6 +120,6 @@ def restore_snapshot(settings: Settings):
     )  # fmt: skip
 
 
-def from_snapshot(settings: Settings) -> None:
+def from_snapshot(settings: Settings, tls: str | None = None) -> None:
     if settings.restore_from is not None:
-        restore_snapshot(name=f"Restore {Path(settings.restore_from).name}", settings=settings)
+        restore_snapshot(name=f"Restore {Path(settings.restore_from).name}", settings=settings, tls=tls)

@@ -47,6 +47,7 @@ EVICTION_POLICIES = (
 NOTIFY_FLAGS = "KEg$lshzxetmdnA"
 LOGLEVELS = ("debug", "verbose", "notice", "warning")
 AUTH_MODES = ("acl", "none")
+TLS_MODES = ("off", "on", "only")
 # schedule -> (systemd OnCalendar, seconds between snapshots)
 BACKUP_SCHEDULES = {
     "hourly": ("hourly", 3600),
@@ -154,6 +155,8 @@ EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[
 # Settings whose values are secrets: an error names the setting and the rule, never the value.
 # Each may also come from the environment (SMART_REDIS_ALERT_WEBHOOK_URL, ...), so that it
 # need not be written into the deploy's files or a command line.
+# The operator's own certificate files: all three, or none (then the project's CA issues them).
+TLS_FILES = ("redis_tls_cert", "redis_tls_key", "redis_tls_ca")
 SECRET_SETTINGS = ("redis_alert_webhook_url", "redis_alert_telegram_token")
 
 
@@ -598,6 +601,38 @@ class Settings:
         True, "Tune the kernel as Redis asks (overcommit, somaxconn, THP); always skipped in containers.", _bool
     )
     url_host: str = setting("127.0.0.1", "Host name or address the apps use to reach Redis, in REDIS_URL.", _host)
+    tls: str = setting(
+        "off",
+        '"off"; "on": TLS on redis_tls_port beside the plain port; "only": TLS alone, on redis_port (no plain port).',
+        _one_of(TLS_MODES),
+    )
+    tls_port: int = setting(6380, 'Port of TLS beside the plain port while redis_tls = "on".', _whole(1, 65535))
+    tls_cert: str | None = setting(
+        None,
+        "Local PEM file of the server certificate (with its chain); None = issued by the project's own CA.",
+        _optional(_local_path),
+    )
+    tls_key: str | None = setting(
+        None, "Local PEM file of that certificate's private key (root:redis 0640 on the host).", _optional(_local_path)
+    )
+    tls_ca: str | None = setting(
+        None,
+        "Local PEM file of the CA that clients (and Redis, for client certificates) trust.",
+        _optional(_local_path),
+    )
+    tls_client_auth: str = setting(
+        "optional",
+        'Client certificates: "optional" (checked when given), "yes" (required), "no" (not asked for).',
+        _one_of(("optional", "yes", "no")),
+    )
+    tls_ca_dir: str = setting(
+        "./secrets/tls",
+        "Local folder (0700) of the project's CA and the certificates it issued; created on first use.",
+        _local_path,
+    )
+    tls_renew_days: int = setting(
+        30, "The project's CA issues a new certificate this many days before the current one expires.", _whole(1, 300)
+    )
     pm2_ecosystem_file: str | None = setting(
         "/opt/smart-trade/ecosystem.config.js",
         "The PM2 ecosystem file whose apps get REDIS_URL; None leaves PM2 alone.",
@@ -752,6 +787,15 @@ class Settings:
         return memory_bytes(self.maxmemory)
 
     @property
+    def client_port(self) -> int:
+        """The port REDIS_URL names: TLS's while TLS is on."""
+        return self.tls_port if self.tls == "on" else self.port
+
+    @property
+    def own_certificates(self) -> bool:
+        return self.tls_cert is not None
+
+    @property
     def bind_addresses(self) -> list[str]:
         """The addresses without Redis's optional-address marker."""
         return [address.lstrip("-") for address in self.bind.split()]
@@ -795,6 +839,16 @@ def _relations(values: Mapping[str, Any]) -> None:
     if (token is None) != (chat is None):
         missing = "redis_alert_telegram_chat_id" if chat is None else "redis_alert_telegram_token"
         raise SettingsError(f"{missing}: allowed is a value whenever the other Telegram setting has one (it is None)")
+    given_files = [values[name] is not None for name in TLS_FILES]
+    if any(given_files) and not all(given_files):
+        missing = next(name for name, given in zip(TLS_FILES, given_files, strict=True) if not given)
+        raise SettingsError(
+            f"{missing}: allowed is a file whenever redis_tls_cert, redis_tls_key or redis_tls_ca has one (it is None)"
+        )
+    if values["redis_tls"] == "on" and values["redis_tls_port"] == values["redis_port"]:
+        raise _fail(
+            "redis_tls_port", values["redis_tls_port"], f"a port other than redis_port ({values['redis_port']})"
+        )
     warning, critical = values["redis_health_warning_pct"], values["redis_health_critical_pct"]
     if critical < warning:
         raise _fail("redis_health_critical_pct", critical, f"a value not below redis_health_warning_pct ({warning})")

@@ -26,6 +26,8 @@ def monitor_config(settings: Settings, topology: Topology | None = None, host_na
     config = {
         "service": SERVICE,
         "port": settings.port,
+        # redis-monitor health checks the certificate the server presents here
+        "tls_port": (settings.port if settings.tls == "only" else settings.tls_port) if settings.tls != "off" else None,
         "auth": settings.auth,
         "credentials": PATHS.credentials,
         "keyspace": [{"db": d.db, "name": d.name, "ttl": d.ttl} for d in settings.keyspace],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 
-from .health import backup_check, listening_ports, pm2_check
+from .health import backup_check, certificate_check, listening_ports, pm2_check
 from .levels import CRITICAL, OK, level_for
 from .output import human
 from .quorum import replication_checks, sentinel_view
@@ -62,6 +62,8 @@ def health_checks(config, view: dict | None = None) -> list[tuple[str, int, str]
     checks.append(("ram", level_for(ram_pct, warn, crit), f"{ram_pct}% used"))
     if config.get("ha"):
         checks += replication_checks(view or sentinel_view(config), info)
+    if config.get("tls_port"):
+        checks.append(certificate_check(config))
     if config.get("backup_max_age"):
         checks.append(backup_check(config))
     if config.get("ecosystem_file"):

@@ -30,7 +30,7 @@ def compose_url(args) -> str:
         creds = read_credentials(args.credentials)
         auth = f"{quote(args.user, safe='')}:{quote(creds['REDIS_APP_PASSWORD'], safe='')}@"
     host = f"[{args.host}]" if ":" in args.host else args.host
-    return f"redis://{auth}{host}:{args.port}/0"
+    return f"{'rediss' if args.tls else 'redis'}://{auth}{host}:{args.port}/0"
 
 
 def _edit(t: Target, original: str, edited: str, mode: int, expected: dict[str, str], apps, blocks) -> list[str]:
@@ -139,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--user", default="")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", default="6379")
+    parser.add_argument("--tls", action="store_true", help="rediss:// (TLS) in REDIS_URL")
     parser.add_argument("--apps", default="")
     parser.add_argument("--blocks", default="env,env_production")
     parser.add_argument(

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import socket
+import ssl
 import subprocess
 import time
 
 from .levels import CRITICAL, OK, WARNING
 from .pm2 import daemon_runs, jlist_as, parse_jlist, pm2_home
+from .server import tls_context
 from .snapshots import BACKUP_UNIT
 from .systemctl import systemctl
 
@@ -77,3 +80,41 @@ def pm2_check(config) -> tuple:
     if down:
         return ("pm2", CRITICAL, f"not online: {', '.join(down)}")
     return ("pm2", OK, f"{len(procs)} processes online")
+
+
+# redis-monitor health: WARNING this many days before the certificate Redis presents expires,
+# CRITICAL from the second.
+CERT_WARNING_DAYS, CERT_CRITICAL_DAYS = 30, 7
+
+
+def certificate_level(days: float) -> int:
+    return CRITICAL if days < CERT_CRITICAL_DAYS else WARNING if days < CERT_WARNING_DAYS else OK
+
+
+def presented_certificate(port: int, address: str = "127.0.0.1", timeout: float = 5.0) -> dict:
+    """The certificate the server presents on its TLS port now (not the file on disk: a renewal
+    that the server has not loaded still shows the old one), verified against its CA."""
+    context = tls_context(port)
+    if context is None:
+        raise ssl.SSLError(f"redis.conf has no TLS on port {port}")
+    with socket.create_connection((address, port), timeout=timeout) as raw:
+        with context.wrap_socket(raw, server_hostname=address) as conn:
+            return conn.getpeercert() or {}
+
+
+def certificate_check(config, now: float | None = None) -> tuple:
+    port = config["tls_port"]
+    try:
+        cert = presented_certificate(port)
+    except (OSError, ValueError) as exc:
+        return ("certificate", CRITICAL, f"no verified TLS on port {port}: {exc}")
+    expires = ssl.cert_time_to_seconds(cert["notAfter"])
+    days = (expires - (time.time() if now is None else now)) / 86400
+    until = time.strftime("%Y-%m-%d", time.gmtime(expires))
+    if days <= 0:
+        return ("certificate", CRITICAL, f"expired {until}")
+    return (
+        "certificate",
+        certificate_level(days),
+        f"expires {until}, in {int(days)} days (serial {cert['serialNumber']})",
+    )

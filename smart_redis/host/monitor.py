@@ -64,7 +64,8 @@ def cmd_status(args, config) -> int:
         data.update(
             version=info.get("redis_version"),
             uptime_seconds=int(info.get("uptime_in_seconds", 0)),
-            port=int(info.get("tcp_port", config["port"])),
+            # 0 with redis_tls = "only": the port that answered is the TLS one
+            port=int(info.get("tcp_port") or 0) or config["port"],
             bind=r.call("CONFIG", "GET", "bind")[1],
             connected_clients=int(info.get("connected_clients", 0)),
             role=info.get("role"),

@@ -8,6 +8,7 @@ python3-redis can never change what redis-monitor or the restore check do.
 from __future__ import annotations
 
 import socket
+import ssl
 
 from .info import parse_info
 
@@ -19,8 +20,18 @@ class RedisError(Exception):
 class Redis:
     """A small RESP2 client: enough for the monitor, nothing to install."""
 
-    def __init__(self, host: str, port: int, user: str | None, password: str | None, timeout: float = 5.0):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        user: str | None,
+        password: str | None,
+        timeout: float = 5.0,
+        tls: ssl.SSLContext | None = None,
+    ):
         self.sock = socket.create_connection((host, port), timeout=timeout)
+        if tls is not None:
+            self.sock = tls.wrap_socket(self.sock, server_hostname=host)
         self.buf = b""
         if password:
             self.call("AUTH", user, password)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 
 from .credentials import PATH as CREDENTIALS
 from .credentials import PREVIOUS, read_credentials
@@ -25,20 +26,48 @@ def admin(
     if auth != "none":
         values = read_credentials(credentials)
         user, password = values["REDIS_ADMIN_USER"], values["REDIS_ADMIN_PASSWORD"]
-    return Redis(address, port, user, password, timeout=timeout)
+    return Redis(address, port, user, password, timeout=timeout, tls=tls_context(port))
 
 
-def configured_port(config: str = CONFIG) -> int:
-    """The port redis.conf names: where the server runs once the deploy's last restart is done."""
+def directives(config: str = CONFIG) -> dict[str, str]:
+    """redis.conf's one-word directives (port, tls-port, the TLS files), as the file says now."""
+    found = {}
     try:
         with open(config) as f:
             for line in f:
                 words = line.split()
-                if len(words) == 2 and words[0] == "port":
-                    return int(words[1])
-    except (OSError, ValueError):
+                if len(words) == 2 and not words[0].startswith("#"):
+                    found[words[0].lower()] = words[1]
+    except OSError:
         pass
-    return 6379
+    return found
+
+
+def configured_port(config: str = CONFIG) -> int:
+    """The port redis.conf names: where the server runs once the deploy's last restart is done
+    (with redis_tls = "only", the TLS port: the plain one is 0)."""
+    found = directives(config)
+    try:
+        port = int(found.get("port", 6379))
+        return port or int(found.get("tls-port", 0)) or 6379
+    except ValueError:
+        return 6379
+
+
+def tls_context(port: int, config: str = CONFIG) -> ssl.SSLContext | None:
+    """TLS for a connection to `port` when redis.conf makes it this server's TLS port and no plain
+    one: the server's CA verifies the other side, and its certificate is the client's, as Redis
+    itself presents it to a primary. No name check: a host tool connects to 127.0.0.1 or to a peer
+    by the address the topology gives, and the CA is the project's or the operator's own."""
+    found = directives(config)
+    tls_port, plain = found.get("tls-port", "0"), found.get("port", "6379")
+    if tls_port in ("0", plain) or str(port) != tls_port:
+        return None
+    context = ssl.create_default_context(cafile=found.get("tls-ca-cert-file"))
+    context.check_hostname = False
+    if found.get("tls-auth-clients", "yes") != "no":
+        context.load_cert_chain(found["tls-cert-file"], found["tls-key-file"])
+    return context
 
 
 def login(port: int, auth: str, address: str = "127.0.0.1", timeout: float = 5.0) -> Redis:

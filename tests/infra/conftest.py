@@ -21,8 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from pyinfra_cli.util import parse_cli_arg  # noqa: E402  (the deploy's own --data parser)
 
+from smart_redis import live  # noqa: E402
 from smart_redis import settings as settings_module  # noqa: E402
 from smart_redis.auth import cli  # noqa: E402
+from smart_redis.constants import PATHS  # noqa: E402
 
 
 def pytest_addoption(parser):
@@ -59,7 +61,8 @@ class RedisCli:
 
     def __init__(self, host, settings, role: str = "ADMIN", server: tuple[str, int] | None = None):
         self.host = host
-        self.prefix = cli(settings.port, settings.auth, role)
+        port, tls = endpoint(host, settings)
+        self.prefix = cli(port, settings.auth, role, tls=tls)
         if server is not None:  # another server of the group; the last -h/-p wins
             self.prefix += f" -h {server[0]} -p {server[1]}"
 
@@ -68,6 +71,19 @@ class RedisCli:
 
     def __call__(self, *args: str, db: int = 0) -> str:
         return self.host.check_output(self.command(*args, db=db))
+
+
+def endpoint(host, settings) -> tuple[int, str | None]:
+    """Where a local client connects, and redis-cli's TLS options while there is no plain port
+    (redis_tls = "only"), from redis.conf as the host has it."""
+    return live.endpoint(live.directives(host.file(PATHS.config).content_string), settings.port)
+
+
+@pytest.fixture
+def plain_or_tls(host, settings) -> str:
+    """redis-cli's connection options, without a login."""
+    port, tls = endpoint(host, settings)
+    return f"{tls} -p {port}" if tls else f"-p {port}"
 
 
 @pytest.fixture

@@ -40,8 +40,8 @@ def test_config_holds_hashes_never_passwords(host, settings, acl_on):
         assert f"user {user.name} on #{hashlib.sha256(password.encode()).hexdigest()} " in conf
 
 
-def test_default_user_is_refused(host, settings, acl_on):
-    reply = host.run(f"redis-cli -p {settings.port} ping")
+def test_default_user_is_refused(host, plain_or_tls, acl_on):
+    reply = host.run(f"redis-cli {plain_or_tls} ping")
     assert "NOAUTH" in reply.stdout + reply.stderr
 
 
@@ -79,4 +79,5 @@ def test_app_processes_talk_over_pubsub_on_their_channels(host, app_cli, setting
 
 
 def test_admin_user_may_read_the_config(redis_cli, settings, acl_on):
-    assert redis_cli("config", "get", "port").splitlines() == ["port", str(settings.port)]
+    plain = "0" if settings.tls == "only" else str(settings.port)  # "only": TLS alone, no plain port
+    assert redis_cli("config", "get", "port").splitlines() == ["port", plain]

@@ -40,8 +40,13 @@ def test_config_file_owner_mode_and_key_lines(host, settings):
     assert conf.user == CONFIG_USER and conf.group == CONFIG_GROUP
     assert conf.mode == int(CONFIG_MODE, 8)
     lines = set(conf.content_string.splitlines())
+    ports = {
+        "off": [f"port {settings.port}", "tls-port 0"],
+        "on": [f"port {settings.port}", f"tls-port {settings.tls_port}"],
+        "only": ["port 0", f"tls-port {settings.port}"],
+    }[settings.tls]
     for line in (
-        f"port {settings.port}",
+        *ports,
         f"bind {settings.bind}",
         "protected-mode yes",
         "supervised systemd",

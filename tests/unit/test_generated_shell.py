@@ -122,6 +122,25 @@ def scenarios(tmp_path: Path) -> list[Scenario]:
             {**COMMON, "RedisLive": dict(RUNNING)},
         ),
         Scenario(
+            "a running server that turns TLS on alone (the project's CA, client certificates required), "
+            "with a replaced certificate left on the host",
+            host(
+                enabled="enabled",
+                active="active",
+                files={
+                    path: FileState("root", "root", "644", "0" * 64)
+                    for path in (PATHS.config, PATHS.credentials, f"{PATHS.tls_dir}/redis-0123456789abcdef.crt")
+                },
+            ),
+            {**COMMON, "RedisLive": dict(RUNNING), "FileContents": [*OLD_CONFIG, "tls-port 0"]},
+            data={
+                "redis_tls": "only",
+                "redis_tls_client_auth": "yes",
+                "redis_tls_ca_dir": str(tmp_path / "secrets" / "tls"),
+                "redis_restore_from": str(snapshot),
+            },
+        ),
+        Scenario(
             "a running server that restarts for a new port while its admin password rotates",
             host(enabled="enabled", active="active", secret_hashes={role: sha256(role * 40) for role in ACL_ROLES}),
             {**COMMON, "RedisLive": dict(RUNNING)},

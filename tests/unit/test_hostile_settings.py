@@ -30,7 +30,14 @@ CONTROL = ("newline", "trailing newline", "carriage return")
 
 # Paths on the operator's own machine, opened by Python and never given to a shell or a host:
 # any printable text is a valid file name there, so only control characters are refused.
-LOCAL_PATHS = {"redis_ha_secrets_file", "redis_fetch_dir"}
+LOCAL_PATHS = {
+    "redis_ha_secrets_file",
+    "redis_fetch_dir",
+    "redis_tls_ca_dir",
+    "redis_tls_cert",
+    "redis_tls_key",
+    "redis_tls_ca",
+}
 ACL = {"redis_app_acl", "redis_admin_acl", "redis_exporter_acl"}
 # Given as a valid value, where the default is None or not a plain text.
 BASES: dict[str, Any] = {

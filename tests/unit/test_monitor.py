@@ -322,3 +322,10 @@ def test_health_prints_the_checks_that_alert_watches(monkeypatch, capsys):
         "status": "WARNING",
         "detail": "no snapshot in /var/backups/redis",
     }
+
+
+def test_certificate_expiry_warns_at_30_days_and_is_critical_at_7():
+    from smart_redis.host.health import certificate_level
+    from smart_redis.host.levels import CRITICAL, OK, WARNING
+
+    assert [certificate_level(d) for d in (60, 29.9, 7.1, 6.9)] == [OK, WARNING, WARNING, CRITICAL]

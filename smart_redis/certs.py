@@ -1,0 +1,304 @@
+"""TLS certificates on the operator's machine: the project's own CA, the server certificates it
+issues, and the checks every certificate passes before it reaches a host.
+
+Pure Python (the `cryptography` package that pyinfra's SSH already needs); nothing here touches
+a host. A failed check raises SettingsError: one line naming the setting, and the run stops
+before any host changes.
+
+    bundle = host_bundle(Path("secrets/tls"), "redis-1", ["127.0.0.1", "redis-1"], renew_days=30)
+    check(bundle, ["127.0.0.1"])      # raises SettingsError("redis_tls_cert: ... does not name 127.0.0.1")
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import ipaddress
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from .settings import SettingsError, ip_address
+
+CA_DAYS = 3650
+# Below the 398 days that browsers' rules allow, so that no client library's policy refuses it.
+SERVER_DAYS = 365
+CA_NAME = "Smart-Trade Redis CA"
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A server certificate (PEM, chain after it), its key and the CA that clients trust."""
+
+    cert: str
+    key: str
+    ca: str
+
+    @property
+    def fingerprint(self) -> str:
+        """Names the files on the host: any change of the three gives new names, so redis.conf
+        changes and the server loads them at runtime (CONFIG SET), or at its next start."""
+        return hashlib.sha256((self.cert + self.key + self.ca).encode()).hexdigest()[:16]
+
+    @property
+    def leaf(self) -> x509.Certificate:
+        return x509.load_pem_x509_certificates(self.cert.encode())[0]
+
+
+def now_utc() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def _certificates(text: str, setting: str) -> list[x509.Certificate]:
+    try:
+        return x509.load_pem_x509_certificates(text.encode())
+    except ValueError:
+        raise SettingsError(f"{setting}: allowed is a PEM certificate file (this one does not parse)") from None
+
+
+def _private_key(text: str, setting: str):
+    try:
+        return serialization.load_pem_private_key(text.encode(), password=None)
+    except (ValueError, TypeError):
+        raise SettingsError(
+            f"{setting}: allowed is an unencrypted PEM private key (this one does not parse or has a passphrase)"
+        ) from None
+
+
+def _spki(public_key) -> bytes:
+    return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(issuer)
+        return True
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+
+
+def _reaches(leaf: x509.Certificate, chain: list[x509.Certificate], cas: list[x509.Certificate]) -> bool:
+    """The leaf, through the chain of its file, is signed by one of the CA file's certificates."""
+    cert, left = leaf, list(chain)
+    for _ in range(len(chain) + 1):
+        if any(_issued_by(cert, ca) for ca in cas):
+            return True
+        parent = next((c for c in left if _issued_by(cert, c)), None)
+        if parent is None:
+            return False
+        left.remove(parent)
+        cert = parent
+    return False
+
+
+def _dns_match(pattern: str, name: str) -> bool:
+    pattern, name = pattern.lower().rstrip("."), name.lower().rstrip(".")
+    if pattern.startswith("*."):
+        return "." in name and name.split(".", 1)[1] == pattern[2:]
+    return pattern == name
+
+
+def names_in(cert: x509.Certificate) -> tuple[list[str], list[str]]:
+    """(DNS names, IP addresses) of the certificate's subjectAltName."""
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return [], []
+    return san.get_values_for_type(x509.DNSName), [str(a) for a in san.get_values_for_type(x509.IPAddress)]
+
+
+def names_all(cert: x509.Certificate, names: Sequence[str]) -> str | None:
+    """The first of `names` the certificate does not name, or None."""
+    dns, ips = names_in(cert)
+    for name in names:
+        address = ip_address(name)
+        if address is not None:
+            if address not in ips:
+                return name
+        elif not any(_dns_match(pattern, name) for pattern in dns):
+            return name
+    return None
+
+
+def _day(moment: datetime.datetime) -> str:
+    return moment.strftime("%Y-%m-%d")
+
+
+def check(
+    bundle: Bundle,
+    names: Sequence[str],
+    now: datetime.datetime | None = None,
+    settings: tuple[str, str, str] = ("redis_tls_cert", "redis_tls_key", "redis_tls_ca"),
+) -> x509.Certificate:
+    """Refuse a bundle that Redis or its clients would refuse: each failure one line naming the
+    setting. names: what clients connect to (REDIS_URL's host), each must be in the SAN."""
+    cert_setting, key_setting, ca_setting = settings
+    now = now or now_utc()
+    leaf, *chain = _certificates(bundle.cert, cert_setting)
+    key = _private_key(bundle.key, key_setting)
+    cas = _certificates(bundle.ca, ca_setting)
+    if _spki(key.public_key()) != _spki(leaf.public_key()):
+        raise SettingsError(f"{key_setting}: allowed is the private key of redis_tls_cert's certificate (it is not)")
+    if not _reaches(leaf, chain, cas):
+        raise SettingsError(
+            f"{cert_setting}: allowed is a certificate issued by redis_tls_ca (or by a chain in its file that reaches it)"
+        )
+    if now >= leaf.not_valid_after_utc:
+        raise SettingsError(
+            f"{cert_setting}: allowed is a certificate that has not expired (it expired {_day(leaf.not_valid_after_utc)})"
+        )
+    if now < leaf.not_valid_before_utc:
+        raise SettingsError(
+            f"{cert_setting}: allowed is a certificate valid now (it is valid from {_day(leaf.not_valid_before_utc)})"
+        )
+    missing = names_all(leaf, names)
+    if missing is not None:
+        raise SettingsError(
+            f"{cert_setting}: allowed is a certificate whose subjectAltName names {missing} (where clients connect)"
+        )
+    return leaf
+
+
+# --- The project's own CA ------------------------------------------------------------------
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """0600 from its first byte, and never through a link someone put there."""
+    temp = path.with_name(path.name + ".new")
+    temp.unlink(missing_ok=True)
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(temp, path)
+
+
+def _pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _key_pem(key) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _private_dir(directory: Path) -> None:
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if directory.is_symlink() or directory.stat().st_mode & 0o077:
+        os.chmod(directory, 0o700, follow_symlinks=False)
+
+
+def project_ca(directory: Path, now: datetime.datetime | None = None) -> tuple[x509.Certificate, object]:
+    """The CA in `directory` (ca.crt, ca.key, both 0600), created on first use."""
+    now = now or now_utc()
+    cert_path, key_path = directory / "ca.crt", directory / "ca.key"
+    if cert_path.exists() and key_path.exists():
+        return _certificates(cert_path.read_text(), "redis_tls_ca_dir")[0], _private_key(
+            key_path.read_text(), "redis_tls_ca_dir"
+        )
+    _private_dir(directory)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, CA_NAME)])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=CA_DAYS))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    _write_private(key_path, _key_pem(key))
+    _write_private(cert_path, _pem(cert))
+    return cert, key
+
+
+def _san(names: Sequence[str]) -> x509.SubjectAlternativeName:
+    entries: list[x509.GeneralName] = []
+    for name in dict.fromkeys(names):
+        address = ip_address(name)
+        entries.append(x509.IPAddress(ipaddress.ip_address(address)) if address else x509.DNSName(name))
+    return x509.SubjectAlternativeName(entries)
+
+
+def _authority_key_id(ca_cert: x509.Certificate) -> x509.AuthorityKeyIdentifier:
+    return x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key())  # type: ignore[arg-type]
+
+
+def issue(
+    ca_cert: x509.Certificate,
+    ca_key,
+    names: Sequence[str],
+    now: datetime.datetime | None = None,
+    days: int = SERVER_DAYS,
+) -> Bundle:
+    """A server certificate for `names` (its SAN), usable as a client certificate too: Redis
+    presents its own certificate when it logs in to a primary or a sentinel."""
+    now = now or now_utc()
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
+        .add_extension(_san(names), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(_authority_key_id(ca_cert), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    return Bundle(_pem(cert).decode(), _key_pem(key).decode(), _pem(ca_cert).decode())
+
+
+def _file_name(host_name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", host_name).lstrip(".") or "host"
+
+
+def host_bundle(
+    directory: Path, host_name: str, names: Sequence[str], renew_days: int, now: datetime.datetime | None = None
+) -> tuple[Bundle, bool]:
+    """The project CA's certificate for this host: the one issued before while it still names
+    every name and has more than renew_days left, else a new one (kept beside the CA, 0600).
+    Returns (bundle, newly issued)."""
+    now = now or now_utc()
+    ca_cert, ca_key = project_ca(directory, now)
+    hosts = directory / "hosts"
+    _private_dir(hosts)
+    cert_path, key_path = hosts / f"{_file_name(host_name)}.crt", hosts / f"{_file_name(host_name)}.key"
+    ca_pem = _pem(ca_cert).decode()
+    if cert_path.exists() and key_path.exists():
+        stored = Bundle(cert_path.read_text(), key_path.read_text(), ca_pem)
+        try:
+            leaf = check(stored, names, now)
+        except SettingsError:
+            leaf = None  # another CA, a name missing, expired: issue again
+        if leaf is not None and leaf.not_valid_after_utc - now > datetime.timedelta(days=renew_days):
+            return stored, False
+    bundle = issue(ca_cert, ca_key, names, now)
+    _write_private(key_path, bundle.key.encode())
+    _write_private(cert_path, bundle.cert.encode())
+    return bundle, True
+
+
+def days_left(cert_pem: str, now: datetime.datetime | None = None) -> float:
+    leaf = x509.load_pem_x509_certificates(cert_pem.encode())[0]
+    return (leaf.not_valid_after_utc - (now or now_utc())).total_seconds() / 86400

@@ -1,0 +1,222 @@
+"""TLS without a host: the checks every certificate passes, the project's CA, and what the
+settings make of redis.conf, redis-cli, the exporter and REDIS_URL."""
+
+from __future__ import annotations
+
+import datetime
+import ssl
+from pathlib import Path
+
+import pytest
+
+from smart_redis import certs, exporter, live, pm2
+from smart_redis.host import server
+from smart_redis.render import redis_conf
+from smart_redis.settings import SettingsError, load
+from smart_redis.tls import TlsFiles
+from smart_redis.topology import Topology
+
+NOW = datetime.datetime(2026, 11, 28, tzinfo=datetime.timezone.utc)
+HASHES = {role: "a" * 64 for role in ("APP", "ADMIN", "EXPORTER")}
+FILES = TlsFiles(
+    "/etc/ssl/smart-redis/redis-0123.crt", "/etc/ssl/smart-redis/redis-0123.key", "/etc/ssl/smart-redis/ca.crt"
+)
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory):
+    return certs.project_ca(tmp_path_factory.mktemp("ca") / "tls", NOW)
+
+
+def issued(ca, names=("127.0.0.1", "localhost"), days=365):
+    return certs.issue(ca[0], ca[1], list(names), NOW, days=days)
+
+
+def test_a_certificate_the_ca_issued_passes(ca):
+    leaf = certs.check(issued(ca), ["127.0.0.1", "localhost"], NOW)
+    assert certs.names_in(leaf) == (["localhost"], ["127.0.0.1"])
+
+
+def refusal(bundle, names=("127.0.0.1",), now=NOW) -> str:
+    with pytest.raises(SettingsError) as error:
+        certs.check(bundle, list(names), now)
+    message = str(error.value)
+    assert "\n" not in message and "PRIVATE" not in message
+    return message
+
+
+def test_each_bad_bundle_is_refused_in_one_line_naming_its_setting(ca, tmp_path):
+    good = issued(ca)
+    other_ca = certs.project_ca(tmp_path / "other", NOW)
+    foreign = issued(other_ca)
+    cases = {
+        "redis_tls_cert: allowed is a PEM certificate": certs.Bundle("not a certificate", good.key, good.ca),
+        "redis_tls_key: allowed is an unencrypted PEM private key": certs.Bundle(good.cert, "junk", good.ca),
+        "redis_tls_ca: allowed is a PEM certificate": certs.Bundle(good.cert, good.key, ""),
+        "redis_tls_key: allowed is the private key of redis_tls_cert": certs.Bundle(good.cert, foreign.key, good.ca),
+        "redis_tls_cert: allowed is a certificate issued by redis_tls_ca": certs.Bundle(
+            foreign.cert, foreign.key, good.ca
+        ),
+    }
+    for expected, bundle in cases.items():
+        assert refusal(bundle).startswith(expected)
+
+
+def test_an_expired_certificate_and_a_missing_name_are_refused(ca):
+    expired = refusal(issued(ca, days=10), now=NOW + datetime.timedelta(days=11))
+    assert expired.startswith("redis_tls_cert: allowed is a certificate that has not expired (it expired 2026-12-08)")
+    missing = refusal(issued(ca, names=("localhost",)), names=("10.0.0.5",))
+    assert missing == (
+        "redis_tls_cert: allowed is a certificate whose subjectAltName names 10.0.0.5 (where clients connect)"
+    )
+    assert certs.names_all(issued(ca, names=("*.example.com",)).leaf, ["redis.example.com"]) is None
+    assert certs.names_all(issued(ca, names=("*.example.com",)).leaf, ["a.b.example.com"]) == "a.b.example.com"
+
+
+def test_a_chain_in_the_certificate_file_reaches_the_ca(ca, tmp_path):
+    # An intermediate: a CA certificate of its own, signed by the root.
+    intermediate_ca = certs.project_ca(tmp_path / "intermediate", NOW)
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    root_cert, root_key = ca
+    inter_cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "intermediate")]))
+        .issuer_name(root_cert.subject)
+        .public_key(intermediate_ca[1].public_key())
+        .serial_number(1)
+        .not_valid_before(NOW - datetime.timedelta(days=1))
+        .not_valid_after(NOW + datetime.timedelta(days=400))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(root_key, hashes.SHA256())
+    )
+    leaf = certs.issue(inter_cert, intermediate_ca[1], ["127.0.0.1"], NOW)
+    chained = certs.Bundle(leaf.cert + certs._pem(inter_cert).decode(), leaf.key, certs._pem(root_cert).decode())
+    certs.check(chained, ["127.0.0.1"], NOW)
+    alone = certs.Bundle(leaf.cert, leaf.key, certs._pem(root_cert).decode())
+    assert "issued by redis_tls_ca" in refusal(alone)
+
+
+def test_the_project_ca_issues_once_and_again_only_when_due(tmp_path):
+    directory = tmp_path / "secrets" / "tls"
+    first, issued_now = certs.host_bundle(directory, "@docker/db1", ["127.0.0.1", "db1"], 30, NOW)
+    assert issued_now
+    again, issued_again = certs.host_bundle(directory, "@docker/db1", ["127.0.0.1", "db1"], 30, NOW)
+    assert not issued_again and again == first
+    # 30 days before expiry it is due; a name that the certificate lacks makes it due at once.
+    due = NOW + datetime.timedelta(days=366 - 30)
+    assert certs.host_bundle(directory, "@docker/db1", ["127.0.0.1", "db1"], 30, due)[1]
+    assert certs.host_bundle(directory, "@docker/db1", ["127.0.0.1", "db1", "10.0.0.9"], 30, due)[1]
+    assert directory.stat().st_mode & 0o777 == 0o700
+    files = [p for p in directory.rglob("*") if p.is_file()]
+    assert {p.name for p in files} == {"ca.crt", "ca.key", "_docker_db1.crt", "_docker_db1.key"}
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in files)
+
+
+def test_the_fingerprint_changes_with_any_of_the_three_files(ca):
+    bundle = issued(ca)
+    changed = [
+        certs.Bundle(bundle.cert + "\n", bundle.key, bundle.ca),
+        certs.Bundle(bundle.cert, bundle.key + "\n", bundle.ca),
+        certs.Bundle(bundle.cert, bundle.key, bundle.ca + "\n"),
+    ]
+    assert len({bundle.fingerprint, *(b.fingerprint for b in changed)}) == 4
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"redis_tls": "yes"}, "redis_tls = 'yes': allowed is one of off, on, only"),
+        ({"redis_tls_cert": "a.crt"}, "redis_tls_key: allowed is a file whenever"),
+        ({"redis_tls": "on", "redis_tls_port": 6379}, "redis_tls_port = 6379: allowed is a port other than redis_port"),
+        (
+            {"redis_tls_client_auth": "required"},
+            "redis_tls_client_auth = 'required': allowed is one of optional, yes, no",
+        ),
+        ({"redis_tls_renew_days": 0}, "redis_tls_renew_days = 0: allowed is a whole number from 1 to 300"),
+    ],
+)
+def test_tls_settings_are_checked(data, message):
+    with pytest.raises(SettingsError) as error:
+        load(data)
+    assert str(error.value).startswith(message)
+
+
+def conf(data: dict, tls: TlsFiles | None = FILES) -> list[str]:
+    return redis_conf(load(data), HASHES, tls=tls).splitlines()
+
+
+def test_redis_conf_for_each_mode():
+    off = conf({}, tls=None)
+    assert "port 6379" in off and "tls-port 0" in off and not any(line.startswith("tls-cert") for line in off)
+    on = conf({"redis_tls": "on"})
+    assert "port 6379" in on and "tls-port 6380" in on
+    only = conf({"redis_tls": "only", "redis_tls_client_auth": "yes"})
+    assert "port 0" in only and "tls-port 6379" in only and "tls-auth-clients yes" in only
+    assert f"tls-cert-file {FILES.cert}" in only and f"tls-ca-cert-file {FILES.ca}" in only
+    assert "tls-replication no" in only and "tls-cluster no" in only
+
+
+def test_the_deploys_redis_cli_follows_the_running_config():
+    assert live.endpoint({"port": "6379", "tls-port": "6380"}, 6379) == (6379, None)
+    port, options = live.endpoint(live.directives("\n".join(conf({"redis_tls": "only"}))), 6379)
+    assert port == 6379 and options == FILES.cli_options()
+    assert live.endpoint({}, 6390) == (6390, None)
+
+
+def test_host_tools_use_tls_only_on_the_tls_port(tmp_path, ca):
+    bundle = issued(ca)
+    for name, text in (("c.crt", bundle.cert), ("c.key", bundle.key), ("ca.crt", bundle.ca)):
+        (tmp_path / name).write_text(text)
+    config = tmp_path / "redis.conf"
+    lines = [
+        "port 0",
+        "tls-port 6390",
+        f"tls-cert-file {tmp_path / 'c.crt'}",
+        f"tls-key-file {tmp_path / 'c.key'}",
+        f"tls-ca-cert-file {tmp_path / 'ca.crt'}",
+    ]
+    config.write_text("\n".join(lines) + "\n")
+    assert server.configured_port(str(config)) == 6390
+    context = server.tls_context(6390, str(config))
+    assert isinstance(context, ssl.SSLContext) and context.verify_mode == ssl.CERT_REQUIRED
+    assert server.tls_context(6379, str(config)) is None
+    config.write_text("port 6379\ntls-port 0\n")
+    assert server.tls_context(6379, str(config)) is None and server.configured_port(str(config)) == 6379
+
+
+def test_redis_url_and_the_ca_for_node():
+    args = pm2._editor_args(load({"redis_tls": "on"}), Topology("standalone"))
+    assert "--port 6380 --tls" in args
+    assert pm2.app_variables(load({"redis_tls": "only"}), Topology("standalone")) == {
+        "NODE_EXTRA_CA_CERTS": "/etc/ssl/smart-redis/ca.crt"
+    }
+    assert "--tls" not in pm2._editor_args(load({}), Topology("standalone"))
+
+
+def test_the_exporter_speaks_tls_where_there_is_no_plain_port():
+    plain = exporter.dropin(load({"redis_tls": "on"}), FILES)
+    assert "-redis.addr redis://127.0.0.1:6379" in plain and "tls" not in plain
+    only = exporter.dropin(load({"redis_tls": "only"}), FILES)
+    assert f"-redis.addr rediss://127.0.0.1:6379 -tls-ca-cert-file {FILES.ca}" in only
+    assert "ExecStartPre" not in only
+    required = exporter.dropin(load({"redis_tls": "only", "redis_tls_client_auth": "yes"}), FILES)
+    assert (
+        f"ExecStartPre=+/usr/bin/install -m 0400 -o prometheus -g prometheus {FILES.key} /run/smart-redis-exporter/tls.key"
+        in required
+    )
+    assert (
+        "-tls-client-cert-file /run/smart-redis-exporter/tls.crt -tls-client-key-file /run/smart-redis-exporter/tls.key"
+        in required
+    )
+
+
+def test_ecosystem_url_scheme(tmp_path: Path):
+    from types import SimpleNamespace
+
+    from smart_redis.host.ecosystem import compose_url
+
+    args = SimpleNamespace(auth="none", host="127.0.0.1", port="6380", tls=True)
+    assert compose_url(args) == "rediss://127.0.0.1:6380/0"
+    assert compose_url(SimpleNamespace(**{**vars(args), "tls": False})) == "redis://127.0.0.1:6380/0"
