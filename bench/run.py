@@ -11,6 +11,7 @@ import os
 import platform
 import re
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
@@ -197,15 +198,18 @@ TLS_WORKLOADS = ("SET", "GET", "SET -P 16", "GET -P 16")
 
 
 def tls_vs_plain(host: str) -> dict:
-    """The same server with redis_tls = "on": TLS on 6380 beside the plain port, the project's CA."""
-    deploy([host], "--data", "redis_tls=on", "--data", f"redis_tls_ca_dir={ROOT / '.cache' / f'bench-tls-{RUN}'}")
+    """The same server with redis_tls = "on": TLS on 6390 beside the plain port (the distro's
+    config runs on 6380 here), the project's CA."""
+    ca_dir = ROOT / ".cache" / f"bench-tls-{RUN}"
+    deploy([host], "--data", "redis_tls=on", "--data", "redis_tls_port=6390", "--data", f"redis_tls_ca_dir={ca_dir}")
     results: dict = {}
     for workload in TLS_WORKLOADS:
         runs: dict[str, list] = {"plain": [], "tls": []}
         for _ in range(REPS):
             runs["plain"].append(redis_benchmark(host, 6379, True, WORKLOADS[workload]))
-            runs["tls"].append(redis_benchmark(host, 6380, True, WORKLOADS[workload], tls=True))
+            runs["tls"].append(redis_benchmark(host, 6390, True, WORKLOADS[workload], tls=True))
         results[workload] = {kind: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for kind, rs in runs.items()}
+    shutil.rmtree(ca_dir)  # the throwaway CA of the throwaway container
     return results
 
 

@@ -85,24 +85,38 @@ def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
         return False
 
 
-def _reaches(leaf: x509.Certificate, chain: list[x509.Certificate], cas: list[x509.Certificate]) -> bool:
-    """The leaf, through the chain of its file, is signed by one of the CA file's certificates."""
-    cert, left = leaf, list(chain)
+def _path(
+    leaf: x509.Certificate, chain: list[x509.Certificate], cas: list[x509.Certificate]
+) -> list[x509.Certificate] | None:
+    """The certificates above the leaf, through the chain of its file, up to the one of the CA
+    file that signed the last; None when the chain does not reach the CA file."""
+    cert, left, path = leaf, list(chain), list[x509.Certificate]()
     for _ in range(len(chain) + 1):
-        if any(_issued_by(cert, ca) for ca in cas):
-            return True
+        root = next((ca for ca in cas if _issued_by(cert, ca)), None)
+        if root is not None:
+            return [*path, root]
         parent = next((c for c in left if _issued_by(cert, c)), None)
         if parent is None:
-            return False
+            return None
         left.remove(parent)
+        path.append(parent)
         cert = parent
-    return False
+    return None
+
+
+def _usages(cert: x509.Certificate) -> set | None:
+    """The extended key usages, None when the certificate does not restrict them."""
+    try:
+        return set(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+    except x509.ExtensionNotFound:
+        return None
 
 
 def _dns_match(pattern: str, name: str) -> bool:
     pattern, name = pattern.lower().rstrip("."), name.lower().rstrip(".")
     if pattern.startswith("*."):
-        return "." in name and name.split(".", 1)[1] == pattern[2:]
+        # "*.com" names no host: a wildcard covers one label under a name of two or more
+        return "." in pattern[2:] and "." in name and name.split(".", 1)[1] == pattern[2:]
     return pattern == name
 
 
@@ -137,19 +151,42 @@ def check(
     names: Sequence[str],
     now: datetime.datetime | None = None,
     settings: tuple[str, str, str] = ("redis_tls_cert", "redis_tls_key", "redis_tls_ca"),
+    client: bool = True,
 ) -> x509.Certificate:
     """Refuse a bundle that Redis or its clients would refuse: each failure one line naming the
-    setting. names: what clients connect to (REDIS_URL's host), each must be in the SAN."""
+    setting. names: what clients connect to (REDIS_URL's host), each must be in the SAN.
+    client: the certificate is shown as a client's too (the host's tools, replication)."""
     cert_setting, key_setting, ca_setting = settings
     now = now or now_utc()
+    for setting, text in ((cert_setting, bundle.cert), (ca_setting, bundle.ca)):
+        if "PRIVATE KEY" in text:
+            raise SettingsError(f"{setting}: allowed is a file of certificates only (it holds a private key)")
     leaf, *chain = _certificates(bundle.cert, cert_setting)
     key = _private_key(bundle.key, key_setting)
     cas = _certificates(bundle.ca, ca_setting)
     if _spki(key.public_key()) != _spki(leaf.public_key()):
         raise SettingsError(f"{key_setting}: allowed is the private key of redis_tls_cert's certificate (it is not)")
-    if not _reaches(leaf, chain, cas):
+    path = _path(leaf, chain, cas)
+    if path is None:
         raise SettingsError(
             f"{cert_setting}: allowed is a certificate issued by redis_tls_ca (or by a chain in its file that reaches it)"
+        )
+    for above in path:
+        if not above.not_valid_before_utc <= now < above.not_valid_after_utc:
+            setting = ca_setting if above in cas else cert_setting
+            raise SettingsError(
+                f"{setting}: allowed is a chain valid now ({above.subject.rfc4514_string()[:80]} is valid "
+                f"{_day(above.not_valid_before_utc)} to {_day(above.not_valid_after_utc)})"
+            )
+    usages = _usages(leaf)
+    if usages is not None and ExtendedKeyUsageOID.SERVER_AUTH not in usages:
+        raise SettingsError(
+            f"{cert_setting}: allowed is a certificate for TLS servers (its extended key usage lacks serverAuth)"
+        )
+    if client and usages is not None and ExtendedKeyUsageOID.CLIENT_AUTH not in usages:
+        raise SettingsError(
+            f"{cert_setting}: allowed is a certificate that allows clientAuth too (the host's tools show it "
+            'to the server), or redis_tls_client_auth = "no"'
         )
     if now >= leaf.not_valid_after_utc:
         raise SettingsError(
@@ -165,6 +202,18 @@ def check(
             f"{cert_setting}: allowed is a certificate whose subjectAltName names {missing} (where clients connect)"
         )
     return leaf
+
+
+def operator_bundle(cert: str, key: str, ca: str, names: Sequence[str], client: bool) -> Bundle:
+    """The operator's files, checked, as the host gets them: certificates and key written anew
+    from what parsed, so that nothing else in those files (a stray key) reaches a host."""
+    bundle = Bundle(cert, key, ca)
+    check(bundle, names, client=client)
+    return Bundle(
+        "".join(_pem(c).decode() for c in x509.load_pem_x509_certificates(cert.encode())),
+        _key_pem(serialization.load_pem_private_key(key.encode(), password=None)).decode(),
+        "".join(_pem(c).decode() for c in x509.load_pem_x509_certificates(ca.encode())),
+    )
 
 
 # --- The project's own CA ------------------------------------------------------------------
@@ -191,20 +240,38 @@ def _key_pem(key) -> bytes:
 
 
 def _private_dir(directory: Path) -> None:
+    """Created 0700; an existing one must be a folder of this user that nobody else may enter."""
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if directory.is_symlink() or directory.stat().st_mode & 0o077:
-        os.chmod(directory, 0o700, follow_symlinks=False)
+    info = os.lstat(directory)
+    if directory.is_symlink() or not directory.is_dir() or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise SettingsError(
+            f"redis_tls_ca_dir: allowed is a folder of yours that only you may enter ({directory} is "
+            f"{'a link' if directory.is_symlink() else oct(info.st_mode & 0o777)}): it holds the CA's key"
+        )
+
+
+def _private_file(path: Path) -> str:
+    info = os.lstat(path)
+    if path.is_symlink() or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise SettingsError(f"redis_tls_ca_dir: allowed are files of yours that only you may read ({path} is not)")
+    return path.read_text()
 
 
 def project_ca(directory: Path, now: datetime.datetime | None = None) -> tuple[x509.Certificate, object]:
     """The CA in `directory` (ca.crt, ca.key, both 0600), created on first use."""
     now = now or now_utc()
     cert_path, key_path = directory / "ca.crt", directory / "ca.key"
-    if cert_path.exists() and key_path.exists():
-        return _certificates(cert_path.read_text(), "redis_tls_ca_dir")[0], _private_key(
-            key_path.read_text(), "redis_tls_ca_dir"
-        )
     _private_dir(directory)
+    if cert_path.exists() and key_path.exists():
+        return (
+            _certificates(_private_file(cert_path), "redis_tls_ca_dir")[0],
+            _private_key(_private_file(key_path), "redis_tls_ca_dir"),
+        )
+    if cert_path.exists() or key_path.exists():
+        raise SettingsError(
+            f"redis_tls_ca_dir: allowed is a folder with both ca.crt and ca.key, or neither ({directory} has one): "
+            "put the other back from your backup, as a new CA would leave every client trusting the old one"
+        )
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, CA_NAME)])
     cert = (
@@ -243,14 +310,21 @@ def issue(
     names: Sequence[str],
     now: datetime.datetime | None = None,
     days: int = SERVER_DAYS,
+    client_only: str | None = None,
 ) -> Bundle:
     """A server certificate for `names` (its SAN), usable as a client certificate too: Redis
-    presents its own certificate when it logs in to a primary or a sentinel."""
+    presents its own certificate when it logs in to a primary or a sentinel.
+    client_only: the common name of a certificate that only a client may show (no SAN)."""
     now = now or now_utc()
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
+    usages = (
+        [ExtendedKeyUsageOID.CLIENT_AUTH]
+        if client_only
+        else [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+    )
+    builder = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, client_only or names[0])]))
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
@@ -258,42 +332,62 @@ def issue(
         .not_valid_after(now + datetime.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
-        .add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
-        )
-        .add_extension(_san(names), critical=False)
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(_authority_key_id(ca_cert), critical=False)
-        .sign(ca_key, hashes.SHA256())
     )
+    if not client_only:
+        builder = builder.add_extension(_san(names), critical=False)
+    cert = builder.sign(ca_key, hashes.SHA256())
     return Bundle(_pem(cert).decode(), _key_pem(key).decode(), _pem(ca_cert).decode())
 
 
 def _file_name(host_name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]", "_", host_name).lstrip(".") or "host"
+    """Readable, and apart for every host name (two names that read alike get two files)."""
+    readable = re.sub(r"[^A-Za-z0-9._-]", "_", host_name).lstrip(".")[:64] or "host"
+    return f"{readable}-{hashlib.sha256(host_name.encode()).hexdigest()[:8]}"
+
+
+def _reusable(bundle: Bundle, ca_cert: x509.Certificate, names: Sequence[str], renew_days: int, now) -> bool:
+    """Issued by this CA, naming every name, with more than renew_days left."""
+    try:
+        leaf = bundle.leaf
+        key = serialization.load_pem_private_key(bundle.key.encode(), password=None)
+    except ValueError:
+        return False
+    return (
+        _issued_by(leaf, ca_cert)
+        and _spki(key.public_key()) == _spki(leaf.public_key())
+        and names_all(leaf, names) is None
+        and leaf.not_valid_before_utc <= now
+        and leaf.not_valid_after_utc - now > datetime.timedelta(days=renew_days)
+    )
 
 
 def host_bundle(
-    directory: Path, host_name: str, names: Sequence[str], renew_days: int, now: datetime.datetime | None = None
+    directory: Path,
+    host_name: str,
+    names: Sequence[str],
+    renew_days: int,
+    now: datetime.datetime | None = None,
+    client_only: str | None = None,
 ) -> tuple[Bundle, bool]:
     """The project CA's certificate for this host: the one issued before while it still names
     every name and has more than renew_days left, else a new one (kept beside the CA, 0600).
+    client_only: a client's certificate of that common name instead (the host's exporter).
     Returns (bundle, newly issued)."""
     now = now or now_utc()
     ca_cert, ca_key = project_ca(directory, now)
     hosts = directory / "hosts"
     _private_dir(hosts)
-    cert_path, key_path = hosts / f"{_file_name(host_name)}.crt", hosts / f"{_file_name(host_name)}.key"
+    stem = _file_name(host_name) + (f".{client_only}" if client_only else "")
+    cert_path, key_path = hosts / f"{stem}.crt", hosts / f"{stem}.key"
     ca_pem = _pem(ca_cert).decode()
     if cert_path.exists() and key_path.exists():
-        stored = Bundle(cert_path.read_text(), key_path.read_text(), ca_pem)
-        try:
-            leaf = check(stored, names, now)
-        except SettingsError:
-            leaf = None  # another CA, a name missing, expired: issue again
-        if leaf is not None and leaf.not_valid_after_utc - now > datetime.timedelta(days=renew_days):
+        stored = Bundle(_private_file(cert_path), _private_file(key_path), ca_pem)
+        if _reusable(stored, ca_cert, names, renew_days, now):
             return stored, False
-    bundle = issue(ca_cert, ca_key, names, now)
+    bundle = issue(ca_cert, ca_key, names, now, client_only=client_only)
     _write_private(key_path, bundle.key.encode())
     _write_private(cert_path, bundle.cert.encode())
     return bundle, True

@@ -135,7 +135,10 @@ def apply_redis_config(
     old = live.directives(old_text)
 
     # Ask the server on the port and with the auth (and TLS) it runs with now.
-    live_port, live_tls = live.endpoint(old, settings.port)
+    try:
+        live_port, live_tls = live.endpoint(old, settings.port)
+    except live.ForeignConfig as exc:
+        raise OperationError(f"{exc}; the deploy stops before it runs anything with it") from None
     old_auth = "acl" if "user default off" in old_text else "none"
     live_cli = auth.cli(live_port, old_auth, tls=live_tls)
     desired = live.directives(content)

@@ -103,7 +103,7 @@ class Paths:
     sentinel_container_dropin: str = "/etc/systemd/system/redis-sentinel.service.d/10-container.conf"
     # TLS: the CA that clients trust (the apps read it: NODE_EXTRA_CA_CERTS) and, named by their
     # fingerprint, the server's certificate and key (smart_redis/tls.py).
-    tls_dir: str = "/etc/ssl/smart-redis"
+    tls_dir: str = host_server.TLS_DIR
     tls_ca: str = "/etc/ssl/smart-redis/ca.crt"
     sysctl: str = "/etc/sysctl.d/60-redis.conf"
     thp_unit: str = f"/etc/systemd/system/{THP_SERVICE}"

@@ -55,8 +55,8 @@ def deploy_redis() -> None:
     ha = topology.load(host, inventory, wanted)  # standalone, or primary/replica/sentinel from the groups
     wanted = topology.with_own_address(wanted, ha)  # redis_bind gains an address found on the host
     tls.refuse_in_group(wanted, ha)
-    certificate = tls.certificate(wanted, ha)  # checked here; the project's CA issues one if needed
-    tls_files = tls.host_files(certificate, wanted)  # where the host keeps it
+    certificates = tls.certificates(wanted, ha)  # checked here; the project's CA issues them if needed
+    tls_files = tls.host_files(certificates)  # where the host keeps them
     passwords = auth.passwords(wanted, ha)  # the operator's, and in a Sentinel group the group's shared ones
     passwords = rotation.renew_shared_passwords(wanted, ha, passwords)  # redis_rotate_passwords, once per run
     facts = host_state()  # one round trip answers every step below
@@ -77,18 +77,18 @@ def deploy_redis() -> None:
         name="Keep the ACL users' passwords", settings=wanted, given=passwords, topology=ha, renew=renew
     )
     rotation.accept_new(wanted, ha, rotating)  # on every host, before any login moves to a new password
-    tls.install(wanted, certificate)  # before redis.conf names the files
+    tls.install(certificates)  # before redis.conf names the files
     joining = replication.replica_setup(ha, passwords, facts, rotating)  # masterauth, read-only redis.conf
-    config.redis_conf(wanted, passwords, ha, credentials, joining, rotating, tls_files)  # replicaof: Sentinel's
+    config.redis_conf(wanted, passwords, ha, credentials, joining, rotating, tls_files)  # replicaof: Sentinel's primary
     restore.from_snapshot(wanted, tls.deploy_cli(wanted, tls_files))  # --data redis_restore_from=..., empty server
     sentinel.sentinel(wanted, ha, passwords)  # sentinel.conf once; Sentinel owns it afterwards
     rotation.sentinel_logins(wanted, ha, rotating)  # auth-pass and sentinel-pass move to the new password
     tools.redis_monitor(wanted, ha)  # the operator's tool on the host
     backup.snapshots(wanted, facts)  # the timer, and a first snapshot
     alerting.alerts(wanted, ha, facts)  # a message to a person when the checks change state
-    tls.publish_ca(certificate)  # where the apps' NODE_EXTRA_CA_CERTS points
+    tls.publish_ca(certificates)  # where the apps' NODE_EXTRA_CA_CERTS points
     pm2.ecosystem(wanted, ha)  # REDIS_URL (and the sentinels) for the apps, reloaded under PM2
     exporter.redis_exporter(wanted, exporter_unit, tls_files)  # metrics on 127.0.0.1
     rotation.finish(wanted, ha, rotating)  # last: the replaced passwords go once every login has moved
     config.forget_replaced_passwords(wanted, passwords, ha, credentials, tls_files)  # and leave redis.conf
-    tls.forget_old(wanted, certificate)  # the server has loaded the certificate redis.conf names
+    tls.forget_old(certificates)  # the server has loaded the certificate redis.conf names

@@ -20,19 +20,27 @@ from .tools import step
 BINARY = "/usr/bin/prometheus-redis-exporter"
 
 
+def _tls_host(settings: Settings, tls: TlsFiles) -> str:
+    """Where the exporter connects: 127.0.0.1 when the certificate names it (Go checks the name),
+    else the name REDIS_URL uses, which the certificate names."""
+    return "127.0.0.1" if tls.loopback_named else settings.url_host
+
+
 def dropin(settings: Settings, tls: TlsFiles | None = None) -> str:
     """tls: with redis_tls = "only" the exporter verifies the server with the CA, and where
-    client certificates are required shows the server's own, copied at each start into its own
-    runtime directory (0700), never made readable to it in /etc/ssl."""
+    client certificates are required shows its own (tls.Certificates), copied at each start into
+    its own runtime directory (0700): the key stays root-only in /etc/ssl."""
     only = tls if settings.tls == "only" else None
     return render(
         "exporter-dropin.conf.j2",
         env_file=None if settings.auth == "none" else PATHS.exporter_env,
         binary=BINARY,
         exporter_port=settings.exporter_port,
-        address=f"rediss://{settings.url_host}:{settings.port}" if only else f"redis://127.0.0.1:{settings.port}",
+        address=f"rediss://{_tls_host(settings, only)}:{settings.port}"
+        if only
+        else f"redis://127.0.0.1:{settings.port}",
         tls=only,
-        client_cert=only is not None and settings.tls_client_auth == "yes",
+        client_cert=only is not None and only.exporter_cert is not None,
         runtime="/run/smart-redis-exporter",
     )
 

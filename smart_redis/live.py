@@ -75,16 +75,35 @@ def directives(text: str) -> dict[str, str]:
     return result
 
 
+# The TLS files the deploy names in redis.conf (tls.host_files): anything else there was not
+# written by the deploy, and never reaches its shell.
+TLS_FILE_RE = re.compile(r"/etc/ssl/smart-redis/redis-[0-9a-f]{16}(-ca)?\.(crt|key)")
+
+
+class ForeignConfig(ValueError):
+    """redis.conf names something the deploy did not write."""
+
+
+def _port(value: str | None, default: int) -> int:
+    return int(value) if value is not None and value.isdigit() and int(value) <= 65535 else default
+
+
 def endpoint(conf: dict[str, str], default_port: int) -> tuple[int, str | None]:
     """Where a config's server listens for the deploy's redis-cli, and the TLS options it needs:
-    with redis_tls = "only" (port 0) its TLS port, logged in with the server's own certificate."""
-    port = int(conf.get("port", default_port))
-    tls_port = int(conf.get("tls-port", 0))
+    with redis_tls = "only" (port 0) its TLS port, logged in with the server's own certificate.
+
+    redis.conf is writable by the redis user: a TLS path that is not one of the deploy's own
+    raises ForeignConfig rather than reach a root shell."""
+    port = _port(conf.get("port"), default_port)
+    tls_port = _port(conf.get("tls-port"), 0)
     if port or not tls_port:
         return port or default_port, None
-    return tls_port, (
-        f"--tls --cacert {conf['tls-ca-cert-file']} --cert {conf['tls-cert-file']} --key {conf['tls-key-file']}"
-    )
+    files = [conf.get(name, "") for name in ("tls-ca-cert-file", "tls-cert-file", "tls-key-file")]
+    strange = next((path for path in files if not TLS_FILE_RE.fullmatch(path)), None)
+    if strange is not None:
+        raise ForeignConfig(f"redis.conf names a TLS file the deploy did not write: {strange[:100]!r}")
+    ca, cert, key = files
+    return tls_port, f"--tls --cacert {ca} --cert {cert} --key {key}"
 
 
 def acl_lines(text: str) -> dict[str, str]:

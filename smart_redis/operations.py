@@ -143,8 +143,11 @@ def managed_file(
     yield f"mkdir -p {shlex.quote(dest.rsplit('/', 1)[0])}"
     temp = None
     if private:
+        # pyinfra's temporary name is predictable: a file someone else put there first is never
+        # written into (noclobber), the run stops instead.
         temp = host.get_temp_filename(staging)
-        yield StringCommand(f"umask 077 && : > {shlex.quote(temp)}", _sudo=False)
+        q_temp = shlex.quote(temp)
+        yield StringCommand(f"rm -f {q_temp} 2>/dev/null; set -C; umask 077 && : > {q_temp}", _sudo=False)
         yield f"rm -f {q_staging} && umask 077 && : > {q_staging}"
     yield FileUploadCommand(StringIO(content), staging, remote_temp_filename=temp)
     yield f"chown {user}:{group} {q_staging} && chmod {mode} {q_staging}"

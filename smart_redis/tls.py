@@ -1,11 +1,11 @@
 """TLS: the certificate each host gets, checked before anything changes, and its files on the host.
 
-    bundle = tls.certificate(settings, topology)      # None while redis_tls = "off"
-    files = tls.host_files(bundle, settings)          # what redis.conf and the host's tools name
-    tls.install(settings, bundle)                     # CA, certificate, key (root:redis 0640)
-    ...                                               # redis.conf names them: CONFIG SET loads them
-    tls.publish_ca(bundle)                            # the CA where the apps look for it
-    tls.forget_old(settings, bundle)                  # the files no configuration names any more
+    certificates = tls.certificates(settings, topology)   # None while redis_tls = "off"
+    files = tls.host_files(certificates)                  # what redis.conf and the host's tools name
+    tls.install(certificates)                             # key (root:redis 0640), certificate, CA
+    ...                                                   # redis.conf names them: CONFIG SET loads them
+    tls.publish_ca(certificates)                          # the CA where the apps look for it
+    tls.forget_old(certificates)                          # the files no configuration names any more
 
 The certificate, key and CA carry a fingerprint of the three files in their names on the host. A new
 certificate (renewed, or the operator's next one) therefore changes redis.conf, and the config
@@ -28,6 +28,17 @@ from .settings import HOSTNAME_RE, Settings, SettingsError, ip_address
 from .topology import Topology
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
+# The common name of the exporter's own client certificate (redis_tls_client_auth = "yes").
+EXPORTER_CLIENT = "redis-exporter"
+
+
+@dataclass(frozen=True)
+class Certificates:
+    """What a host gets: the server's bundle, and where every client must show a certificate,
+    one of the exporter's own (it only ever logs in, so it never holds the server's key)."""
+
+    server: certs.Bundle
+    exporter: certs.Bundle | None = None
 
 
 @dataclass(frozen=True)
@@ -37,10 +48,17 @@ class TlsFiles:
     cert: str
     key: str
     ca: str
+    exporter_cert: str | None = None
+    exporter_key: str | None = None
+    loopback_named: bool = True  # the certificate names 127.0.0.1, where the exporter connects
 
     def cli_options(self) -> str:
         """redis-cli's, logged in with the server's own certificate (it allows clientAuth)."""
         return f"--tls --cacert {self.ca} --cert {self.cert} --key {self.key}"
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        return tuple(p for p in (self.cert, self.key, self.ca, self.exporter_cert, self.exporter_key) if p)
 
 
 def deploy_cli(settings: Settings, files: TlsFiles | None) -> str | None:
@@ -48,14 +66,23 @@ def deploy_cli(settings: Settings, files: TlsFiles | None) -> str | None:
     return files.cli_options() if files is not None and settings.tls == "only" else None
 
 
-def host_files(bundle: certs.Bundle | None, settings: Settings) -> TlsFiles | None:
-    """The three files as Redis and the host's tools use them, each named by the bundle's
-    fingerprint: a new CA then reaches the server in the same CONFIG SET as its certificate,
-    while the replaced files stay readable until the server has moved on (forget_old)."""
-    if bundle is None:
+def host_files(certificates: Certificates | None) -> TlsFiles | None:
+    """The files as Redis and the host's tools use them, each named by its bundle's fingerprint:
+    a new CA then reaches the server in the same CONFIG SET as its certificate, while the
+    replaced files stay readable until the server has moved on (forget_old)."""
+    if certificates is None:
         return None
-    stem = f"{PATHS.tls_dir}/redis-{bundle.fingerprint}"
-    return TlsFiles(f"{stem}.crt", f"{stem}.key", f"{stem}-ca.crt")
+    stem = f"{PATHS.tls_dir}/redis-{certificates.server.fingerprint}"
+    exporter = certificates.exporter
+    client = f"{PATHS.tls_dir}/exporter-{exporter.fingerprint}" if exporter else None
+    return TlsFiles(
+        f"{stem}.crt",
+        f"{stem}.key",
+        f"{stem}-ca.crt",
+        f"{client}.crt" if client else None,
+        f"{client}.key" if client else None,
+        certs.names_all(certificates.server.leaf, ["127.0.0.1"]) is None,
+    )
 
 
 def client_names(settings: Settings, topology: Topology) -> list[str]:
@@ -80,69 +107,110 @@ def _read(setting: str, path: str) -> str:
         raise SettingsError(f"{setting} = {path!r}: allowed is a readable PEM file ({reason})") from None
 
 
-def certificate(settings: Settings, topology: Topology) -> certs.Bundle | None:
-    """The host's certificate bundle, checked (a bad one stops the run before any host changes):
-    the operator's files, or the project CA's certificate for this host, issued when it has none
+def _network_bind(settings: Settings) -> bool:
+    return any(not (a in LOOPBACK or a.startswith("127.")) for a in settings.bind_addresses)
+
+
+def _exporter_needs_its_own(settings: Settings) -> bool:
+    return settings.tls == "only" and settings.tls_client_auth == "yes" and settings.exporter_enabled
+
+
+def certificates(settings: Settings, topology: Topology) -> Certificates | None:
+    """The host's certificates, checked (a bad one stops the run before any host changes): the
+    operator's files, or the project CA's certificate for this host, issued when it has none
     that still names every client name with more than redis_tls_renew_days left."""
     if settings.tls == "off":
+        if _network_bind(settings) and not topology.ha:
+            host.log(
+                'redis_bind has a network address and redis_tls = "off": passwords and data cross the network '
+                'in clear; redis_tls = "only" encrypts them',
+                logger.warning,
+            )
         return None
     names = client_names(settings, topology)
+    client = settings.tls_client_auth != "no"
+    exporter = None
     if settings.own_certificates:
         assert settings.tls_cert and settings.tls_key and settings.tls_ca  # settings: all three or none
-        bundle = certs.Bundle(
+        if _exporter_needs_its_own(settings):
+            raise SettingsError(
+                'redis_tls_client_auth = "yes": allowed with your own certificates only without the exporter '
+                "(it would need the server's key); set redis_exporter_enabled = false, or leave the certificates "
+                "to the project's CA, which gives the exporter one of its own"
+            )
+        bundle = certs.operator_bundle(
             _read("redis_tls_cert", settings.tls_cert),
             _read("redis_tls_key", settings.tls_key),
             _read("redis_tls_ca", settings.tls_ca),
+            names,
+            client,
         )
-        certs.check(bundle, names)
     else:
+        directory = Path(settings.tls_ca_dir).expanduser()
         bundle, issued = certs.host_bundle(
-            Path(settings.tls_ca_dir).expanduser(),
-            host.name,
-            _issued_names(settings, topology),
-            settings.tls_renew_days,
+            directory, host.name, _issued_names(settings, topology), settings.tls_renew_days
         )
         if issued:
             until = bundle.leaf.not_valid_after_utc.strftime("%Y-%m-%d")
             host.log(f"The project's CA issued a new certificate for this host (valid until {until})", logger.info)
+        if _exporter_needs_its_own(settings):
+            exporter, _ = certs.host_bundle(
+                directory, host.name, [], settings.tls_renew_days, client_only=EXPORTER_CLIENT
+            )
     left = certs.days_left(bundle.cert)
     if left < settings.tls_renew_days:
         host.log(f"redis_tls_cert expires in {left:.0f} days: give the host its next certificate", logger.warning)
-    if settings.tls == "on" and any(
-        not (a.lstrip("-") in LOOPBACK or a.startswith("127.")) for a in settings.bind.split()
-    ):
+    if settings.tls == "on" and _network_bind(settings):
         host.log(
             'redis_tls = "on" with a network address in redis_bind: the plain port is reachable too; '
             'redis_tls = "only" closes it',
             logger.warning,
         )
-    return bundle
+    return Certificates(bundle, exporter)
 
 
-def install(settings: Settings, bundle: certs.Bundle | None) -> None:
-    """The CA and the certificate (world-readable: public), and the key readable by root and
-    Redis only."""
-    files = host_files(bundle, settings)
+def install(certificates: Certificates | None) -> None:
+    """The key first, readable by root and Redis only (so that its name, which the others show,
+    is not known before it is in place), then the certificate and the CA (public)."""
+    files = host_files(certificates)
     if files is None:
         return
-    assert bundle is not None
-    managed_file(name="Install the CA the server trusts", dest=files.ca, content=bundle.ca)
-    managed_file(name="Install the server's certificate", dest=files.cert, content=bundle.cert)
+    assert certificates is not None
+    server = certificates.server
     managed_file(
         name="Install the certificate's key (root:redis 0640)",
         dest=files.key,
-        content=bundle.key,
+        content=server.key,
         group=CONFIG_GROUP,
         mode="640",
         private=True,
     )
+    managed_file(name="Install the server's certificate", dest=files.cert, content=server.cert)
+    managed_file(name="Install the CA the server trusts", dest=files.ca, content=server.ca)
+    if certificates.exporter is not None and files.exporter_cert and files.exporter_key:
+        managed_file(
+            name="Install the exporter's client key (root only)",
+            dest=files.exporter_key,
+            content=certificates.exporter.key,
+            mode="600",
+            private=True,
+        )
+        managed_file(
+            name="Install the exporter's client certificate",
+            dest=files.exporter_cert,
+            content=certificates.exporter.cert,
+        )
 
 
-def publish_ca(bundle: certs.Bundle | None) -> None:
+def publish_ca(certificates: Certificates | None) -> None:
     """The CA at the path the apps know (NODE_EXTRA_CA_CERTS), once the server presents a
     certificate it verifies: written before, a new CA would fail the apps' next connection."""
-    if bundle is not None:
-        managed_file(name=f"Let the apps trust the server's CA ({PATHS.tls_ca})", dest=PATHS.tls_ca, content=bundle.ca)
+    if certificates is not None:
+        managed_file(
+            name=f"Let the apps trust the server's CA ({PATHS.tls_ca})",
+            dest=PATHS.tls_ca,
+            content=certificates.server.ca,
+        )
 
 
 @operation()
@@ -158,21 +226,18 @@ def _remove_unused(keep: tuple[str, ...]):
 
         _remove_unused(name="Remove replaced certificates", keep=("/etc/ssl/smart-redis/redis-0123.crt",))
     """
-    unused = [
-        path for path in sorted(host_state().files) if path.startswith(f"{PATHS.tls_dir}/redis-") and path not in keep
-    ]
+    prefixes = (f"{PATHS.tls_dir}/redis-", f"{PATHS.tls_dir}/exporter-")
+    unused = [path for path in sorted(host_state().files) if path.startswith(prefixes) and path not in keep]
     if not unused:
         host.noop("no replaced certificate or key is left")
         return
     yield "rm -f " + " ".join(shlex.quote(path) for path in unused)
 
 
-def forget_old(settings: Settings, bundle: certs.Bundle | None) -> None:
+def forget_old(certificates: Certificates | None) -> None:
     """After redis.conf names the new files (or none, with TLS off): the server has loaded them."""
-    files = host_files(bundle, settings)
-    _remove_unused(
-        name="Remove replaced TLS certificates and keys", keep=(files.cert, files.key, files.ca) if files else ()
-    )
+    files = host_files(certificates)
+    _remove_unused(name="Remove replaced TLS certificates and keys", keep=files.all if files else ())
 
 
 def refuse_in_group(settings: Settings, topology: Topology) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import ssl
 
@@ -16,6 +17,8 @@ CANDIDATE = "/etc/redis/redis.conf.candidate"
 # dir, logfile and pidfile sit inside the ReadWritePaths of the packaged unit.
 DATA_DIR = "/var/lib/redis"
 LOGFILE = "/var/log/redis/redis-server.log"
+# The deploy's TLS files (root-owned): the CA files in here are the only ones the tools trust.
+TLS_DIR = "/etc/ssl/smart-redis"
 
 
 def admin(
@@ -37,7 +40,7 @@ def directives(config: str = CONFIG) -> dict[str, str]:
             for line in f:
                 words = line.split()
                 if len(words) == 2 and not words[0].startswith("#"):
-                    found[words[0].lower()] = words[1]
+                    found[words[0].lower()] = words[1].strip('"')  # CONFIG REWRITE quotes paths
     except OSError:
         pass
     return found
@@ -64,6 +67,10 @@ def tls_context(port: int, config: str = CONFIG) -> ssl.SSLContext | None:
     if tls_port in ("0", plain) or str(port) != tls_port:
         return None
     context = ssl.create_default_context(cafile=found.get("tls-ca-cert-file"))
+    # Also the CA of a change the deploy has begun (it removes the replaced files once the server
+    # presents the new certificate): a run that stopped between the two still logs in.
+    for other in sorted(glob.glob(os.path.join(TLS_DIR, "redis-*-ca.crt"))):
+        context.load_verify_locations(cafile=other)
     context.check_hostname = False
     if found.get("tls-auth-clients", "yes") != "no":
         context.load_cert_chain(found["tls-cert-file"], found["tls-key-file"])

@@ -190,7 +190,9 @@ def test_renewal_loads_the_new_certificate_without_a_restart(tls_host):
     assert again.rc == 0 and again.changed == 0, again.output
 
 
-def test_a_certificate_from_another_ca_is_refused_before_anything_changes(tls_host, tmp_path):
+def test_bad_certificate_settings_are_refused_before_anything_changes(tls_host, tmp_path):
+    """A certificate from another CA; and the operator's certificates where every client must
+    show one while the exporter runs (it would need the server's key)."""
     name = tls_host["name"]
     other, other_key = certs.project_ca(tmp_path / "other")
     foreign = certs.issue(other, other_key, ["127.0.0.1"])
@@ -198,17 +200,21 @@ def test_a_certificate_from_another_ca_is_refused_before_anything_changes(tls_ho
     files = {"cert": foreign.cert, "key": foreign.key, "ca": certs._pem(own_ca).decode()}
     for part, text in files.items():
         (tmp_path / part).write_text(text)
+    given = {f"redis_tls_{part}": str(tmp_path / part) for part in files}
     before = fingerprint(name)
-    refused = run(tls_host, **{f"redis_tls_{part}": str(tmp_path / part) for part in files})
+    refused = run(tls_host, **given)
     assert refused.rc == 1
     errors = [line for line in refused.output.splitlines() if "redis_tls_cert" in line]
     assert errors and "issued by redis_tls_ca" in errors[0], refused.output[-2000:]
+    (tmp_path / "ca").write_text(foreign.ca)
+    refused = run(tls_host, redis_tls_client_auth="yes", **given)
+    assert refused.rc == 1 and "it would need the server's key" in refused.output, refused.output[-2000:]
+    assert "PRIVATE KEY" not in refused.output
     assert fingerprint(name) == before
 
 
-def test_operator_certificates_and_required_client_certificates(tls_host, tmp_path):
-    """The operator's own files, and redis_tls_client_auth = "yes": a client without a
-    certificate is refused; the host's tools and the exporter still log in (with the server's)."""
+def test_the_operators_certificates_replace_the_projects_without_a_restart(tls_host, tmp_path):
+    """Another certificate from another CA: the server moves to both in one CONFIG SET."""
     name = tls_host["name"]
     ca, ca_key = certs.project_ca(tmp_path / "operator-ca")
     own = certs.issue(ca, ca_key, ["127.0.0.1", "redis.example.internal"])
@@ -216,10 +222,23 @@ def test_operator_certificates_and_required_client_certificates(tls_host, tmp_pa
         (tmp_path / part).write_text(getattr(own, part))
     pid = server_pid(name)
     given = {f"redis_tls_{part}": str(tmp_path / part) for part in ("cert", "key", "ca")}
-    result = run(tls_host, redis_tls_client_auth="yes", **given)
+    result = run(tls_host, **given)
     assert result.rc == 0, result.failure
-    assert serial_presented_with_cert(name) == own.leaf.serial_number
+    assert serial_presented(name) == own.leaf.serial_number
     assert server_pid(name) == pid
+    assert sh(name, f"cat {PATHS.tls_ca}").stdout == own.ca
+    checks = infra_checks(f"docker://{name}", "--redis-data", "redis_tls=only")
+    assert checks.returncode == 0, checks.stdout[-3000:]
+    again = run(tls_host, json_output=True, **given)
+    assert again.rc == 0 and again.changed == 0, again.output
+
+
+def test_required_client_certificates(tls_host):
+    """redis_tls_client_auth = "yes" (the project's CA again): a client without a certificate is
+    refused; the host's tools log in with the server's, the exporter with one of its own."""
+    name = tls_host["name"]
+    result = run(tls_host, redis_tls_client_auth="yes")
+    assert result.rc == 0, result.failure
     refused = sh(name, f"{ADMIN} --tls --cacert {PATHS.tls_ca} -p 6379 ping", check=False)
     assert "PONG" not in refused.stdout
     conf = sh(name, f"cat {PATHS.config}").stdout
@@ -227,11 +246,15 @@ def test_operator_certificates_and_required_client_certificates(tls_host, tmp_pa
     key = next(line.split()[1] for line in conf.splitlines() if line.startswith("tls-key-file "))
     accepted = sh(name, f"{ADMIN} --tls --cacert {PATHS.tls_ca} --cert {cert} --key {key} -p 6379 ping")
     assert accepted.stdout.strip() == "PONG"
+    assert serial_presented_with_cert(name) == certs.Bundle(host_cert(tls_host).read_text(), "", "").leaf.serial_number
+    exporter_keys = sh(name, f"stat -c '%n %U:%G %a' {PATHS.tls_dir}/exporter-*.key").stdout.split()
+    assert exporter_keys[1:] == ["root:root", "600"], exporter_keys
+    assert key not in sh(name, "systemctl cat prometheus-redis-exporter").stdout  # not the server's key
     checks = infra_checks(
         f"docker://{name}", "--redis-data", "redis_tls=only", "--redis-data", "redis_tls_client_auth=yes"
     )
     assert checks.returncode == 0, checks.stdout[-3000:]
-    again = run(tls_host, json_output=True, redis_tls_client_auth="yes", **given)
+    again = run(tls_host, json_output=True, redis_tls_client_auth="yes")
     assert again.rc == 0 and again.changed == 0, again.output
 
 

@@ -18,9 +18,8 @@ from smart_redis.topology import Topology
 
 NOW = datetime.datetime(2026, 11, 28, tzinfo=datetime.timezone.utc)
 HASHES = {role: "a" * 64 for role in ("APP", "ADMIN", "EXPORTER")}
-FILES = TlsFiles(
-    "/etc/ssl/smart-redis/redis-0123.crt", "/etc/ssl/smart-redis/redis-0123.key", "/etc/ssl/smart-redis/ca.crt"
-)
+STEM = "/etc/ssl/smart-redis/redis-0123456789abcdef"
+FILES = TlsFiles(f"{STEM}.crt", f"{STEM}.key", f"{STEM}-ca.crt")
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +72,49 @@ def test_an_expired_certificate_and_a_missing_name_are_refused(ca):
     assert certs.names_all(issued(ca, names=("*.example.com",)).leaf, ["a.b.example.com"]) == "a.b.example.com"
 
 
+def test_what_the_operator_gives_is_refused_or_reduced_to_certificates(ca, tmp_path):
+    good = issued(ca)
+    with_key = certs.Bundle(good.cert + good.key, good.key, good.ca)
+    assert refusal(with_key) == "redis_tls_cert: allowed is a file of certificates only (it holds a private key)"
+    clean = certs.operator_bundle(good.cert + "\n# a comment\n", good.key, good.ca, ["127.0.0.1"], client=True)
+    assert clean.cert == good.cert and "comment" not in clean.cert
+
+
+def test_usages_expired_cas_and_bare_wildcards_are_refused(ca, tmp_path):
+    client_only = certs.issue(ca[0], ca[1], ["127.0.0.1"], NOW, client_only="x")
+    assert "lacks serverAuth" in refusal(client_only)
+    old_ca = certs.project_ca(tmp_path / "old", NOW - datetime.timedelta(days=certs.CA_DAYS + 1))
+    from_old = certs.issue(old_ca[0], old_ca[1], ["127.0.0.1"], NOW - datetime.timedelta(days=1))
+    assert refusal(from_old).startswith("redis_tls_ca: allowed is a chain valid now")
+    assert certs.names_all(issued(ca, names=("*.com",)).leaf, ["example.com"]) == "example.com"
+
+
+def test_the_project_ca_folder_must_be_private_and_whole(tmp_path):
+    open_dir = tmp_path / "open"
+    open_dir.mkdir(mode=0o755)
+    open_dir.chmod(0o755)
+    with pytest.raises(SettingsError, match="redis_tls_ca_dir: allowed is a folder of yours that only you may enter"):
+        certs.project_ca(open_dir, NOW)
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (tmp_path / "elsewhere").mkdir(mode=0o700)
+    with pytest.raises(SettingsError, match="is a link"):
+        certs.project_ca(tmp_path / "link", NOW)
+    whole = tmp_path / "whole"
+    certs.project_ca(whole, NOW)
+    (whole / "ca.key").unlink()
+    with pytest.raises(SettingsError, match="both ca.crt and ca.key, or neither"):
+        certs.project_ca(whole, NOW)
+
+
+def test_the_exporter_gets_a_client_certificate_of_its_own(tmp_path):
+    directory = tmp_path / "tls"
+    server, _ = certs.host_bundle(directory, "db1", ["127.0.0.1"], 30, NOW)
+    client, issued_now = certs.host_bundle(directory, "db1", [], 30, NOW, client_only="redis-exporter")
+    assert issued_now and client.leaf.serial_number != server.leaf.serial_number
+    assert certs._usages(client.leaf) == {certs.ExtendedKeyUsageOID.CLIENT_AUTH}
+    assert certs.host_bundle(directory, "db1", [], 30, NOW, client_only="redis-exporter") == (client, False)
+
+
 def test_a_chain_in_the_certificate_file_reaches_the_ca(ca, tmp_path):
     # An intermediate: a CA certificate of its own, signed by the root.
     intermediate_ca = certs.project_ca(tmp_path / "intermediate", NOW)
@@ -110,7 +152,9 @@ def test_the_project_ca_issues_once_and_again_only_when_due(tmp_path):
     assert certs.host_bundle(directory, "@docker/db1", ["127.0.0.1", "db1", "10.0.0.9"], 30, due)[1]
     assert directory.stat().st_mode & 0o777 == 0o700
     files = [p for p in directory.rglob("*") if p.is_file()]
-    assert {p.name for p in files} == {"ca.crt", "ca.key", "_docker_db1.crt", "_docker_db1.key"}
+    stem = certs._file_name("@docker/db1")
+    assert stem.startswith("_docker_db1-") and stem != certs._file_name("_docker/db1")
+    assert {p.name for p in files} == {"ca.crt", "ca.key", f"{stem}.crt", f"{stem}.key"}
     assert all(p.stat().st_mode & 0o777 == 0o600 for p in files)
 
 
@@ -163,6 +207,15 @@ def test_the_deploys_redis_cli_follows_the_running_config():
     port, options = live.endpoint(live.directives("\n".join(conf({"redis_tls": "only"}))), 6379)
     assert port == 6379 and options == FILES.cli_options()
     assert live.endpoint({}, 6390) == (6390, None)
+    assert live.endpoint({"port": "x", "tls-port": "6380"}, 6390) == (6390, None)
+
+
+def test_a_tls_path_the_deploy_did_not_write_never_reaches_its_shell():
+    """redis.conf is the redis user's to write: a planted path stops the run."""
+    planted = {"port": "0", "tls-port": "6379", "tls-cert-file": FILES.cert, "tls-key-file": FILES.key}
+    for path in ("/x; touch /tmp/pwned #", "/etc/ssl/smart-redis/../../tmp/ca.crt", "/tmp/ca.crt"):
+        with pytest.raises(live.ForeignConfig):
+            live.endpoint({**planted, "tls-ca-cert-file": path}, 6379)
 
 
 def test_host_tools_use_tls_only_on_the_tls_port(tmp_path, ca):
@@ -201,10 +254,14 @@ def test_the_exporter_speaks_tls_where_there_is_no_plain_port():
     only = exporter.dropin(load({"redis_tls": "only"}), FILES)
     assert f"-redis.addr rediss://127.0.0.1:6379 -tls-ca-cert-file {FILES.ca}" in only
     assert "ExecStartPre" not in only
-    required = exporter.dropin(load({"redis_tls": "only", "redis_tls_client_auth": "yes"}), FILES)
+    own = TlsFiles(
+        FILES.cert, FILES.key, FILES.ca, "/etc/ssl/smart-redis/exporter-1.crt", "/etc/ssl/smart-redis/exporter-1.key"
+    )
+    required = exporter.dropin(load({"redis_tls": "only", "redis_tls_client_auth": "yes"}), own)
+    assert FILES.key not in required  # the exporter never gets the server's key
     assert (
-        f"ExecStartPre=+/usr/bin/install -m 0400 -o prometheus -g prometheus {FILES.key} /run/smart-redis-exporter/tls.key"
-        in required
+        "ExecStartPre=+/usr/bin/install -m 0400 -o prometheus -g prometheus /etc/ssl/smart-redis/exporter-1.key "
+        "/run/smart-redis-exporter/tls.key" in required
     )
     assert (
         "-tls-client-cert-file /run/smart-redis-exporter/tls.crt -tls-client-key-file /run/smart-redis-exporter/tls.key"

@@ -336,3 +336,16 @@ def test_every_fact_of_the_project_is_exercised(recorded):
             if isinstance(value, type) and issubclass(value, FactBase) and value.__module__.startswith("smart_redis")
         }
     assert facts - steps == set()
+
+
+def test_the_tls_key_is_private_from_its_first_byte_and_never_diffed(recorded):
+    """The key's staging file exists 0600 before pyinfra writes into it (also its SSH temp file),
+    and the key only then gets its group."""
+    (commands,) = [c for name, c in recorded.items() if "turns TLS on alone" in name]
+    texts = [c.text for c in commands]
+    created = next(i for i, t in enumerate(texts) if t.startswith("rm -f") and ".key.candidate" in t)
+    assert "umask 077 && : >" in texts[created]
+    assert "umask 077 && : > /tmp/pyinfra-" in texts[created - 1]
+    owned = next(i for i, t in enumerate(texts) if t.startswith("chown root:redis") and ".key.candidate" in t)
+    assert created < owned and "chmod 640" in texts[owned]
+    assert not any("PRIVATE KEY" in t for t in texts)
