@@ -104,6 +104,13 @@ def _path(
     return None
 
 
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
 def _usages(cert: x509.Certificate) -> set | None:
     """The extended key usages, None when the certificate does not restrict them."""
     try:
@@ -172,6 +179,11 @@ def check(
             f"{cert_setting}: allowed is a certificate issued by redis_tls_ca (or by a chain in its file that reaches it)"
         )
     for above in path:
+        if not _is_ca(above):
+            raise SettingsError(
+                f"{cert_setting}: allowed is a chain of CA certificates above the server's "
+                f"({above.subject.rfc4514_string()[:80]} is no CA: basicConstraints)"
+            )
         if not above.not_valid_before_utc <= now < above.not_valid_after_utc:
             setting = ca_setting if above in cas else cert_setting
             raise SettingsError(
@@ -241,8 +253,13 @@ def _key_pem(key) -> bytes:
 
 def _private_dir(directory: Path) -> None:
     """Created 0700; an existing one must be a folder of this user that nobody else may enter."""
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    info = os.lstat(directory)
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = os.lstat(directory)
+    except OSError as exc:
+        raise SettingsError(
+            f"redis_tls_ca_dir: allowed is a folder you may create and use ({directory}: {exc.strerror})"
+        ) from None
     if directory.is_symlink() or not directory.is_dir() or info.st_uid != os.getuid() or info.st_mode & 0o077:
         raise SettingsError(
             f"redis_tls_ca_dir: allowed is a folder of yours that only you may enter ({directory} is "
@@ -254,7 +271,10 @@ def _private_file(path: Path) -> str:
     info = os.lstat(path)
     if path.is_symlink() or info.st_uid != os.getuid() or info.st_mode & 0o077:
         raise SettingsError(f"redis_tls_ca_dir: allowed are files of yours that only you may read ({path} is not)")
-    return path.read_text()
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError):
+        raise SettingsError(f"redis_tls_ca_dir: allowed are readable PEM files ({path} is not)") from None
 
 
 def project_ca(directory: Path, now: datetime.datetime | None = None) -> tuple[x509.Certificate, object]:
@@ -263,10 +283,19 @@ def project_ca(directory: Path, now: datetime.datetime | None = None) -> tuple[x
     cert_path, key_path = directory / "ca.crt", directory / "ca.key"
     _private_dir(directory)
     if cert_path.exists() and key_path.exists():
-        return (
+        cert, key = (
             _certificates(_private_file(cert_path), "redis_tls_ca_dir")[0],
             _private_key(_private_file(key_path), "redis_tls_ca_dir"),
         )
+        if _spki(cert.public_key()) != _spki(key.public_key()):
+            raise SettingsError(
+                f"redis_tls_ca_dir: allowed is a ca.key that belongs to ca.crt ({directory}: it does not)"
+            )
+        if now >= cert.not_valid_after_utc:
+            raise SettingsError(
+                f"redis_tls_ca_dir: allowed is a CA that has not expired (it expired {_day(cert.not_valid_after_utc)})"
+            )
+        return cert, key
     if cert_path.exists() or key_path.exists():
         raise SettingsError(
             f"redis_tls_ca_dir: allowed is a folder with both ca.crt and ca.key, or neither ({directory} has one): "
@@ -386,7 +415,7 @@ def host_bundle(
     if cert_path.exists() and key_path.exists():
         stored = Bundle(_private_file(cert_path), _private_file(key_path), ca_pem)
         if _reusable(stored, ca_cert, names, renew_days, now):
-            return stored, False
+            return stored, False  # else (another CA, a name missing, due, unreadable PEM): issue again
     bundle = issue(ca_cert, ca_key, names, now, client_only=client_only)
     _write_private(key_path, bundle.key.encode())
     _write_private(cert_path, bundle.cert.encode())

@@ -14,6 +14,7 @@ import csv
 import re
 from dataclasses import dataclass, field
 
+from .host.server import TLS_DIR
 from .settings import MEMORY_RE, memory_bytes
 
 # Settings that Redis reads at startup only, or that this deploy chooses to restart for:
@@ -77,7 +78,8 @@ def directives(text: str) -> dict[str, str]:
 
 # The TLS files the deploy names in redis.conf (tls.host_files): anything else there was not
 # written by the deploy, and never reaches its shell.
-TLS_FILE_RE = re.compile(r"/etc/ssl/smart-redis/redis-[0-9a-f]{16}(-ca)?\.(crt|key)")
+TLS_FILE_RE = re.compile(re.escape(TLS_DIR) + r"/redis-[0-9a-f]{16}(-ca)?\.(crt|key)")
+PORT_RE = re.compile(r"[0-9]{1,5}")
 
 
 class ForeignConfig(ValueError):
@@ -85,7 +87,7 @@ class ForeignConfig(ValueError):
 
 
 def _port(value: str | None, default: int) -> int:
-    return int(value) if value is not None and value.isdigit() and int(value) <= 65535 else default
+    return int(value) if value is not None and PORT_RE.fullmatch(value) and int(value) <= 65535 else default
 
 
 def endpoint(conf: dict[str, str], default_port: int) -> tuple[int, str | None]:
@@ -101,9 +103,15 @@ def endpoint(conf: dict[str, str], default_port: int) -> tuple[int, str | None]:
     files = [conf.get(name, "") for name in ("tls-ca-cert-file", "tls-cert-file", "tls-key-file")]
     strange = next((path for path in files if not TLS_FILE_RE.fullmatch(path)), None)
     if strange is not None:
-        raise ForeignConfig(f"redis.conf names a TLS file the deploy did not write: {strange[:100]!r}")
+        raise ForeignConfig(
+            f"redis.conf names a TLS file the deploy did not write: {strange[:100]!r} (a server set up by hand: "
+            "give it a plain port in redis.conf, restart it, and run the deploy with the redis_tls you want)"
+        )
     ca, cert, key = files
-    return tls_port, f"--tls --cacert {ca} --cert {cert} --key {key}"
+    # A certificate only where the server requires one: with "optional" a run stopped in the
+    # middle of a CA change (the server already on the new CA) still logs in.
+    shown = f" --cert {cert} --key {key}" if conf.get("tls-auth-clients", "yes") == "yes" else ""
+    return tls_port, f"--tls --cacert {ca}{shown}"
 
 
 def acl_lines(text: str) -> dict[str, str]:

@@ -143,11 +143,12 @@ def managed_file(
     yield f"mkdir -p {shlex.quote(dest.rsplit('/', 1)[0])}"
     temp = None
     if private:
-        # pyinfra's temporary name is predictable: a file someone else put there first is never
-        # written into (noclobber), the run stops instead.
-        temp = host.get_temp_filename(staging)
+        # A random temporary name (pyinfra's default one is derived from the path), created new
+        # (noclobber), and checked to be a plain file of this login: nobody else's file, link or
+        # FIFO ever receives the key.
+        temp = host.get_temp_filename()
         q_temp = shlex.quote(temp)
-        yield StringCommand(f"rm -f {q_temp} 2>/dev/null; set -C; umask 077 && : > {q_temp}", _sudo=False)
+        yield StringCommand(f"set -C; umask 077 && : > {q_temp} && test -f {q_temp} && test -O {q_temp}", _sudo=False)
         yield f"rm -f {q_staging} && umask 077 && : > {q_staging}"
     yield FileUploadCommand(StringIO(content), staging, remote_temp_filename=temp)
     yield f"chown {user}:{group} {q_staging} && chmod {mode} {q_staging}"

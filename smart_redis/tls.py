@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
-from pathlib import Path
 
 from pyinfra import host, logger
 
 from . import certs
 from .constants import CONFIG_GROUP, PATHS
 from .operations import host_state, managed_file, operation
-from .settings import HOSTNAME_RE, Settings, SettingsError, ip_address
+from .settings import HOSTNAME_RE, Settings, SettingsError, ip_address, operator_path
 from .topology import Topology
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
@@ -52,9 +51,11 @@ class TlsFiles:
     exporter_key: str | None = None
     loopback_named: bool = True  # the certificate names 127.0.0.1, where the exporter connects
 
-    def cli_options(self) -> str:
-        """redis-cli's, logged in with the server's own certificate (it allows clientAuth)."""
-        return f"--tls --cacert {self.ca} --cert {self.cert} --key {self.key}"
+    def cli_options(self, show_certificate: bool) -> str:
+        """redis-cli's; where the server requires one, with the server's own certificate (it
+        allows clientAuth then: certs.check)."""
+        shown = f" --cert {self.cert} --key {self.key}" if show_certificate else ""
+        return f"--tls --cacert {self.ca}{shown}"
 
     @property
     def all(self) -> tuple[str, ...]:
@@ -63,7 +64,9 @@ class TlsFiles:
 
 def deploy_cli(settings: Settings, files: TlsFiles | None) -> str | None:
     """redis-cli's TLS options for the deploy's own commands once redis.conf is in place."""
-    return files.cli_options() if files is not None and settings.tls == "only" else None
+    if files is None or settings.tls != "only":
+        return None
+    return files.cli_options(show_certificate=settings.tls_client_auth == "yes")
 
 
 def host_files(certificates: Certificates | None) -> TlsFiles | None:
@@ -101,7 +104,7 @@ def _issued_names(settings: Settings, topology: Topology) -> list[str]:
 
 def _read(setting: str, path: str) -> str:
     try:
-        return Path(path).expanduser().read_text()
+        return operator_path(path).read_text()
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a text file"
         raise SettingsError(f"{setting} = {path!r}: allowed is a readable PEM file ({reason})") from None
@@ -128,7 +131,7 @@ def certificates(settings: Settings, topology: Topology) -> Certificates | None:
             )
         return None
     names = client_names(settings, topology)
-    client = settings.tls_client_auth != "no"
+    client = settings.tls_client_auth == "yes"  # then the host's tools show it
     exporter = None
     if settings.own_certificates:
         assert settings.tls_cert and settings.tls_key and settings.tls_ca  # settings: all three or none
@@ -146,7 +149,7 @@ def certificates(settings: Settings, topology: Topology) -> Certificates | None:
             client,
         )
     else:
-        directory = Path(settings.tls_ca_dir).expanduser()
+        directory = operator_path(settings.tls_ca_dir)
         bundle, issued = certs.host_bundle(
             directory, host.name, _issued_names(settings, topology), settings.tls_renew_days
         )

@@ -8,6 +8,7 @@ import ssl
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from smart_redis import certs, exporter, live, pm2
 from smart_redis.host import server
@@ -78,6 +79,19 @@ def test_what_the_operator_gives_is_refused_or_reduced_to_certificates(ca, tmp_p
     assert refusal(with_key) == "redis_tls_cert: allowed is a file of certificates only (it holds a private key)"
     clean = certs.operator_bundle(good.cert + "\n# a comment\n", good.key, good.ca, ["127.0.0.1"], client=True)
     assert clean.cert == good.cert and "comment" not in clean.cert
+
+
+def test_a_chain_link_that_is_no_ca_and_a_mismatched_ca_key_are_refused(ca, tmp_path):
+    not_a_ca = issued(ca, names=("intermediate.example",))
+    inter_key = serialization.load_pem_private_key(not_a_ca.key.encode(), password=None)
+    leaf = certs.issue(not_a_ca.leaf, inter_key, ["127.0.0.1"], NOW)
+    chained = certs.Bundle(leaf.cert + not_a_ca.cert, leaf.key, not_a_ca.ca)
+    assert "is no CA: basicConstraints" in refusal(chained)
+    one, other = tmp_path / "one", tmp_path / "other"
+    certs.project_ca(one, NOW), certs.project_ca(other, NOW)
+    (one / "ca.key").write_bytes((other / "ca.key").read_bytes())
+    with pytest.raises(SettingsError, match="ca.key that belongs to ca.crt"):
+        certs.project_ca(one, NOW)
 
 
 def test_usages_expired_cas_and_bare_wildcards_are_refused(ca, tmp_path):
@@ -205,7 +219,10 @@ def test_redis_conf_for_each_mode():
 def test_the_deploys_redis_cli_follows_the_running_config():
     assert live.endpoint({"port": "6379", "tls-port": "6380"}, 6379) == (6379, None)
     port, options = live.endpoint(live.directives("\n".join(conf({"redis_tls": "only"}))), 6379)
-    assert port == 6379 and options == FILES.cli_options()
+    assert port == 6379 and options == f"--tls --cacert {FILES.ca}"  # "optional": no certificate shown
+    required = live.directives("\n".join(conf({"redis_tls": "only", "redis_tls_client_auth": "yes"})))
+    assert live.endpoint(required, 6379) == (6379, FILES.cli_options(show_certificate=True))
+    assert live.endpoint({"port": "²", "tls-port": "6380"}, 6390) == (6390, None)
     assert live.endpoint({}, 6390) == (6390, None)
     assert live.endpoint({"port": "x", "tls-port": "6380"}, 6390) == (6390, None)
 
