@@ -40,9 +40,8 @@ def pm2_package() -> Path:
     return prefix
 
 
-@pytest.fixture(scope="module")
-def apps(new_container, pm2_package):
-    name = new_container("apps")
+def start_apps(name: str, pm2_package: Path) -> None:
+    """Debian's nodejs, PM2 and the stand-in app, started by PM2 as smart-trade, in a container."""
     sh(
         name,
         "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs >/dev/null",
@@ -55,6 +54,12 @@ def apps(new_container, pm2_package):
         f"&& chown -R smart-trade:smart-trade {APP_DIR} && chmod 640 {ECOSYSTEM}",
     )
     sh(name, f"runuser -l smart-trade -c 'cd {APP_DIR} && pm2 start ecosystem.config.js' > /dev/null")
+
+
+@pytest.fixture(scope="module")
+def apps(new_container, pm2_package):
+    name = new_container("apps")
+    start_apps(name, pm2_package)
     original = sh(name, f"cat {ECOSYSTEM}").stdout
     run = deploy(f"@docker/{name}", "-vvv", data=DATA)
     return {"name": name, "target": f"@docker/{name}", "original": original, "first": run}

@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import subprocess
 from pathlib import Path
 
 import pytest
 from conftest import deploy, fingerprint, infra_checks, sh
-from test_pm2 import APP_DIR, ECOSYSTEM, FIXTURES, pm2_env, pm2_package  # noqa: F401  (a fixture)
+from test_pm2 import ECOSYSTEM, pm2_env, pm2_package, start_apps  # noqa: F401  (a fixture)
 
 from smart_redis import certs
 from smart_redis.constants import PATHS, SERVICE
@@ -48,18 +47,7 @@ print(call("PING"), flush=True)
 @pytest.fixture(scope="module")
 def tls_host(new_container, pm2_package, tmp_path_factory):  # noqa: F811
     name = new_container("tls")
-    sh(
-        name,
-        "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs >/dev/null",
-    )
-    subprocess.run(["docker", "cp", f"{pm2_package}/.", f"{name}:/opt/pm2"], check=True)
-    subprocess.run(["docker", "cp", f"{FIXTURES}/.", f"{name}:{APP_DIR}"], check=True)
-    sh(
-        name,
-        f"ln -sf /opt/pm2/node_modules/pm2/bin/pm2 /usr/local/bin/pm2 && useradd -m -s /bin/bash smart-trade "
-        f"&& chown -R smart-trade:smart-trade {APP_DIR} && chmod 640 {ECOSYSTEM}",
-    )
-    sh(name, f"runuser -l smart-trade -c 'cd {APP_DIR} && pm2 start ecosystem.config.js' > /dev/null")
+    start_apps(name, pm2_package)
     ca_dir = tmp_path_factory.mktemp("operator") / "secrets" / "tls"
     data = {**TLS, "redis_tls_ca_dir": str(ca_dir)}
     first = deploy(f"@docker/{name}", data=data, no_apps=False)
