@@ -104,7 +104,7 @@ class Paths:
     # TLS: the CA that clients trust (the apps read it: NODE_EXTRA_CA_CERTS) and, named by their
     # fingerprint, the server's certificate and key (smart_redis/tls.py).
     tls_dir: str = host_server.TLS_DIR
-    tls_ca: str = "/etc/ssl/smart-redis/ca.crt"
+    tls_ca: str = f"{host_server.TLS_DIR}/ca.crt"
     sysctl: str = "/etc/sysctl.d/60-redis.conf"
     thp_unit: str = f"/etc/systemd/system/{THP_SERVICE}"
     apt_keyring: str = "/usr/share/keyrings/redis-archive-keyring.gpg"

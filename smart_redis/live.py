@@ -14,7 +14,7 @@ import csv
 import re
 from dataclasses import dataclass, field
 
-from .host.server import TLS_DIR
+from .host.server import TLS_FILE_RE
 from .settings import MEMORY_RE, memory_bytes
 
 # Settings that Redis reads at startup only, or that this deploy chooses to restart for:
@@ -76,9 +76,6 @@ def directives(text: str) -> dict[str, str]:
     return result
 
 
-# The TLS files the deploy names in redis.conf (tls.host_files): anything else there was not
-# written by the deploy, and never reaches its shell.
-TLS_FILE_RE = re.compile(re.escape(TLS_DIR) + r"/redis-[0-9a-f]{16}(-ca)?\.(crt|key)")
 PORT_RE = re.compile(r"[0-9]{1,5}")
 
 

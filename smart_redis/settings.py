@@ -152,11 +152,11 @@ SECRET_URL_RE = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._
 TELEGRAM_TOKEN_RE = re.compile(r"[0-9]{1,20}:[A-Za-z0-9_-]{20,100}")
 TELEGRAM_CHAT_RE = re.compile(r"-?[0-9]{1,20}|@[A-Za-z][A-Za-z0-9_]{4,31}")
 EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
+# The operator's own certificate files: all three, or none (then the project's CA issues them).
+TLS_FILES = ("redis_tls_cert", "redis_tls_key", "redis_tls_ca")
 # Settings whose values are secrets: an error names the setting and the rule, never the value.
 # Each may also come from the environment (SMART_REDIS_ALERT_WEBHOOK_URL, ...), so that it
 # need not be written into the deploy's files or a command line.
-# The operator's own certificate files: all three, or none (then the project's CA issues them).
-TLS_FILES = ("redis_tls_cert", "redis_tls_key", "redis_tls_ca")
 SECRET_SETTINGS = ("redis_alert_webhook_url", "redis_alert_telegram_token")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import ssl
 
 from .credentials import PATH as CREDENTIALS
@@ -19,6 +20,9 @@ DATA_DIR = "/var/lib/redis"
 LOGFILE = "/var/log/redis/redis-server.log"
 # The deploy's TLS files (root-owned): the CA files in here are the only ones the tools trust.
 TLS_DIR = "/etc/ssl/smart-redis"
+# The names the deploy gives them in redis.conf (smart_redis/tls.py). redis.conf is the redis
+# user's to write: any other path there is never read, nor put in a shell, by root.
+TLS_FILE_RE = re.compile(re.escape(TLS_DIR) + r"/redis-[0-9a-f]{16}(-ca)?\.(crt|key)")
 
 
 def admin(
@@ -66,7 +70,10 @@ def tls_context(port: int, config: str = CONFIG) -> ssl.SSLContext | None:
     tls_port, plain = found.get("tls-port", "0"), found.get("port", "6379")
     if tls_port in ("0", plain) or str(port) != tls_port:
         return None
-    context = ssl.create_default_context(cafile=found.get("tls-ca-cert-file"))
+    named = [found.get(name, "") for name in ("tls-ca-cert-file", "tls-cert-file", "tls-key-file")]
+    if not all(TLS_FILE_RE.fullmatch(path) for path in named):
+        raise ssl.SSLError("redis.conf names a TLS file the deploy did not write")
+    context = ssl.create_default_context(cafile=found["tls-ca-cert-file"])
     # Also the CA of a change the deploy has begun (it removes the replaced files once the server
     # presents the new certificate): a run that stopped between the two still logs in.
     for other in sorted(glob.glob(os.path.join(TLS_DIR, "redis-*-ca.crt"))):

@@ -4,13 +4,16 @@ settings make of redis.conf, redis-cli, the exporter and REDIS_URL."""
 from __future__ import annotations
 
 import datetime
+import re
 import ssl
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from smart_redis import certs, exporter, live, pm2
+from smart_redis import certs, exporter, live, pm2, tls
 from smart_redis.host import server
 from smart_redis.render import redis_conf
 from smart_redis.settings import SettingsError, load
@@ -235,25 +238,59 @@ def test_a_tls_path_the_deploy_did_not_write_never_reaches_its_shell():
             live.endpoint({**planted, "tls-ca-cert-file": path}, 6379)
 
 
-def test_host_tools_use_tls_only_on_the_tls_port(tmp_path, ca):
+def test_host_tools_use_tls_only_on_the_tls_port(tmp_path, ca, monkeypatch):
+    # The deploy's folder stands in tmp_path: the same names, another place.
+    monkeypatch.setattr(server, "TLS_DIR", str(tmp_path))
+    monkeypatch.setattr(
+        server, "TLS_FILE_RE", re.compile(re.escape(str(tmp_path)) + r"/redis-[0-9a-f]{16}(-ca)?\.(crt|key)")
+    )
     bundle = issued(ca)
-    for name, text in (("c.crt", bundle.cert), ("c.key", bundle.key), ("ca.crt", bundle.ca)):
-        (tmp_path / name).write_text(text)
+    stem = tmp_path / "redis-0123456789abcdef"
+    for suffix, text in ((".crt", bundle.cert), (".key", bundle.key), ("-ca.crt", bundle.ca)):
+        Path(f"{stem}{suffix}").write_text(text)
     config = tmp_path / "redis.conf"
     lines = [
         "port 0",
         "tls-port 6390",
-        f"tls-cert-file {tmp_path / 'c.crt'}",
-        f"tls-key-file {tmp_path / 'c.key'}",
-        f"tls-ca-cert-file {tmp_path / 'ca.crt'}",
+        f"tls-cert-file {stem}.crt",
+        f"tls-key-file {stem}.key",
+        f'tls-ca-cert-file "{stem}-ca.crt"',  # as CONFIG REWRITE writes it
+        "tls-auth-clients yes",
     ]
     config.write_text("\n".join(lines) + "\n")
     assert server.configured_port(str(config)) == 6390
     context = server.tls_context(6390, str(config))
     assert isinstance(context, ssl.SSLContext) and context.verify_mode == ssl.CERT_REQUIRED
     assert server.tls_context(6379, str(config)) is None
+    # A path the deploy did not write (redis.conf is the redis user's): root reads nothing there.
+    config.write_text("\n".join([*lines[:4], "tls-ca-cert-file /tmp/attacker-ca.crt", lines[5]]) + "\n")
+    with pytest.raises(ssl.SSLError, match="did not write"):
+        server.tls_context(6390, str(config))
     config.write_text("port 6379\ntls-port 0\n")
     assert server.tls_context(6379, str(config)) is None and server.configured_port(str(config)) == 6379
+
+
+def test_the_warnings_and_the_refusal_of_the_certificates_step(monkeypatch, tmp_path, ca):
+    """What tls.certificates says before anything changes, per mode and bind."""
+    said: list[str] = []
+    monkeypatch.setattr(tls, "host", SimpleNamespace(name="db1", log=lambda text, level=None: said.append(text)))
+    standalone = Topology("standalone")
+    assert tls.certificates(load({"redis_bind": "127.0.0.1 10.0.0.5"}), standalone) is None
+    assert len(said) == 1 and 'redis_tls = "only" encrypts them' in said[0]
+    said.clear()
+    assert tls.certificates(load({}), standalone) is None and not said
+    opened = {"redis_bind": "127.0.0.1 10.0.0.5", "redis_tls_ca_dir": str(tmp_path / "tls")}
+    made = tls.certificates(load({**opened, "redis_tls": "on"}), standalone)
+    assert made is not None and made.exporter is None
+    assert any("the plain port is reachable too" in text for text in said)
+    required = tls.certificates(load({**opened, "redis_tls": "only", "redis_tls_client_auth": "yes"}), standalone)
+    assert required is not None and required.exporter is not None
+    own = issued(ca, names=("127.0.0.1",))
+    for part in ("cert", "key", "ca"):
+        (tmp_path / part).write_text(getattr(own, part))
+    given = {f"redis_tls_{part}": str(tmp_path / part) for part in ("cert", "key", "ca")}
+    with pytest.raises(SettingsError, match="it would need the server's key"):
+        tls.certificates(load({**given, "redis_tls": "only", "redis_tls_client_auth": "yes"}), standalone)
 
 
 def test_redis_url_and_the_ca_for_node():
@@ -274,6 +311,10 @@ def test_the_exporter_speaks_tls_where_there_is_no_plain_port():
     own = TlsFiles(
         FILES.cert, FILES.key, FILES.ca, "/etc/ssl/smart-redis/exporter-1.crt", "/etc/ssl/smart-redis/exporter-1.key"
     )
+    elsewhere = exporter.dropin(
+        load({"redis_tls": "only", "redis_url_host": "redis.internal"}), replace(FILES, loopback_named=False)
+    )
+    assert "-redis.addr rediss://redis.internal:6379" in elsewhere  # the certificate does not name 127.0.0.1
     required = exporter.dropin(load({"redis_tls": "only", "redis_tls_client_auth": "yes"}), own)
     assert FILES.key not in required  # the exporter never gets the server's key
     assert (
