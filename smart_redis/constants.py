@@ -105,6 +105,11 @@ class Paths:
     # fingerprint, the server's certificate and key (smart_redis/tls.py).
     tls_dir: str = host_server.TLS_DIR
     tls_ca: str = f"{host_server.TLS_DIR}/ca.crt"
+    # Sentinel's copies under fixed names: it loads them only when it starts (no CONFIG SET), and
+    # sentinel.conf, which names them, is Sentinel's own file after the first write.
+    sentinel_tls_cert: str = host_server.SENTINEL_TLS_CERT
+    sentinel_tls_key: str = host_server.SENTINEL_TLS_KEY
+    sentinel_tls_ca: str = host_server.SENTINEL_TLS_CA
     sysctl: str = "/etc/sysctl.d/60-redis.conf"
     thp_unit: str = f"/etc/systemd/system/{THP_SERVICE}"
     apt_keyring: str = "/usr/share/keyrings/redis-archive-keyring.gpg"

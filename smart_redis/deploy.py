@@ -60,6 +60,7 @@ def deploy_redis() -> None:
     passwords = auth.passwords(wanted, ha)  # the operator's, and in a Sentinel group the group's shared ones
     passwords = rotation.renew_shared_passwords(wanted, ha, passwords)  # redis_rotate_passwords, once per run
     facts = host_state()  # one round trip answers every step below
+    tls.refuse_switch_in_group(wanted, ha, facts)  # a running group keeps its TLS mode
 
     preflight.check(wanted, facts)
     pm2.preflight(wanted, ha)  # a missing ecosystem file stops the run before anything changes
@@ -78,10 +79,11 @@ def deploy_redis() -> None:
     )
     rotation.accept_new(wanted, ha, rotating)  # on every host, before any login moves to a new password
     tls.install(certificates)  # before redis.conf names the files
+    tls.install_sentinel(certificates, ha)  # Sentinel's copies, under names that stay
     joining = replication.replica_setup(ha, passwords, facts, rotating)  # masterauth, read-only redis.conf
     config.redis_conf(wanted, passwords, ha, credentials, joining, rotating, tls_files)  # replicaof: Sentinel's primary
     restore.from_snapshot(wanted, tls.deploy_cli(wanted, tls_files))  # --data redis_restore_from=..., empty server
-    sentinel.sentinel(wanted, ha, passwords)  # sentinel.conf once; Sentinel owns it afterwards
+    sentinel.sentinel(wanted, ha, passwords)  # sentinel.conf once; restarted on a new certificate
     rotation.sentinel_logins(wanted, ha, rotating)  # auth-pass and sentinel-pass move to the new password
     tools.redis_monitor(wanted, ha)  # the operator's tool on the host
     backup.snapshots(wanted, facts)  # the timer, and a first snapshot

@@ -103,6 +103,11 @@ class HostState:
     sentinel_conf_written: bool = False
     # redis.conf is the deploy's replicated one already (written after a successful join)
     ha_member: bool = False
+    # TLS as the group's files say now: sentinel.conf has a TLS port, redis.conf no plain port
+    sentinel_tls: bool = False
+    server_tls_only: bool = False
+    # Sentinel's certificate files changed since it started (it loads them only then)
+    sentinel_tls_stale: bool = False
     # units whose files changed on disk since systemd loaded them (NeedDaemonReload=yes)
     need_reload: set[str] = field(default_factory=set)
     # The exporter's env file: (sha256 of its REDIS_PASSWORD or "", its REDIS_USER), None without the file.
@@ -175,9 +180,16 @@ def _script() -> str:
             't=$(systemctl show --timestamp=unix -p ExecMainStartTimestamp --value "$u" 2>/dev/null); t=${t#@}; '
             'test -n "$t" || continue; b=$(readlink -f "/usr/bin/$u") || continue; '
             'test "$(stat -c %Z "$b" 2>/dev/null || echo 0)" -gt "$t" && echo "stale=$u"; done',
+            # Sentinel reads its certificate only when it starts: one written since then is not in use.
+            f"t=$(systemctl show --timestamp=unix -p ExecMainStartTimestamp --value {SENTINEL_SERVICE} 2>/dev/null); "
+            f't=${{t#@}}; test -n "$t" && for f in {PATHS.sentinel_tls_cert} {PATHS.sentinel_tls_key} '
+            f'{PATHS.sentinel_tls_ca}; do test "$(stat -c %Z "$f" 2>/dev/null || echo 0)" -gt "$t" && '
+            "echo sentinel_tls_stale=yes && break; done",
             f"echo \"rdb=$(head -c 9 {PATHS.data_dir}/dump.rdb 2>/dev/null | sed -n 's/^REDIS0*\\([0-9]\\{{1,3\\}}\\)$/\\1/p')\"",
             f"grep -qs '^{SENTINEL_MARKER}' {PATHS.sentinel_config} && echo sentinel_conf=yes",
             f"grep -qs '^masteruser ' {PATHS.config} && echo ha_member=yes",
+            f"grep -qs '^tls-port [1-9]' {PATHS.sentinel_config} && echo sentinel_tls=yes",
+            f"grep -qsx 'port 0' {PATHS.config} && echo server_tls_only=yes",
             'echo "sysctl.vm.overcommit_memory=$(cat /proc/sys/vm/overcommit_memory 2>/dev/null)"',
             'echo "sysctl.net.core.somaxconn=$(cat /proc/sys/net/core/somaxconn 2>/dev/null)"',
             'echo "thp=$(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)"',
@@ -247,6 +259,12 @@ def _parse_line(state: HostState, line: str) -> None:
         state.sentinel_conf_written = True
     elif key == "ha_member":
         state.ha_member = True
+    elif key == "sentinel_tls":
+        state.sentinel_tls = True
+    elif key == "server_tls_only":
+        state.server_tls_only = True
+    elif key == "sentinel_tls_stale":
+        state.sentinel_tls_stale = True
     elif key.startswith("sysctl."):
         state.sysctl[key[len("sysctl.") :]] = value
     elif key == "systemd":

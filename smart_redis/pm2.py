@@ -28,7 +28,8 @@ def app_variables(settings: Settings, topology: Topology) -> dict[str, str]:
 
     ioredis: new Redis({ sentinels, name: REDIS_MASTER_NAME, sentinelUsername, sentinelPassword, ... });
     node-redis: createSentinel({ name: REDIS_MASTER_NAME, sentinelRootNodes, ... }). The user and
-    password of REDIS_URL log in to both the servers and the sentinels.
+    password of REDIS_URL log in to both the servers and the sentinels. REDIS_SENTINEL_TLS: the
+    sentinels speak TLS too (ioredis: enableTLSForSentinelMode and sentinelTLS; README).
     """
     tls = {"NODE_EXTRA_CA_CERTS": PATHS.tls_ca} if settings.tls != "off" else {}
     if not topology.ha:
@@ -37,6 +38,7 @@ def app_variables(settings: Settings, topology: Topology) -> dict[str, str]:
         **tls,
         "REDIS_SENTINELS": ",".join(f"{address}:{settings.sentinel_port}" for address in topology.sentinels),
         "REDIS_MASTER_NAME": settings.ha_master_name,
+        **({"REDIS_SENTINEL_TLS": "true"} if settings.tls == "only" else {}),
     }
 
 

@@ -83,4 +83,5 @@ def sentinel_conf(settings: Settings, password_hashes: Mapping[str, str], topolo
         AclLine(settings.admin_user, password_hashes["ADMIN"], SENTINEL_PEER_ACL),
         AclLine(settings.app_user, password_hashes["APP"], SENTINEL_APP_ACL),
     ]
-    return render("sentinel.conf.j2", s=settings, t=topology, primary=primary, users=acl)
+    files = {"cert": PATHS.sentinel_tls_cert, "key": PATHS.sentinel_tls_key, "ca": PATHS.sentinel_tls_ca}
+    return render("sentinel.conf.j2", s=settings, t=topology, primary=primary, users=acl, files=files)

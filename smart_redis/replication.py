@@ -17,7 +17,7 @@ from pyinfra import host, logger
 from pyinfra.api import FactBase, OperationError
 from pyinfra.api.operation import OperationMeta
 
-from . import rotation
+from . import rotation, tls
 from .constants import CONFIG_GROUP, PATHS, SERVICE
 from .facts import HostState
 from .host.secret_files import masterauth
@@ -35,10 +35,12 @@ def ha_dropin() -> str:
 class SentinelPrimary(FactBase[list[str]]):
     """Each reachable sentinel's answer to "where is the primary?", as "ADDRESS PORT" lines."""
 
-    def command(self, sentinels: tuple[str, ...], port: int, master_name: str) -> str:
+    def command(self, sentinels: tuple[str, ...], port: int, master_name: str, tls: str = "") -> str:
+        """tls: redis-cli's TLS options for the sentinels (tls.sentinel_cli)."""
         ask = (
             'REDISCLI_AUTH="$REDIS_SENTINEL_PASSWORD" timeout 3 redis-cli --no-auth-warning '
-            f'--user "$REDIS_SENTINEL_USER" -h "$s" -p {int(port)} --raw sentinel get-master-addr-by-name '
+            f'--user "$REDIS_SENTINEL_USER" {tls + " " if tls else ""}-h "$s" -p {int(port)} --raw '
+            "sentinel get-master-addr-by-name "
             f"{shlex.quote(master_name)}"
         )
         return (
@@ -122,7 +124,11 @@ def primary_now(settings: Settings, topology: Topology, quiet: bool = False, mem
     if not topology.ha:
         return None
     answers = host.get_fact(
-        SentinelPrimary, sentinels=topology.sentinels, port=settings.sentinel_port, master_name=settings.ha_master_name
+        SentinelPrimary,
+        sentinels=topology.sentinels,
+        port=settings.sentinel_port,
+        master_name=settings.ha_master_name,
+        tls=tls.sentinel_cli(settings),
     )
     try:
         winner = decide(answers, len(topology.sentinels), member=member)

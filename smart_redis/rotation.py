@@ -73,24 +73,28 @@ def renew_shared_passwords(settings: Settings, topology: Topology, given: dict[s
     run = ctx_state.get()
     if not (settings.rotate_passwords and topology.ha) or run is None:
         return given
-    if run not in _renewed:
-        if not group_intact():
-            raise SettingsError(
-                "redis_rotate_passwords = True: allowed only in a run of every host of the Sentinel group (no --limit)"
-            )
-        unfinished = _unfinished_on()
-        if unfinished:
-            raise SettingsError(
-                f"redis_rotate_passwords = True: allowed once the earlier rotation has ended; it has not on "
-                f"{', '.join(unfinished)}: run the deploy once without it (docs/planned-changes.md)"
-            )
-        path = operator_path(settings.ha_secrets_file)
-        _renewed[run] = {
-            "path": path,
+    # The hosts are planned side by side: the checks below ask the others' facts, and another
+    # host's planning runs meanwhile. So every host checks, and the first to get past its checks
+    # gives its new passwords to all (setdefault: nothing runs in between).
+    if not group_intact():
+        raise SettingsError(
+            "redis_rotate_passwords = True: allowed only in a run of every host of the Sentinel group (no --limit)"
+        )
+    unfinished = _unfinished_on()
+    if unfinished:
+        raise SettingsError(
+            f"redis_rotate_passwords = True: allowed once the earlier rotation has ended; it has not on "
+            f"{', '.join(unfinished)}: run the deploy once without it (docs/planned-changes.md)"
+        )
+    renewed = _renewed.setdefault(
+        run,
+        {
+            "path": operator_path(settings.ha_secrets_file),
             "passwords": auth.new_shared_passwords(auth.operator_passwords()),
             "written": False,
-        }
-    return {**given, **_renewed[run]["passwords"]}
+        },
+    )
+    return {**given, **renewed["passwords"]}
 
 
 def _write_renewed() -> None:

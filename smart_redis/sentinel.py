@@ -16,7 +16,7 @@ from pyinfra import host, logger
 from pyinfra.api import FactBase, FileUploadCommand, OperationError
 from pyinfra.operations import server
 
-from . import auth, render, replication
+from . import auth, render, replication, tls
 from .constants import CONFIG_GROUP, CONFIG_USER, PATHS, SENTINEL_PACKAGE, SENTINEL_SERVICE
 from .facts import SENTINEL_MARKER, HostState
 from .operations import host_state, managed_file, operation, reload_units, service_running
@@ -79,14 +79,19 @@ def first_config(settings: Settings, topology: Topology, given: Mapping[str, str
     yield f"systemctl unmask {SENTINEL_SERVICE} && systemctl enable {SENTINEL_SERVICE} && systemctl restart {SENTINEL_SERVICE}"
 
 
+def _cli(port: int, tls: str) -> str:
+    """redis-cli to the local sentinel as the Sentinel user; tls: tls.sentinel_cli's options."""
+    return (
+        f'. {PATHS.credentials} && REDISCLI_AUTH="$REDIS_SENTINEL_PASSWORD" redis-cli --no-auth-warning '
+        f'--user "$REDIS_SENTINEL_USER" {tls + " " if tls else ""}-p {int(port)}'
+    )
+
+
 class SentinelMaster(FactBase[dict[str, str] | None]):
     """The local sentinel's SENTINEL MASTER fields for the group; None when it does not answer."""
 
-    def command(self, port: int, master_name: str) -> str:
-        return (
-            f'( . {PATHS.credentials} && REDISCLI_AUTH="$REDIS_SENTINEL_PASSWORD" redis-cli --no-auth-warning '
-            f'--user "$REDIS_SENTINEL_USER" -p {port} --raw sentinel master {master_name} ) 2>/dev/null; true'
-        )
+    def command(self, port: int, master_name: str, tls: str = "") -> str:
+        return f"( {_cli(port, tls)} --raw sentinel master {shlex.quote(master_name)} ) 2>/dev/null; true"
 
     def process(self, output):
         fields = [line.strip() for line in output]
@@ -117,7 +122,10 @@ def sentinel_settings(settings: Settings, topology: Topology):
 
         sentinel_settings(settings=settings, topology=topology)
     """
-    running = host.get_fact(SentinelMaster, port=settings.sentinel_port, master_name=settings.ha_master_name)
+    tls_cli = tls.sentinel_cli(settings)
+    running = host.get_fact(
+        SentinelMaster, port=settings.sentinel_port, master_name=settings.ha_master_name, tls=tls_cli
+    )
     if running is None and not host_state().sentinel_conf_written:
         host.noop("Sentinel starts with the settings from its first sentinel.conf")  # --dry on a new host
         return
@@ -132,37 +140,41 @@ def sentinel_settings(settings: Settings, topology: Topology):
     )
     pairs = " ".join(f"{k} {v}" for k, v in changed.items())
     yield (
-        f'reply=$( . {PATHS.credentials} && REDISCLI_AUTH="$REDIS_SENTINEL_PASSWORD" redis-cli --no-auth-warning '
-        f'--user "$REDIS_SENTINEL_USER" -p {settings.sentinel_port} sentinel set {settings.ha_master_name} {pairs} ); '
-        'test "$reply" = OK || { echo "SENTINEL SET: $reply" >&2; exit 1; }'
+        f"reply=$( {_cli(settings.sentinel_port, tls_cli)} sentinel set {shlex.quote(settings.ha_master_name)} "
+        f'{pairs} ); test "$reply" = OK || {{ echo "SENTINEL SET: $reply" >&2; exit 1; }}'
     )
 
 
 @operation()
-def restart_if_replaced(port: int):
+def restart_if_needed(port: int, tls: str = ""):
     """
-    Restart Sentinel when the package replaced its binary since it started; one host at a time.
+    Restart Sentinel when the package replaced its binary since it started, or when it got a new
+    certificate (it reads its TLS files only when it starts); one host at a time.
 
     Sentinel keeps its state in sentinel.conf, so a restart loses nothing; the group keeps a
     majority of sentinels because the hosts take turns (_serial) and each waits until it answers.
 
     + port: the Sentinel port
+    + tls: redis-cli's TLS options for it (tls.sentinel_cli)
 
     **Example:**
 
     .. code:: python
 
-        restart_if_replaced(port=26379, _serial=True)
+        restart_if_needed(port=26379, _serial=True)
     """
-    if SENTINEL_SERVICE not in host_state(fresh=True).stale_binaries:
-        host.noop(f"{SENTINEL_SERVICE} runs the installed binary")
+    # Asked now, after this run's steps: a run that stopped after the new files reaches here again.
+    state = host_state(fresh=True)
+    why = [
+        *(["the package replaced the binary it runs"] if SENTINEL_SERVICE in state.stale_binaries else []),
+        *(["it has a new certificate"] if state.sentinel_tls_stale else []),
+    ]
+    if not why:
+        host.noop(f"{SENTINEL_SERVICE} runs the installed binary and certificate")
         return
-    host.log(f"Restarting {SENTINEL_SERVICE}: the package replaced the binary it runs", logger.warning)
+    host.log(f"Restarting {SENTINEL_SERVICE}: {' and '.join(why)}", logger.warning)
     # The next host's sentinel restarts only once this one answers again: a majority stays up.
-    ping = (
-        f'( . {PATHS.credentials} && REDISCLI_AUTH="$REDIS_SENTINEL_PASSWORD" redis-cli --no-auth-warning '
-        f'--user "$REDIS_SENTINEL_USER" -p {int(port)} ping ) 2>/dev/null'
-    )
+    ping = f"( {_cli(port, tls)} ping ) 2>/dev/null"
     yield (
         f'systemctl restart {SENTINEL_SERVICE} && i=0; until test "$( {ping} )" = PONG; do i=$((i+1)); '
         f"if [ $i -ge 30 ]; then echo '{SENTINEL_SERVICE} does not answer 30 s after its restart' >&2; exit 1; fi; "
@@ -180,7 +192,10 @@ def sentinel(settings: Settings, topology: Topology, given: Mapping[str, str]) -
         given=given,
     )
     service_running(name=f"Enable and start {SENTINEL_SERVICE}", service=SENTINEL_SERVICE)
-    restart_if_replaced(
-        name=f"Restart {SENTINEL_SERVICE} on a replaced binary", port=settings.sentinel_port, _serial=True
+    restart_if_needed(
+        name=f"Restart {SENTINEL_SERVICE} on a replaced binary or certificate",
+        port=settings.sentinel_port,
+        tls=tls.sentinel_cli(settings),
+        _serial=True,
     )
     sentinel_settings(name="Keep Sentinel's quorum and timing in step", settings=settings, topology=topology)

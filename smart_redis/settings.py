@@ -603,7 +603,8 @@ class Settings:
     url_host: str = setting("127.0.0.1", "Host name or address the apps use to reach Redis, in REDIS_URL.", _host)
     tls: str = setting(
         "off",
-        '"off"; "on": TLS on redis_tls_port beside the plain port; "only": TLS alone, on redis_port (no plain port).',
+        '"off"; "on": TLS on redis_tls_port beside the plain port; "only": TLS alone, on redis_port (no plain port; '
+        'also Sentinel and replication in a Sentinel group, where "on" is refused).',
         _one_of(TLS_MODES),
     )
     tls_port: int = setting(6380, 'Port of TLS beside the plain port while redis_tls = "on".', _whole(1, 65535))

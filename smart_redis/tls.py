@@ -22,6 +22,7 @@ from pyinfra import host, logger
 
 from . import certs
 from .constants import CONFIG_GROUP, PATHS
+from .facts import HostState
 from .operations import host_state, managed_file, operation
 from .settings import HOSTNAME_RE, Settings, SettingsError, ip_address, operator_path
 from .topology import Topology
@@ -172,6 +173,20 @@ def certificates(settings: Settings, topology: Topology) -> Certificates | None:
     return Certificates(bundle, exporter)
 
 
+def _install_for_redis(bundle: certs.Bundle, key: str, cert: str, ca: str, whose: str) -> None:
+    """A bundle for a process of the redis user: the key root:redis 0640, then the public parts."""
+    managed_file(
+        name=f"Install the key of {whose}'s certificate (root:redis 0640)",
+        dest=key,
+        content=bundle.key,
+        group=CONFIG_GROUP,
+        mode="640",
+        private=True,
+    )
+    managed_file(name=f"Install {whose}'s certificate", dest=cert, content=bundle.cert)
+    managed_file(name=f"Install the CA {whose} trusts", dest=ca, content=bundle.ca)
+
+
 def install(certificates: Certificates | None) -> None:
     """The key first, readable by root and Redis only (so that its name, which the others show,
     is not known before it is in place), then the certificate and the CA (public)."""
@@ -179,17 +194,7 @@ def install(certificates: Certificates | None) -> None:
     if files is None:
         return
     assert certificates is not None
-    server = certificates.server
-    managed_file(
-        name="Install the certificate's key (root:redis 0640)",
-        dest=files.key,
-        content=server.key,
-        group=CONFIG_GROUP,
-        mode="640",
-        private=True,
-    )
-    managed_file(name="Install the server's certificate", dest=files.cert, content=server.cert)
-    managed_file(name="Install the CA the server trusts", dest=files.ca, content=server.ca)
+    _install_for_redis(certificates.server, files.key, files.cert, files.ca, "the server")
     if certificates.exporter is not None and files.exporter_cert and files.exporter_key:
         managed_file(
             name="Install the exporter's client key (root only)",
@@ -244,8 +249,41 @@ def forget_old(certificates: Certificates | None) -> None:
 
 
 def refuse_in_group(settings: Settings, topology: Topology) -> None:
-    if settings.tls != "off" and topology.ha:
+    if settings.tls == "on" and topology.ha:
         raise SettingsError(
-            f'redis_tls = {settings.tls!r}: allowed in a Sentinel group is only "off" for now '
-            "(TLS for replication and Sentinel is not built yet)"
+            'redis_tls = "on": allowed in a Sentinel group are "off" and "only" (Sentinel and the replicas '
+            "know one port per server, and the group's traffic crosses the network)"
         )
+
+
+def refuse_switch_in_group(settings: Settings, topology: Topology, facts: HostState) -> None:
+    """A host that has joined a group keeps the group's TLS mode: its sentinel.conf is Sentinel's
+    own, and one server or sentinel switched alone would no longer reach the others."""
+    if not topology.ha:
+        return
+    wanted = settings.tls == "only"
+    for joined, tls, what in (
+        (facts.sentinel_conf_written, facts.sentinel_tls, "Sentinel"),
+        (facts.ha_member, facts.server_tls_only, "redis-server"),
+    ):
+        if joined and tls != wanted:
+            raise SettingsError(
+                f"redis_tls = {settings.tls!r}: this host's {what} runs {'with' if tls else 'without'} TLS in a "
+                "Sentinel group, and the deploy does not switch a running group (README: TLS in a Sentinel group)"
+            )
+
+
+def sentinel_cli(settings: Settings) -> str:
+    """redis-cli's TLS options for the sentinels of a group with redis_tls = "only", else ""."""
+    if settings.tls != "only":
+        return ""
+    return f"--tls --cacert {PATHS.sentinel_tls_ca} --cert {PATHS.sentinel_tls_cert} --key {PATHS.sentinel_tls_key}"
+
+
+def install_sentinel(certificates: Certificates | None, topology: Topology) -> None:
+    """Sentinel's copies of the host's certificate, key first. Sentinel reads them only when it
+    starts, so a new one reaches it by a restart (sentinel.restart_if_needed), one host at a time."""
+    if certificates is None or not topology.runs_sentinel:
+        return
+    paths = (PATHS.sentinel_tls_key, PATHS.sentinel_tls_cert, PATHS.sentinel_tls_ca)
+    _install_for_redis(certificates.server, *paths, "Sentinel")

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from .credentials import read_credentials
 from .resp import Redis, RedisError
 from .restart import StepError, _poll
-from .server import login
+from .server import login, tls_context
 
 # The pause ends with CLIENT UNPAUSE; this bound only matters if this program dies in between.
 PAUSE_MS = 60_000
@@ -54,7 +54,7 @@ class Sentinels:
         self.addresses, self.port, self.master_name = addresses, port, master_name
 
     def client(self, address: str) -> Redis:
-        return Redis(address, self.port, self.user, self.password, timeout=3.0)
+        return Redis(address, self.port, self.user, self.password, timeout=3.0, tls=tls_context(self.port))
 
     def masters(self) -> dict[str, tuple[str, bool]]:
         """address -> ("IP PORT" of the primary, a failover in progress) of each answering sentinel,

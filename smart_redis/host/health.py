@@ -96,25 +96,27 @@ def presented_certificate(port: int, address: str = "127.0.0.1", timeout: float 
     that the server has not loaded still shows the old one), verified against its CA."""
     context = tls_context(port)
     if context is None:
-        raise ssl.SSLError(f"redis.conf has no TLS on port {port}")
+        raise ssl.SSLError(f"neither redis.conf nor sentinel.conf has TLS on port {port}")
     with socket.create_connection((address, port), timeout=timeout) as raw:
         with context.wrap_socket(raw, server_hostname=address) as conn:
             return conn.getpeercert() or {}
 
 
-def certificate_check(config, now: float | None = None) -> tuple:
-    port = config["tls_port"]
+def certificate_check(config, now: float | None = None, port: int | None = None, name: str = "certificate") -> tuple:
+    """The certificate on the server's TLS port, or on `port` (the local sentinel's, which has
+    its own copy: a renewal that did not restart Sentinel shows here)."""
+    port = port or config["tls_port"]
     try:
         cert = presented_certificate(port)
     except (OSError, ValueError) as exc:
-        return ("certificate", CRITICAL, f"no verified TLS on port {port}: {exc}")
+        return (name, CRITICAL, f"no verified TLS on port {port}: {exc}")
     expires = ssl.cert_time_to_seconds(cert["notAfter"])
     days = (expires - (time.time() if now is None else now)) / 86400
     until = time.strftime("%Y-%m-%d", time.gmtime(expires))
     if days <= 0:
-        return ("certificate", CRITICAL, f"expired {until}")
+        return (name, CRITICAL, f"expired {until}")
     return (
-        "certificate",
+        name,
         certificate_level(days),
         f"expires {until}, in {int(days)} days (serial {cert['serialNumber']})",
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from .credentials import read_credentials
 from .levels import CRITICAL, OK, WARNING
 from .resp import Redis, RedisError
+from .server import tls_context
 
 
 def replication_view(info: dict) -> dict:
@@ -28,7 +29,14 @@ def sentinel_view(config: dict) -> dict:
     view = {}
     for address in ha["sentinels"]:
         try:
-            s = Redis(address, ha["sentinel_port"], creds["REDIS_ADMIN_USER"], creds["REDIS_ADMIN_PASSWORD"], timeout=2)
+            s = Redis(
+                address,
+                ha["sentinel_port"],
+                creds["REDIS_ADMIN_USER"],
+                creds["REDIS_ADMIN_PASSWORD"],
+                timeout=2,
+                tls=tls_context(ha["sentinel_port"]),
+            )
             reply = s.call("SENTINEL", "GET-MASTER-ADDR-BY-NAME", ha["master_name"])
             view[f"{address}:{ha['sentinel_port']}"] = ":".join(reply) if reply else "does not know the primary"
         except (OSError, RedisError) as exc:

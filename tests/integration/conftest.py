@@ -243,3 +243,32 @@ def three_hosts(docker_testbed, name: str):
         for container in names:
             docker_testbed.remove_container(container)
         subprocess.run(["docker", "network", "rm", network], capture_output=True)
+
+
+# A PM2 ecosystem file for the apps of a group's third host: the deploy writes REDIS_URL and the
+# sentinels into it (no PM2 runs there).
+GROUP_ECOSYSTEM = "/opt/smart-trade/ecosystem.config.js"
+GROUP_ECOSYSTEM_TEXT = (
+    "module.exports = {\n  apps: [{ name: 'server', script: 'server.js', env: { NODE_ENV: 'production' } }],\n};\n"
+)
+
+
+def group_inventory(path: Path, names: list[str], addresses: list[str]) -> str:
+    """An inventory of three_hosts as a Sentinel group: the first the primary, the others its
+    replicas, each with a sentinel; the third host's apps have GROUP_ECOSYSTEM. Returns its path."""
+    sh_input(names[2], f"mkdir -p {Path(GROUP_ECOSYSTEM).parent} && cat > {GROUP_ECOSYSTEM}", GROUP_ECOSYSTEM_TEXT)
+
+    def host(n: int, ecosystem: str | None) -> str:
+        data = {
+            "redis_ha_address": addresses[n],
+            "redis_bind": f"127.0.0.1 -::1 {addresses[n]}",
+            "pm2_ecosystem_file": ecosystem,
+        }
+        return f'("@docker/{names[n]}", {data!r})'
+
+    path.write_text(
+        f"redis_primary = [{host(0, None)}]\n"
+        f"redis_replicas = [{host(1, None)}, {host(2, GROUP_ECOSYSTEM)}]\n"
+        f"redis_sentinels = [{', '.join(repr('@docker/' + n) for n in names)}]\n"
+    )
+    return str(path)

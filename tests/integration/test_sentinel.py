@@ -14,7 +14,9 @@ import time
 
 import pytest
 from conftest import (
+    GROUP_ECOSYSTEM,
     deploy,
+    group_inventory,
     infra_checks,
     received,
     redis,
@@ -31,10 +33,6 @@ MASTER = "smart-trade"
 # Each host sends its alerts to a receiver in its own container (issue 17): a failover must reach
 # a person once, whichever host says it.
 HOOK_PORT = 8099
-ECOSYSTEM = "/opt/smart-trade/ecosystem.config.js"
-ECOSYSTEM_TEXT = (
-    "module.exports = {\n  apps: [{ name: 'server', script: 'server.js', env: { NODE_ENV: 'production' } }],\n};\n"
-)
 
 
 def sentinel_says(container: str) -> str:
@@ -61,23 +59,12 @@ def pid(container: str) -> str:
 @pytest.fixture(scope="module")
 def cluster(docker_testbed, run_id, tmp_path_factory):
     with three_hosts(docker_testbed, f"smart-redis-test-{run_id}-ha") as (names, addresses, network):
-        sh_input(names[2], f"mkdir -p /opt/smart-trade && cat > {ECOSYSTEM}", ECOSYSTEM_TEXT)
         work = tmp_path_factory.mktemp("ha")
-        inventory = work / "inventory.py"
-
-        def host(n: int, **extra) -> str:
-            data = {"redis_ha_address": addresses[n], "redis_bind": f"127.0.0.1 -::1 {addresses[n]}", **extra}
-            return f'("@docker/{names[n]}", {data!r})'
-
-        inventory.write_text(
-            f"redis_primary = [{host(0, pm2_ecosystem_file=None)}]\n"
-            f"redis_replicas = [{host(1, pm2_ecosystem_file=None)}, {host(2, pm2_ecosystem_file=ECOSYSTEM)}]\n"
-            f"redis_sentinels = [{', '.join(repr('@docker/' + n) for n in names)}]\n"
-        )
+        inventory = group_inventory(work / "inventory.py", names, addresses)
         yield {
             "names": names,
             "addresses": addresses,
-            "inventory": str(inventory),
+            "inventory": inventory,
             "secrets": work / "secrets" / "redis-ha.env",
             "network": network,
             "testbed": docker_testbed,
@@ -142,7 +129,7 @@ def test_failover_story(cluster):
     assert "NOPERM" in denied
 
     # --- The apps' ecosystem file names the sentinels and the master.
-    eco = sh(c, f"cat {ECOSYSTEM}").stdout
+    eco = sh(c, f"cat {GROUP_ECOSYSTEM}").stdout
     sentinels = ",".join(f"{ip}:26379" for ip in (ip_a, ip_b, ip_c))
     assert f"REDIS_SENTINELS: '{sentinels}'" in eco and f"REDIS_MASTER_NAME: '{MASTER}'" in eco
 

@@ -199,6 +199,34 @@ def scenarios(tmp_path: Path) -> list[Scenario]:
             host_name="db3",
         ),
         Scenario(
+            "a replica of a Sentinel group with TLS alone, whose sentinel has not loaded its new certificate",
+            host(
+                enabled="enabled",
+                active="active",
+                ha_member=True,
+                sentinel_conf_written=True,
+                sentinel_tls=True,
+                server_tls_only=True,
+                sentinel_tls_stale=True,  # a run that stopped after the new files
+                secret_hashes=member_hashes,
+            ),
+            {
+                **COMMON,
+                "RedisLive": dict(RUNNING),
+                "SentinelPrimary": ["10.0.0.1 6379"] * 3,
+                "SentinelMaster": {"quorum": "2", "down-after-milliseconds": "5000"},
+            },
+            data={
+                "redis_bind": "0.0.0.0",
+                "redis_tls": "only",
+                "redis_tls_ca_dir": str(tmp_path / "secrets" / "group-tls"),
+                **addresses["db2"],
+            },
+            groups=group,
+            host_data=addresses,
+            host_name="db2",
+        ),
+        Scenario(
             "fetching snapshots to this machine",
             host(),
             {"Snapshots": [(snapshot.name, "a" * 64), (snapshot.name + ".counts.json", "b" * 64)]},
@@ -336,6 +364,17 @@ def test_every_fact_of_the_project_is_exercised(recorded):
             if isinstance(value, type) and issubclass(value, FactBase) and value.__module__.startswith("smart_redis")
         }
     assert facts - steps == set()
+
+
+def test_a_tls_group_reaches_its_sentinels_over_tls_and_restarts_sentinel_on_a_new_certificate(recorded):
+    (commands,) = [c for name, c in recorded.items() if "Sentinel group with TLS alone" in name]
+    sentinel_cli = [c.text for c in commands if "REDIS_SENTINEL_PASSWORD" in c.text and "redis-cli" in c.text]
+    assert sentinel_cli and all(
+        f"--tls --cacert {PATHS.sentinel_tls_ca} --cert {PATHS.sentinel_tls_cert} --key {PATHS.sentinel_tls_key}" in t
+        for t in sentinel_cli
+    )
+    restart = [c for c in commands if c.step == "smart_redis.sentinel.restart_if_needed"]
+    assert restart and "systemctl restart redis-sentinel" in restart[0].text
 
 
 def test_the_tls_key_is_private_from_its_first_byte_and_never_diffed(recorded):
