@@ -79,7 +79,7 @@ def deploy_redis() -> None:
     )
     rotation.accept_new(wanted, ha, rotating)  # on every host, before any login moves to a new password
     tls.install(certificates)  # before redis.conf names the files
-    tls.install_sentinel(certificates, ha)  # Sentinel's copies, under names that stay
+    tls.install_sentinel(certificates, ha)  # Sentinel's copies, under names that stay (every group host)
     joining = replication.replica_setup(ha, passwords, facts, rotating)  # masterauth, read-only redis.conf
     config.redis_conf(wanted, passwords, ha, credentials, joining, rotating, tls_files)  # replicaof: Sentinel's primary
     restore.from_snapshot(wanted, tls.deploy_cli(wanted, tls_files))  # --data redis_restore_from=..., empty server
@@ -93,4 +93,4 @@ def deploy_redis() -> None:
     exporter.redis_exporter(wanted, exporter_unit, tls_files)  # metrics on 127.0.0.1
     rotation.finish(wanted, ha, rotating)  # last: the replaced passwords go once every login has moved
     config.forget_replaced_passwords(wanted, passwords, ha, credentials, tls_files)  # and leave redis.conf
-    tls.forget_old(certificates)  # the server has loaded the certificate redis.conf names
+    tls.forget_old(certificates, ha)  # the server has loaded the certificate redis.conf names

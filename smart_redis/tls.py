@@ -234,7 +234,7 @@ def _remove_unused(keep: tuple[str, ...]):
 
         _remove_unused(name="Remove replaced certificates", keep=("/etc/ssl/smart-redis/redis-0123.crt",))
     """
-    prefixes = (f"{PATHS.tls_dir}/redis-", f"{PATHS.tls_dir}/exporter-")
+    prefixes = (f"{PATHS.tls_dir}/redis-", f"{PATHS.tls_dir}/exporter-", f"{PATHS.tls_dir}/sentinel")
     unused = [path for path in sorted(host_state().files) if path.startswith(prefixes) and path not in keep]
     if not unused:
         host.noop("no replaced certificate or key is left")
@@ -242,10 +242,11 @@ def _remove_unused(keep: tuple[str, ...]):
     yield "rm -f " + " ".join(shlex.quote(path) for path in unused)
 
 
-def forget_old(certificates: Certificates | None) -> None:
+def forget_old(certificates: Certificates | None, topology: Topology) -> None:
     """After redis.conf names the new files (or none, with TLS off): the server has loaded them."""
     files = host_files(certificates)
-    _remove_unused(name="Remove replaced TLS certificates and keys", keep=files.all if files else ())
+    keep = (*(files.all if files else ()), *_sentinel_files(certificates, topology))
+    _remove_unused(name="Remove replaced TLS certificates and keys", keep=keep)
 
 
 def refuse_in_group(settings: Settings, topology: Topology) -> None:
@@ -280,10 +281,18 @@ def sentinel_cli(settings: Settings) -> str:
     return f"--tls --cacert {PATHS.sentinel_tls_ca} --cert {PATHS.sentinel_tls_cert} --key {PATHS.sentinel_tls_key}"
 
 
+def _sentinel_files(certificates: Certificates | None, topology: Topology) -> tuple[str, ...]:
+    if certificates is None or not topology.ha:
+        return ()
+    return (PATHS.sentinel_tls_key, PATHS.sentinel_tls_cert, PATHS.sentinel_tls_ca)
+
+
 def install_sentinel(certificates: Certificates | None, topology: Topology) -> None:
-    """Sentinel's copies of the host's certificate, key first. Sentinel reads them only when it
-    starts, so a new one reaches it by a restart (sentinel.restart_if_needed), one host at a time."""
-    if certificates is None or not topology.runs_sentinel:
+    """Sentinel's copies of the host's certificate, key first, on every host of the group: a
+    sentinel reads them only when it starts, so a new one reaches it by a restart
+    (sentinel.restart_if_needed), one host at a time; the deploy and the host's tools show them
+    to the sentinels, also from a server that runs none."""
+    if certificates is None or not topology.ha:
         return
-    paths = (PATHS.sentinel_tls_key, PATHS.sentinel_tls_cert, PATHS.sentinel_tls_ca)
-    _install_for_redis(certificates.server, *paths, "Sentinel")
+    key, cert, ca = _sentinel_files(certificates, topology)
+    _install_for_redis(certificates.server, key, cert, ca, "Sentinel")

@@ -45,6 +45,8 @@ def monitor_config(settings: Settings, topology: Topology | None = None, host_na
             "master_name": settings.ha_master_name,
             "sentinels": list(topology.sentinels),
             "sentinel_port": settings.sentinel_port,
+            # health checks the certificate of a sentinel on this host
+            "runs_sentinel": topology.runs_sentinel,
             # the alert run of the host that has become the primary says so (one message per failover)
             "address": topology.address,
         }

@@ -64,7 +64,7 @@ def health_checks(config, view: dict | None = None) -> list[tuple[str, int, str]
         checks += replication_checks(view or sentinel_view(config), info)
     if config.get("tls_port"):
         checks.append(certificate_check(config))
-        if config.get("ha"):
+        if config.get("ha") and config["ha"].get("runs_sentinel"):
             checks.append(certificate_check(config, port=config["ha"]["sentinel_port"], name="sentinel certificate"))
     if config.get("backup_max_age"):
         checks.append(backup_check(config))

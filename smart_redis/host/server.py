@@ -23,8 +23,8 @@ TLS_DIR = "/etc/ssl/smart-redis"
 # The names the deploy gives them in redis.conf (smart_redis/tls.py). redis.conf is the redis
 # user's to write: any other path there is never read, nor put in a shell, by root.
 TLS_FILE_RE = re.compile(re.escape(TLS_DIR) + r"/redis-[0-9a-f]{16}(-ca)?\.(crt|key)")
-# Sentinel's (smart_redis/tls.py): the same certificate under fixed names, root's to write.
-SENTINEL_CONFIG = "/etc/redis/sentinel.conf"
+# Sentinel's (smart_redis/tls.py): the same certificate under fixed names, root's to write, on
+# every host of a Sentinel group with TLS (those without a sentinel use them to ask the others).
 SENTINEL_TLS_CERT = f"{TLS_DIR}/sentinel.crt"
 SENTINEL_TLS_KEY = f"{TLS_DIR}/sentinel.key"
 SENTINEL_TLS_CA = f"{TLS_DIR}/sentinel-ca.crt"
@@ -66,7 +66,7 @@ def configured_port(config: str = CONFIG) -> int:
         return 6379
 
 
-def tls_context(port: int, config: str = CONFIG, sentinel_config: str = SENTINEL_CONFIG) -> ssl.SSLContext | None:
+def tls_context(port: int, config: str = CONFIG) -> ssl.SSLContext | None:
     """TLS for a connection to `port` when redis.conf makes it this server's TLS port and no plain
     one: the server's CA verifies the other side, and its certificate is the client's, as Redis
     itself presents it to a primary. No name check: a host tool connects to 127.0.0.1 or to a peer
@@ -74,7 +74,7 @@ def tls_context(port: int, config: str = CONFIG, sentinel_config: str = SENTINEL
     found = directives(config)
     tls_port, plain = found.get("tls-port", "0"), found.get("port", "6379")
     if tls_port in ("0", plain) or str(port) != tls_port:
-        return sentinel_tls_context(port, sentinel_config)
+        return sentinel_tls_context(plain)
     named = [found.get(name, "") for name in ("tls-ca-cert-file", "tls-cert-file", "tls-key-file")]
     if not all(TLS_FILE_RE.fullmatch(path) for path in named):
         raise ssl.SSLError("redis.conf names a TLS file the deploy did not write")
@@ -89,16 +89,16 @@ def tls_context(port: int, config: str = CONFIG, sentinel_config: str = SENTINEL
     return context
 
 
-def sentinel_tls_context(port: int, config: str = SENTINEL_CONFIG) -> ssl.SSLContext | None:
-    """TLS for a connection to the sentinels' port when sentinel.conf makes it a TLS port (a
-    Sentinel group with redis_tls = "only"; every sentinel of a group has the same port). Only
-    the port is read there (sentinel.conf is the redis user's): the files are the deploy's.
-    Shown only when a server asks for it, the certificate allows clientAuth then (certs.check)."""
-    found = directives(config)
-    if found.get("tls-port", "0") in ("0", found.get("port", "26379")) or str(port) != found["tls-port"]:
+def sentinel_tls_context(plain: str) -> ssl.SSLContext | None:
+    """TLS for a connection to the group's sentinels: in a Sentinel group with TLS (the deploy has
+    put Sentinel's files here) every server and sentinel speaks TLS alone, so any port but the
+    server's own is a sentinel's. plain: redis.conf's plain port ("0": none). Read nothing from
+    sentinel.conf, the redis user's file; a host without a sentinel has none."""
+    if plain != "0" or not os.path.exists(SENTINEL_TLS_CA):
         return None
     context = ssl.create_default_context(cafile=SENTINEL_TLS_CA)
     context.check_hostname = False
+    # Shown only when a sentinel asks for one; the certificate allows clientAuth then (certs.check).
     context.load_cert_chain(SENTINEL_TLS_CERT, SENTINEL_TLS_KEY)
     return context
 

@@ -227,6 +227,20 @@ def scenarios(tmp_path: Path) -> list[Scenario]:
             host_name="db2",
         ),
         Scenario(
+            "a replica of a Sentinel group with TLS alone that runs no sentinel itself",
+            host(ha_member=True, server_tls_only=True, secret_hashes=member_hashes),
+            {**COMMON, "RedisLive": dict(RUNNING), "SentinelPrimary": ["10.0.0.1 6379"] * 3},
+            data={
+                "redis_bind": "0.0.0.0",
+                "redis_tls": "only",
+                "redis_tls_ca_dir": str(tmp_path / "secrets" / "group-tls"),
+                "redis_ha_address": "10.0.0.4",
+            },
+            groups={**group, "redis_replicas": ["db2", "db3", "db4"]},
+            host_data={**addresses, "db4": {"redis_ha_address": "10.0.0.4"}},
+            host_name="db4",
+        ),
+        Scenario(
             "fetching snapshots to this machine",
             host(),
             {"Snapshots": [(snapshot.name, "a" * 64), (snapshot.name + ".counts.json", "b" * 64)]},
@@ -367,7 +381,7 @@ def test_every_fact_of_the_project_is_exercised(recorded):
 
 
 def test_a_tls_group_reaches_its_sentinels_over_tls_and_restarts_sentinel_on_a_new_certificate(recorded):
-    (commands,) = [c for name, c in recorded.items() if "Sentinel group with TLS alone" in name]
+    (commands,) = [c for name, c in recorded.items() if "has not loaded its new certificate" in name]
     sentinel_cli = [c.text for c in commands if "REDIS_SENTINEL_PASSWORD" in c.text and "redis-cli" in c.text]
     assert sentinel_cli and all(
         f"--tls --cacert {PATHS.sentinel_tls_ca} --cert {PATHS.sentinel_tls_cert} --key {PATHS.sentinel_tls_key}" in t
@@ -375,6 +389,15 @@ def test_a_tls_group_reaches_its_sentinels_over_tls_and_restarts_sentinel_on_a_n
     )
     restart = [c for c in commands if c.step == "smart_redis.sentinel.restart_if_needed"]
     assert restart and "systemctl restart redis-sentinel" in restart[0].text
+
+
+def test_a_tls_group_host_without_a_sentinel_asks_the_sentinels_over_tls(recorded):
+    (commands,) = [c for name, c in recorded.items() if "runs no sentinel itself" in name]
+    texts = "\n".join(c.text for c in commands)
+    assert PATHS.sentinel_tls_key in texts and PATHS.sentinel_tls_ca in texts  # installed here too
+    asked = [c.text for c in commands if "get-master-addr-by-name" in c.text]
+    assert asked and all(f"--cacert {PATHS.sentinel_tls_ca}" in t for t in asked)
+    assert "systemctl restart redis-sentinel" not in texts
 
 
 def test_the_tls_key_is_private_from_its_first_byte_and_never_diffed(recorded):

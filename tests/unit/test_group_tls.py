@@ -3,6 +3,7 @@ options the deploy's redis-cli and the host's tools use towards the sentinels, t
 
 from __future__ import annotations
 
+import json
 import ssl
 
 import pytest
@@ -102,20 +103,29 @@ def test_the_apps_learn_that_the_sentinels_speak_tls():
     assert "REDIS_SENTINEL_TLS" not in pm2.app_variables(load({}), REPLICA)
 
 
-def test_host_tools_speak_tls_to_the_sentinels_port_that_sentinel_conf_makes_a_tls_one(tmp_path, monkeypatch):
+def test_host_tools_speak_tls_to_the_sentinels_where_the_group_speaks_tls(tmp_path, monkeypatch):
+    """Any port but the server's is a sentinel's: TLS with Sentinel's files when they are on the
+    host (every host of a TLS group, with or without a sentinel) and the server has no plain port."""
     ca_cert, ca_key = certs.project_ca(tmp_path / "ca")
     bundle = certs.issue(ca_cert, ca_key, ["127.0.0.1"])
     files = {"SENTINEL_TLS_CERT": bundle.cert, "SENTINEL_TLS_KEY": bundle.key, "SENTINEL_TLS_CA": bundle.ca}
+    for name in files:
+        monkeypatch.setattr(server, name, str(tmp_path / name.lower()))
+    redis_conf = tmp_path / "redis.conf"
+    redis_conf.write_text("port 0\ntls-port 6379\n")
+    assert server.tls_context(26379, str(redis_conf)) is None  # no files: not a TLS group
     for name, text in files.items():
-        path = tmp_path / name.lower()
-        path.write_text(text)
-        monkeypatch.setattr(server, name, str(path))
-    sentinel_conf, redis_conf = tmp_path / "sentinel.conf", tmp_path / "redis.conf"
-    redis_conf.write_text("port 6379\ntls-port 0\n")
-    sentinel_conf.write_text("port 0\ntls-port 26379\n")
-    context = server.tls_context(26379, str(redis_conf), str(sentinel_conf))
+        (tmp_path / name.lower()).write_text(text)
+    context = server.tls_context(26379, str(redis_conf))
     assert isinstance(context, ssl.SSLContext) and context.verify_mode == ssl.CERT_REQUIRED
-    assert server.tls_context(26380, str(redis_conf), str(sentinel_conf)) is None
-    assert server.tls_context(6379, str(redis_conf), str(sentinel_conf)) is None
-    sentinel_conf.write_text("port 26379\n")  # a group without TLS
-    assert server.tls_context(26379, str(redis_conf), str(sentinel_conf)) is None
+    redis_conf.write_text("port 6379\ntls-port 0\n")  # a plain server: its group is plain too
+    assert server.tls_context(26379, str(redis_conf)) is None
+    assert server.tls_context(6379, str(redis_conf)) is None
+
+
+def test_health_checks_the_sentinel_certificate_only_where_a_sentinel_runs():
+    from smart_redis.tools import monitor_config
+
+    without = Topology("replica", "10.0.0.4", "10.0.0.1", SENTINELS, servers=(*SENTINELS, "10.0.0.4"), group=True)
+    assert json.loads(monitor_config(ONLY, REPLICA))["ha"]["runs_sentinel"] is True
+    assert json.loads(monitor_config(ONLY, without))["ha"]["runs_sentinel"] is False
