@@ -96,7 +96,7 @@ def presented_certificate(port: int, address: str = "127.0.0.1", timeout: float 
     that the server has not loaded still shows the old one), verified against its CA."""
     context = tls_context(port)
     if context is None:
-        raise ssl.SSLError(f"neither redis.conf nor sentinel.conf has TLS on port {port}")
+        raise ssl.SSLError(f"no TLS on port {port} here (redis.conf, or Sentinel's files in a TLS group)")
     with socket.create_connection((address, port), timeout=timeout) as raw:
         with context.wrap_socket(raw, server_hostname=address) as conn:
             return conn.getpeercert() or {}
