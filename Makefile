@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DEMO   := redis-demo
 
-.PHONY: demo test check unit integration bench clean venv lock
+.PHONY: demo test test-fast check unit integration bench clean venv lock
 
 venv: $(BIN)/pyinfra
 $(BIN)/pyinfra: pyproject.toml requirements.lock
@@ -26,9 +26,20 @@ demo: venv
 	@echo "  $(BIN)/pyinfra -y inventory/demo.py deploy.py   # converge it again"
 	@echo "  docker rm -f $(DEMO)                             # throw it away"
 
+# Test modules run side by side, each whole in one worker (its containers are its own): they
+# mostly wait for containers, so three workers fit two cores.
+WORKERS ?= 3
+PYTEST_PARALLEL := $(BIN)/pytest -n $(WORKERS) --dist loadfile
+# The modules that need a group of three hosts; test-fast leaves them out.
+GROUP_MODULES := tests/integration/test_sentinel.py tests/integration/test_sentinel_tls.py tests/integration/test_handover.py
+
 ## The whole suite: lint and types, unit tests, then integration tests against real containers.
 test: check
-	$(BIN)/pytest tests/unit tests/integration
+	$(PYTEST_PARALLEL) tests/unit tests/integration
+
+## The edit-run loop: lint, types, unit tests and the single-host integration modules.
+test-fast: check
+	$(PYTEST_PARALLEL) tests/unit tests/integration $(addprefix --ignore=,$(GROUP_MODULES))
 
 ## The fast part (no Docker): ruff (lint, format, import order) and mypy.
 check: venv

@@ -16,13 +16,12 @@ from io import StringIO
 from typing import Any
 
 from pyinfra import host, logger
-from pyinfra.api import FileUploadCommand, StringCommand
 from pyinfra.operations import server
 from pyinfra.operations.util import any_changed
 
 from .constants import ALERT_PATH, ALERT_SERVICE, ALERT_TIMER, CREDENTIALS_MODE, PATHS, SERVICE
 from .facts import HostState
-from .operations import host_state, managed_file, operation, reload_units
+from .operations import host_state, managed_file, operation, place, prepare_folder, reload_units, staging_path, upload
 from .render import render
 from .settings import Settings
 from .topology import Topology
@@ -82,13 +81,10 @@ def secrets_file(settings: Settings):
     if current is not None and (current.sha256, current.user, current.group, current.mode) == wanted:
         host.noop(f"{dest} is up to date")
         return
-    # Over SSH with sudo the upload lands in a temporary file first: 0600 beforehand, as for the passwords.
-    temp = host.get_temp_filename(dest)
-    yield f"install -d -m 700 -o root -g root {dest.rsplit('/', 1)[0]}"
-    yield StringCommand(f"umask 077 && : > {temp}", _sudo=False)
-    yield f"umask 077 && : > {dest}.new"
-    yield FileUploadCommand(StringIO(text), f"{dest}.new", remote_temp_filename=temp)
-    yield f"chown root:root {dest}.new && chmod {CREDENTIALS_MODE} {dest}.new && mv -f {dest}.new {dest}"
+    staged = staging_path(dest)
+    yield prepare_folder(dest)
+    yield from upload(StringIO(text), staged, private=True)
+    yield place(staged, dest, "root", "root", CREDENTIALS_MODE)
 
 
 def _units(settings: Settings, topology: Topology) -> dict[str, str]:

@@ -8,19 +8,21 @@ an upload (never on a command line) and are never printed.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
 
 from pyinfra import host, logger
-from pyinfra.api import FileUploadCommand, StringCommand
 
+from . import run
 from .constants import CREDENTIALS_MODE, PATHS, REPLICATION_ACL, SENTINEL_ACL, SHARED_ROLES
 from .host.secret_files import generate_password
-from .operations import host_state, operation
+from .operations import host_state, operation, upload
 from .settings import Settings, SettingsError, operator_path
 from .tools import step
 from .topology import Topology
@@ -37,10 +39,48 @@ class User:
     rules: str
 
 
+# Where the sentinels of a group talk to each other through every Redis server: a hello published
+# there with a higher epoch makes them follow the address it names.
+SENTINEL_HELLO = "__sentinel__:hello"
+# The channels an app may use in a Sentinel group when its rules say "every channel".
+KEYSPACE_CHANNELS = ("&__keyspace@*", "&__keyevent@*")
+
+
+def _covers(pattern: str, channel: str) -> bool:
+    """Whether a Redis glob pattern matches channel (Redis negates a class with ^ or !)."""
+    return fnmatch.fnmatchcase(channel, re.sub(r"\[\^", "[!", pattern))
+
+
+def app_rules(settings: Settings, topology: Topology | None = None) -> str:
+    """The app user's rules on the servers. In a Sentinel group its channels are an allow-list: "&*"
+    and allchannels become the keyspace-event channels (and the other &patterns given), as a publish
+    on Sentinel's hello channel would hand the group to any address the app names.
+
+    >>> app_rules(settings_with("~* &* +@all"), group_topology)
+    '~* +@all &__keyspace@* &__keyevent@*'
+    """
+    if topology is None or not topology.ha:
+        return settings.app_acl
+    rules = []
+    for rule in settings.app_acl.split():
+        if rule in ("&*", "allchannels"):
+            continue
+        if rule.startswith("&") and _covers(rule[1:], SENTINEL_HELLO):
+            raise SettingsError(
+                f"redis_app_acl: allowed in a Sentinel group are channel patterns that leave out Sentinel's "
+                f"{SENTINEL_HELLO} (the rule {rule} covers it)"
+            )
+        rules.append(rule)
+    return " ".join([*rules, *(c for c in KEYSPACE_CHANNELS if c not in rules)])
+
+
 def users(settings: Settings, topology: Topology | None = None) -> list[User]:
     if settings.auth == "none":
         return []
-    result = [User("APP", settings.app_user, settings.app_acl), User("ADMIN", settings.admin_user, settings.admin_acl)]
+    result = [
+        User("APP", settings.app_user, app_rules(settings, topology)),
+        User("ADMIN", settings.admin_user, settings.admin_acl),
+    ]
     if settings.exporter_enabled:
         result.append(User("EXPORTER", settings.exporter_user, settings.exporter_acl))
     if topology is not None and topology.ha:
@@ -77,14 +117,7 @@ def shared_passwords(
                 f"{PASSWORD_ENV[role]}: allowed in a Sentinel group is a password without double quotes"
             )
     if not path.exists():
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        text = "".join(f"REDIS_{role}_PASSWORD={given.get(role) or generate_password()}\n" for role in SHARED_ROLES)
-        try:  # O_EXCL: of two runs at once, one writes and both read the same file
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-        except FileExistsError:
-            pass
+        return _first_shared(path, given)
     if path.stat().st_mode & 0o077:
         raise SettingsError(
             f"redis_ha_secrets_file = {str(path)!r}: allowed is a file only its owner can read (chmod 600)"
@@ -109,6 +142,32 @@ def shared_passwords(
                 "in a Sentinel group that file is the one place to keep it: change it there to rotate it)"
             )
     return {role: values[f"REDIS_{role}_PASSWORD"] for role in SHARED_ROLES}
+
+
+def _first_shared(path: Path, given: Mapping[str, str]) -> dict[str, str]:
+    """A new group's passwords, the same for every host of the run; the file is written by the
+    run's first executing operation (run.start), so --dry and a declined prompt leave no file."""
+    record = run.current() if run.in_a_run() else None
+    passwords = (record.first_shared if record else None) or new_shared_passwords(given)
+    if record is not None:
+        record.first_shared = passwords
+    run.write_locally(str(path), lambda: _create_shared(path, passwords))
+    return dict(passwords)
+
+
+def _create_shared(path: Path, passwords: Mapping[str, str]) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    text = "".join(f"REDIS_{role}_PASSWORD={passwords[role]}\n" for role in SHARED_ROLES)
+    try:  # O_EXCL: of two runs at once, one writes, and the other must not go on with its own
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        if path.read_text() != text:
+            raise SettingsError(
+                f"redis_ha_secrets_file = {str(path)!r}: another run wrote it meanwhile; run again to use it"
+            ) from None
+        return
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
 
 
 def new_shared_passwords(given: Mapping[str, str]) -> dict[str, str]:
@@ -201,14 +260,8 @@ def credentials(
     directory = PATHS.credentials.rsplit("/", 1)[0]
     yield f"install -d -m 700 -o root -g root {directory}"
     if given:
-        upload = PATHS.credentials_given
-        # Over SSH with sudo the upload lands in a temporary file first: create it 0600 and as
-        # the login user beforehand, so that it is never readable by anyone else.
-        temp = host.get_temp_filename(upload)
-        yield StringCommand(f"umask 077 && : > {temp}", _sudo=False)
-        yield f"umask 077 && : > {upload}"
         text = "".join(f"REDIS_{role}_PASSWORD='{value}'\n" for role, value in given.items())
-        yield FileUploadCommand(StringIO(text), upload, remote_temp_filename=temp)
+        yield from upload(StringIO(text), PATHS.credentials_given, private=True)  # in the root-only folder
     yield step("credentials", *(f"{u.role}={u.name}" for u in wanted), *(["--renew", *renew] if renew else []))
 
 

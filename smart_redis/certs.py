@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from . import run
 from .settings import SettingsError, ip_address
 
 CA_DAYS = 3650
@@ -119,6 +120,12 @@ def _usages(cert: x509.Certificate) -> set | None:
         return None
 
 
+def _usage_names(usages: set) -> str:
+    """ "serverAuth, codeSigning": the names OpenSSL shows, the dotted number for any other."""
+    named = (u._name if u._name != "Unknown OID" else u.dotted_string for u in usages)
+    return ", ".join(sorted(named)) or "none"
+
+
 def _dns_match(pattern: str, name: str) -> bool:
     pattern, name = pattern.lower().rstrip("."), name.lower().rstrip(".")
     if pattern.startswith("*."):
@@ -159,10 +166,13 @@ def check(
     now: datetime.datetime | None = None,
     settings: tuple[str, str, str] = ("redis_tls_cert", "redis_tls_key", "redis_tls_ca"),
     client: bool = True,
+    group: bool = False,
 ) -> x509.Certificate:
     """Refuse a bundle that Redis or its clients would refuse: each failure one line naming the
     setting. names: what clients connect to (REDIS_URL's host), each must be in the SAN.
-    client: the certificate is shown as a client's too (the host's tools, replication)."""
+    client: the certificate is shown as a client's too (the host's tools, replication).
+    group: a host of a Sentinel group, where it is always a client's too: with tls-replication
+    yes a replica shows it to its primary, a sentinel to the servers and the other sentinels."""
     cert_setting, key_setting, ca_setting = settings
     now = now or now_utc()
     for setting, text in ((cert_setting, bundle.cert), (ca_setting, bundle.ca)):
@@ -195,6 +205,13 @@ def check(
         raise SettingsError(
             f"{cert_setting}: allowed is a certificate for TLS servers (its extended key usage lacks serverAuth)"
         )
+    if group and usages is not None and ExtendedKeyUsageOID.CLIENT_AUTH not in usages:
+        # Checked here, not at the next reconnect: a sentinel restarted on it loses its links.
+        raise SettingsError(
+            f"{cert_setting}: allowed in a Sentinel group is a certificate whose extended key usage has "
+            f"clientAuth besides serverAuth (this one has {_usage_names(usages)}; with tls-replication yes "
+            "the servers and sentinels show it to each other as clients)"
+        )
     if client and usages is not None and ExtendedKeyUsageOID.CLIENT_AUTH not in usages:
         raise SettingsError(
             f"{cert_setting}: allowed is a certificate that allows clientAuth too (the host's tools show it "
@@ -216,11 +233,12 @@ def check(
     return leaf
 
 
-def operator_bundle(cert: str, key: str, ca: str, names: Sequence[str], client: bool) -> Bundle:
+def operator_bundle(cert: str, key: str, ca: str, names: Sequence[str], client: bool, group: bool = False) -> Bundle:
     """The operator's files, checked, as the host gets them: certificates and key written anew
-    from what parsed, so that nothing else in those files (a stray key) reaches a host."""
+    from what parsed, so that nothing else in those files (a stray key) reaches a host.
+    group: for a host of a Sentinel group (check)."""
     bundle = Bundle(cert, key, ca)
-    check(bundle, names, client=client)
+    check(bundle, names, client=client, group=group)
     return Bundle(
         "".join(_pem(c).decode() for c in x509.load_pem_x509_certificates(cert.encode())),
         _key_pem(serialization.load_pem_private_key(key.encode(), password=None)).decode(),
@@ -231,8 +249,15 @@ def operator_bundle(cert: str, key: str, ca: str, names: Sequence[str], client: 
 # --- The project's own CA ------------------------------------------------------------------
 
 
+def _keep(path: Path, data: bytes) -> None:
+    """Written by the run's first executing operation (run.write_locally): --dry and a declined
+    prompt leave the CA folder as it was."""
+    run.write_locally(str(path), lambda: _write_private(path, data))
+
+
 def _write_private(path: Path, data: bytes) -> None:
-    """0600 from its first byte, and never through a link someone put there."""
+    """0600 from its first byte (in a folder made 0700), and never through a link someone put there."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     temp = path.with_name(path.name + ".new")
     temp.unlink(missing_ok=True)
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
@@ -252,9 +277,11 @@ def _key_pem(key) -> bytes:
 
 
 def _private_dir(directory: Path) -> None:
-    """Created 0700; an existing one must be a folder of this user that nobody else may enter."""
+    """An existing one must be a folder of this user that nobody else may enter (a missing one is
+    made 0700 when the run writes into it)."""
+    if not directory.exists() and not directory.is_symlink():
+        return
     try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         info = os.lstat(directory)
     except OSError as exc:
         raise SettingsError(
@@ -301,6 +328,10 @@ def project_ca(directory: Path, now: datetime.datetime | None = None) -> tuple[x
             f"redis_tls_ca_dir: allowed is a folder with both ca.crt and ca.key, or neither ({directory} has one): "
             "put the other back from your backup, as a new CA would leave every client trusting the old one"
         )
+    return run.once(f"ca {directory}", lambda: _new_ca(cert_path, key_path, now))
+
+
+def _new_ca(cert_path: Path, key_path: Path, now: datetime.datetime) -> tuple[x509.Certificate, object]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, CA_NAME)])
     cert = (
@@ -316,8 +347,8 @@ def project_ca(directory: Path, now: datetime.datetime | None = None) -> tuple[x
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
-    _write_private(key_path, _key_pem(key))
-    _write_private(cert_path, _pem(cert))
+    _keep(key_path, _key_pem(key))
+    _keep(cert_path, _pem(cert))
     return cert, key
 
 
@@ -340,13 +371,16 @@ def issue(
     now: datetime.datetime | None = None,
     days: int = SERVER_DAYS,
     client_only: str | None = None,
+    usages: Sequence[x509.ObjectIdentifier] | None = None,
 ) -> Bundle:
     """A server certificate for `names` (its SAN), usable as a client certificate too: Redis
-    presents its own certificate when it logs in to a primary or a sentinel.
-    client_only: the common name of a certificate that only a client may show (no SAN)."""
+    presents its own certificate when it logs in to a primary or a sentinel (and in a Sentinel
+    group always: tls-replication yes).
+    client_only: the common name of a certificate that only a client may show (no SAN).
+    usages: other extended key usages (an operator's certificate as the tests need one)."""
     now = now or now_utc()
     key = ec.generate_private_key(ec.SECP256R1())
-    usages = (
+    usages = usages or (
         [ExtendedKeyUsageOID.CLIENT_AUTH]
         if client_only
         else [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
@@ -416,10 +450,16 @@ def host_bundle(
         stored = Bundle(_private_file(cert_path), _private_file(key_path), ca_pem)
         if _reusable(stored, ca_cert, names, renew_days, now):
             return stored, False  # else (another CA, a name missing, due, unreadable PEM): issue again
+    return run.once(
+        f"issued {cert_path}", lambda: _issue_kept(cert_path, key_path, ca_cert, ca_key, names, now, client_only)
+    ), True
+
+
+def _issue_kept(cert_path, key_path, ca_cert, ca_key, names, now, client_only) -> Bundle:
     bundle = issue(ca_cert, ca_key, names, now, client_only=client_only)
-    _write_private(key_path, bundle.key.encode())
-    _write_private(cert_path, bundle.cert.encode())
-    return bundle, True
+    _keep(key_path, bundle.key.encode())
+    _keep(cert_path, bundle.cert.encode())
+    return bundle
 
 
 def days_left(cert_pem: str, now: datetime.datetime | None = None) -> float:

@@ -14,14 +14,14 @@ from collections.abc import Mapping
 from io import StringIO
 
 from pyinfra import host, logger, state
-from pyinfra.api import FileUploadCommand, OperationError
+from pyinfra.api import OperationError
 from pyinfra.api.operation import OperationMeta
 from pyinfra.facts.files import FileContents
 
-from . import auth, handover, live, render, replication, rotation
+from . import auth, handover, live, reconfigure, render, replication, rotation
 from .constants import CONFIG_GROUP, CONFIG_MODE, CONFIG_USER, PATHS, SERVICE
 from .facts import RedisLive
-from .operations import copy_once, host_state, operation, show_diff
+from .operations import copy_once, host_state, operation, place, prepare_folder, show_diff, staging_path, upload
 from .restore import RdbKeyCount, RedisKeyCount
 from .settings import Settings
 from .tls import TlsFiles
@@ -30,6 +30,7 @@ from .topology import Topology
 
 # Redis loads the whole file, then exits because it may listen nowhere: a good file prints
 # that line, a bad one its FATAL CONFIG FILE ERROR. Nothing is bound, no data is loaded.
+REDIS_CONF_OWNER = (CONFIG_USER, CONFIG_GROUP, CONFIG_MODE)
 VALIDATE = (
     "out=$(timeout 20 redis-server {path} --port 0 --tls-port 0 --unixsocket '' --daemonize no "
     "--supervised no --logfile '' --pidfile '' 2>&1); "
@@ -146,85 +147,83 @@ def apply_redis_config(
 
     old_acl, new_acl = live.acl_lines(old_text), live.acl_lines(content)
     plan = live.plan(desired, running or {}, old_acl, new_acl, passwords_apart=rotating or after_rotation)
-    if running is None:
-        plan.restart_for.append("the server does not answer the deploy's admin user")
-    if joining:
-        plan.restart_for.append("the host joins the replication topology")
-    if SERVICE in facts.stale_binaries:
-        plan.restart_for.append("the package replaced the binary it runs (an upgrade or a reinstall)")
-    if old_auth != settings.auth:
-        plan.restart_for.append(f"redis_auth ({old_auth} -> {settings.auth})")
+    version, whole_group = facts.redis_version, handover.whole_group_in_run()
+    situation = reconfigure.Situation(
+        file_differs=file_differs,
+        mode_right=current is not None and (current.user, current.group, current.mode) == REDIS_CONF_OWNER,
+        drift=bool(plan.changed),
+        runtime_changes=bool(plan.changed or plan.acl_changes),
+        restart_settings=tuple(plan.restart_for),
+        answers=running is not None,
+        active=facts.active == "active",
+        joining=joining,
+        binary_replaced=SERVICE in facts.stale_binaries,
+        auth_change=(old_auth, settings.auth) if old_auth != settings.auth else None,
+        after_handover=after_handover,
+        handover=handover.wanted(topology, primary, joining, version, whole_group),
+        has_primary=bool(primary) and not joining,
+        follows=bool(replicaof) and (not joining or primary is not None),  # a new group's primary may come later
+    )
+    decision = reconfigure.decide(situation)
 
-    if not file_differs:
-        assert current is not None  # file_differs is True when redis.conf is missing
-        if not plan.changed and not plan.restart_for:
-            if (current.user, current.group, current.mode) != (CONFIG_USER, CONFIG_GROUP, CONFIG_MODE):
-                yield f"chown {CONFIG_USER}:{CONFIG_GROUP} {PATHS.config} && chmod {CONFIG_MODE} {PATHS.config}"
-            else:
-                host.noop("redis.conf and the running server match the settings")
-            return
+    if decision.action == "noop":
+        host.noop("redis.conf and the running server match the settings")
+        return
+    if decision.log_drift:
         for name, (live_value, declared) in plan.changed.items():
             host.log(f"Drift: {name} is {live_value!r} on the server, declared {declared!r}", logger.warning)
-
     if joining and replicaof and not settings.replica_replace_data:
-        keys = host.get_fact(RedisKeyCount, cli=live_cli)
-        if keys is None:  # not running: what it would load at its next start
-            keys = host.get_fact(RdbKeyCount, path=f"{PATHS.data_dir}/dump.rdb")
-        if keys:
-            raise OperationError(
-                f"this server holds {keys} keys; as a replica of {replicaof} it would replace them with the primary's "
-                "data: empty it first, or set redis_replica_replace_data=true"
-            )
-
+        _refuse_to_replace_data(live_cli, replicaof)
     if state.config.DIFF and file_differs:
         show_diff(PATHS.config, content)
-
-    candidate = shlex.quote(PATHS.config_candidate)
-    if file_differs or plan.restart_for:
-        yield FileUploadCommand(StringIO(content), PATHS.config_candidate)
-        yield f"chown {CONFIG_USER}:{CONFIG_GROUP} {candidate} && chmod {CONFIG_MODE} {candidate}"
-        yield f"{VALIDATE.format(path=candidate)} || {{ rm -f {candidate}; exit 1; }}"
-
-    version, whole_group = facts.redis_version, handover.whole_group_in_run()
-    if plan.restart_for and not whole_group and handover.wanted(topology, primary, joining, version, True):
+    if decision.upload:
+        staged = staging_path(PATHS.config_candidate)
+        yield prepare_folder(PATHS.config_candidate)
+        yield from upload(StringIO(content), staged)
+        yield place(staged, PATHS.config_candidate, CONFIG_USER, CONFIG_GROUP, CONFIG_MODE, VALIDATE)
+    if decision.restart_for and not whole_group and handover.wanted(topology, primary, joining, version, True):
         host.log(
             "The primary restarts in place: not every server of the group is in this run (--limit), and "
             "after a handover their redis.conf would name the old primary",
             logger.warning,
         )
-    if (
-        running is not None
-        and plan.restart_for
-        and not after_handover
-        and handover.wanted(topology, primary, joining, version, whole_group)
-    ):
-        assert primary is not None  # wanted() says so
-        # Refused here, before any host of the group restarts, as any restart would be.
+    if decision.group_check:
+        assert primary is not None  # has_primary or handover say so
         yield step("group-in-sync", "--port", live_port, "--auth", old_auth, "--primary", primary,
                    "--replicas", topology.members - 1)  # fmt: skip
-        handover.defer(handover.Deferred(live_port, old_auth, primary, tuple(plan.restart_for)))
+    if decision.action == "defer":
+        assert primary is not None
+        handover.defer(handover.Deferred(live_port, old_auth, primary, decision.restart_for))
         return  # the candidate waits on the host; the pass after the handover installs it
-    if plan.restart_for and (running is not None or facts.active == "active"):
-        host.log(f"Restarting {SERVICE} for: {'; '.join(plan.restart_for)}", logger.warning)
-        if primary and not joining:
-            # Serial runs go on after a failed host: never take a second server of the group away.
-            yield step("group-in-sync", "--port", live_port, "--auth", old_auth, "--primary", primary,
-                       "--replicas", topology.members - 1)  # fmt: skip
+    if decision.action == "restart":
+        host.log(f"Restarting {SERVICE} for: {'; '.join(decision.restart_for)}", logger.warning)
         yield _restart(live_port, old_auth, save=True)
-        if replicaof and (not joining or primary is not None):  # a new group's primary may come later in this run
+        if decision.wait_sync:
+            assert replicaof is not None
             yield step("wait-sync", "--port", settings.port, "--auth", settings.auth, "--primary", replicaof)
         return
-    if plan.restart_for:  # not running at all: nothing to SAVE; the previous file stays at hand
+    if decision.action == "start":  # not running at all: nothing to SAVE; the previous file stays at hand
         yield _restart(live_port, old_auth, save=False)
         return
-
-    if plan.changed or plan.acl_changes:
+    if situation.runtime_changes:
         applied = ", ".join([*plan.runtime_settings, *(c.split()[1] for c in plan.acl_changes)])
         host.log(f"Applying at runtime, no restart: {applied}", logger.info)
         # While a rotation runs, a user's new rules name both passwords (_content), so the reset keeps both.
         yield from _runtime_commands(live_cli, plan)
-    if file_differs:
-        yield f"mv -f {candidate} {shlex.quote(PATHS.config)}"
+    if decision.install:
+        # a rename from the root-only folder: a link at redis.conf is replaced, never followed
+        yield f"mv -fT {shlex.quote(PATHS.config_candidate)} {shlex.quote(PATHS.config)}"
+
+
+def _refuse_to_replace_data(live_cli: str, replicaof: str) -> None:
+    keys = host.get_fact(RedisKeyCount, cli=live_cli)
+    if keys is None:  # not running: what it would load at its next start
+        keys = host.get_fact(RdbKeyCount, path=f"{PATHS.data_dir}/dump.rdb")
+    if keys:
+        raise OperationError(
+            f"this server holds {keys} keys; as a replica of {replicaof} it would replace them with the primary's "
+            "data: empty it first, or set redis_replica_replace_data=true"
+        )
 
 
 def redis_conf(

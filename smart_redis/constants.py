@@ -94,6 +94,9 @@ class Paths:
     # systemd reads it, the exporter (user prometheus) sees only these two values.
     exporter_env: str = "/etc/smart-redis/exporter.env"
     credentials_previous: str = host_credentials.PREVIOUS
+    # Root-only (700), on the same filesystem as /etc/redis: where a file meant for /etc/redis (the
+    # redis user's folder) is written, checked and given its owner before one rename puts it there.
+    staging: str = host_credentials.PATH.rsplit("/", 1)[0]
     container_dropin: str = "/etc/systemd/system/redis-server.service.d/10-container.conf"
     # High availability: masterauth apart from redis.conf, so that the deploy never renders it.
     replication_auth: str = "/etc/redis/replication-auth.conf"

@@ -24,6 +24,7 @@ from . import (
     replication,
     restore,
     rotation,
+    run,
     sentinel,
     service,
     settings,
@@ -55,11 +56,13 @@ def deploy_redis() -> None:
     ha = topology.load(host, inventory, wanted)  # standalone, or primary/replica/sentinel from the groups
     wanted = topology.with_own_address(wanted, ha)  # redis_bind gains an address found on the host
     tls.refuse_in_group(wanted, ha)
+    auth.app_rules(wanted, ha)  # refused here: app channel rules that would reach Sentinel's hello channel
     certificates = tls.certificates(wanted, ha)  # checked here; the project's CA issues them if needed
     tls_files = tls.host_files(certificates)  # where the host keeps them
     passwords = auth.passwords(wanted, ha)  # the operator's, and in a Sentinel group the group's shared ones
     passwords = rotation.renew_shared_passwords(wanted, ha, passwords)  # redis_rotate_passwords, once per run
     facts = host_state()  # one round trip answers every step below
+    run.start(name="Start the run", group=ha.group)  # a group's run in order; the operator's files once confirmed
     tls.refuse_switch_in_group(wanted, ha, facts)  # a running group keeps its TLS mode
 
     preflight.check(wanted, facts)
@@ -89,7 +92,7 @@ def deploy_redis() -> None:
     backup.snapshots(wanted, facts)  # the timer, and a first snapshot
     alerting.alerts(wanted, ha, facts)  # a message to a person when the checks change state
     tls.publish_ca(certificates)  # where the apps' NODE_EXTRA_CA_CERTS points
-    pm2.ecosystem(wanted, ha)  # REDIS_URL (and the sentinels) for the apps, reloaded under PM2
+    pm2.ecosystem(wanted, ha, rotating)  # REDIS_URL (and the sentinels) for the apps, reloaded under PM2
     exporter.redis_exporter(wanted, exporter_unit, tls_files)  # metrics on 127.0.0.1
     rotation.finish(wanted, ha, rotating)  # last: the replaced passwords go once every login has moved
     config.forget_replaced_passwords(wanted, passwords, ha, credentials, tls_files)  # and leave redis.conf

@@ -12,12 +12,10 @@ nothing. A run without a handover sends no command for either step.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-from weakref import WeakKeyDictionary
 
-from pyinfra import host, inventory, logger, state
-from pyinfra.context import ctx_state
+from pyinfra import host, logger
 
+from . import run
 from .operations import operation
 from .settings import Settings
 from .tools import step
@@ -32,20 +30,6 @@ class Deferred:
     auth: str  # and the auth it runs with
     primary: str  # "IP PORT" as the sentinels name this server
     reasons: tuple[str, ...]
-
-
-@dataclass
-class _Run:
-    deferred: dict[str, Deferred]
-    handed_over: bool = False
-
-
-# pyinfra's State -> what this run decided; a second run in the same process starts afresh.
-_runs: WeakKeyDictionary[Any, _Run] = WeakKeyDictionary()
-
-
-def _run() -> _Run:
-    return _runs.setdefault(ctx_state.get(), _Run({}))
 
 
 def wanted(topology: Topology, primary: str | None, joining: bool, version: str | None, whole_group: bool) -> bool:
@@ -75,9 +59,7 @@ def _at_least(version: str | None, wanted: tuple[int, int]) -> bool:
 
 def whole_group_in_run() -> bool:
     """Every Redis server of the inventory's group is a host of this run."""
-    in_run = {h.name for h in getattr(state, "activated_hosts", ())}
-    servers = {h.name for group in ("redis_primary", "redis_replicas") for h in inventory.get_group(group, [])}
-    return servers <= in_run
+    return run.all_in_run(run.SERVER_GROUPS)
 
 
 def defer(restart: Deferred) -> None:
@@ -86,12 +68,12 @@ def defer(restart: Deferred) -> None:
         "its role to one of them and restarts as a replica",
         logger.warning,
     )
-    _run().deferred[host.name] = restart
+    run.current().deferred[host.name] = restart
 
 
 def happened() -> bool:
     """A primary of this run has handed its role over: every host follows the new primary."""
-    return _run().handed_over
+    return run.current().handed_over
 
 
 @operation()
@@ -108,11 +90,12 @@ def hand_over(settings: Settings, topology: Topology):
 
         hand_over(name="Hand the primary role to a replica", settings=settings, topology=topology, _serial=True)
     """
-    restart = _run().deferred.get(host.name)
+    restart = run.current().deferred.get(host.name)
     if restart is None:
         host.noop("no restart waits for a handover")
         return
-    _run().handed_over = True
+    run.barrier("hand the primary role over")
+    run.current().handed_over = True
     host.log(f"Handing the primary role of {restart.primary.replace(' ', ':')} to a replica", logger.warning)
     yield step(
         "handover", "--port", restart.port, "--auth", restart.auth, "--me", restart.primary,

@@ -11,32 +11,28 @@ from __future__ import annotations
 import functools
 import hashlib
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from io import StringIO
 from typing import Any
-from weakref import WeakKeyDictionary
+from uuid import uuid4
 
 from pyinfra import host, logger, state
 from pyinfra.api import FileUploadCommand, OperationError, StringCommand
 from pyinfra.api import operation as pyinfra_operation
 from pyinfra.api.operation import OperationMeta
-from pyinfra.context import ctx_state
 from pyinfra.facts.files import FileContents
 from pyinfra.operations import systemd
 from pyinfra.operations.util import any_changed
 from pyinfra.operations.util.files import generate_color_diff
 
-from .constants import SERVICE
+from . import run
+from .constants import PATHS, SERVICE
 from .facts import HostState, RedisHost, watched
-
-# The run (pyinfra's State) -> host name -> (what RedisHost answered, how many operations of the
-# run had changed the host by then). It belongs to the run: a second run in the same process
-# (the benchmark, a test) starts without it.
-_answers: WeakKeyDictionary[Any, dict[str, tuple[HostState, int]]] = WeakKeyDictionary()
 
 
 def _run_cache() -> dict[str, tuple[HostState, int]]:
-    return _answers.setdefault(ctx_state.get(), {})
+    """The run's RedisHost answers by host: (answer, how many operations had changed the host by then)."""
+    return run.current().answers
 
 
 def changes_so_far() -> int:
@@ -93,7 +89,6 @@ def managed_file(
     group: str = "root",
     mode: str = "644",
     validate: str | None = None,
-    candidate: str | None = None,
     private: bool = False,
 ):
     """
@@ -105,8 +100,7 @@ def managed_file(
     + user, group, mode: ownership and octal mode of the file
     + validate: shell command with ``{path}``, exiting non-zero for a bad file; its output
       is the deploy's error message and the live file stays as it was
-    + candidate: where the new text waits for validation (default: ``dest`` + ".candidate")
-    + private: a key: the staging file (and over SSH with sudo, pyinfra's upload) is 0600 from
+    + private: a key: the staged file (and over SSH with sudo, the login's upload) is 0600 from
       its first byte, and the diff is never shown
 
     **Example:**
@@ -128,7 +122,8 @@ def managed_file(
     current = host_state().files.get(dest)
     wanted_sha = hashlib.sha256(content.encode()).hexdigest()
 
-    if current and current.sha256 == wanted_sha:
+    # chown by path only where nobody but root can swap the file for a link
+    if current and current.sha256 == wanted_sha and dest.rsplit("/", 1)[0] not in STAGE_ELSEWHERE:
         if (current.user, current.group, current.mode) == (user, group, mode):
             host.noop(f"{dest} is up to date")
             return
@@ -138,23 +133,82 @@ def managed_file(
     if state.config.DIFF and not private:
         show_diff(dest, content)
 
-    staging = candidate or f"{dest}.candidate"
-    q_staging, q_dest = shlex.quote(staging), shlex.quote(dest)
-    yield f"mkdir -p {shlex.quote(dest.rsplit('/', 1)[0])}"
-    temp = None
+    staged = staging_path(dest)
+    yield prepare_folder(dest)
+    yield from upload(StringIO(content), staged, private=private)
+    yield place(staged, dest, user, group, mode, validate)
+
+
+# Folders that someone other than root can change, and where the deploy stages a file meant for
+# them instead: a root-only folder on the same filesystem, so that the final rename stays one.
+STAGE_ELSEWHERE = {"/etc/redis": PATHS.staging}
+SUDO_ARGUMENTS = ("_sudo", "_su_user", "_doas", "_dzdo")
+
+
+def staging_path(dest: str) -> str:
+    """A new name, nobody can guess, in a folder only root can change, where `dest` waits to be placed.
+
+    >>> staging_path("/etc/redis/redis.conf")
+    '/etc/smart-redis/.redis.conf.smart-redis-3f2a9c0d1e4b'
+    """
+    folder, name = dest.rsplit("/", 1)
+    return f"{STAGE_ELSEWHERE.get(folder, folder)}/.{name}.smart-redis-{uuid4().hex[:12]}"
+
+
+def prepare_folder(dest: str) -> str:
+    """The command that makes sure dest's folder, and its staging folder if elsewhere, exist
+    (the deploy's own root-only folder as root's, mode 700, whatever it was)."""
+    folder = dest.rsplit("/", 1)[0]
+    made = []
+    for where in (folder, STAGE_ELSEWHERE.get(folder)):
+        if where == PATHS.staging:
+            made.append(f"install -d -m 700 -o root -g root {shlex.quote(where)}")
+        elif where is not None:
+            made.append(f"mkdir -p {shlex.quote(where)}")
+    return " && ".join(made)
+
+
+def upload(source: str | StringIO, staged: str, private: bool = False) -> Iterator[Any]:
+    """
+    The one way this project puts bytes on a host: the commands that land `source` at `staged`.
+
+    + source: a local file's path, or the text
+    + staged: a path in a folder only root can change (staging_path(), or a root-only folder of
+      the step's own); nothing else ever receives the bytes, whatever a local user plants
+    + private: a secret: the staged file is 0600 from its first byte
+
+    Over SSH with sudo, pyinfra's SFTP lands the bytes in a file of the login user first and copies
+    it as root. pyinfra would name it after the destination (predictable: a local user could create
+    it first and swap its content, or read it). Here it has a random name, is created new
+    (noclobber) and 0600 by the login user, and is checked to be the login's own plain file.
+
+    **Example:**
+
+    .. code:: python
+
+        yield from upload(StringIO(text), staging_path(dest))
+    """
     if private:
-        # A random temporary name (pyinfra's default one is derived from the path), created new
-        # (noclobber), and checked to be a plain file of this login: nobody else's file, link or
-        # FIFO ever receives the key.
-        temp = host.get_temp_filename()
+        yield f"rm -f {shlex.quote(staged)} && umask 077 && : > {shlex.quote(staged)}"
+    arguments: dict[str, Any] = dict(host.current_op_global_arguments or {})
+    temp = None
+    if any(arguments.get(key) for key in SUDO_ARGUMENTS):
+        temp = host.get_temp_filename()  # a uuid's hash: nobody can plant it in advance
         q_temp = shlex.quote(temp)
         yield StringCommand(f"set -C; umask 077 && : > {q_temp} && test -f {q_temp} && test -O {q_temp}", _sudo=False)
-        yield f"rm -f {q_staging} && umask 077 && : > {q_staging}"
-    yield FileUploadCommand(StringIO(content), staging, remote_temp_filename=temp)
-    yield f"chown {user}:{group} {q_staging} && chmod {mode} {q_staging}"
-    if validate:
-        yield f"{validate.format(path=q_staging)} || {{ rm -f {q_staging}; exit 1; }}"
-    yield f"mv -f {q_staging} {q_dest}"
+    yield FileUploadCommand(source, staged, remote_temp_filename=temp)
+
+
+def place(staged: str, dest: str, user: str, group: str, mode: str, validate: str | None = None) -> str:
+    """The command that gives the staged file its owner and mode, validates it, and renames it
+    over dest: in its root-only folder nobody can swap it meanwhile, and the rename replaces
+    whatever dest is (a link included) without following it (-T: nor into a folder)."""
+    q_staged = shlex.quote(staged)
+    check = f" && {{ {validate.format(path=q_staged)}; }}" if validate else ""
+    return (
+        f"{{ chown {user}:{group} {q_staged} && chmod {mode} {q_staged}{check} && mv -fT {q_staged} {shlex.quote(dest)}; }}"
+        f" || {{ rm -f {q_staged}; exit 1; }}"
+    )
 
 
 @operation()
@@ -174,7 +228,12 @@ def copy_once(src: str, dest: str):
     if dest in host_state().files:
         host.noop(f"{dest} exists and is kept as it is")
         return
-    yield f"test -e {shlex.quote(dest)} || cp -p {shlex.quote(src)} {shlex.quote(dest)}"
+    # Copied where only root writes, then renamed: a link planted at dest is replaced, never written through.
+    staged, q_dest = shlex.quote(staging_path(dest)), shlex.quote(dest)
+    yield (
+        f"test -e {q_dest} || test -L {q_dest} || {{ {prepare_folder(dest)} && cp -pP {shlex.quote(src)} {staged} "
+        f"&& mv -fT {staged} {q_dest}; }}"
+    )
 
 
 @operation()

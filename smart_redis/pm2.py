@@ -8,12 +8,12 @@ only decides whether it must run.
 from __future__ import annotations
 
 import shlex
-from pathlib import Path
 
 from pyinfra import host, logger, state
 from pyinfra.api import FactBase
 from pyinfra.operations import server
 
+from . import rotation, run
 from .constants import PATHS
 from .host.bundle import build
 from .operations import managed_file, operation
@@ -90,13 +90,6 @@ def _check_args(settings: Settings, topology: Topology) -> str:
     return f"{args} --pm2-user {shlex.quote(settings.pm2_user)}" if settings.pm2_reload else args
 
 
-# The answer preflight() got, kept for redis_url(): asking again in the same run would cost a
-# no-op run one more command (pyinfra 3.10 gathers a fact anew at every call).
-_early: dict[str, tuple[str, str | None]] = {}
-# What redis_url() learnt for the reload step, which runs after it: host name -> words.
-_answers: dict[str, list[str]] = {}
-
-
 def preflight(settings: Settings, topology: Topology) -> None:
     """Refuse a pm2_ecosystem_file that does not exist, before anything on the host changes."""
     if settings.pm2_ecosystem_file is None:
@@ -107,7 +100,9 @@ def preflight(settings: Settings, topology: Topology) -> None:
         raise PreflightError(
             f"pm2_ecosystem_file = {settings.pm2_ecosystem_file!r}: the file does not exist on the host"
         )
-    _early[host.name] = (args, answer)
+    # Kept for redis_url(): asking again in the same run would cost a no-op run one more command
+    # (pyinfra 3.10 gathers a fact anew at every call).
+    run.current().pm2_early[host.name] = (args, answer)
 
 
 def _host_changed() -> bool:
@@ -119,19 +114,21 @@ def _host_changed() -> bool:
 
 def _ask(settings: Settings, topology: Topology) -> str | None:
     args = _check_args(settings, topology)
-    early = _early.pop(host.name, None)
+    early = run.current().pm2_early.pop(host.name, None)
     if early is not None and early[0] == args and not _host_changed():
         return early[1]
     return host.get_fact(EcosystemCheck, editor=PATHS.ecosystem_editor, file=settings.pm2_ecosystem_file, args=args)
 
 
 @operation()
-def redis_url(settings: Settings, topology: Topology):
+def redis_url(settings: Settings, topology: Topology, rotating: bool = False):
     """
     Put REDIS_URL (and the sentinels) into the ecosystem file on the host, unless it already holds them.
 
     + settings: file, apps, env blocks and the URL's parts
     + topology: in a Sentinel topology the apps also get REDIS_SENTINELS and REDIS_MASTER_NAME
+    + rotating: a password rotation runs: the apps' login moves only once every host of the
+      group accepts the new password
 
     **Example:**
 
@@ -143,7 +140,7 @@ def redis_url(settings: Settings, topology: Topology):
     words = answer.split() if answer else []
     if words and words[0] not in STATES:
         words = []  # the editor's error line: apply says it again and fails
-    _answers[host.name] = words
+    run.current().pm2_answers[host.name] = words  # for the reload step, which runs after this one
     file = settings.pm2_ecosystem_file
     if "others-can-read" in words:
         host.log(
@@ -159,27 +156,24 @@ def redis_url(settings: Settings, topology: Topology):
     if words[:1] == ["up-to-date"]:
         host.noop("REDIS_URL is set in every targeted app")
         return
+    if rotating and topology.ha:
+        rotation.require_group_intact()
+        run.barrier("REDIS_URL moves to the new password")
     yield f"python3 {PATHS.ecosystem_editor} apply {_editor_args(settings, topology)}"
 
 
 def _reload_needed(name: str, edit) -> bool:
-    words = _answers.get(name, [])
+    words = run.current().pm2_answers.get(name, [])
     return "pm2-not-running" not in words and ("needs-reload" in words or edit.did_change())
 
 
 def _reload_script(settings: Settings, args: str) -> str:
-    assert settings.pm2_ecosystem_file is not None  # ecosystem() returns early when it is None
-    user, file = shlex.quote(settings.pm2_user), shlex.quote(settings.pm2_ecosystem_file)
-    pm2 = f"cd {shlex.quote(str(Path(settings.pm2_ecosystem_file).parent))} && pm2 startOrReload {file} --update-env && pm2 save"
-    return (
-        f'if id -u {user} >/dev/null 2>&1 && runuser -l {user} -c "test -S \\"\\${{PM2_HOME:-\\$HOME/.pm2}}/rpc.sock\\""; then '
-        f"runuser -l {user} -c {shlex.quote(pm2)} > /dev/null && "
-        f"python3 {PATHS.ecosystem_editor} verify-pm2 {args} --pm2-user {user}; "
-        f"else echo 'PM2 is not running as {settings.pm2_user}: the apps read REDIS_URL when they start'; fi"
-    )
+    # The editor runs pm2 as pm2_user and never lets root load a file of the app team's
+    # (host/ecosystem.py reload): a PM2 of root's gets the apps as data the owner's node read.
+    return f"python3 {PATHS.ecosystem_editor} reload {args} --pm2-user {shlex.quote(settings.pm2_user)}"
 
 
-def ecosystem(settings: Settings, topology: Topology) -> None:
+def ecosystem(settings: Settings, topology: Topology, rotating: bool = False) -> None:
     if settings.pm2_ecosystem_file is None:
         host.log("pm2_ecosystem_file = None: REDIS_URL is not managed", logger.info)
         return
@@ -188,7 +182,9 @@ def ecosystem(settings: Settings, topology: Topology) -> None:
         dest=PATHS.ecosystem_editor,
         content=build("ecosystem", "the ecosystem editor"),
     )
-    edit = redis_url(name=f"Set REDIS_URL in {settings.pm2_ecosystem_file}", settings=settings, topology=topology)
+    edit = redis_url(
+        name=f"Set REDIS_URL in {settings.pm2_ecosystem_file}", settings=settings, topology=topology, rotating=rotating
+    )
     if settings.pm2_reload:
         # Decided from PM2's own state too: a run that failed after the edit left apps on the
         # old URL, and the next run (file already right) must still reload them.

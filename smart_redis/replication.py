@@ -134,6 +134,12 @@ def primary_now(settings: Settings, topology: Topology, quiet: bool = False, mem
         winner = decide(answers, len(topology.sentinels), member=member)
     except ValueError as exc:
         raise OperationError(str(exc)) from None
+    if winner is not None and not in_group(winner, topology):
+        # Only the inventory is trusted: a hello forged on Sentinel's channel names any address.
+        raise OperationError(
+            f"the sentinels name the primary {winner.replace(' ', ':')}, which is no Redis server of the group in "
+            f"the inventory ({', '.join(topology.servers)}): the run stops; look at redis-monitor status"
+        )
     if quiet:
         return winner
     if winner is None and member:
@@ -149,6 +155,12 @@ def primary_now(settings: Settings, topology: Topology, quiet: bool = False, mem
             logger.info,
         )
     return winner
+
+
+def in_group(primary: str, topology: Topology) -> bool:
+    """Whether "ADDRESS PORT" is on one of the group's Redis servers, as the inventory names them.
+    (Not the port: while a port change rolls through the group, the primary may still use the old.)"""
+    return ip_address(primary.split()[0]) in {ip_address(server) for server in topology.servers}
 
 
 def replicaof(settings: Settings, topology: Topology, primary: str | None) -> str | None:

@@ -16,11 +16,11 @@ from io import StringIO
 from pathlib import Path
 
 from pyinfra import host, logger
-from pyinfra.api import FactBase, FileUploadCommand
+from pyinfra.api import FactBase
 
 from . import auth
 from .host.restore_swap import STAGE_DIR, STAGED, STAGED_COUNTS
-from .operations import operation
+from .operations import operation, upload
 from .settings import Settings
 from .tools import step
 
@@ -100,7 +100,7 @@ def restore_snapshot(settings: Settings, tls: str | None = None):
             return
     staged = shlex.quote(STAGED)
     yield f"mkdir -p {shlex.quote(STAGE_DIR.rsplit('/', 1)[0])} && install -d -m 700 {shlex.quote(STAGE_DIR)} && rm -f {staged}"
-    yield FileUploadCommand(str(source), STAGED)
+    yield from upload(str(source), STAGED, private=True)  # the dataset: nobody else reads it on its way
     # Checked before the server is touched: a corrupt or too-new snapshot stops here.
     yield check_snapshot(source.name)
     # In a Sentinel group the live role counts, not the inventory's: a replica's restored data
@@ -110,7 +110,7 @@ def restore_snapshot(settings: Settings, tls: str | None = None):
         "echo 'Restore refused: this server is a replica now; restore into the primary' >&2; exit 1; }; true"
     )
     if counts_text is not None:
-        yield FileUploadCommand(StringIO(counts_text), STAGED_COUNTS)
+        yield from upload(StringIO(counts_text), STAGED_COUNTS)
     else:
         host.log(f"No {counts.name} next to the snapshot: key counts are not checked", logger.warning)
     # Stop, swap, start, check the counts; any failure brings the replaced dataset back.

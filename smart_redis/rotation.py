@@ -17,44 +17,30 @@ A run without a rotation sends no command for any of them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
-from weakref import WeakKeyDictionary
+from pathlib import Path
 
-from pyinfra import host, inventory, logger, state
+from pyinfra import host, logger
 from pyinfra.api import OperationError
 from pyinfra.context import ctx_host, ctx_state
 
-from . import auth
+from . import auth, run
 from .constants import PATHS
 from .facts import HostState
 from .operations import host_state, operation
 from .settings import Settings, SettingsError, operator_path
 from .tools import step
-from .topology import GROUPS, Topology
-
-# pyinfra's State -> the hosts whose rotation this run has ended (their redis.conf follows).
-_retired: WeakKeyDictionary[Any, set[str]] = WeakKeyDictionary()
-# pyinfra's State -> the new shared passwords of this run (redis_rotate_passwords), and whether
-# they are written to the group's file yet.
-_renewed: WeakKeyDictionary[Any, dict[str, Any]] = WeakKeyDictionary()
-
-
-def _group_hosts() -> list[Any]:
-    return [h for group in GROUPS for h in inventory.get_group(group, [])]
+from .topology import Topology
 
 
 def group_intact() -> bool:
-    """Every host of the inventory's Sentinel group is in this run and none of them has failed:
-    then each one took every rotation step so far."""
-    failed = {h.name for h in getattr(state, "failed_hosts", ())}
-    in_run = {h.name for h in getattr(state, "activated_hosts", ())} - failed
-    return {h.name for h in _group_hosts()} <= in_run
+    """Every host of the inventory's Sentinel group is in this run and none of them has failed."""
+    return run.whole_group()
 
 
 def _unfinished_on() -> list[str]:
     """The group's hosts that keep the passwords of a rotation that has not ended."""
     found = []
-    for other in _group_hosts():
+    for other in run.group_hosts():
         with ctx_host.use(other):
             if PATHS.credentials_previous in host_state().files:
                 found.append(other.name)
@@ -66,12 +52,11 @@ def renew_shared_passwords(settings: Settings, topology: Topology, given: dict[s
     new ones (the ones given in the environment kept), the same for every host of the run.
 
     Only when the whole group is in the run and no rotation is unfinished: the new passwords would
-    otherwise reach a file that names passwords some host never accepts. They are written to the
-    group's file by the run's first step (`keep_previous`), so a --dry run or a declined prompt
-    leaves it alone.
+    otherwise reach a file that names passwords some host never accepts. The run's first executing
+    operation writes them to the group's file (run.start), so a --dry run or a declined prompt
+    leaves it byte-identical.
     """
-    run = ctx_state.get()
-    if not (settings.rotate_passwords and topology.ha) or run is None:
+    if not (settings.rotate_passwords and topology.ha) or ctx_state.get() is None:
         return given
     # The hosts are planned side by side: the checks below ask the others' facts, and another
     # host's planning runs meanwhile. So every host checks, and the first to get past its checks
@@ -86,24 +71,18 @@ def renew_shared_passwords(settings: Settings, topology: Topology, given: dict[s
             f"redis_rotate_passwords = True: allowed once the earlier rotation has ended; it has not on "
             f"{', '.join(unfinished)}: run the deploy once without it (docs/planned-changes.md)"
         )
-    renewed = _renewed.setdefault(
-        run,
-        {
-            "path": operator_path(settings.ha_secrets_file),
-            "passwords": auth.new_shared_passwords(auth.operator_passwords()),
-            "written": False,
-        },
-    )
-    return {**given, **renewed["passwords"]}
+    record = run.current()
+    if record.renewed is None:  # nothing runs between the check and the assignment
+        record.renewed = auth.new_shared_passwords(auth.operator_passwords())
+        path, renewed = operator_path(settings.ha_secrets_file), record.renewed
+        run.write_locally(str(path), lambda: _write_renewed(path, renewed))
+    return {**given, **record.renewed}
 
 
-def _write_renewed() -> None:
+def _write_renewed(path: Path, passwords: dict[str, str]) -> None:
     """Before any host takes the new shared passwords: the group's file records them."""
-    renewed = _renewed.get(ctx_state.get())
-    if renewed and not renewed["written"]:
-        auth.write_shared(renewed["path"], renewed["passwords"])
-        renewed["written"] = True
-        logger.warning(f"New shared passwords in {renewed['path']}: the group moves to them in this run")
+    auth.write_shared(path, passwords)
+    logger.warning(f"New shared passwords in {path}: the group moves to them in this run")
 
 
 def in_progress(settings: Settings, given: Mapping[str, str], facts: HostState, topology: Topology) -> bool:
@@ -142,7 +121,6 @@ def keep_previous(rotating: bool):
 
         keep_previous(rotating=True)
     """
-    _write_renewed()
     if not rotating:
         host.noop("no password changes")
         return
@@ -169,6 +147,7 @@ def accept(settings: Settings, topology: Topology, rotating: bool):
     if not rotating:
         host.noop("no password rotation")
         return
+    run.barrier("accept the new passwords")
     yield step("passwords", "accept", *_sentinel_port(settings, topology))
 
 
@@ -190,6 +169,7 @@ def switch_sentinel(settings: Settings, topology: Topology, rotating: bool):
         host.noop("no Sentinel password rotation")
         return
     require_group_intact()
+    run.barrier("Sentinel's logins move to the new password")
     yield step(
         "passwords", "switch-sentinel", "--sentinel-port", settings.sentinel_port,
         "--master-name", settings.ha_master_name,
@@ -223,13 +203,14 @@ def retire(settings: Settings, topology: Topology, rotating: bool):
             logger.warning,
         )
         return
-    _retired.setdefault(ctx_state.get(), set()).add(host.name)
+    run.barrier("retire the replaced passwords")
+    run.current().retired.add(host.name)
     yield step("passwords", "retire", *_sentinel_port(settings, topology))
 
 
 def retired_here() -> bool:
     """This run has ended the rotation on the current host."""
-    return host.name in _retired.get(ctx_state.get(), set())
+    return host.name in run.current().retired
 
 
 def require_group_intact() -> None:

@@ -13,13 +13,23 @@ from collections.abc import Mapping
 from io import StringIO
 
 from pyinfra import host, logger
-from pyinfra.api import FactBase, FileUploadCommand, OperationError
+from pyinfra.api import FactBase, OperationError
 from pyinfra.operations import server
 
 from . import auth, render, replication, tls
 from .constants import CONFIG_GROUP, CONFIG_USER, PATHS, SENTINEL_PACKAGE, SENTINEL_SERVICE
 from .facts import SENTINEL_MARKER, HostState
-from .operations import host_state, managed_file, operation, reload_units, service_running
+from .operations import (
+    host_state,
+    managed_file,
+    operation,
+    place,
+    prepare_folder,
+    reload_units,
+    service_running,
+    staging_path,
+    upload,
+)
 from .service import container_dropin
 from .settings import Settings
 from .tools import step
@@ -69,13 +79,11 @@ def first_config(settings: Settings, topology: Topology, given: Mapping[str, str
         + "\n"
         + render.sentinel_conf(settings, hashes, topology, primary or f"{topology.primary} {settings.port}")
     )
-    new = shlex.quote(PATHS.sentinel_config + ".new")
-    name = settings.ha_master_name
-    yield FileUploadCommand(StringIO(content), PATHS.sentinel_config + ".new")
-    # Private before the secrets go in.
-    yield f"chown {CONFIG_USER}:{CONFIG_GROUP} {new} && chmod 640 {new}"
-    yield step("sentinel-auth", PATHS.sentinel_config + ".new", name)
-    yield f"mv -f {new} {shlex.quote(PATHS.sentinel_config)}"
+    staged = staging_path(PATHS.sentinel_config)  # private before the secrets go in
+    yield prepare_folder(PATHS.sentinel_config)
+    yield from upload(StringIO(content), staged, private=True)
+    yield step("sentinel-auth", staged, settings.ha_master_name)
+    yield place(staged, PATHS.sentinel_config, CONFIG_USER, CONFIG_GROUP, "640")
     yield f"systemctl unmask {SENTINEL_SERVICE} && systemctl enable {SENTINEL_SERVICE} && systemctl restart {SENTINEL_SERVICE}"
 
 

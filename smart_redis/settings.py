@@ -547,7 +547,8 @@ class Settings:
     app_acl: str = setting(
         "~* &* +@all -@admin -@dangerous +info",
         "What the app user may do: data commands and pub/sub on every channel, nothing administrative "
-        "(narrow channels with &PATTERN).",
+        "(narrow channels with &PATTERN; in a Sentinel group &* means the keyspace events and the &PATTERNs "
+        "given, and a pattern that covers __sentinel__:hello is refused).",
         _acl,
     )
     admin_user: str = setting(

@@ -148,6 +148,7 @@ def certificates(settings: Settings, topology: Topology) -> Certificates | None:
             _read("redis_tls_ca", settings.tls_ca),
             names,
             client,
+            group=topology.ha,  # replication and Sentinel show it as a client's (certs.check)
         )
     else:
         directory = operator_path(settings.tls_ca_dir)

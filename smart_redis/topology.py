@@ -15,13 +15,15 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from pyinfra.context import ctx_host
 
+from . import run
 from .operations import host_state
 from .settings import Settings, SettingsError, ip_address, operator_path
 
-GROUPS = ("redis_primary", "redis_replicas", "redis_sentinels")
+GROUPS = run.GROUPS
 MIN_SENTINELS = 3
 
 
@@ -196,11 +198,15 @@ def _addresses_found(this, inventory, names: list[str], settings: Settings) -> d
         else:
             seen = known.get(name)
             found[name] = tuple(seen) if isinstance(seen, list) else None
-    if current != known:
-        record.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        new = record.with_name(f".{record.name}.{os.getpid()}")
-        fd = os.open(new, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(current, f, indent=1, sort_keys=True)
-        os.replace(new, record)  # never a half-written record, also with two runs at once
+    if current != known:  # written when the run executes: --dry and a declined prompt leave it
+        run.write_locally(str(record), lambda: _write_record(record, current))
     return found
+
+
+def _write_record(record: Path, addresses: dict[str, list[str]]) -> None:
+    record.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    new = record.with_name(f".{record.name}.{os.getpid()}")
+    fd = os.open(new, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(addresses, f, indent=1, sort_keys=True)
+    os.replace(new, record)  # never a half-written record, also with two runs at once

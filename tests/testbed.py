@@ -12,6 +12,8 @@ Standard library only: it runs before the virtualenv has anything in it.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
@@ -66,6 +68,15 @@ SYSTEMD_RUN_FLAGS = [
 
 class TestbedError(RuntimeError):
     pass
+
+
+@contextlib.contextmanager
+def exclusive(name: str):
+    """One process at a time (pytest's workers run side by side): an image build, a network's subnet."""
+    CACHE_DIR.mkdir(exist_ok=True)
+    with open(CACHE_DIR / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def log(message: str) -> None:
@@ -195,6 +206,11 @@ def _debootstrap_base(release: str) -> str:
 
 def ensure_image(release: str = DEFAULT_RELEASE) -> str:
     """Build the test image of a Debian release unless one of the same Dockerfile is already there."""
+    with exclusive(f"image-{release}"):
+        return _ensure_image(release)
+
+
+def _ensure_image(release: str) -> str:
     _check_release(release)
     image = image_name(release)
     fingerprint = _image_fingerprint()
@@ -266,6 +282,11 @@ def start_container(
 
 def create_network(name: str, fixed_addresses: bool = False) -> str:
     """A test network; with fixed_addresses its subnet is declared, so containers may get --ip."""
+    with exclusive("network"):
+        return _create_network(name, fixed_addresses)
+
+
+def _create_network(name: str, fixed_addresses: bool) -> str:
     if docker("network", "inspect", name, check=False).returncode != 0:
         docker("network", "create", "--label", f"{TEST_LABEL}=1", name)
         if fixed_addresses:

@@ -8,20 +8,29 @@ leaves the host and never appears on a command line. The edit itself is ecosyste
     python3 ecosystem.py check ... [--pm2-user U]   # "up-to-date" or "needs-change", then flags:
                                                     # needs-reload, pm2-not-running, others-can-read
     python3 ecosystem.py verify-pm2 ... --pm2-user U  # PM2's view of the file's apps' REDIS_URL
+    python3 ecosystem.py reload ... --pm2-user U      # pm2 startOrReload + pm2 save as U, then verify-pm2
+
+Root never loads the file (node's require() and pm2's run the app team's code): node loads it
+as its owner, pm2 as pm2_user, and a PM2 that runs as root is handed the apps as JSON that the
+owner's node read, unless the file is root's own.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import shlex
 import sys
+import tempfile
 from urllib.parse import quote
 
 from .credentials import PATH as CREDENTIALS
 from .credentials import read_credentials
 from .ecosystem_text import KEY, EcosystemError, redis_urls, set_redis_url
-from .node_check import node_check
+from .node_check import node_apps, node_check
 from .owned_files import Target, backup_once, chmod_file, read_file, replace_file, run_as, target
-from .pm2 import PM2Error, login_listing, stale_apps
+from .pm2 import NO_DAEMON, PM2Error, login_listing, login_pm2, run_pm2, stale_apps
 
 
 def compose_url(args) -> str:
@@ -130,9 +139,48 @@ def verify_pm2(args) -> int:
     return 0
 
 
+def reload(args) -> int:
+    """The file's apps reloaded by pm2_user's PM2 with the file's values (startOrReload
+    --update-env, then save), then PM2's view checked (verify-pm2)."""
+    t = target(args.file)
+    found = login_pm2(args.pm2_user)
+    if found is None or found[2] is not None:
+        why = f" (PM2_HOME {found[1]}: {found[2]})" if found else ""
+        print(f"PM2 is not running as {args.pm2_user}{why}: the apps read REDIS_URL when they start")
+        return 0
+    folder = os.path.dirname(os.path.abspath(args.file))
+    if found[0] != 0 or t.st.st_uid == 0:
+        # pm2 require()s the file in its own process: here as pm2_user, or as root a file of root's
+        # own (target(): then its folder is root's alone too).
+        _start_or_reload(args.pm2_user, folder, args.file)
+        return verify_pm2(args)
+    # PM2 runs as root and the file is the app team's: its owner's node reads the apps, and root's
+    # pm2 gets them as plain JSON from a private folder (PM2 reads a .json config as data).
+    apps = node_apps(t.path, t.owner)
+    with tempfile.TemporaryDirectory(prefix="smart-redis-pm2-") as private:
+        config = os.path.join(private, "ecosystem.json")
+        with open(config, "x", encoding="utf-8") as f:
+            json.dump({"apps": apps}, f)  # ensure_ascii: no character that JSON and JS read apart
+        _start_or_reload(args.pm2_user, folder, config)
+    return verify_pm2(args)
+
+
+def _start_or_reload(user: str, folder: str, config: str) -> None:
+    script = (
+        f'test -S "${{PM2_HOME:-$HOME/.pm2}}/rpc.sock" || exit {NO_DAEMON}; '  # never start a daemon
+        f"cd {shlex.quote(folder)} && pm2 startOrReload {shlex.quote(config)} --update-env && pm2 save"
+    )
+    result = run_pm2(user, script)
+    if result.returncode == NO_DAEMON:
+        raise PM2Error(f"PM2 stopped running as {user} before the reload")
+    if result.returncode != 0:
+        said = (result.stderr.strip() or result.stdout.strip())[-300:]
+        raise PM2Error(f"pm2 startOrReload as {user} failed: {said}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("apply", "check", "verify-pm2"))
+    parser.add_argument("command", choices=("apply", "check", "verify-pm2", "reload"))
     parser.add_argument("file")
     parser.add_argument("--credentials", default=CREDENTIALS)
     parser.add_argument("--auth", default="acl")
@@ -150,7 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        return verify_pm2(args) if args.command == "verify-pm2" else apply(args)
+        if args.command in ("verify-pm2", "reload") and not args.pm2_user:
+            raise EcosystemError(f"{args.command} needs --pm2-user")
+        return {"verify-pm2": verify_pm2, "reload": reload}.get(args.command, apply)(args)
     except (EcosystemError, PM2Error) as exc:
         print(f"{args.file}: {exc}", file=sys.stderr)
         return 2

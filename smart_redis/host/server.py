@@ -14,7 +14,8 @@ from .resp import Redis, RedisError
 SERVICE = "redis-server"
 CONFIG = "/etc/redis/redis.conf"
 # Next to the live file so that the final rename is atomic.
-CANDIDATE = "/etc/redis/redis.conf.candidate"
+# In the deploy's root-only folder, not in /etc/redis (the redis user's): renamed over redis.conf.
+CANDIDATE = "/etc/smart-redis/redis.conf.candidate"
 # dir, logfile and pidfile sit inside the ReadWritePaths of the packaged unit.
 DATA_DIR = "/var/lib/redis"
 LOGFILE = "/var/log/redis/redis-server.log"
@@ -28,6 +29,8 @@ TLS_FILE_RE = re.compile(re.escape(TLS_DIR) + r"/redis-[0-9a-f]{16}(-ca)?\.(crt|
 SENTINEL_TLS_CERT = f"{TLS_DIR}/sentinel.crt"
 SENTINEL_TLS_KEY = f"{TLS_DIR}/sentinel.key"
 SENTINEL_TLS_CA = f"{TLS_DIR}/sentinel-ca.crt"
+# OpenSSL's X509_V_FLAG_NO_CHECK_TIME (x509_vfy.h, OpenSSL 1.1.0 on): Python's ssl has no name for it.
+NO_CHECK_TIME = 0x200000
 
 
 def admin(
@@ -78,14 +81,28 @@ def tls_context(port: int, config: str = CONFIG) -> ssl.SSLContext | None:
     named = [found.get(name, "") for name in ("tls-ca-cert-file", "tls-cert-file", "tls-key-file")]
     if not all(TLS_FILE_RE.fullmatch(path) for path in named):
         raise ssl.SSLError("redis.conf names a TLS file the deploy did not write")
-    context = ssl.create_default_context(cafile=found["tls-ca-cert-file"])
+    context = management_context(found["tls-ca-cert-file"])
     # Also the CA of a change the deploy has begun (it removes the replaced files once the server
     # presents the new certificate): a run that stopped between the two still logs in.
     for other in sorted(glob.glob(os.path.join(TLS_DIR, "redis-*-ca.crt"))):
         context.load_verify_locations(cafile=other)
-    context.check_hostname = False
     if found.get("tls-auth-clients", "yes") == "yes":  # only where required: see live.endpoint
         context.load_cert_chain(found["tls-cert-file"], found["tls-key-file"])
+    return context
+
+
+def management_context(cafile: str) -> ssl.SSLContext:
+    """The deploy's and the host tools' TLS to the group's servers and sentinels: the chain must
+    reach the CA the deploy installed (root's files), but its dates are not checked. An expired
+    certificate is repaired by the next run, whose SAVE, restart and questions to the sentinels
+    go through here (and redis-monitor health then says "expired", not "no TLS"). This is the
+    simplest safe way: these connections check no name (tls_context), so they take any certificate
+    of this CA already; ignoring the dates adds only this CA's expired ones (the project's CA
+    issued those to the group's hosts alone). The deploy itself installs none that expired
+    (certs.check). Not --insecure, which would take a certificate of any CA, or none."""
+    context = ssl.create_default_context(cafile=cafile)
+    context.check_hostname = False
+    context.verify_flags |= NO_CHECK_TIME  # an int: ssl has no name for this flag
     return context
 
 
@@ -96,9 +113,8 @@ def sentinel_tls_context(plain: str) -> ssl.SSLContext | None:
     sentinel.conf, the redis user's file; a host without a sentinel has none."""
     if plain != "0" or not os.path.exists(SENTINEL_TLS_CA):
         return None
-    context = ssl.create_default_context(cafile=SENTINEL_TLS_CA)
-    context.check_hostname = False
-    # Shown only when a sentinel asks for one; the certificate allows clientAuth then (certs.check).
+    context = management_context(SENTINEL_TLS_CA)
+    # Shown only when a sentinel asks for one; in a group it allows clientAuth (certs.check, group).
     context.load_cert_chain(SENTINEL_TLS_CERT, SENTINEL_TLS_KEY)
     return context
 

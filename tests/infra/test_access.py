@@ -62,10 +62,27 @@ def _channel_allowed(rules: str, channel: str) -> bool:
     return "allchannels" in rules.split() or any(fnmatch.fnmatchcase(channel, p) for p in patterns)
 
 
+def _app_rules(host, settings) -> str:
+    """The app user's rules as the deploy rendered them (in a Sentinel group its channels are an
+    allow-list, narrower than redis_app_acl)."""
+    conf = host.file(PATHS.config).content_string
+    return next(line for line in conf.splitlines() if line.startswith(f"user {settings.app_user} "))
+
+
+def test_the_app_user_cannot_publish_on_sentinels_channel_in_a_group(host, app_cli, settings, acl_on):
+    """A hello forged there would move a Sentinel group to the address it names."""
+    if not host.file(PATHS.sentinel_config).exists and not host.file(PATHS.replication_auth).exists:
+        assert _channel_allowed(_app_rules(host, settings), "__sentinel__:hello") == _channel_allowed(
+            settings.app_acl, "__sentinel__:hello"
+        )  # a single server: the rules as given
+        return
+    assert app_cli("publish", "__sentinel__:hello", "probe").startswith("NOPERM")
+
+
 def test_app_processes_talk_over_pubsub_on_their_channels(host, app_cli, settings, acl_on):
     """The platform's HTTP server, websocket server and workers pass quotes over pub/sub."""
     channel = "infra-check:quotes"
-    if not _channel_allowed(settings.app_acl, channel):
+    if not _channel_allowed(_app_rules(host, settings), channel):
         assert app_cli("publish", channel, "probe").startswith("NOPERM")
         return
     # A subscriber as the app user for a few seconds; PUBLISH answers how many clients received

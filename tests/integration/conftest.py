@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+INTEGRATION = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 import testbed  # noqa: E402
@@ -33,9 +34,53 @@ PYINFRA = str(Path(sys.executable).parent / "pyinfra")
 PYTEST = str(Path(sys.executable).parent / "pytest")
 
 
+# The longest modules first (measured: --durations), so that side by side (make test: pytest-xdist,
+# whole modules per worker, handed out in this order) the run does not end waiting for one of them.
+LONGEST_FIRST = ("test_handover", "test_sentinel_tls", "test_sentinel", "test_prometheus", "test_alerts", "test_tls")
+
+
 def pytest_collection_modifyitems(items):
+    def rank(item) -> int:
+        name = item.path.stem
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: within a module, and among the others, the order stays
     for item in items:
-        item.add_marker(pytest.mark.integration)
+        if INTEGRATION in item.path.parents:
+            item.add_marker(pytest.mark.integration)
+
+
+# The controller's note of the engine: (it started it, another run shares it).
+_ENGINE = pytest.StashKey[tuple[bool, bool]]()
+
+
+def _controller(config) -> bool:
+    """pytest-xdist's controlling process of a distributed run (make test: -n): it runs no test."""
+    return bool(getattr(config.option, "numprocesses", None)) and not hasattr(config, "workerinput")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session):
+    """In a distributed run the controller starts the engine and cleans up, once, before its
+    workers start and after they end; the workers share the engine (SMART_REDIS_SHARED_ENGINE)."""
+    if not _controller(session.config):
+        return
+    shared = bool(os.environ.get("SMART_REDIS_SHARED_ENGINE"))
+    started = testbed.ensure_engine()
+    if not shared:
+        testbed.clean()
+    session.config.stash[_ENGINE] = (started, shared)
+    os.environ["SMART_REDIS_SHARED_ENGINE"] = "1"  # the workers inherit it
+
+
+def pytest_sessionfinish(session):
+    if not _controller(session.config) or _ENGINE not in session.config.stash:
+        return
+    started, shared = session.config.stash[_ENGINE]
+    if not shared:
+        testbed.clean(images=not os.environ.get("SMART_REDIS_KEEP_IMAGE"))
+        if started:
+            testbed.stop_engine()
 
 
 @pytest.fixture(scope="session")
@@ -118,6 +163,7 @@ def deploy(
     env=None,
     yes: bool = True,
     no_apps: bool = True,
+    answer: str | None = None,
 ) -> Run:
     """Run deploy.py with the pyinfra CLI, exactly as an operator does.
 
@@ -128,7 +174,9 @@ def deploy(
     for key, value in {**({"pm2_ecosystem_file": "None"} if no_apps else {}), **(data or {})}.items():
         command += ["--data", f"{key}={value}"]
     command += [target, "deploy.py"]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    result = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env, input=answer or ""
+    )  # answer: what the operator types at pyinfra's prompt (with yes=False)
     return Run(result.returncode, result.stdout, result.stderr)
 
 

@@ -16,7 +16,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from conftest import ROOT, deploy, fingerprint, redis, sh, sh_input
+from conftest import ROOT, deploy, fingerprint, put, redis, sh, sh_input
+
+from smart_redis.constants import PATHS
 
 PM2_VERSION = "7.0.4"
 APP_DIR = "/opt/smart-trade"
@@ -255,3 +257,94 @@ def test_pm2_state_decides_the_reload_and_only_the_files_apps_count(apps):
         assert pm2_env(name, "quotes-feed").get("REDIS_URL") == expected_url(name)
     finally:
         as_app_user(name, "pm2 delete not-in-the-file")
+
+
+# --- The app team's file is never loaded by root, whoever PM2 runs as ------------------------------
+
+TRADER_DIR = "/opt/trader-app"  # root's alone: the deploy does the file work there as root itself
+TRADER_FILE = f"{TRADER_DIR}/ecosystem.config.js"
+LOADS = "/var/tmp/ecosystem-loads"  # sticky and open to all, so that every loader leaves its uid
+SHARED_PM2 = "/srv/trader-pm2"
+# A login profile that sends root's pm2 to the PM2 that trader starts (a "shared PM2_HOME").
+SHARED_PROFILE = "/etc/profile.d/zz-trader-pm2.sh"
+# trader's file records the uid of every process that loads it (node's require(), pm2's).
+RECORDER = f"require('fs').writeFileSync('{LOADS}/loaded-by-uid-' + process.getuid(), '');\n"
+TRADER_APPS = (
+    "module.exports = {\n  apps: [{ name: 'trader-feed', script: './idle.js', env: { NODE_ENV: 'production' } }],\n};\n"
+)
+EDITOR_ARGS = "--auth acl --user smart-trade --host 127.0.0.1 --port 6379 --blocks env,env_production"
+
+
+def loaders(container: str) -> set[str]:
+    return {name.rsplit("-", 1)[-1] for name in sh(container, f"ls {LOADS}").stdout.split()}
+
+
+@pytest.fixture
+def trader_app(apps):
+    """trader's ecosystem file (with the recorder) in a folder of root's; removed afterwards, with any PM2 it ran."""
+    name = apps["name"]
+    sh(name, "id trader >/dev/null 2>&1 || useradd -m -s /bin/bash trader")
+    sh(name, f"install -d -m 755 {TRADER_DIR} && install -d -m 1777 {LOADS} && rm -f {LOADS}/*")
+    sh_input(name, f"cat > {TRADER_DIR}/idle.js", "setInterval(() => {}, 1 << 30);\n")
+    sh_input(
+        name,
+        f"cat > {TRADER_FILE} && chown trader:trader {TRADER_FILE} && chmod 640 {TRADER_FILE}",
+        RECORDER + TRADER_APPS,
+    )
+    trader_uid = sh(name, "id -u trader").stdout.strip()
+    yield {"name": name, "trader_uid": trader_uid}
+    sh(
+        name,
+        "runuser -l trader -c 'pm2 kill' >/dev/null 2>&1; runuser -l root -c 'pm2 kill' >/dev/null 2>&1",
+        check=False,
+    )
+    sh(name, f"rm -rf {TRADER_DIR} {LOADS} {SHARED_PM2} {SHARED_PROFILE} /root/.pm2 /home/trader/stale.config.js")
+
+
+def test_root_never_loads_the_file_through_a_pm2_that_another_user_started(apps, trader_app):
+    """The audit's scenario: pm2_user = root, whose login profile names a PM2_HOME that trader's PM2
+    uses; the first deploy finds no PM2; trader restarts the app from a stale copy of the file
+    (no REDIS_URL); the next deploy used to reload it with root's pm2, which require()d the file as root."""
+    name, trader = trader_app["name"], trader_app["trader_uid"]
+    sh(name, f"install -d -o trader -g trader -m 700 {SHARED_PM2}")
+    put(name, SHARED_PROFILE, f'case "$USER" in root|trader) export PM2_HOME={SHARED_PM2} ;; esac\n')
+    data = {**DATA, "pm2_ecosystem_file": TRADER_FILE, "pm2_user": "root"}
+
+    first = deploy(apps["target"], data=data)
+    assert first.rc == 0, first.failure
+    assert "PM2 is not running as root: no reload" in first.output
+    assert loaders(name) == {trader}  # the node check, as the file's owner
+    assert expected_url(name) in sh(name, f"cat {TRADER_FILE}").stdout
+
+    as_trader = f"cp {TRADER_FILE}.backup ~/stale.config.js && cd {TRADER_DIR} && (pm2 delete trader-feed || true) && pm2 start ~/stale.config.js"
+    sh(name, f"runuser -l trader -c {shlex.quote(as_trader)} >/dev/null 2>&1")
+    listing = json.loads(sh(name, "runuser -l trader -c 'pm2 jlist'").stdout)
+    assert [p["pm2_env"]["env"].get("REDIS_URL") for p in listing if p["name"] == "trader-feed"] == [None]
+
+    second = deploy(apps["target"], json_output=True, data=data)
+    assert second.rc == 0, second.failure
+    assert "0" not in loaders(name), "root loaded trader's ecosystem file"
+    # That PM2 is trader's, not root's: root's pm2 neither reloaded it nor wrote into its home.
+    assert "PM2 is not running as root: no reload" in second.output
+    assert RELOAD.replace("smart-trade", "root") not in changed_steps(second)
+    assert sh(name, f"find {SHARED_PM2} -user root").stdout == ""
+
+
+def test_a_pm2_of_roots_own_gets_the_apps_of_the_file_that_trader_owns_as_data(apps, trader_app):
+    """pm2_user = root with root's own PM2: the reload (the editor's `reload`, which the deploy's
+    reload step runs) hands root's pm2 the apps that trader's node read, never the file."""
+    name, trader = trader_app["name"], trader_app["trader_uid"]
+    sh(name, f"runuser -l root -c 'cd {TRADER_DIR} && pm2 start idle.js --name trader-feed' >/dev/null")
+    editor = f"python3 {PATHS.ecosystem_editor}"
+    sh(name, f"{editor} apply {TRADER_FILE} {EDITOR_ARGS}")
+    sh(name, f"rm -f {LOADS}/*")
+
+    reload = sh(name, f"{editor} reload {TRADER_FILE} {EDITOR_ARGS} --pm2-user root 2>&1", check=False)
+    assert reload.returncode == 0, reload.stdout
+    assert reload.stdout.strip().endswith("PM2 runs 1 processes of the file with the new REDIS_URL"), reload.stdout
+    assert loaders(name) == {trader}
+    listing = json.loads(sh(name, "runuser -l root -c 'pm2 jlist'").stdout)
+    feed = next(p for p in listing if p["name"] == "trader-feed")
+    assert feed["pm2_env"]["env"]["REDIS_URL"] == expected_url(name)
+    assert feed["pm2_env"]["pm_exec_path"] == f"{TRADER_DIR}/idle.js"
+    assert expected_url(name).split("@")[0].split(":")[-1] not in reload.stdout  # the password stays out

@@ -128,6 +128,28 @@ def test_failover_story(cluster):
     ).stdout
     assert "NOPERM" in denied
 
+    # --- The app password cannot reach Sentinel's channel on any server (a forged hello there
+    # would hand the group to the address it names); the keyspace events stay the apps'.
+    for n in (a, b, c):
+        hello = f"{ip_c},26379,{'f' * 40},9,{MASTER},{ip_c},6390,9"  # a higher epoch, a port nobody serves
+        forged = sh(n, f"{app_cli()} publish __sentinel__:hello {hello}", check=False)
+        assert "NOPERM" in forged.stdout + forged.stderr, forged
+    assert sh(a, f"{app_cli()} publish __keyevent@0__:expired k").stdout.strip() == "0"
+
+    # --- A group's run under --serial or --no-wait is refused before anything changes; --dry and
+    # a declined prompt leave the group's shared passwords file byte-identical.
+    before = secrets.read_bytes()
+    for mode in ("--serial", "--no-wait"):
+        refused = run_deploy(cluster, mode, data={"redis_slowlog_max_len": 999})
+        assert refused.rc == 1 and f"{mode}: refused for a run with a Sentinel group" in refused.output, refused.output
+        assert not any("slowlog-max-len 999" in sh(n, "cat /etc/redis/redis.conf").stdout for n in (a, b, c))
+    dry = run_deploy(cluster, "--dry", data={"redis_rotate_passwords": True})
+    assert dry.rc == 0, dry.failure
+    rotate = {"redis_ha_secrets_file": str(secrets), "redis_rotate_passwords": True}
+    declined = deploy(cluster["inventory"], data=rotate, yes=False, no_apps=False, answer="n\n")
+    assert "Press enter to execute" in declined.output and "Beginning operation run" not in declined.output
+    assert secrets.read_bytes() == before
+
     # --- The apps' ecosystem file names the sentinels and the master.
     eco = sh(c, f"cat {GROUP_ECOSYSTEM}").stdout
     sentinels = ",".join(f"{ip}:26379" for ip in (ip_a, ip_b, ip_c))
@@ -308,11 +330,29 @@ def test_failover_story(cluster):
     assert redis(new, "config", "get", "tcp-backlog").split()[-1] == "1024"
     assert "tcp-backlog 1024" in sh(new, "cat /etc/redis/redis.conf").stdout
 
+    # --- The sentinels made to name a primary that is no server of the group (what a forged hello
+    # does): the deploy stops with one line, and no host follows it or logs in there.
+    forged = "127.0.0.1 6390"  # no server of the group (each sentinel's own loopback: no traffic leaves)
+    for n in (a, b, c):
+        redis(n, "sentinel", "remove", MASTER, port=26379)
+        redis(n, "sentinel", "monitor", MASTER, *forged.split(), "2", port=26379)
+    misled = run_deploy(cluster, data=settled)
+    assert misled.rc == 1
+    assert "the sentinels name the primary 127.0.0.1:6390, which is no Redis server of the group" in misled.output
+    assert not any("6390" in sh(n, "grep -i replicaof /etc/redis/redis.conf", check=False).stdout for n in (a, b, c))
+
 
 def config_epoch(container: str) -> str:
     """The sentinel's config epoch for the group: it grows with every failover."""
     fields = redis(container, "sentinel", "master", MASTER, port=26379).splitlines()
     return dict(zip(fields[0::2], fields[1::2], strict=False))["config-epoch"]
+
+
+def app_cli() -> str:
+    return (
+        '. /etc/smart-redis/credentials && REDISCLI_AUTH="$REDIS_APP_PASSWORD" '
+        'redis-cli --no-auth-warning --user "$REDIS_APP_USER"'
+    )
 
 
 def redis_cli_admin() -> str:

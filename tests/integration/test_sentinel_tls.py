@@ -15,7 +15,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import GROUP_ECOSYSTEM, deploy, group_inventory, sh, three_hosts, wait_for
+from conftest import GROUP_ECOSYSTEM, deploy, fingerprint, group_inventory, sh, three_hosts, wait_for
 
 from smart_redis import certs
 from smart_redis.constants import PATHS, SENTINEL_SERVICE, SERVICE
@@ -89,6 +89,25 @@ def group(docker_testbed, run_id, tmp_path_factory):
 
 def run(group, *args, json_output=False, **data):
     return deploy(group["inventory"], *args, data={**group["data"], **data}, json_output=json_output, no_apps=False)
+
+
+def test_an_operators_certificate_without_client_auth_is_refused_in_a_group(group, tmp_path):
+    """Before the group is built (so it costs one refused run): with tls-replication yes the
+    servers and sentinels show the certificate as clients, so serverAuth alone is refused in
+    one line, exit 1, every host untouched."""
+    ca, ca_key = certs.project_ca(tmp_path / "operator-ca")
+    names = ["127.0.0.1", "localhost", *group["addresses"]]
+    server_only = certs.issue(ca, ca_key, names, usages=[certs.ExtendedKeyUsageOID.SERVER_AUTH])
+    for part in ("cert", "key", "ca"):
+        (tmp_path / part).write_text(getattr(server_only, part))
+    given = {f"redis_tls_{part}": str(tmp_path / part) for part in ("cert", "key", "ca")}
+    before = [fingerprint(n) for n in group["names"]]
+    refused = run(group, **given)
+    assert refused.rc == 1, refused.output[-3000:]
+    errors = {line.strip() for line in refused.output.splitlines() if "redis_tls_cert: allowed in a Sentinel" in line}
+    assert errors and all("(this one has serverAuth; with tls-replication yes" in e for e in errors), refused.output
+    assert "PRIVATE KEY" not in refused.output
+    assert [fingerprint(n) for n in group["names"]] == before
 
 
 def test_a_tls_group_replicates_renews_and_fails_over(group):

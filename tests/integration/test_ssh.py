@@ -6,9 +6,12 @@ known_hosts file are the test's own, never the operator's.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import time
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from conftest import PYINFRA, PYTEST, ROOT, Run, sh, sh_input
@@ -170,6 +173,74 @@ def test_fetched_snapshots_stay_private_over_sudo(ssh_host, converged):
     assert copies and oct(folder.stat().st_mode & 0o777) == "0o700"
     assert all(oct(path.stat().st_mode & 0o777) == "0o600" for path in copies)
     assert sh(ssh_host["name"], "ls /tmp/pyinfra-* 2>/dev/null", check=False).stdout == ""
+
+
+# Where pyinfra's sudo upload put each file before the one upload primitive: /tmp/pyinfra- and the
+# SHA-1 of the destination, computable by any local user (issue 25, item 1).
+OLD_UPLOAD_TARGETS = (
+    "/usr/local/bin/redis-monitor.candidate",
+    "/etc/sudoers.d/redis-monitor.candidate",
+    "/etc/redis/redis.conf.candidate",
+)
+MONITOR = "/usr/local/bin/redis-monitor"
+SUDOERS = "/etc/sudoers.d/redis-monitor"
+
+
+@contextmanager
+def kernel_setting(name: str, value: int):
+    """A sysctl of the kernel the containers share, put back afterwards."""
+    path = Path("/proc/sys") / name.replace(".", "/")
+    before = path.read_text().strip()
+    path.write_text(str(value))
+    try:
+        yield
+    finally:
+        path.write_text(before)
+
+
+def _stat(container: str, path: str) -> str:
+    return sh(container, f"stat -c '%U:%G %a' {path} && sha256sum < {path}").stdout
+
+
+@pytest.mark.parametrize("protected_regular", [0, 1])
+def test_upload_names_a_local_user_plants_receive_nothing_and_block_nothing(ssh_host, converged, protected_regular):
+    """A local user creates pyinfra's predictable upload names first (0666, theirs): the deploy
+    neither writes into them (their content stays) nor stumbles on them (protected_regular=1 would
+    refuse the login's write into another user's file in /tmp), and it repairs what drifted."""
+    name = ssh_host["name"]
+    sh(name, "id mallory > /dev/null 2>&1 || useradd -m mallory")
+    planted = [f"/tmp/pyinfra-{hashlib.sha1(target.encode()).hexdigest()}" for target in OLD_UPLOAD_TARGETS]
+    for path in planted:
+        sh(name, f"rm -f {path} && runuser -u mallory -- sh -c 'printf planted > {path} && chmod 666 {path}'")
+    intact = {path: _stat(name, path) for path in (MONITOR, SUDOERS)}
+    sh(name, f"echo '# drifted' >> {MONITOR} && echo '# drifted' >> {SUDOERS}")
+    with kernel_setting("fs.protected_regular", protected_regular):
+        run = run_deploy(inventory(ssh_host), "--data", f"redis_slowlog_max_len={300 + protected_regular}")
+    assert run.rc == 0, run.output
+    assert {path: _stat(name, path) for path in (MONITOR, SUDOERS)} == intact
+    assert f"slowlog-max-len {300 + protected_regular}" in sh(name, "cat /etc/redis/redis.conf").stdout
+    for path in planted:
+        assert sh(name, f"stat -c %U {path} && cat {path}").stdout == "mallory\nplanted", path
+    sh(name, f"rm -f {' '.join(planted)}")
+
+
+def test_links_the_redis_user_plants_in_its_folder_are_replaced_never_followed(ssh_host, converged):
+    """/etc/redis is the redis user's: links it plants where the deploy used to write by path
+    (the candidate, the original's backup) lead nowhere; root's redis-monitor stays root's."""
+    name = ssh_host["name"]
+    intact = _stat(name, MONITOR)
+    sh(name, "rm -f /etc/redis/redis.conf.backup")
+    sh(
+        name,
+        f"runuser -u redis -- sh -c 'ln -sfn {MONITOR} /etc/redis/redis.conf.candidate && "
+        "ln -sfn /etc/cron.d/planted /etc/redis/redis.conf.backup'",
+    )
+    run = run_deploy(inventory(ssh_host), "--data", "redis_slowlog_max_len=310")
+    assert run.rc == 0, run.output
+    assert _stat(name, MONITOR) == intact
+    assert sh(name, "test -e /etc/cron.d/planted", check=False).returncode == 1
+    assert "slowlog-max-len 310" in sh(name, "cat /etc/redis/redis.conf").stdout
+    assert sh(name, "stat -c '%F %U:%G %a' /etc/redis/redis.conf").stdout.strip() == "regular file redis:redis 640"
 
 
 def test_changed_host_key_fails_loudly(ssh_host, converged):

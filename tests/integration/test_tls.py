@@ -54,8 +54,8 @@ def tls_host(new_container, pm2_package, tmp_path_factory):  # noqa: F811
     return {"name": name, "target": f"@docker/{name}", "data": data, "ca_dir": ca_dir, "first": first}
 
 
-def run(tls_host, json_output: bool = False, **data):
-    return deploy(tls_host["target"], json_output=json_output, data={**tls_host["data"], **data}, no_apps=False)
+def run(tls_host, json_output: bool = False, extra: tuple[str, ...] = (), **data):
+    return deploy(tls_host["target"], *extra, json_output=json_output, data={**tls_host["data"], **data}, no_apps=False)
 
 
 def host_cert(tls_host) -> Path:
@@ -74,6 +74,15 @@ def test_the_first_run_turns_tls_on_alone(tls_host):
     assert tls_host["first"].rc == 0, tls_host["first"].failure
     conf = sh(tls_host["name"], f"cat {PATHS.config}").stdout.splitlines()
     assert "port 0" in conf and "tls-port 6379" in conf and "tls-auth-clients optional" in conf
+
+
+def test_a_dry_run_with_a_new_ca_folder_writes_nothing_on_the_operators_machine(tls_host, tmp_path):
+    """The project's CA and the certificates it issues are written by the run's first executing
+    operation: --dry plans with them (new ones) and leaves no folder, no key behind."""
+    fresh = tmp_path / "secrets" / "tls"
+    dry = run(tls_host, redis_tls_ca_dir=str(fresh), extra=("--dry",))
+    assert dry.rc == 0, dry.failure
+    assert not (tmp_path / "secrets").exists()
 
 
 def test_a_plain_connection_is_refused(tls_host):

@@ -10,9 +10,11 @@ a restart, a Sentinel replica...), so that all of it can go through a parser and
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import pkgutil
 import runpy
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +28,6 @@ from pyinfra.context import ctx_host, ctx_inventory, ctx_state
 from pyinfra.operations import files, python, server, systemd
 
 import smart_redis
-from smart_redis import pm2
 from smart_redis.facts import HostState
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,6 +71,7 @@ class _State:
     def __init__(self, host: _Host):
         self.config = SimpleNamespace(DIFF=False)
         self.current_stage = StateStage.Execute
+        self.is_executing = False  # recorded, not run: cross-host barriers have nothing to wait for
         self.ops: dict = {host: {}}
 
 
@@ -101,8 +103,12 @@ class _Host:
     def log(self, text: str, level: Any = None) -> None:
         pass
 
+    # The production mode: SSH with sudo, where pyinfra uploads through a temporary file.
+    current_op_global_arguments = {"_sudo": True}
+
     def get_temp_filename(self, hash_key: str | None = None, hash_filename: bool = True) -> str:
-        return "/tmp/pyinfra-0123456789abcdef"
+        """pyinfra's rule: named after hash_key when one is given, else random."""
+        return f"/tmp/pyinfra-{hashlib.sha1((hash_key or uuid.uuid4().hex).encode()).hexdigest()}"
 
 
 class _Inventory:
@@ -125,15 +131,27 @@ def _text(command) -> str | None:
         return command
     if isinstance(command, StringCommand):
         return command.get_raw_value()
-    if isinstance(command, (FileUploadCommand, FileDownloadCommand, FunctionCommand)):
+    if isinstance(command, FunctionCommand):  # runs on the operator's machine: recorded as a no-op
+        return f": {command.function.__name__}"
+    if isinstance(command, (FileUploadCommand, FileDownloadCommand)):
         return None
     raise TypeError(f"unexpected command {command!r}")
 
 
-def _recorder(step: str, generator_function: Callable, recorded: list[Command]) -> Callable:
+class Recorded(list):
+    """The commands of a run, in order; uploads: (step, staged path, temporary file) of each upload."""
+
+    def __init__(self):
+        super().__init__()
+        self.uploads: list[tuple[str, str, str | None]] = []
+
+
+def _recorder(step: str, generator_function: Callable, recorded: Recorded) -> Callable:
     def call(*args, **kwargs):
         kwargs = {k: v for k, v in kwargs.items() if k != "name" and not k.startswith("_")}
         for command in generator_function(*args, **kwargs) or ():
+            if isinstance(command, FileUploadCommand):
+                recorded.uploads.append((step, command.dest, command.remote_temp_filename))
             text = _text(command)
             if text is not None:
                 recorded.append(Command(step, text))
@@ -168,9 +186,9 @@ def _our_operations() -> list[tuple[Any, str, Callable]]:
     return _OPERATIONS
 
 
-def record(scenario: Scenario, monkeypatch) -> list[Command]:
+def record(scenario: Scenario, monkeypatch) -> Recorded:
     """Every shell command the scenario's run generates, in order."""
-    recorded: list[Command] = []
+    recorded = Recorded()
     # pyinfra's own operations: only server.shell runs commands of ours.
     monkeypatch.setattr(server, "shell", _shell(recorded))
     for module, names in (
@@ -184,8 +202,6 @@ def record(scenario: Scenario, monkeypatch) -> list[Command]:
     # Ours: every name bound to one of this project's operations, in every module that imports it.
     for module, attr, inner in _our_operations():
         monkeypatch.setattr(module, attr, _recorder(f"{inner.__module__}.{inner.__name__}", inner, recorded))
-    monkeypatch.setattr(pm2, "_early", {})
-    monkeypatch.setattr(pm2, "_answers", {})
     # pyinfra's @deploy wrapper needs a real host and config; the steps inside are what is recorded.
     monkeypatch.setattr(smart_redis, "deploy_redis", _DEPLOY_REDIS._inner)
     this = _Host(scenario, scenario.host_name, scenario.data, recorded)

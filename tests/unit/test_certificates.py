@@ -3,6 +3,7 @@ settings make of redis.conf, redis-cli, the exporter and REDIS_URL."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import re
 import ssl
@@ -335,3 +336,169 @@ def test_ecosystem_url_scheme(tmp_path: Path):
     args = SimpleNamespace(auth="none", host="127.0.0.1", port="6380", tls=True)
     assert compose_url(args) == "rediss://127.0.0.1:6380/0"
     assert compose_url(SimpleNamespace(**{**vars(args), "tls": False})) == "redis://127.0.0.1:6380/0"
+
+
+# --- Issue A: the operator's certificate in a Sentinel group must allow clientAuth -------------
+
+SERVER_AUTH, CLIENT_AUTH = certs.ExtendedKeyUsageOID.SERVER_AUTH, certs.ExtendedKeyUsageOID.CLIENT_AUTH
+GROUP_REPLICA = Topology(
+    "replica", "10.0.0.2", "10.0.0.1", ("10.0.0.1", "10.0.0.2", "10.0.0.3"), runs_sentinel=True, group=True, members=3
+)
+SENTINEL_ONLY = Topology(
+    "standalone", "10.0.0.3", "10.0.0.1", ("10.0.0.1", "10.0.0.2", "10.0.0.3"), runs_sentinel=True, group=True
+)
+
+
+def with_usages(ca, usages: list | None) -> certs.Bundle:
+    """An operator's certificate from `ca` with exactly these extended key usages (None: no EKU
+    extension at all, which allows every usage)."""
+    names = ["127.0.0.1", "localhost", "10.0.0.2", "10.0.0.3"]
+    bundle = certs.issue(ca[0], ca[1], names, usages=usages or [SERVER_AUTH])
+    if usages is not None:
+        return bundle
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    leaf = bundle.leaf
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(leaf.subject)
+        .issuer_name(leaf.issuer)
+        .public_key(leaf.public_key())
+        .serial_number(leaf.serial_number)
+        .not_valid_before(leaf.not_valid_before_utc)
+        .not_valid_after(leaf.not_valid_after_utc)
+    )
+    for extension in leaf.extensions:
+        if not isinstance(extension.value, x509.ExtendedKeyUsage):
+            builder = builder.add_extension(extension.value, extension.critical)
+    cert = builder.sign(ca[1], hashes.SHA256())
+    return certs.Bundle(certs._pem(cert).decode(), bundle.key, bundle.ca)
+
+
+@pytest.fixture
+def now_ca(tmp_path):
+    """A CA valid today: tls.certificates checks against the clock."""
+    return certs.project_ca(tmp_path / "now-ca")
+
+
+@pytest.mark.parametrize(
+    ("topology", "usages", "client_auth", "refused"),
+    [
+        # In a group the servers and sentinels show it to each other (tls-replication yes).
+        (GROUP_REPLICA, [SERVER_AUTH], "optional", "allowed in a Sentinel group is a certificate whose extended"),
+        (GROUP_REPLICA, [SERVER_AUTH], "no", "allowed in a Sentinel group is a certificate whose extended"),
+        (SENTINEL_ONLY, [SERVER_AUTH], "optional", "allowed in a Sentinel group is a certificate whose extended"),
+        (GROUP_REPLICA, [SERVER_AUTH, CLIENT_AUTH], "optional", None),
+        (GROUP_REPLICA, None, "optional", None),  # no EKU: every usage
+        # A single server only presents it as a server, unless its own tools must show it.
+        (Topology("standalone"), [SERVER_AUTH], "optional", None),
+        (Topology("standalone"), [SERVER_AUTH], "yes", "allowed is a certificate that allows clientAuth too"),
+        (Topology("standalone"), [SERVER_AUTH, CLIENT_AUTH], "yes", None),
+    ],
+)
+def test_the_operators_certificate_in_a_group_must_allow_client_auth(
+    monkeypatch, tmp_path, now_ca, topology, usages, client_auth, refused
+):
+    """Through the deploy's own check (tls.certificates), before any host changes."""
+    monkeypatch.setattr(tls, "host", SimpleNamespace(name="db2", log=lambda text, level=None: None))
+    bundle = with_usages(now_ca, usages)
+    for part in ("cert", "key", "ca"):
+        (tmp_path / part).write_text(getattr(bundle, part))
+    settings = load(
+        {
+            **{f"redis_tls_{part}": str(tmp_path / part) for part in ("cert", "key", "ca")},
+            "redis_tls": "only",
+            "redis_tls_client_auth": client_auth,
+            "redis_exporter_enabled": False,  # "yes" with the operator's files needs it off
+            "redis_bind": "127.0.0.1 10.0.0.2",
+        }
+    )
+    if refused is None:
+        made = tls.certificates(settings, topology)
+        assert made is not None and made.server.leaf.serial_number == bundle.leaf.serial_number
+        return
+    with pytest.raises(SettingsError) as error:
+        tls.certificates(settings, topology)
+    message = str(error.value)
+    assert message.startswith(f"redis_tls_cert: {refused}") and "\n" not in message, message
+    if topology.ha:  # what it carries, and why a group needs more
+        assert "(this one has serverAuth; with tls-replication yes" in message
+
+
+def test_the_project_ca_gives_a_group_host_server_and_client_use(monkeypatch, tmp_path):
+    monkeypatch.setattr(tls, "host", SimpleNamespace(name="db2", log=lambda text, level=None: None))
+    settings = load({"redis_tls": "only", "redis_bind": "127.0.0.1 10.0.0.2", "redis_tls_ca_dir": str(tmp_path / "t")})
+    made = tls.certificates(settings, GROUP_REPLICA)
+    assert made is not None and certs._usages(made.server.leaf) == {SERVER_AUTH, CLIENT_AUTH}
+    certs.check(made.server, ["127.0.0.1", "10.0.0.2"], group=True)
+
+
+# --- Issue B: the deploy's own logins reach a server whose certificate has expired -----------
+
+
+def presented_through(context: ssl.SSLContext, bundle: certs.Bundle, tmp_path: Path) -> int:
+    """The serial a real TLS server presenting `bundle` shows to `context` (one handshake on
+    127.0.0.1); raises ssl.SSLError when the context refuses it."""
+    import socket
+    import threading
+
+    (tmp_path / "served.crt").write_text(bundle.cert)
+    (tmp_path / "served.key").write_text(bundle.key)
+    served = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    served.load_cert_chain(tmp_path / "served.crt", tmp_path / "served.key")
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+
+        def accept() -> None:
+            conn, _ = listener.accept()
+            with contextlib.suppress(OSError), served.wrap_socket(conn, server_side=True) as tls_conn:
+                tls_conn.recv(1)
+
+        thread = threading.Thread(target=accept, daemon=True)
+        thread.start()
+        try:
+            with socket.create_connection(listener.getsockname(), timeout=5) as raw:
+                with context.wrap_socket(raw, server_hostname="127.0.0.1") as conn:
+                    return int(conn.getpeercert()["serialNumber"], 16)
+        finally:
+            thread.join(5)
+
+
+def test_the_host_tools_log_in_to_a_server_whose_certificate_expired(ca, tmp_path, monkeypatch):
+    """SAVE, restart, rotation (server.tls_context) and the questions to the sentinels
+    (server.sentinel_tls_context) verify the chain against the deploy's CA but not the dates: a
+    run can replace an expired certificate."""
+    past = certs.now_utc() - datetime.timedelta(days=400)
+    expired = certs.issue(ca[0], ca[1], ["127.0.0.1"], past, days=365)
+    assert expired.leaf.not_valid_after_utc < certs.now_utc()
+    # The deploy's files and redis.conf as it writes them, in tmp_path (the existing test's way).
+    monkeypatch.setattr(server, "TLS_DIR", str(tmp_path))
+    monkeypatch.setattr(
+        server, "TLS_FILE_RE", re.compile(re.escape(str(tmp_path)) + r"/redis-[0-9a-f]{16}(-ca)?\.(crt|key)")
+    )
+    stem = tmp_path / "redis-0123456789abcdef"
+    for suffix, text in ((".crt", expired.cert), (".key", expired.key), ("-ca.crt", expired.ca)):
+        Path(f"{stem}{suffix}").write_text(text)
+    config = tmp_path / "redis.conf"
+    config.write_text(
+        f"port 0\ntls-port 6390\ntls-cert-file {stem}.crt\ntls-key-file {stem}.key\ntls-ca-cert-file {stem}-ca.crt\n"
+    )
+    monkeypatch.setattr(server, "SENTINEL_TLS_CA", f"{stem}-ca.crt")
+    monkeypatch.setattr(server, "SENTINEL_TLS_CERT", f"{stem}.crt")
+    monkeypatch.setattr(server, "SENTINEL_TLS_KEY", f"{stem}.key")
+    for management in (server.tls_context(6390, str(config)), server.sentinel_tls_context("0")):
+        assert management is not None
+        assert presented_through(management, expired, tmp_path) == expired.leaf.serial_number
+        # The chain is still checked: another CA's certificate, expired or not, is refused.
+        other = certs.project_ca(tmp_path / "other", NOW)
+        for stranger in (
+            certs.issue(other[0], other[1], ["127.0.0.1"]),
+            certs.issue(other[0], other[1], ["127.0.0.1"], past, days=365),
+        ):
+            with pytest.raises(ssl.SSLCertVerificationError, match="unable to get local issuer certificate"):
+                presented_through(management, stranger, tmp_path)
+    # What every other client does (and these logins did before): the dates refuse it.
+    strict = ssl.create_default_context(cafile=f"{stem}-ca.crt")
+    strict.check_hostname = False
+    with pytest.raises(ssl.SSLCertVerificationError, match="certificate has expired"):
+        presented_through(strict, expired, tmp_path)

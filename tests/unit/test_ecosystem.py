@@ -17,8 +17,9 @@ import pytest
 
 from smart_redis.host.ecosystem import main
 from smart_redis.host.ecosystem_text import EcosystemError, redis_urls, set_redis_url
-from smart_redis.host.node_check import node_check
-from smart_redis.host.pm2 import parse_jlist, stale_apps
+from smart_redis.host.node_check import node_apps, node_check
+from smart_redis.host.owned_files import Owner, owner_of
+from smart_redis.host.pm2 import not_roots_alone, parse_jlist, stale_apps
 
 CORPUS = Path(__file__).with_name("ecosystem")
 CASES = sorted(p.name.split(".in.")[0] for p in CORPUS.glob("*.in.*"))
@@ -61,12 +62,32 @@ def test_text_level_check_sees_exactly_one_url_per_block(case):
     assert urls and all(values and all(v == [URL] for v in values) for values in urls.values())
 
 
+NOBODY = 65534
+
+
+@pytest.fixture
+def loader() -> Owner:
+    """Who node loads the files as: this user, or nobody when the tests run as root (node never
+    loads the app team's file as root)."""
+    uid = os.geteuid() or NOBODY
+    return owner_of(uid, os.getegid() if uid == os.geteuid() else NOBODY)
+
+
+@pytest.fixture
+def readable_dir():
+    """A folder that the loader may read (pytest's tmp_path is private to the user running the tests)."""
+    folder = Path(tempfile.mkdtemp())
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder)
+
+
 @pytest.mark.parametrize("case", CASES)
-def test_node_loads_the_output_with_the_intended_url(case, tmp_path):
+def test_node_loads_the_output_with_the_intended_url(case, readable_dir, loader):
     _, expected = case_files(case)
-    target = tmp_path / expected.name.replace(".out.", ".")
+    target = readable_dir / expected.name.replace(".out.", ".")
     target.write_text(expected.read_text())
-    assert node_check(str(target), {"REDIS_URL": URL}, APPS.get(case), BLOCKS) == []
+    assert node_check(str(target), {"REDIS_URL": URL}, APPS.get(case), BLOCKS, loader) == []
 
 
 def test_other_apps_are_left_alone_when_apps_are_selected():
@@ -136,20 +157,49 @@ def test_crlf_file_keeps_crlf_where_lines_are_added():
     assert set_redis_url(edited, URL, extra={"REDIS_MASTER_NAME": "smart-trade"}) == edited
 
 
-def test_node_check_survives_a_file_that_prints_to_stdout(tmp_path):
-    target = tmp_path / "ecosystem.config.js"
+def test_node_check_survives_a_file_that_prints_to_stdout(readable_dir, loader):
+    target = readable_dir / "ecosystem.config.js"
     target.write_text(
         "console.log('loading ecosystem');\nprocess.stdout.write('[not json\\n');\n"
         f"module.exports = {{ apps: [{{ name: 'api', env: {{ REDIS_URL: '{URL}' }} }}] }};\nconsole.log('done');\n"
     )
-    assert node_check(str(target), {"REDIS_URL": URL}, None, BLOCKS) == []
+    assert node_check(str(target), {"REDIS_URL": URL}, None, BLOCKS, loader) == []
     target.write_text("console.log('[]');\nmodule.exports = { apps: [{ name: 'api', env: {} }] };\n")
-    assert node_check(str(target), {"REDIS_URL": URL}, None, BLOCKS) == ["api.env.REDIS_URL"]
+    assert node_check(str(target), {"REDIS_URL": URL}, None, BLOCKS, loader) == ["api.env.REDIS_URL"]
+
+
+def test_node_never_loads_a_file_as_root(readable_dir):
+    """Whoever calls it: node_check and node_apps refuse uid 0 before node runs the file's code."""
+    target = readable_dir / "ecosystem.config.js"
+    marker = readable_dir / "loaded"
+    target.write_text(f"require('fs').writeFileSync({str(marker)!r}, 'x');\nmodule.exports = {{ apps: [] }};\n")
+    root = Owner(0, 0, [0], "/root", "root")
+    with pytest.raises(EcosystemError, match="node would load the file as root"):
+        node_check(str(target), {"REDIS_URL": URL}, None, BLOCKS, root)
+    with pytest.raises(EcosystemError, match="node would load the file as root"):
+        node_apps(str(target), root)
+    assert not marker.exists()
+
+
+def test_node_apps_hands_over_the_apps_as_data(readable_dir, loader):
+    """What a PM2 running as root gets instead of the file: node's view of the apps, as the owner
+    loaded them (computed values resolved, functions dropped), with what the file printed left out."""
+    target = readable_dir / "ecosystem.config.js"
+    target.write_text(
+        'console.log(\'[{"name": "fake"}]\');\n'
+        "const base = { script: __dirname + '/app.js', env: { REDIS_URL: 'redis://x' } };\n"
+        "module.exports = { apps: [{ name: 'api', ...base, ready: () => true, instances: 2 * 2 }] };\n"
+    )
+    assert node_apps(str(target), loader) == [
+        {"name": "api", "script": f"{readable_dir}/app.js", "env": {"REDIS_URL": "redis://x"}, "instances": 4}
+    ]
+    target.write_text("module.exports = { notApps: [] };\n")
+    with pytest.raises(EcosystemError, match="node does not see a list of apps in the file"):
+        node_apps(str(target), loader)
 
 
 # --- On the host: root decides, the file's owner touches the files (these run as root, like the deploy)
 
-NOBODY = 65534
 PASSWORD = "p@ss:w/rd"
 
 
@@ -283,3 +333,32 @@ def test_only_the_files_apps_count_as_stale():
     ]
     assert stale_apps(listing, {"api", "worker"}, {"REDIS_URL": URL}) == ["worker"]
     assert stale_apps(listing, {"api"}, {"REDIS_URL": URL}) == []
+
+
+def test_root_runs_pm2_only_in_a_pm2_home_that_is_roots_alone():
+    """A PM2_HOME that another user can change (or whose daemon is another user's) is refused for root."""
+    base = Path(tempfile.mkdtemp())
+    try:
+        base.chmod(0o755)
+        home = base / "pm2"
+        home.mkdir(mode=0o700)
+        assert not_roots_alone(str(home)) is None
+        assert not_roots_alone("relative/.pm2") == "relative/.pm2 is not an absolute path"
+        os.chown(home, NOBODY, NOBODY)
+        assert not_roots_alone(str(home)) == f"{home} can be changed by a non-root user (owner uid {NOBODY}, mode 700)"
+        os.chown(home, 0, NOBODY)
+        home.chmod(0o770)
+        assert "can be changed by a non-root user" in (not_roots_alone(str(home)) or "")
+        home.chmod(0o1777)  # sticky is fine above PM2_HOME (where it is), not for PM2_HOME itself
+        assert "can be changed by a non-root user" in (not_roots_alone(str(home)) or "")
+        home.chmod(0o755)
+        assert not_roots_alone(str(home / "deeper")) == f"{home}/deeper: No such file or directory"
+        link = base / "link"
+        link.symlink_to(home)
+        assert not_roots_alone(str(link)) == f"{link} is not a folder (a symbolic link?)"
+        inner = base / "users" / "pm2"
+        inner.mkdir(parents=True)
+        os.chown(base / "users", NOBODY, NOBODY)  # whoever owns a folder above can swap what is below
+        assert "users can be changed by a non-root user" in (not_roots_alone(str(inner)) or "")
+    finally:
+        shutil.rmtree(base)

@@ -9,9 +9,11 @@ shell is quoted and well-formed.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import os
 import pkgutil
+import re
 import shutil
 import subprocess
 import sys
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from pyinfra.api import FactBase
-from recorded_run import Command, Scenario, record
+from recorded_run import ROOT, Command, Scenario, record
 
 import smart_redis
 from smart_redis.auth import sha256
@@ -199,6 +201,19 @@ def scenarios(tmp_path: Path) -> list[Scenario]:
             host_name="db3",
         ),
         Scenario(
+            "the first run of a new Sentinel group: its shared passwords are made now",
+            host(ha_member=False, secret_hashes={"EXPORTER": sha256("EXPORTER" * 40)}),
+            {**COMMON, "RedisLive": None, "RedisKeyCount": None, "SentinelPrimary": [], "SentinelMaster": None},
+            data={
+                "redis_bind": "0.0.0.0",
+                "redis_ha_secrets_file": str(tmp_path / "new-group" / "redis-ha.env"),
+                **addresses["db1"],
+            },
+            groups=group,
+            host_data=addresses,
+            host_name="db1",
+        ),
+        Scenario(
             "a replica of a Sentinel group with TLS alone, whose sentinel has not loaded its new certificate",
             host(
                 enabled="enabled",
@@ -297,7 +312,7 @@ def test_every_scenario_generates_the_steps_it_is_about(recorded):
         "config set",
         "apt-get -y",
         "info replication",
-        "startOrReload",
+        "ecosystem.py reload",
         "redis-check-rdb",
     ):
         assert fragment in texts
@@ -405,9 +420,64 @@ def test_the_tls_key_is_private_from_its_first_byte_and_never_diffed(recorded):
     and the key only then gets its group."""
     (commands,) = [c for name, c in recorded.items() if "turns TLS on alone" in name]
     texts = [c.text for c in commands]
-    created = next(i for i, t in enumerate(texts) if t.startswith("rm -f") and ".key.candidate" in t)
+    created = next(i for i, t in enumerate(texts) if t.startswith("rm -f") and ".key.smart-redis-" in t)
     assert "umask 077 && : >" in texts[created]
-    assert "umask 077 && : > /tmp/pyinfra-" in texts[created - 1]
-    owned = next(i for i, t in enumerate(texts) if t.startswith("chown root:redis") and ".key.candidate" in t)
+    assert "set -C; umask 077 && : > /tmp/pyinfra-" in texts[created + 1]
+    owned = next(i for i, t in enumerate(texts) if "chown root:redis" in t and ".key.smart-redis-" in t)
     assert created < owned and "chmod 640" in texts[owned]
     assert not any("PRIVATE KEY" in t for t in texts)
+
+
+# Folders only root can change: every upload of the deploy lands in one of them, nowhere else.
+ROOT_ONLY_FOLDERS = (
+    PATHS.staging,
+    "/var/lib/smart-redis/restore",
+    "/usr/local/lib/smart-redis",
+    "/usr/local/bin",
+    "/etc/systemd/system",
+    "/etc/sudoers.d",
+    "/etc/sysctl.d",
+    "/etc/apt",
+    "/usr/share/keyrings",
+    PATHS.tls_dir,
+)
+
+
+def test_every_upload_lands_where_only_root_writes_through_a_temporary_file_nobody_can_plant(recorded):
+    """Over SSH with sudo pyinfra uploads through a temporary file of the login user: never under
+    pyinfra's default name (a hash of the destination, which a local user can compute and create
+    first), always one created new by this deploy just before; the destination itself lies in a
+    root-only folder (a file for /etc/redis, the redis user's folder, is staged in PATHS.staging)."""
+    uploads = [(name, *u) for name, commands in recorded.items() for u in commands.uploads]
+    assert len(uploads) > 20  # every kind: managed files, keys, credentials, redis.conf, sentinel.conf, snapshots
+    temps = [temp for *_, temp in uploads]
+    assert None not in temps and len(set(temps)) == len(temps)
+    for name, step, staged, temp in uploads:
+        assert temp != f"/tmp/pyinfra-{hashlib.sha1(staged.encode()).hexdigest()}", (name, step)
+        assert any(staged.startswith(folder + "/") for folder in ROOT_ONLY_FOLDERS), (name, step, staged)
+        assert not staged.startswith(("/etc/redis/", "/var/lib/redis/", "/tmp/")), (name, step, staged)
+        created = [c.text for c in recorded[name] if temp in c.text]
+        assert created and created[0].startswith("set -C; umask 077 && : > "), (name, step, created)
+
+
+def test_only_the_upload_primitive_uploads():
+    """One way to put a file on a host: a new FileUploadCommand elsewhere would bypass the checks above."""
+    sources = {p.name: p.read_text() for p in (ROOT / "smart_redis").rglob("*.py")}
+    assert [name for name, text in sources.items() if "FileUploadCommand(" in text] == ["operations.py"]
+    assert not [
+        name
+        for name, text in sources.items()
+        if "get_temp_filename(" in text and name not in ("operations.py", "fetch.py")
+    ]
+
+
+def test_a_file_for_the_redis_users_folder_is_placed_by_one_rename_from_the_root_only_folder(recorded):
+    """/etc/redis is the redis user's: the deploy writes nothing there by path, it renames a file
+    it wrote, owned and checked in PATHS.staging, over the name (a link there is replaced)."""
+    texts = [c.text for _, c in all_commands(recorded)]
+    for dest in (PATHS.config, PATHS.sentinel_config, PATHS.config_backup):
+        sources = [m.group(1) for t in texts for m in re.finditer(rf"mv -fT (\S+) {re.escape(dest)}(?![.\w])", t)]
+        assert sources and all(src.startswith(PATHS.staging + "/") for src in sources), (dest, sources)
+    # by path: a redirection, chown, chmod or a copy whose target is there
+    writes = [t for t in texts if re.search(r"(>\s*|chown \S+ |chmod \S+ |cp (-\S+ )*[^-\s]\S* )/etc/redis/", t)]
+    assert writes == []

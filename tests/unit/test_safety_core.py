@@ -1,0 +1,96 @@
+"""The safety core's pure parts (issue 25): the app's channels in a Sentinel group, the primary a
+host may follow, the upload primitive's commands, and one Run record for what a run remembers."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from smart_redis import auth, operations, replication
+from smart_redis.constants import PATHS
+from smart_redis.settings import SettingsError, load
+from smart_redis.topology import Topology
+
+ROOT = Path(__file__).resolve().parents[2]
+GROUP = Topology(
+    "replica", "10.0.0.2", "10.0.0.1", ("10.0.0.1", "10.0.0.2", "10.0.0.3"), ("10.0.0.1", "10.0.0.2", "10.0.0.3"), True
+)
+SINGLE = Topology("standalone")
+
+
+def settings(acl: str):
+    return load({"redis_bind": "0.0.0.0", "redis_app_acl": acl})
+
+
+@pytest.mark.parametrize(
+    "acl, topology, expected",
+    [
+        # A single server has no Sentinel channel to protect: the rules as given.
+        ("~* &* +@all -@admin", SINGLE, "~* &* +@all -@admin"),
+        # In a group "every channel" becomes the keyspace events...
+        ("~* &* +@all -@admin", GROUP, "~* +@all -@admin &__keyspace@* &__keyevent@*"),
+        ("~* allchannels +@all", GROUP, "~* +@all &__keyspace@* &__keyevent@*"),
+        # ... plus the channels the operator names.
+        ("~* &orders:* &quotes.* +@all", GROUP, "~* &orders:* &quotes.* +@all &__keyspace@* &__keyevent@*"),
+        ("~* &__keyspace@* +@all", GROUP, "~* &__keyspace@* +@all &__keyevent@*"),
+    ],
+)
+def test_the_apps_channels(acl, topology, expected):
+    assert auth.app_rules(settings(acl), topology) == expected
+    (app,) = [u for u in auth.users(settings(acl), topology) if u.role == "APP"]
+    assert app.rules == expected
+
+
+@pytest.mark.parametrize("pattern", ["&__sentinel__:*", "&__*", "&_?sentinel*", "&[_]_sentinel__:hello", "&*:hello"])
+def test_a_channel_pattern_that_covers_sentinels_hello_is_refused_in_a_group(pattern):
+    with pytest.raises(SettingsError, match=r"^redis_app_acl: allowed in a Sentinel group are channel patterns"):
+        auth.app_rules(settings(f"~* {pattern} +@all"), GROUP)
+    assert pattern in auth.app_rules(settings(f"~* {pattern} +@all"), SINGLE)
+
+
+@pytest.mark.parametrize(
+    "primary, trusted",
+    [
+        ("10.0.0.1 6379", True),
+        ("10.0.0.3 6379", True),
+        ("10.0.0.9 6379", False),  # what a forged hello names
+        ("10.0.0.10 6379", False),
+        ("::ffff:10.0.0.2 6379", False),
+    ],
+)
+def test_a_host_follows_only_a_primary_of_the_inventorys_group(primary, trusted):
+    assert replication.in_group(primary, GROUP) is trusted
+
+
+def test_uploads_stage_where_only_root_writes_and_place_by_one_rename():
+    for dest in ("/etc/redis/redis.conf", "/etc/redis/sentinel.conf"):
+        staged = operations.staging_path(dest)
+        assert staged.startswith(f"{PATHS.staging}/.") and staged != operations.staging_path(dest)
+        assert f"install -d -m 700 -o root -g root {PATHS.staging}" in operations.prepare_folder(dest)
+    staged = operations.staging_path("/usr/local/bin/redis-monitor")
+    assert staged.startswith("/usr/local/bin/.redis-monitor.smart-redis-")
+    placed = operations.place(staged, "/usr/local/bin/redis-monitor", "root", "root", "755", "check {path}")
+    assert placed.index("chown root:root") < placed.index("check ") < placed.index("mv -fT ")
+    assert placed.endswith(f"|| {{ rm -f {staged}; exit 1; }}")
+
+
+def test_no_module_keeps_run_state_outside_the_run_record():
+    """A module-level container that starts empty is a cache: it outlives a run and mixes runs and
+    hosts. What a run remembers lives in smart_redis.run.Run (tables of constants are fine)."""
+    found = []
+    for path in (ROOT / "smart_redis").rglob("*.py"):
+        if path.name == "run.py":
+            continue
+        for node in ast.parse(path.read_text()).body:
+            value = node.value if isinstance(node, (ast.Assign, ast.AnnAssign)) else None
+            empty = isinstance(value, (ast.Dict, ast.Set, ast.List)) and not getattr(
+                value, "keys", getattr(value, "elts", None)
+            )
+            if isinstance(value, ast.Call):
+                called = value.func.id if isinstance(value.func, ast.Name) else getattr(value.func, "attr", "")
+                empty = called in ("dict", "set", "list", "WeakKeyDictionary", "defaultdict") and not value.args
+            if empty:
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert found == []
