@@ -34,7 +34,14 @@ PYTEST_PARALLEL := $(BIN)/pytest -n $(WORKERS) --dist loadfile --no-loadscope-re
 GROUP_MODULES := tests/integration/test_sentinel.py tests/integration/test_sentinel_tls.py tests/integration/test_handover.py
 
 ## The whole suite: lint and types, unit tests, then integration tests against real containers.
-test: check
+# A fresh machine's Docker package and the test images' base file systems are prepared in the
+# background meanwhile (tests/testbed.py prepare; its output in .cache/prepare.log).
+test:
+	@mkdir -p .cache
+	@$(PYTHON) tests/testbed.py prepare > .cache/prepare.log 2>&1 & prepared=$$!; \
+	$(MAKE) --no-print-directory check; checked=$$?; \
+	wait $$prepared || { echo "tests/testbed.py prepare failed (the tests try again):"; tail -n 5 .cache/prepare.log; }; \
+	[ $$checked -eq 0 ]
 	$(PYTEST_PARALLEL) tests/unit tests/integration
 
 ## The edit-run loop: lint, types, unit tests and the single-host integration modules.

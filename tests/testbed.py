@@ -3,6 +3,7 @@
 Used by the integration tests (imported) and by `make demo` (as a command):
 
     python tests/testbed.py engine            # start a Docker engine if none runs
+    python tests/testbed.py prepare           # install docker.io and debootstrap, build the base file systems
     python tests/testbed.py image [RELEASE]   # build a test image unless it is cached (bookworm, trixie)
     python tests/testbed.py start NAME        # run (or reuse) a Debian 12 systemd container NAME
     python tests/testbed.py clean             # remove every test container, network and image
@@ -12,6 +13,7 @@ Standard library only: it runs before the virtualenv has anything in it.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import fcntl
 import hashlib
@@ -171,37 +173,66 @@ def _registry_base(release: str) -> str | None:
     return None
 
 
+def _rootfs_tarball(release: str) -> Path:
+    """The debootstrap root file system of a release, built once and kept in .cache/."""
+    tarball = CACHE_DIR / f"{release}-rootfs-{_image_fingerprint()}.tar"
+    with exclusive(f"rootfs-{release}"):
+        if not tarball.exists():
+            _build_rootfs(release, tarball)
+    return tarball
+
+
+def _build_rootfs(release: str, tarball: Path) -> None:
+    packages = (IMAGE_DIR / "packages.txt").read_text().split()
+    if not shutil.which("debootstrap"):
+        if not _can_apt_install():
+            raise TestbedError("no registry reachable and no debootstrap: apt-get install debootstrap")
+        _apt_install("debootstrap")
+    CACHE_DIR.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="smart-redis-rootfs-") as rootfs:
+        log(f"building a Debian {release} base with debootstrap (about a minute)")
+        subprocess.run(
+            ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", release, rootfs],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        # A name of its own: two runs sharing this checkout may build the same release at once.
+        fd, name = tempfile.mkstemp(dir=CACHE_DIR, prefix=f"{tarball.name}.", suffix=".partial")
+        os.close(fd)
+        partial = Path(name)
+        try:
+            subprocess.run(["tar", "-C", rootfs, "-cf", str(partial), "."], check=True)
+            partial.chmod(0o644)  # mkstemp's 0600 would hide the cache from other users of the checkout
+            partial.rename(tarball)
+        finally:
+            partial.unlink(missing_ok=True)
+
+
 def _debootstrap_base(release: str) -> str:
     """Build the same Debian base offline with debootstrap and import it."""
-    packages = (IMAGE_DIR / "packages.txt").read_text().split()
-    tarball = CACHE_DIR / f"{release}-rootfs-{_image_fingerprint()}.tar"
-    if not tarball.exists():
-        if not shutil.which("debootstrap"):
-            if not _can_apt_install():
-                raise TestbedError("no registry reachable and no debootstrap: apt-get install debootstrap")
-            _apt_install("debootstrap")
-        CACHE_DIR.mkdir(exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="smart-redis-rootfs-") as rootfs:
-            log(f"building a Debian {release} base with debootstrap (about a minute)")
-            subprocess.run(
-                ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", release, rootfs],
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
-            # A name of its own: two runs sharing this checkout may build the same release at once.
-            fd, name = tempfile.mkstemp(dir=CACHE_DIR, prefix=f"{tarball.name}.", suffix=".partial")
-            os.close(fd)
-            partial = Path(name)
-            try:
-                subprocess.run(["tar", "-C", rootfs, "-cf", str(partial), "."], check=True)
-                partial.chmod(0o644)  # mkstemp's 0600 would hide the cache from other users of the checkout
-                partial.rename(tarball)
-            finally:
-                partial.unlink(missing_ok=True)
+    tarball = _rootfs_tarball(release)
     base = base_name(release)
     log(f"importing {tarball.name} as {base}")
     docker("import", "--change", f"LABEL {TEST_LABEL}=1", str(tarball), base, timeout=300)
     return base
+
+
+def prepare() -> None:
+    """What a first run needs before any engine runs, done ahead: the Debian packages (docker.io,
+    debootstrap) and the root file systems of every release, built side by side. make test runs
+    this in the background while it makes and checks the venv (about two minutes of a fresh
+    clone's run). Where a registry serves debian:RELEASE, the images are built from that instead
+    and the tarballs stay unused."""
+    missing = [
+        package
+        for package, binary in (("docker.io", "dockerd"), ("debootstrap", "debootstrap"))
+        if not shutil.which(binary)
+    ]
+    if missing and _can_apt_install():
+        _apt_install(*missing)
+    with concurrent.futures.ThreadPoolExecutor(len(RELEASES)) as pool:
+        for tarball in pool.map(_rootfs_tarball, RELEASES):
+            log(f"ready: {tarball.name}")
 
 
 def ensure_image(release: str = DEFAULT_RELEASE) -> str:
@@ -330,6 +361,8 @@ def main(argv: list[str]) -> int:
     try:
         if argv[:1] == ["engine"]:
             ensure_engine()
+        elif argv[:1] == ["prepare"]:
+            prepare()
         elif argv[:1] == ["image"] and len(argv) <= 2:
             release = argv[1] if len(argv) == 2 else DEFAULT_RELEASE
             _check_release(release)  # before starting an engine for nothing

@@ -1,15 +1,24 @@
 """A planned handover: the primary of a Sentinel group gives its role to an in-sync replica
-before it restarts, so the apps lose no acknowledged write and wait a second, not a failover.
+before it restarts, so the apps lose no acknowledged write and wait about a second, not a failover.
 
 Writes are paused on the primary (CLIENT PAUSE WRITE: clients wait, nothing fails) until every
-replica has all of them; Sentinel then promotes one (SENTINEL FAILOVER, so every sentinel
-agrees on the result), the old primary replicates from it, and the pause ends. The writes that
-waited then get READONLY, which the clients' Sentinel support answers by asking the sentinels
-again and retrying on the new primary.
+replica has all of them; Sentinel then promotes one (SENTINEL FAILOVER, so every sentinel agrees
+on the result). The apps are let go as soon as they can write on the new primary: it has a
+replica, and the sentinels name it that do not run the failover. The clients that waited are
+disconnected and ask the sentinels again. The old primary stays paused until the sentinel that
+runs the failover names the new primary too (a client that asks it first comes back and waits),
+then replicates from the new one.
+
+Where the seconds went before (measured, BENCHMARKS.md): waiting for the replicas' once-a-second
+acknowledgement, and for the sentinel that runs the failover to finish reconfiguring every
+replica, which it checks with INFO once a second. Now the replicas' own offsets are read, and the
+failover is asked of the sentinel the apps ask last: the others take the new primary from its
+announcement the moment it sees the promotion.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from .credentials import read_credentials
@@ -19,9 +28,10 @@ from .server import login, tls_context
 
 # The pause ends with CLIENT UNPAUSE; this bound only matters if this program dies in between.
 PAUSE_MS = 60_000
-CATCH_UP_SECONDS = 5.0  # for the replicas to acknowledge every write of the paused primary
+CATCH_UP_SECONDS = 5.0  # for the replicas to have every write of the paused primary
 PROMOTION_SECONDS = 15.0  # for Sentinel to promote one (its own steps run once a second)
-AGREE_SECONDS = 20.0  # for every sentinel to name the new primary
+SWITCH_SECONDS = 10.0  # for the sentinels that do not run the failover to name the new primary
+AGREE_SECONDS = 20.0  # for the one that runs it to finish
 
 
 def replicas(info: dict[str, str]) -> list[tuple[str, int, str, int]]:
@@ -81,11 +91,19 @@ class Sentinels:
     def majority(self) -> int:
         return len(self.addresses) // 2 + 1
 
+    def others_name(self, primary: str, asked: str) -> bool:
+        """Every sentinel that answers, but the one running the failover, names `primary`; at
+        least one does. (The one running it names the old primary until it has reconfigured every
+        replica; the others follow its announcement as soon as it sees the promotion.)"""
+        seen = {address: named for address, (named, _) in self.masters().items() if address != asked}
+        return bool(seen) and all(named == primary for named in seen.values())
+
     def failover(self) -> str:
-        """Ask the first sentinel that answers (the apps ask the first one first, too). Only a
-        sentinel that cannot be reached is skipped: any refusal (-INPROG, -NOGOODSLAVE) stops here,
-        so that two sentinels never run two failovers."""
-        for address in self.addresses:
+        """Ask the last sentinel that answers, in the order the apps have them (REDIS_SENTINELS):
+        the apps ask the first one first, which then names the new primary sooner. Only a sentinel
+        that cannot be reached is skipped: any refusal (-INPROG, -NOGOODSLAVE) stops here, so that
+        two sentinels never run two failovers."""
+        for address in reversed(self.addresses):
             try:
                 reply = self.client(address).call("SENTINEL", "FAILOVER", self.master_name)
             except OSError:
@@ -116,24 +134,26 @@ def hand_over(
     if len(named) < sentinels.majority() or any(answer != (me, False) for answer in named.values()):
         raise StepError(f"No handover: the sentinels do not all name this server as the primary, at rest ({named})")
 
-    say(f"Pausing writes on {me} until a replica has all of them")
+    say(f"Pausing writes on {me} until the replicas have all of them")
     primary.call("CLIENT", "PAUSE", str(PAUSE_MS), "WRITE")
-    asked = new = ""
+    paused = time.monotonic()
+    asked = new = needed = ""
+    demoted = False
     try:
         wanted = int(primary.info("replication")["master_repl_offset"])
-
-        def caught_up() -> bool:
-            # The offsets the replicas acknowledged, as the primary counts them: an app's WAIT
-            # that was blocked when the pause began returns on these acknowledgements; after the
-            # REPLICAOF below it would fail with -UNBLOCKED instead. Replicas acknowledge once a
-            # second, so this takes up to a second.
-            acked = {(ip, p): offset for ip, p, _, offset in replicas(primary.info("replication"))}
-            return all(acked.get(member, -1) >= wanted for member in online)
-
-        if not _until(CATCH_UP_SECONDS, caught_up):
-            raise StepError(
-                f"No handover: the replicas did not acknowledge offset {wanted} in {CATCH_UP_SECONDS:.0f} s"
-            )
+        # Each replica's own offset: what it has applied. (The primary learns it from an
+        # acknowledgement the replicas send once a second, which would make the apps wait.)
+        if not _until(CATCH_UP_SECONDS, lambda: all(_applied(ip, p, auth) >= wanted for ip, p in online)):
+            raise StepError(f"No handover: the replicas did not reach offset {wanted} in {CATCH_UP_SECONDS:.0f} s")
+        # Nothing checks redis_min_replicas_to_write for the moment of the move: a paused primary
+        # checks it before the pause and refuses the writes of apps that reconnect to it with
+        # NOREPLICAS once its replicas leave, and the promoted one takes writes before its first
+        # replica has attached (milliseconds). Clients do not retry NOREPLICAS. A write
+        # acknowledged with WAIT still waits for a replica. The values are back below, or (if
+        # this program dies first) the deploy's next run finds the drift and sets them again.
+        needed = primary.call("CONFIG", "GET", "min-replicas-to-write")[1]
+        for ip, p in [("127.0.0.1", port), *online]:
+            _min_replicas(ip, p, auth, "0")
         asked = sentinels.failover()
         if not asked:
             raise StepError("No handover: Sentinel did not take the failover")
@@ -143,21 +163,65 @@ def hand_over(
             raise StepError(f"Sentinel did not promote a replica within {PROMOTION_SECONDS:.0f} s")
         new = found
         address, new_port = new.split()
-        primary.call("REPLICAOF", address, new_port)
-        say(f"{new} is the primary; {me} replicates from it")
-        # The clients stay paused until every sentinel they may ask names the new primary, and
-        # it has a replica (redis_min_replicas_to_write): then they reconnect once and go on.
-        if not _until(
-            AGREE_SECONDS,
-            lambda: sentinels.agree_on(new) and _has_online_replica(login(int(new_port), auth, address)),
-        ):
+        # As Sentinel will, a moment later: the other replicas follow the new primary now, so that
+        # it takes writes (redis_min_replicas_to_write) when the apps arrive.
+        for ip, p in online:
+            if f"{ip} {p}" != new:
+                _follow(ip, p, auth, address, new_port)
+        switched = _until(
+            SWITCH_SECONDS,
+            lambda: sentinels.others_name(new, asked) and _has_good_replica(login(int(new_port), auth, address)),
+        )
+        # The apps that wait here go: most find the new primary at once. One that asks the
+        # sentinel running the failover first (clients reorder their sentinels) is sent back
+        # here, where its write waits again (a client retries a timeout slowly, a READONLY fast,
+        # and would run out of retries) until that sentinel has finished too.
+        primary.call("CLIENT", "KILL", "TYPE", "normal")
+        released = time.monotonic()
+        agreed = _until(AGREE_SECONDS, lambda: sentinels.agree_on(new))
+        _demote(primary, address, new_port)
+        demoted = True
+        if not switched:
+            raise StepError(f"The sentinels do not name the new primary {new} after {SWITCH_SECONDS:.0f} s")
+        if not agreed:
             raise StepError(
-                f"The sentinels do not all name the new primary {new} after {AGREE_SECONDS:.0f} s: {sentinels.masters()}"
+                f"The sentinels do not all name the new primary {new} after {AGREE_SECONDS:.0f} s: "
+                f"{sentinels.masters()}"
             )
-        say(f"Every sentinel that answers names {new}")
+        say(
+            f"{new} is the primary; {me} replicates from it (writes waited {released - paused:.2f} s, "
+            f"or {time.monotonic() - paused:.2f} s for an app that asked sentinel {asked} first)"
+        )
     finally:
-        _end_pause(port, auth, me, demoted=bool(new), failing_over=bool(asked), sentinels=sentinels)
+        if needed:
+            for ip, p in [("127.0.0.1", port), *online]:
+                _min_replicas(ip, p, auth, needed)
+        # Not demoted after a promotion: it stays paused (until PAUSE_MS) and Sentinel demotes it.
+        if demoted or not new:
+            _end_pause(port, auth, me, demoted=demoted, failing_over=bool(asked), sentinels=sentinels)
+    say(f"Every sentinel that answers names {new}")
     return new
+
+
+def _applied(ip: str, port: int, auth: str) -> int:
+    """The replication offset a replica has applied."""
+    info = login(port, auth, ip).info("replication")
+    return int(info.get("slave_repl_offset", -1))
+
+
+def _follow(ip: str, port: int, auth: str, address: str, new_port: str) -> None:
+    try:
+        login(port, auth, ip).call("REPLICAOF", address, new_port)
+    except (OSError, RedisError):
+        pass  # Sentinel reconfigures it too
+
+
+def _demote(primary: Redis, address: str, new_port: str) -> None:
+    """The old primary follows the new one. Its clients are disconnected first: a WAIT blocked
+    here would otherwise fail with -UNBLOCKED, where a closed connection is retried by the apps
+    (and the writes it waited for are on the replicas: their offsets were checked)."""
+    primary.call("CLIENT", "KILL", "TYPE", "normal")
+    primary.call("REPLICAOF", address, new_port)
 
 
 def _promoted(online: list[tuple[str, int]], auth: str) -> str | None:
@@ -187,5 +251,16 @@ def _end_pause(port: int, auth: str, me: str, demoted: bool, failing_over: bool,
         pass  # the pause ends by itself after PAUSE_MS
 
 
-def _has_online_replica(client: Redis) -> bool:
-    return any(state == "online" for _, _, state, _ in replicas(client.info("replication")))
+def _min_replicas(ip: str, port: int, auth: str, value: str) -> None:
+    try:
+        login(port, auth, ip).call("CONFIG", "SET", "min-replicas-to-write", value)
+    except (OSError, RedisError):
+        pass  # a server that does not answer now gets the value from redis.conf when it restarts
+
+
+def _has_good_replica(client: Redis) -> bool:
+    """A primary with a replica in sync: online, and acknowledging within min-replicas-max-lag."""
+    info = client.info("replication")
+    if info.get("role") != "master" or not any(state == "online" for _, _, state, _ in replicas(info)):
+        return False
+    return "min_slaves_good_slaves" not in info or int(info["min_slaves_good_slaves"]) >= 1

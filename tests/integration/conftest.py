@@ -14,6 +14,7 @@ import os
 import shlex
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -52,6 +53,8 @@ def pytest_collection_modifyitems(items):
 
 # The controller's note of the engine: (it started it, another run shares it).
 _ENGINE = pytest.StashKey[tuple[bool, bool]]()
+# The controller's image builds, started before its workers ask for the images.
+_BUILDS = pytest.StashKey[list[threading.Thread]]()
 
 
 def _controller(config) -> bool:
@@ -71,11 +74,24 @@ def pytest_sessionstart(session):
         testbed.clean()
     session.config.stash[_ENGINE] = (started, shared)
     os.environ["SMART_REDIS_SHARED_ENGINE"] = "1"  # the workers inherit it
+    # Every release's image at once, while the workers start and run the unit tests: a worker
+    # that asks for one waits for this build (testbed.exclusive) instead of starting its own.
+    builds = [threading.Thread(target=_build_quietly, args=(release,), daemon=True) for release in testbed.RELEASES]
+    for build in builds:
+        build.start()
+    session.config.stash[_BUILDS] = builds
+
+
+def _build_quietly(release: str) -> None:
+    with contextlib.suppress(testbed.TestbedError, subprocess.CalledProcessError, subprocess.TimeoutExpired):
+        testbed.ensure_image(release)  # a failure shows again, with its reason, where a test asks for it
 
 
 def pytest_sessionfinish(session):
     if not _controller(session.config) or _ENGINE not in session.config.stash:
         return
+    for build in session.config.stash.get(_BUILDS, []):
+        build.join()  # before the cleanup removes the images
     started, shared = session.config.stash[_ENGINE]
     if not shared:
         testbed.clean(images=not os.environ.get("SMART_REDIS_KEEP_IMAGE"))

@@ -19,10 +19,10 @@ import time
 import pytest
 from conftest import deploy, put, sh, three_hosts, wait_for
 from redis import Redis
-from redis.backoff import NoBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import AuthenticationError, ConnectionError, NoPermissionError, TimeoutError
 from redis.retry import Retry
-from redis.sentinel import Sentinel
+from redis.sentinel import Sentinel, SentinelManagedConnection
 
 MASTER = "smart-trade"
 KEYS = 600_000
@@ -81,8 +81,8 @@ class Writer(threading.Thread):
 
     A write that meets a connection error (the server went away, or it is a replica now) is
     retried on a new connection, which asks the sentinels again, with a backoff of up to 0.5 s
-    for 30 s: what ioredis and node-redis do by default. (redis-py 8.1's own retry reconnects a
-    command to the address it had, so it is off here.)
+    for 30 s: what ioredis and node-redis do by default. (redis-py's own retries are off here;
+    SentinelClientWriter below is the app that uses them.)
     """
 
     def __init__(self, sentinels: list[str], user: str, password: str):
@@ -95,6 +95,7 @@ class Writer(threading.Thread):
         self.failures: list[str] = []
         self.retries: list[str] = []
         self.longest_gap = 0.0
+        self.gap_ended = ""
         self.stopping = threading.Event()
 
     def write(self, key: str, n: int) -> int:
@@ -128,7 +129,8 @@ class Writer(threading.Thread):
                 self.unacked.append(key)
                 continue
             now = time.monotonic()
-            self.longest_gap = max(self.longest_gap, now - last)
+            if now - last > self.longest_gap:
+                self.longest_gap, self.gap_ended = now - last, time.strftime("%H:%M:%S")
             last = now
             self.acked.append(key)
 
@@ -136,6 +138,84 @@ class Writer(threading.Thread):
         self.stopping.set()
         self.join(60)
         assert not self.is_alive(), "the writer hangs"
+
+
+class AsksAgain(SentinelManagedConnection):
+    """redis-py's Sentinel connection, asking the sentinels on every reconnect. redis-py 8.1 does
+    so only for a connection taken from the pool: a command's own retries reconnect to the
+    address the connection had (redis/redis-py#3874, open), so a command in flight when the
+    primary moves fails whatever the servers do. This is the change that issue proposes."""
+
+    def connect_check_health(self, check_health: bool = True, retry_socket_connect: bool = True):
+        if not self._sock and self.connection_pool.is_master:
+            self.host, self.port = self.connection_pool.get_master_address()
+        return super().connect_check_health(check_health=check_health, retry_socket_connect=retry_socket_connect)
+
+
+class SentinelClientWriter(threading.Thread):
+    """The same writes as an app on redis-py's own Sentinel client would make them: SET, then
+    WAIT 1, each command with redis-py's retries (8, backoff capped at 0.5 s; a read times out
+    after 0.5 s). A command that still fails after them is a failed command for the app.
+
+    fixed: with AsksAgain, the fix of redis-py's open bug; without it, redis-py 8.1 as it is.
+    """
+
+    def __init__(self, sentinels: list[str], user: str, password: str, fixed: bool = True):
+        super().__init__(daemon=True)
+        login = {"username": user, "password": password, "socket_timeout": 0.5, "socket_connect_timeout": 0.5}
+        sentinel = Sentinel([(ip, 26379) for ip in sentinels], sentinel_kwargs=login)
+        retry = Retry(ExponentialBackoff(cap=0.5, base=0.01), 8)
+        connection = {"connection_class": AsksAgain} if fixed else {}
+        self.client = sentinel.master_for(MASTER, retry=retry, **connection, **login)
+        self.fixed = fixed
+        # Where redis-py's discovery sent it, for a failure's message.
+        self.discovered: list[str] = []
+        ask = sentinel.discover_master
+
+        def discover(name):
+            try:
+                found = ask(name)
+            except Exception as exc:
+                self.discovered.append(f"{time.strftime('%H:%M:%S')} {type(exc).__name__}")
+                raise
+            self.discovered.append(f"{time.strftime('%H:%M:%S')} {found[0]}")
+            return found
+
+        sentinel.discover_master = discover
+        self.acked: list[str] = []
+        self.failures: list[str] = []
+        self.unacked = 0
+        self.longest_gap = 0.0
+        self.gap_ended = ""
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        last = time.monotonic()
+        n = 0
+        while not self.stopping.is_set():
+            n += 1
+            key = f"app{int(self.fixed)}:{n}"
+            try:
+                self.client.set(key, n)
+                replicas = self.client.execute_command("WAIT", 1, 400)
+            except Exception as exc:  # noqa: BLE001 - every failure the app would see is the result
+                self.failures.append(
+                    f"{time.strftime('%H:%M:%S')} {key}: {type(exc).__name__}: {exc} (discovered: {self.discovered[-12:]})"
+                )
+                continue
+            if replicas < 1:
+                self.unacked += 1
+                continue
+            now = time.monotonic()
+            if now - last > self.longest_gap:
+                self.longest_gap, self.gap_ended = now - last, time.strftime("%H:%M:%S")
+            last = now
+            self.acked.append(key)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(60)
+        assert not self.is_alive(), "the redis-py writer hangs"
 
 
 def stored_credentials(container: str) -> dict[str, str]:
@@ -162,31 +242,49 @@ def primary_of(group) -> tuple[str, str]:
 
 
 def under_load(group, credentials, scenario: str, *deploy_args, data=None):
-    """Run the deploy while the writer writes; print what the apps saw; return (run, writer)."""
-    writer = Writer(group["addresses"], credentials["REDIS_APP_USER"], credentials["REDIS_APP_PASSWORD"])
-    writer.start()
+    """Run the deploy while three apps write: this test's client, redis-py's Sentinel client with
+    its retries and the fix of its open bug, and redis-py 8.1 as it is (measured, not asserted:
+    see AsksAgain). Print what they saw; return (run, [the two that must not fail], redis-py as is)."""
+    login = (group["addresses"], credentials["REDIS_APP_USER"], credentials["REDIS_APP_PASSWORD"])
+    writer, app, stock = Writer(*login), SentinelClientWriter(*login), SentinelClientWriter(*login, fixed=False)
+    for thread in (writer, app, stock):
+        thread.start()
     time.sleep(2)
     started = time.monotonic()
     run = run_deploy(group, *deploy_args, data=data)
     took = time.monotonic() - started
     time.sleep(2)
-    writer.stop()
+    for thread in (writer, app, stock):
+        thread.stop()
     print(
-        f"{scenario}: deploy {took:.1f} s, {len(writer.acked)} writes acknowledged, longest write gap "
-        f"{writer.longest_gap:.2f} s, {len(writer.retries)} reconnect retries, {len(writer.unacked)} not acknowledged "
-        f"within 2 s, {len(writer.failures)} failed"
+        f"{scenario}: deploy {took:.1f} s\n"
+        f"  this test's client: {len(writer.acked)} writes acknowledged, longest write gap "
+        f"{writer.longest_gap:.2f} s (ended {writer.gap_ended}), {len(writer.retries)} reconnect retries, "
+        f"{len(writer.unacked)} not acknowledged within 2 s, {len(writer.failures)} failed"
     )
-    return run, writer
+    for label, client in (("redis-py's Sentinel client", app), ("redis-py 8.1 as it is", stock)):
+        print(
+            f"  {label}: {len(client.acked)} writes acknowledged, longest write gap {client.longest_gap:.2f} s "
+            f"(ended {client.gap_ended}), {client.unacked} not acknowledged within 0.4 s, {len(client.failures)} "
+            f"failed{': ' + client.failures[0] if client.failures else ''}"
+        )
+    for line in run.output.splitlines():
+        if "writes waited" in line:
+            print(f"  the handover: {line.strip()}")
+    return run, [writer, app], stock
 
 
-def assert_nothing_lost(writer: Writer, address: str, credentials) -> None:
-    """No failed command, and every acknowledged write is on the primary."""
-    assert writer.failures == [], writer.failures[:5]
-    assert writer.acked, "no write went through at all"
+def assert_nothing_lost(writers: list, address: str, credentials, stock=None) -> None:
+    """No failed command, and every acknowledged write is on the primary (also redis-py's as it
+    is: its failed commands are measured, its acknowledged writes must be there all the same)."""
+    for writer in writers:
+        assert writer.failures == [], writer.failures[:3]
+        assert writer.acked, "no write went through at all"
+    acked = [key for writer in [*writers, *([stock] if stock else [])] for key in writer.acked]
     client = Redis(address, 6379, username=credentials["REDIS_APP_USER"], password=credentials["REDIS_APP_PASSWORD"])
     missing = []
-    for start in range(0, len(writer.acked), 5000):
-        batch = writer.acked[start : start + 5000]
+    for start in range(0, len(acked), 5000):
+        batch = acked[start : start + 5000]
         pipe = client.pipeline(transaction=False)
         for key in batch:
             pipe.exists(key)
@@ -248,7 +346,9 @@ def test_planned_changes_under_load(group):
 
     # --- 1. A setting only a restart applies, on every host: the primary restarts last, as a replica.
     pids = {n: main_pid(n) for n in (a, b, c)}
-    change, writer = under_load(group, credentials, "restart-requiring change", "-vvv", data={"redis_databases": 17})
+    change, writers, stock = under_load(
+        group, credentials, "restart-requiring change", "-vvv", data={"redis_databases": 17}
+    )
     assert change.rc == 0, change.failure
     for line in (
         "hands its role to one of them",
@@ -262,7 +362,7 @@ def test_planned_changes_under_load(group):
     assert all(sh(n, f"{ADMIN_CLI} config get databases").stdout.split()[-1] == "17" for n in (a, b, c))
     new, address = primary_of(group)
     assert new != a and info(a)["master_host"] == address and info(a)["master_link_status"] == "up"
-    assert_nothing_lost(writer, address, credentials)
+    assert_nothing_lost(writers, address, credentials, stock)
     assert_converged(group, data={"redis_databases": 17})
 
     # --- 2. Every shared password rotated (redis_rotate_passwords): each server and sentinel accepts
@@ -278,7 +378,7 @@ def test_planned_changes_under_load(group):
     assert stored_credentials(b)["REDIS_APP_PASSWORD"] == old["REDIS_APP_PASSWORD"]
     pids = {n: main_pid(n) for n in (a, b, c)}
     sentinel_pids = {n: sh(n, "systemctl show -p MainPID --value redis-sentinel").stdout for n in (a, b, c)}
-    rotated, writer = under_load(
+    rotated, writers, stock = under_load(
         group,
         credentials,
         "rotation of every shared password",
@@ -300,7 +400,7 @@ def test_planned_changes_under_load(group):
     assert all(main_pid(n) == pids[n] for n in (a, b, c)), "a server restarted"
     assert all(sh(n, "systemctl show -p MainPID --value redis-sentinel").stdout == sentinel_pids[n] for n in (a, b, c))
     assert primary_of(group)[0] == new, "the primary moved"
-    assert_nothing_lost(writer, address, credentials)
+    assert_nothing_lost(writers, address, credentials, stock)
     for ip in group["addresses"]:
         for role, port in [(r, 6379) for r in ("APP", "ADMIN", "REPLICATION", "SENTINEL")] + [
             (r, 26379) for r in ("APP", "ADMIN", "SENTINEL")
@@ -334,12 +434,12 @@ def test_planned_changes_under_load(group):
         sh(n, f"{NO_RESTARTS} apt-get install -y -q --reinstall redis-server redis-tools redis-sentinel >/dev/null")
     pids = {n: main_pid(n) for n in (a, b, c)}
     sentinel_pids = {n: sh(n, "systemctl show -p MainPID --value redis-sentinel").stdout for n in (a, b, c)}
-    rolled, writer = under_load(group, credentials, "rolling package reinstall", data={"redis_databases": 17})
+    rolled, writers, stock = under_load(group, credentials, "rolling package reinstall", data={"redis_databases": 17})
     assert rolled.rc == 0, rolled.failure
     assert "the package replaced the binary it runs" in rolled.output
     assert all(main_pid(n) != pids[n] for n in (a, b, c))
     assert all(sh(n, "systemctl show -p MainPID --value redis-sentinel").stdout != sentinel_pids[n] for n in (a, b, c))
     newer, address = primary_of(group)
     assert newer != new
-    assert_nothing_lost(writer, address, credentials)
+    assert_nothing_lost(writers, address, credentials, stock)
     assert_converged(group, data={"redis_databases": 17})

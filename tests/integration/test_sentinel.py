@@ -330,6 +330,23 @@ def test_failover_story(cluster):
     assert redis(new, "config", "get", "tcp-backlog").split()[-1] == "1024"
     assert "tcp-backlog 1024" in sh(new, "cat /etc/redis/redis.conf").stdout
 
+    # --- The sentinels made to name a primary that is no server of the group (what a forged hello
+    # does), and one that answers, as an attacker's server would (an unreachable one could let a
+    # busy machine's run find the sentinels silent): the deploy stops with one line, and no host
+    # follows it.
+    forged = "127.0.0.1 6390"  # each container's own loopback: no traffic leaves
+    for n in (a, b, c):
+        sh(n, "redis-server --port 6390 --bind 127.0.0.1 --save '' --daemonize yes --logfile /tmp/forged.log")
+        redis(n, "sentinel", "remove", MASTER, port=26379)
+        redis(n, "sentinel", "monitor", MASTER, *forged.split(), "2", port=26379)
+    misled = run_deploy(cluster, data=settled)
+    shown = misled.output[-4000:]
+    assert misled.rc == 1, shown
+    assert "the sentinels name the primary 127.0.0.1:6390, which is no Redis server of the group" in misled.output, (
+        shown
+    )
+    assert not any("6390" in sh(n, "grep -i replicaof /etc/redis/redis.conf", check=False).stdout for n in (a, b, c))
+
 
 def config_epoch(container: str) -> str:
     """The sentinel's config epoch for the group: it grows with every failover."""
