@@ -74,17 +74,17 @@ def pytest_sessionstart(session):
         testbed.clean()
     session.config.stash[_ENGINE] = (started, shared)
     os.environ["SMART_REDIS_SHARED_ENGINE"] = "1"  # the workers inherit it
-    # Every release's image at once, while the workers start and run the unit tests: a worker
-    # that asks for one waits for this build (testbed.exclusive) instead of starting its own.
-    builds = [threading.Thread(target=_build_quietly, args=(release,), daemon=True) for release in testbed.RELEASES]
-    for build in builds:
-        build.start()
-    session.config.stash[_BUILDS] = builds
+    # The images, the default release's first, while the workers start and run the unit tests: a
+    # worker that asks for one waits for this build (testbed.exclusive) instead of starting its own.
+    build = threading.Thread(target=_build_quietly, args=(testbed.RELEASES,), daemon=True)
+    build.start()
+    session.config.stash[_BUILDS] = [build]
 
 
-def _build_quietly(release: str) -> None:
-    with contextlib.suppress(testbed.TestbedError, subprocess.CalledProcessError, subprocess.TimeoutExpired):
-        testbed.ensure_image(release)  # a failure shows again, with its reason, where a test asks for it
+def _build_quietly(releases: tuple[str, ...]) -> None:
+    for release in releases:
+        with contextlib.suppress(testbed.TestbedError, subprocess.CalledProcessError, subprocess.TimeoutExpired):
+            testbed.ensure_image(release)  # a failure shows again, with its reason, where a test asks for it
 
 
 def pytest_sessionfinish(session):
