@@ -29,7 +29,7 @@ demo: venv
 # Test modules run side by side, each whole in one worker (its containers are its own): they
 # mostly wait for containers, so three workers fit two cores.
 WORKERS ?= 3
-PYTEST_PARALLEL := $(BIN)/pytest -n $(WORKERS) --dist loadfile --no-loadscope-reorder
+PYTEST_PARALLEL := $(BIN)/pytest -n $(WORKERS) --dist loadfile --no-loadscope-reorder --durations=25
 # The modules that need a group of three hosts; test-fast leaves them out.
 GROUP_MODULES := tests/integration/test_sentinel.py tests/integration/test_sentinel_tls.py tests/integration/test_handover.py
 

@@ -12,8 +12,9 @@ from .server import CANDIDATE, CONFIG, SERVICE, failure_reason, log_tail, login
 from .systemctl import run_systemctl
 
 SAVE_TIMEOUT = 600.0  # seconds a SAVE of a large dataset may take
-# SAVE's answer while a save point's BGSAVE (or a replica's full sync) runs: wait for it.
-SAVE_BUSY = ("in progress", "child process is active")
+# SAVE's answers while a save point's BGSAVE (or a replica's full sync) runs, or while a replica
+# loads the dataset its primary just sent (found by make test: a demoted primary resyncs): wait.
+SAVE_BUSY = ("in progress", "child process is active", "LOADING")
 START_WORDS = ("FATAL", "Could not", "Failed", "rror")
 
 

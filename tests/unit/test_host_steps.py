@@ -122,10 +122,18 @@ def test_a_failed_save_stops_the_restart(host_files, monkeypatch):
     assert not candidate.exists() and config.read_text() == "port 6379\n" and calls == []
 
 
-def test_the_save_waits_for_a_background_save_that_runs(host_files, monkeypatch):
-    # Under steady writes a save point starts a BGSAVE every minute: found by the handover test.
+@pytest.mark.parametrize(
+    "busy",
+    [
+        # Under steady writes a save point starts a BGSAVE every minute: found by the handover test.
+        "ERR Background save already in progress",
+        # A replica loads the dataset of a full sync (a primary just demoted): found by make test.
+        "LOADING Redis is loading the dataset in memory",
+    ],
+)
+def test_the_save_waits_while_the_server_is_busy(host_files, monkeypatch, busy):
     _, _, _, _, candidate = host_files
-    replies = [RedisError("ERR Background save already in progress")] * 3 + ["OK"]
+    replies = [RedisError(busy)] * 3 + ["OK"]
     asked: list[tuple] = []
 
     class Busy:
