@@ -60,7 +60,7 @@ class SentinelPrimary(FactBase[list[str]]):
 REFUSED = ("NOAUTH", "WRONGPASS", "NOPERM", "ERR")
 
 
-def _shown(answer: str) -> str:
+def shown(answer: str) -> str:
     """A remote answer as one short printable line."""
     text = "".join(c if c.isprintable() else "?" for c in answer)
     return text[:80] + ("..." if len(text) > 80 else "")
@@ -90,14 +90,14 @@ def decide(answers: list[str], sentinels: int, member: bool = False) -> str | No
     refused = [a for a in answers if a.startswith(REFUSED)]
     if refused:
         raise ValueError(
-            f"a sentinel answered with an error ({_shown(refused[0])}): are redis_ha_secrets_file and "
+            f"a sentinel answered with an error ({shown(refused[0])}): are redis_ha_secrets_file and "
             "redis_ha_master_name the group's own?"
         )
     addresses = [primary_address(a) for a in answers]
     valid = [a for a in addresses if a is not None]
     if len(valid) != len(addresses):
         odd = answers[addresses.index(None)]
-        raise ValueError(f"a sentinel answered {_shown(odd)!r}, which is not an IP address and a port: the run stops")
+        raise ValueError(f"a sentinel answered {shown(odd)!r}, which is not an IP address and a port: the run stops")
     if not valid:
         return None
     ((winner, votes),) = Counter(valid).most_common(1)
@@ -134,12 +134,8 @@ def primary_now(settings: Settings, topology: Topology, quiet: bool = False, mem
         winner = decide(answers, len(topology.sentinels), member=member)
     except ValueError as exc:
         raise OperationError(str(exc)) from None
-    if winner is not None and not in_group(winner, topology):
-        # Only the inventory is trusted: a hello forged on Sentinel's channel names any address.
-        raise OperationError(
-            f"the sentinels name the primary {winner.replace(' ', ':')}, which is no Redis server of the group in "
-            f"the inventory ({', '.join(topology.servers)}): the run stops; look at redis-monitor status"
-        )
+    if winner is not None:
+        require_in_group(winner, topology, "the sentinels name")
     if quiet:
         return winner
     if winner is None and member:
@@ -155,6 +151,19 @@ def primary_now(settings: Settings, topology: Topology, quiet: bool = False, mem
             logger.info,
         )
     return winner
+
+
+def require_in_group(primary: str, topology: Topology, who: str) -> None:
+    """Stop the run (one line) unless "ADDRESS PORT" is a Redis server of the inventory's group.
+
+    Only the inventory is trusted: a hello forged on Sentinel's channel names any address.
+    who: whose answer it was, as the line says it ("the sentinels name").
+    """
+    if not in_group(primary, topology):
+        raise OperationError(
+            f"{who} the primary {primary.replace(' ', ':')}, which is no Redis server of the group in "
+            f"the inventory ({', '.join(topology.servers)}): the run stops; look at redis-monitor status"
+        )
 
 
 def in_group(primary: str, topology: Topology) -> bool:

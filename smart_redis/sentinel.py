@@ -117,6 +117,25 @@ def tunables(settings: Settings, topology: Topology) -> dict[str, str]:
     }
 
 
+def watched_primary(running: Mapping[str, str], topology: Topology) -> str:
+    """ "ADDRESS PORT" of the primary the local sentinel watches (its SENTINEL MASTER fields).
+
+    Checked again here, on the answer of this host's own sentinel, which has no timeout: the
+    config step's question to all sentinels may find them silent on a busy machine, and then a
+    sentinel made to watch a foreign server would be told its timing and the run would end well.
+    Raises OperationError (one line) unless it is a Redis server of the inventory's group.
+    """
+    answer = f"{running.get('ip', '')} {running.get('port', '')}"
+    primary = replication.primary_address(answer)
+    if primary is None:
+        raise OperationError(
+            f"this host's sentinel watches {replication.shown(answer)!r}, which is not an IP address and a port: "
+            "the run stops"
+        )
+    replication.require_in_group(primary, topology, "this host's sentinel names")
+    return primary
+
+
 @operation()
 def sentinel_settings(settings: Settings, topology: Topology):
     """
@@ -139,6 +158,7 @@ def sentinel_settings(settings: Settings, topology: Topology):
         return
     if running is None:
         raise OperationError(f"{SENTINEL_SERVICE} does not answer on port {settings.sentinel_port}")
+    watched_primary(running, topology)
     changed = {k: v for k, v in tunables(settings, topology).items() if running.get(k) != v}
     if not changed:
         host.noop("Sentinel runs with the settings")

@@ -64,6 +64,29 @@ def test_a_host_follows_only_a_primary_of_the_inventorys_group(primary, trusted)
     assert replication.in_group(primary, GROUP) is trusted
 
 
+@pytest.mark.parametrize(
+    "fields, outcome",
+    [
+        ({"ip": "10.0.0.1", "port": "6379"}, "10.0.0.1 6379"),
+        ({"ip": "10.0.0.3", "port": "6380"}, "10.0.0.3 6380"),  # a port change rolling through the group
+        ({"ip": "127.0.0.1", "port": "6390"}, "which is no Redis server of the group"),  # a forged hello's
+        ({"ip": "10.0.0.9", "port": "6379"}, "which is no Redis server of the group"),
+        ({"ip": "evil.example", "port": "6379"}, "which is not an IP address and a port"),
+        ({"quorum": "2"}, "which is not an IP address and a port"),
+    ],
+)
+def test_the_local_sentinel_may_watch_only_a_primary_of_the_inventorys_group(fields, outcome):
+    from pyinfra.api import OperationError
+
+    from smart_redis.sentinel import watched_primary
+
+    if outcome[0].isdigit():
+        assert watched_primary(fields, GROUP) == outcome
+    else:
+        with pytest.raises(OperationError, match=f"^this host.s sentinel .*{outcome}"):
+            watched_primary(fields, GROUP)
+
+
 def test_uploads_stage_where_only_root_writes_and_place_by_one_rename():
     for dest in ("/etc/redis/redis.conf", "/etc/redis/sentinel.conf"):
         staged = operations.staging_path(dest)
