@@ -82,9 +82,8 @@ def secrets_file(settings: Settings):
         host.noop(f"{dest} is up to date")
         return
     staged = staging_path(dest)
-    yield prepare_folder(dest)
-    yield from upload(StringIO(text), staged, private=True)
-    yield place(staged, dest, "root", "root", CREDENTIALS_MODE)
+    placed = place(staged, dest, "root", "root", CREDENTIALS_MODE)
+    yield from upload(StringIO(text), staged, private=True, first=prepare_folder(dest), then=placed)
 
 
 def _units(settings: Settings, topology: Topology) -> dict[str, str]:

@@ -178,9 +178,8 @@ def apply_redis_config(
         show_diff(PATHS.config, content)
     if decision.upload:
         staged = staging_path(PATHS.config_candidate)
-        yield prepare_folder(PATHS.config_candidate)
-        yield from upload(StringIO(content), staged)
-        yield place(staged, PATHS.config_candidate, CONFIG_USER, CONFIG_GROUP, CONFIG_MODE, VALIDATE)
+        placed = place(staged, PATHS.config_candidate, CONFIG_USER, CONFIG_GROUP, CONFIG_MODE, VALIDATE)
+        yield from upload(StringIO(content), staged, first=prepare_folder(PATHS.config_candidate), then=placed)
     if decision.restart_for and not whole_group and handover.wanted(topology, primary, joining, version, True):
         host.log(
             "The primary restarts in place: not every server of the group is in this run (--limit), and "

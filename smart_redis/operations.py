@@ -8,6 +8,7 @@ host_state() asks again.
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 import shlex
@@ -134,9 +135,8 @@ def managed_file(
         show_diff(dest, content)
 
     staged = staging_path(dest)
-    yield prepare_folder(dest)
-    yield from upload(StringIO(content), staged, private=private)
-    yield place(staged, dest, user, group, mode, validate)
+    placed = place(staged, dest, user, group, mode, validate)
+    yield from upload(StringIO(content), staged, private=private, first=prepare_folder(dest), then=placed)
 
 
 # Folders that someone other than root can change, and where the deploy stages a file meant for
@@ -168,28 +168,44 @@ def prepare_folder(dest: str) -> str:
     return " && ".join(made)
 
 
-def upload(source: str | StringIO, staged: str, private: bool = False) -> Iterator[Any]:
+def upload(
+    source: str | StringIO, staged: str, private: bool = False, first: str | None = None, then: str | None = None
+) -> Iterator[Any]:
     """
     The one way this project puts bytes on a host: the commands that land `source` at `staged`.
 
-    + source: a local file's path, or the text
+    + source: the text, or a local file's path (a dataset to restore: any size, any bytes)
     + staged: a path in a folder only root can change (staging_path(), or a root-only folder of
       the step's own); nothing else ever receives the bytes, whatever a local user plants
-    + private: a secret: the staged file is 0600 from its first byte
+    + private: a secret: the staged file is 0600 from its first byte (text always is)
+    + first, then: shell commands to run before the bytes land (making the folder) and after
+      (placing the file); for text all three are one command, so one round trip per file
 
-    Over SSH with sudo, pyinfra's SFTP lands the bytes in a file of the login user first and copies
-    it as root. pyinfra would name it after the destination (predictable: a local user could create
-    it first and swap its content, or read it). Here it has a random name, is created new
-    (noclobber) and 0600 by the login user, and is checked to be the login's own plain file.
+    Text travels base64-encoded on the stdin of the command that writes it, as root: no file of
+    the login user on its way (over SSH with sudo), not in any process list or log.
+
+    A file goes through pyinfra's upload (docker cp, SFTP). Over SSH with sudo that lands the
+    bytes in a file of the login user first and copies it as root; pyinfra would name it after the
+    destination (predictable: a local user could create it first and swap its content, or read
+    it). Here it has a random name, is created new (noclobber) and 0600 by the login user, and is
+    checked to be the login's own plain file.
 
     **Example:**
 
     .. code:: python
 
-        yield from upload(StringIO(text), staging_path(dest))
+        yield from upload(StringIO(text), staged, first=prepare_folder(dest), then=place(staged, dest, ...))
     """
+    q_staged = shlex.quote(staged)
+    if isinstance(source, StringIO):
+        write = f"umask 077 && rm -f {q_staged} && base64 -d > {q_staged}"
+        command = " && ".join(part for part in (first, write, then and f"{{ {then}; }}") if part)
+        yield StringCommand(command, _stdin=base64.encodebytes(source.getvalue().encode()).decode())
+        return
+    if first:
+        yield first
     if private:
-        yield f"rm -f {shlex.quote(staged)} && umask 077 && : > {shlex.quote(staged)}"
+        yield f"rm -f {q_staged} && umask 077 && : > {q_staged}"
     arguments: dict[str, Any] = dict(host.current_op_global_arguments or {})
     temp = None
     if any(arguments.get(key) for key in SUDO_ARGUMENTS):
@@ -197,6 +213,8 @@ def upload(source: str | StringIO, staged: str, private: bool = False) -> Iterat
         q_temp = shlex.quote(temp)
         yield StringCommand(f"set -C; umask 077 && : > {q_temp} && test -f {q_temp} && test -O {q_temp}", _sudo=False)
     yield FileUploadCommand(source, staged, remote_temp_filename=temp)
+    if then:
+        yield then
 
 
 def place(staged: str, dest: str, user: str, group: str, mode: str, validate: str | None = None) -> str:

@@ -80,8 +80,7 @@ def first_config(settings: Settings, topology: Topology, given: Mapping[str, str
         + render.sentinel_conf(settings, hashes, topology, primary or f"{topology.primary} {settings.port}")
     )
     staged = staging_path(PATHS.sentinel_config)  # private before the secrets go in
-    yield prepare_folder(PATHS.sentinel_config)
-    yield from upload(StringIO(content), staged, private=True)
+    yield from upload(StringIO(content), staged, private=True, first=prepare_folder(PATHS.sentinel_config))
     yield step("sentinel-auth", staged, settings.ha_master_name)
     yield place(staged, PATHS.sentinel_config, CONFIG_USER, CONFIG_GROUP, "640")
     yield f"systemctl unmask {SENTINEL_SERVICE} && systemctl enable {SENTINEL_SERVICE} && systemctl restart {SENTINEL_SERVICE}"

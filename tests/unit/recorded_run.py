@@ -10,9 +10,11 @@ a restart, a Sentinel replica...), so that all of it can go through a parser and
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import importlib
 import pkgutil
+import re
 import runpy
 import uuid
 from collections.abc import Callable
@@ -139,11 +141,16 @@ def _text(command) -> str | None:
 
 
 class Recorded(list):
-    """The commands of a run, in order; uploads: (step, staged path, temporary file) of each upload."""
+    """The commands of a run, in order; uploads: (step, staged path, how) of each upload, where how
+    is "stdin" (text on the writing command's stdin) or pyinfra's temporary file of a file upload."""
 
     def __init__(self):
         super().__init__()
         self.uploads: list[tuple[str, str, str | None]] = []
+        self.sent: dict[str, str] = {}  # staged path -> the text that arrived on stdin
+
+
+STDIN_WRITE = re.compile(r"umask 077 && rm -f (\S+) && base64 -d > (\S+)")
 
 
 def _recorder(step: str, generator_function: Callable, recorded: Recorded) -> Callable:
@@ -152,6 +159,12 @@ def _recorder(step: str, generator_function: Callable, recorded: Recorded) -> Ca
         for command in generator_function(*args, **kwargs) or ():
             if isinstance(command, FileUploadCommand):
                 recorded.uploads.append((step, command.dest, command.remote_temp_filename))
+            stdin = command.connector_arguments.get("_stdin") if isinstance(command, StringCommand) else None
+            if stdin is not None:
+                written = STDIN_WRITE.search(command.get_raw_value())
+                assert written and written[1] == written[2], command.get_raw_value()
+                recorded.uploads.append((step, written[2], "stdin"))
+                recorded.sent[written[2]] = base64.b64decode(stdin).decode()
             text = _text(command)
             if text is not None:
                 recorded.append(Command(step, text))

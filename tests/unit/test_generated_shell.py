@@ -416,16 +416,16 @@ def test_a_tls_group_host_without_a_sentinel_asks_the_sentinels_over_tls(recorde
 
 
 def test_the_tls_key_is_private_from_its_first_byte_and_never_diffed(recorded):
-    """The key's staging file exists 0600 before pyinfra writes into it (also its SSH temp file),
-    and the key only then gets its group."""
+    """The key's staging file is written 0600 from its first byte (umask 077, on the stdin of the
+    command that writes it as root), and the key only then gets its group."""
     (commands,) = [c for name, c in recorded.items() if "turns TLS on alone" in name]
     texts = [c.text for c in commands]
-    created = next(i for i, t in enumerate(texts) if t.startswith("rm -f") and ".key.smart-redis-" in t)
-    assert "umask 077 && : >" in texts[created]
-    assert "set -C; umask 077 && : > /tmp/pyinfra-" in texts[created + 1]
-    owned = next(i for i, t in enumerate(texts) if "chown root:redis" in t and ".key.smart-redis-" in t)
-    assert created < owned and "chmod 640" in texts[owned]
+    keys = [t for t in texts if "base64 -d >" in t and ".key.smart-redis-" in t]
+    assert any("chown root:redis" in t and "chmod 640" in t for t in keys)
+    for written in keys:
+        assert written.index("umask 077 && rm -f ") < written.index("base64 -d >") < written.index("chown root:")
     assert not any("PRIVATE KEY" in t for t in texts)
+    assert [text for staged, text in commands.sent.items() if ".key.smart-redis-" in staged and "PRIVATE KEY" in text]
 
 
 # Folders only root can change: every upload of the deploy lands in one of them, nowhere else.
@@ -443,27 +443,34 @@ ROOT_ONLY_FOLDERS = (
 )
 
 
-def test_every_upload_lands_where_only_root_writes_through_a_temporary_file_nobody_can_plant(recorded):
-    """Over SSH with sudo pyinfra uploads through a temporary file of the login user: never under
+def test_every_upload_lands_where_only_root_writes_and_no_file_of_the_login_user_carries_it(recorded):
+    """Text arrives on the stdin of the command that writes it as root, 0600 from its first byte:
+    no file of the login user on its way. A file (a dataset to restore) goes through pyinfra's
+    upload, which over SSH with sudo lands in a temporary file of the login user: never under
     pyinfra's default name (a hash of the destination, which a local user can compute and create
-    first), always one created new by this deploy just before; the destination itself lies in a
-    root-only folder (a file for /etc/redis, the redis user's folder, is staged in PATHS.staging)."""
+    first), always one created new by this deploy just before. Either way the destination lies in
+    a root-only folder (a file for /etc/redis, the redis user's folder, is staged in PATHS.staging)."""
     uploads = [(name, *u) for name, commands in recorded.items() for u in commands.uploads]
     assert len(uploads) > 20  # every kind: managed files, keys, credentials, redis.conf, sentinel.conf, snapshots
-    temps = [temp for *_, temp in uploads]
-    assert None not in temps and len(set(temps)) == len(temps)
-    for name, step, staged, temp in uploads:
-        assert temp != f"/tmp/pyinfra-{hashlib.sha1(staged.encode()).hexdigest()}", (name, step)
+    assert {how for *_, how in uploads if how != "stdin"} and {how for *_, how in uploads if how == "stdin"}
+    for name, step, staged, how in uploads:
         assert any(staged.startswith(folder + "/") for folder in ROOT_ONLY_FOLDERS), (name, step, staged)
         assert not staged.startswith(("/etc/redis/", "/var/lib/redis/", "/tmp/")), (name, step, staged)
-        created = [c.text for c in recorded[name] if temp in c.text]
+        if how == "stdin":
+            continue
+        assert how is not None and how != f"/tmp/pyinfra-{hashlib.sha1(staged.encode()).hexdigest()}", (name, step)
+        created = [c.text for c in recorded[name] if how in c.text]
         assert created and created[0].startswith("set -C; umask 077 && : > "), (name, step, created)
+    temps = [how for *_, how in uploads if how != "stdin"]
+    assert len(set(temps)) == len(temps)
 
 
 def test_only_the_upload_primitive_uploads():
-    """One way to put a file on a host: a new FileUploadCommand elsewhere would bypass the checks above."""
+    """One way to put a file on a host: a new FileUploadCommand, or text on a command's stdin,
+    elsewhere would bypass the checks above."""
     sources = {p.name: p.read_text() for p in (ROOT / "smart_redis").rglob("*.py")}
     assert [name for name, text in sources.items() if "FileUploadCommand(" in text] == ["operations.py"]
+    assert [name for name, text in sources.items() if "_stdin" in text] == ["operations.py"]
     assert not [
         name
         for name, text in sources.items()
