@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from smart_redis.facts import FileState, parse
 
 CONTAINER_BEFORE_INSTALL = """\
@@ -12,8 +14,12 @@ systemd=yes
 container=docker
 redis_version=
 packages=
-enabled=
-active=inactive
+u.ExecMainStartTimestamp=
+u.Id=redis-server.service
+u.ActiveState=inactive
+u.UnitFileState=
+u.NeedDaemonReload=no
+u.
 sysctl.vm.overcommit_memory=0
 sysctl.net.core.somaxconn=4096
 thp=always [madvise] never
@@ -27,10 +33,15 @@ systemd=yes
 container=none
 redis_version=7.0.15
 packages=redis-server:installed redis-tools:config-files python3:installed sudo:installed
-enabled=enabled
-active=active
+u.ExecMainStartTimestamp=@1796461445
+u.Id=redis-server.service
+u.ActiveState=active
+u.UnitFileState=enabled
+u.NeedDaemonReload=no
+u.
 thp=always madvise [never]
-file=/etc/redis/redis.conf redis redis 640 abc123
+owner=/etc/redis/redis.conf redis redis 640
+sha256=abababababababababababababababababababababababababababababababab  /etc/redis/redis.conf
 """.splitlines()
 
 
@@ -41,6 +52,7 @@ def test_fresh_container():
     assert state.missing_packages == ["redis-server", "redis-tools", "python3", "sudo"]
     assert state.thp == "madvise" and state.sysctl["net.core.somaxconn"] == "4096"
     assert state.files == {}
+    assert (state.enabled, state.active) == ("", "inactive")
 
 
 def test_converged_server():
@@ -49,7 +61,8 @@ def test_converged_server():
     # config-files only: removed but not purged, so it must be installed again
     assert state.missing_packages == ["redis-tools"]
     assert state.thp == "never"
-    assert state.files["/etc/redis/redis.conf"] == FileState("redis", "redis", "640", "abc123")
+    assert state.files["/etc/redis/redis.conf"] == FileState("redis", "redis", "640", "ab" * 32)
+    assert (state.enabled, state.active) == ("enabled", "active")
 
 
 # --- odd host values never crash the parser (issue 14, item 10) ---
@@ -60,13 +73,18 @@ SHA = "a" * 64
 def test_malformed_lines_are_skipped_not_fatal():
     state = parse(
         [
-            "file=/etc/redis/redis.conf redis",  # too few fields
+            "owner=/etc/redis/redis.conf redis",  # too few fields
+            "sha256=" + SHA + "  /etc/redis/redis.conf",  # a hash without its owner line
+            "owner=/etc/redis/credentials root root 600",
+            "sha256=short  /etc/redis/credentials",  # no hash
             "secret=APP",  # no hash
             "secret=APP " + SHA + " app user",  # a user name with a space stays whole
             "secret=ADMIN nothex",  # not a hash
             " trading\tdesk",  # the rest of a user name that had a newline
-            "unit=",
-            "reload=redis-server",
+            "u.Id",
+            "u.",
+            "u.NeedDaemonReload=yes",  # a block without its Id: no unit is reloaded for it
+            "ctime=/usr/bin/redis-server soon",
             "exporter_env=- ",
             "exporter_auth=-",
             "=",
@@ -76,8 +94,62 @@ def test_malformed_lines_are_skipped_not_fatal():
     )
     assert state.files == {}
     assert state.secret_users == {"APP": "app user"} and state.secret_hashes == {"APP": SHA}
-    assert state.need_reload == {"redis-server"}
+    assert state.need_reload == set() and state.stale_binaries == set()
     assert state.exporter_env == ("", "") and state.exporter_auth == ""
+
+
+def _unit(unit: str, enabled: str, active: str, started: str = "", reload: str = "no") -> list[str]:
+    """A block of `systemctl show` as the fact prints it (systemd's own order of the properties)."""
+    name = unit if "." in unit else f"{unit}.service"
+    return [f"u.ExecMainStartTimestamp={started}", f"u.Id={name}", f"u.ActiveState={active}"] + [
+        f"u.UnitFileState={enabled}",
+        f"u.NeedDaemonReload={reload}",
+        "u.",
+    ]
+
+
+def test_units_come_in_their_order_with_what_systemd_says_of_them():
+    from smart_redis.facts import UNITS
+
+    states = {unit: ("enabled", "active") for unit in UNITS} | {"redis-sentinel": ("masked", "inactive")}
+    lines = [line for unit in UNITS for line in _unit(unit, *states[unit], reload="yes")]
+    state = parse(lines)
+    assert (state.enabled, state.active) == ("enabled", "active")
+    assert state.units == {unit: states[unit] for unit in UNITS[1:]}
+    # Only the units whose files the deploy writes are reloaded for it.
+    assert state.need_reload == {
+        "redis-server",
+        "prometheus-redis-exporter",
+        "redis-sentinel",
+        "redis-backup.timer",
+        "smart-redis-alert.timer",
+    }
+    # A block out of its place (systemd answered for fewer units) is no unit's.
+    assert parse(_unit("redis-sentinel", "enabled", "active")).units == {}
+
+
+@pytest.mark.parametrize(
+    "ctimes, stale, tls_stale",
+    [
+        ({"/usr/bin/redis-server": 100, "/usr/bin/redis-sentinel": 100}, set(), False),
+        ({"/usr/bin/redis-server": 300, "/usr/bin/redis-sentinel": 100}, {"redis-server"}, False),
+        ({"/usr/bin/redis-sentinel": 300}, {"redis-sentinel"}, False),
+        ({"/etc/redis/tls/sentinel.key": 300}, set(), True),
+        ({"/etc/redis/tls/sentinel.key": 150}, set(), False),
+    ],
+)
+def test_a_service_started_before_its_binary_or_certificate_was_written_is_stale(ctimes, stale, tls_stale):
+    from smart_redis.facts import SENTINEL_TLS_FILES
+
+    renamed = {p.replace("/etc/redis/tls/sentinel.key", SENTINEL_TLS_FILES[1]): t for p, t in ctimes.items()}
+    lines = _unit("redis-server", "enabled", "active", "@200") + _unit("redis-sentinel", "enabled", "active", "@200")
+    state = parse(lines + [f"ctime={path} {seconds}" for path, seconds in renamed.items()])
+    assert state.stale_binaries == stale and state.sentinel_tls_stale is tls_stale
+    # A service that is not running (no start time) is never stale.
+    assert (
+        parse(_unit("redis-server", "enabled", "inactive") + ["ctime=/usr/bin/redis-server 300"]).stale_binaries
+        == set()
+    )
 
 
 def test_host_fact_script_sanitises_user_names(tmp_path):

@@ -86,7 +86,6 @@ def test_a_running_group_keeps_its_tls_mode(facts, mode, refused_for):
 def test_the_facts_read_the_group_s_tls_mode():
     state = parse(["sentinel_conf=yes", "sentinel_tls=yes", "ha_member=yes", "server_tls_only=yes"])
     assert state.sentinel_tls and state.server_tls_only and not state.sentinel_tls_stale
-    assert parse(["sentinel_tls_stale=yes"]).sentinel_tls_stale
     assert not parse(["sentinel_conf=yes"]).sentinel_tls
 
 

@@ -88,11 +88,9 @@ def test_apt_policy_is_read():
     assert RedisCandidate().process(["Installed=(none)", "Candidate=(none)"]) == (False, "(none)", "(none)")
 
 
-def test_the_host_reports_replaced_binaries_and_the_data_format():
-    state = parse(["stale=redis-server", "stale=redis-sentinel", "rdb=10"])
-    assert state.stale_binaries == {"redis-server", "redis-sentinel"} and state.rdb_version == 10
-    fresh = parse(["rdb="])
-    assert fresh.stale_binaries == set() and fresh.rdb_version is None
+def test_the_host_reports_the_data_format():  # replaced binaries: test_facts.py
+    assert parse(["rdb=10"]).rdb_version == 10
+    assert parse(["rdb="]).rdb_version is None
 
 
 def _hold(tmp_path, install: str) -> tuple[int, str]:
