@@ -28,6 +28,7 @@ from .server import login, tls_context
 
 # The pause ends with CLIENT UNPAUSE; this bound only matters if this program dies in between.
 PAUSE_MS = 60_000
+READY_SECONDS = 35.0  # for the sentinels to see a restarted replica fit again (INFO every 10 s)
 CATCH_UP_SECONDS = 5.0  # for the replicas to have every write of the paused primary
 PROMOTION_SECONDS = 15.0  # for Sentinel to promote one (its own steps run once a second)
 SWITCH_SECONDS = 10.0  # for the sentinels that do not run the failover to name the new primary
@@ -49,6 +50,25 @@ def replicas(info: dict[str, str]) -> list[tuple[str, int, str, int]]:
                 )
             )
     return found
+
+
+def promotable(fields: dict[str, str], down_after_ms: int, members: list[str]) -> bool:
+    """A replica, as SENTINEL REPLICAS describes it, that Sentinel would promote: a member of the
+    group, reachable, no down flag, a recent INFO that says its link to the primary is up. (A
+    replica that just restarted keeps its last INFO for up to ten seconds: asked then, Sentinel
+    refuses the failover with NOGOODSLAVE.)"""
+    try:
+        return (
+            fields.get("ip") in members
+            and fields.get("flags") == "slave"
+            and fields.get("master-link-status") == "ok"
+            and int(fields.get("slave-priority", "0")) > 0
+            and int(fields.get("last-ok-ping-reply", "-1")) in range(0, 5000)
+            and int(fields.get("info-refresh", "-1")) in range(0, 30_000)
+            and int(fields.get("master-link-down-time", "0")) <= 10 * down_after_ms
+        )
+    except ValueError:
+        return False
 
 
 def _until(seconds: float, ask: Callable[[], object]) -> object:
@@ -75,7 +95,7 @@ class Sentinels:
                 reply = self.client(address).call("SENTINEL", "MASTER", self.master_name)
             except (OSError, RedisError):
                 continue
-            fields = dict(zip(reply[0::2], reply[1::2], strict=False)) if isinstance(reply, list) else {}
+            fields = _pairs(reply)
             if "ip" in fields:
                 seen[address] = (
                     f"{fields['ip']} {fields.get('port')}",
@@ -90,6 +110,22 @@ class Sentinels:
 
     def majority(self) -> int:
         return len(self.addresses) // 2 + 1
+
+    def see_promotable(self, members: list[str]) -> bool:
+        """A majority answers, and every sentinel that answers sees a member replica it would promote."""
+        answers = 0
+        for address in self.addresses:
+            try:
+                client = self.client(address)
+                master = _pairs(client.call("SENTINEL", "MASTER", self.master_name))
+                listed = client.call("SENTINEL", "REPLICAS", self.master_name)
+            except (OSError, RedisError):
+                continue
+            down_after = int(master.get("down-after-milliseconds", "0") or 0)
+            if not any(promotable(_pairs(entry), down_after, members) for entry in listed or []):
+                return False
+            answers += 1
+        return answers >= self.majority()
 
     def others_name(self, primary: str, asked: str) -> bool:
         """Every sentinel that answers, but the one running the failover, names `primary`; at
@@ -134,6 +170,8 @@ def hand_over(
     if len(named) < sentinels.majority() or any(answer != (me, False) for answer in named.values()):
         raise StepError(f"No handover: the sentinels do not all name this server as the primary, at rest ({named})")
 
+    if not _poll(READY_SECONDS, lambda: sentinels.see_promotable([ip for ip, _ in online]), every=0.5):
+        raise StepError(f"No handover: the sentinels see no replica they would promote after {READY_SECONDS:.0f} s")
     say(f"Pausing writes on {me} until the replicas have all of them")
     primary.call("CLIENT", "PAUSE", str(PAUSE_MS), "WRITE")
     paused = time.monotonic()
@@ -201,6 +239,13 @@ def hand_over(
             _end_pause(port, auth, me, demoted=demoted, failing_over=bool(asked), sentinels=sentinels)
     say(f"Every sentinel that answers names {new}")
     return new
+
+
+def _pairs(reply: object) -> dict[str, str]:
+    """A flat [key, value, ...] reply as a dict."""
+    if not isinstance(reply, list):
+        return {}
+    return {str(k): str(v) for k, v in zip(reply[0::2], reply[1::2], strict=False)}
 
 
 def _applied(ip: str, port: int, auth: str) -> int:

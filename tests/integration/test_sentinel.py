@@ -334,10 +334,13 @@ def test_failover_story(cluster):
     # does), and one that answers, as an attacker's server would (an unreachable one could let a
     # busy machine's run find the sentinels silent): the deploy stops with one line, and no host
     # follows it.
+    # Every sentinel forgets the group before any is forged: a sentinel still watching it sends its
+    # hellos to its peers too, and their higher config epoch would take a forged one back at once.
     forged = "127.0.0.1 6390"  # each container's own loopback: no traffic leaves
     for n in (a, b, c):
         sh(n, "redis-server --port 6390 --bind 127.0.0.1 --save '' --daemonize yes --logfile /tmp/forged.log")
         redis(n, "sentinel", "remove", MASTER, port=26379)
+    for n in (a, b, c):
         assert redis(n, "sentinel", "monitor", MASTER, *forged.split(), "2", port=26379) == "OK"
     assert {sentinel_says(n) for n in (a, b, c)} == {"127.0.0.1"}
     misled = run_deploy(cluster, data=settled)

@@ -7,7 +7,7 @@ import pytest
 
 from smart_redis import handover
 from smart_redis.facts import parse
-from smart_redis.host.handover import replicas
+from smart_redis.host.handover import promotable, replicas
 from smart_redis.install import RedisCandidate, loads_rdb
 from smart_redis.topology import Topology
 
@@ -63,6 +63,36 @@ def test_the_replicas_a_primary_lists():
         "slave_read_only": "1",  # not a replica line
     }
     assert replicas(info) == [("10.0.0.2", 6379, "online", 1234), ("10.0.0.3", 6380, "wait_bgsave", 0)]
+
+
+FIT = {
+    "ip": "10.0.0.2",
+    "flags": "slave",
+    "master-link-status": "ok",
+    "slave-priority": "100",
+    "last-ok-ping-reply": "300",
+    "info-refresh": "4000",
+    "master-link-down-time": "0",
+}
+
+
+@pytest.mark.parametrize(
+    ("changed", "expected"),
+    [
+        ({}, True),
+        ({"ip": "10.0.0.9"}, False),  # no member of the inventory's group
+        ({"flags": "s_down,slave"}, False),
+        ({"flags": "slave,disconnected"}, False),
+        ({"master-link-status": "err"}, False),  # the INFO Sentinel took while it restarted
+        ({"slave-priority": "0"}, False),  # never promoted
+        ({"last-ok-ping-reply": "6000"}, False),
+        ({"info-refresh": "31000"}, False),
+        ({"master-link-down-time": "40001"}, False),  # ten times down-after-milliseconds (4000)
+        ({"info-refresh": "soon"}, False),
+    ],
+)
+def test_a_replica_sentinel_would_promote(changed, expected):
+    assert promotable({**FIT, **changed}, 4000, ["10.0.0.2", "10.0.0.3"]) is expected
 
 
 @pytest.mark.parametrize(
