@@ -307,6 +307,8 @@ def report(p: dict, lat: dict) -> str:
     lines += [f"| {n} | {v['cold']:.1f} s | {v['noop']:.1f} s |" for n, v in p["hosts"].items()]
     lines += [
         "",
+        (ROOT / "bench" / "history.md").read_text().rstrip("\n"),
+        "",
         "## Redis latency: provisioned config vs the distro's default, same container",
         "",
         "| workload | config | requests/s | p50 ms | p99 ms | p99.9 ms |",
