@@ -21,7 +21,16 @@ from pyinfra.operations.util import any_changed
 
 from .constants import ALERT_PATH, ALERT_SERVICE, ALERT_TIMER, CREDENTIALS_MODE, PATHS, SERVICE
 from .facts import HostState
-from .operations import host_state, managed_file, operation, place, prepare_folder, reload_units, staging_path, upload
+from .operations import (
+    file_state,
+    managed_file,
+    operation,
+    place,
+    prepare_folder,
+    reload_units,
+    staging_path,
+    upload,
+)
 from .render import render
 from .settings import Settings
 from .topology import Topology
@@ -70,7 +79,7 @@ def secrets_file(settings: Settings):
         secrets_file(name="Keep the alert receivers' secrets", settings=settings)
     """
     text, dest = secrets_text(settings), PATHS.alert_secrets
-    current = host_state().files.get(dest)
+    current = file_state(dest)
     if not text:
         if current is None:
             host.noop("no alert secrets")

@@ -3,7 +3,8 @@
 They read the host through the RedisHost fact, asked once per run and host, so a converged host
 costs no further round trips. `operation` here is pyinfra's, plus what keeps that answer true:
 as soon as one of our operations yields a command, the host is about to change, and the next
-host_state() asks again.
+host_state() asks again; file_state() asks again only when something else than one of our
+steps placing another file changed the host.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import inspect
 import shlex
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from io import StringIO
 from typing import Any
 from uuid import uuid4
@@ -28,11 +31,24 @@ from pyinfra.operations.util.files import generate_color_diff
 
 from . import run
 from .constants import PATHS, SERVICE
-from .facts import HostState, RedisHost, watched
+from .facts import FileState, HostState, RedisHost, watched
 
 
-def _run_cache() -> dict[str, tuple[HostState, int]]:
-    """The run's RedisHost answers by host: (answer, how many operations had changed the host by then)."""
+@dataclass
+class Answer:
+    """The run's last RedisHost answer for a host, and what our operations changed since."""
+
+    state: HostState
+    changes: int  # operations (any, pyinfra's too) that had changed the host when it was asked
+    current: bool = True  # none of ours has changed the host since
+    # The files that our operations wrote since, each declaring the one it writes (None: one that
+    # did not declare it changed the host); declared: how many such operations.
+    written: set[str] | None = field(default_factory=set)
+    declared: int = 0
+
+
+def _run_cache() -> dict[str, Answer]:
+    """The run's RedisHost answers by host."""
     return run.current().answers
 
 
@@ -51,28 +67,62 @@ def host_state(fresh: bool = False) -> HostState:
     """
     cache = _run_cache()
     cached = cache.get(host.name)
-    if cached is None or (fresh and changes_so_far() > cached[1]):
-        cache[host.name] = (host.get_fact(RedisHost), changes_so_far())
-    return cache[host.name][0]
+    if cached is None or not cached.current or (fresh and changes_so_far() > cached.changes):
+        cached = cache[host.name] = Answer(host.get_fact(RedisHost), changes_so_far())
+    return cached.state
 
 
-def operation(**options: Any) -> Callable:
+def file_state(dest: str) -> FileState | None:
+    """What the host has at `dest` (a watched file): the last answer still tells it while every
+    change since came from our operations that each wrote one other file (a cold run's steps
+    mostly place files one after the other: no round trip for each). Else asked again."""
+    cached = _run_cache().get(host.name)
+    if cached is not None and still_tells(cached, dest, changes_so_far()):
+        return cached.state.files.get(dest)
+    return host_state().files.get(dest)
+
+
+def still_tells(answer: Answer, dest: str, changes: int) -> bool:
+    """Whether `answer` still tells the file at `dest`, the host having been changed by `changes`
+    operations of the run so far: each change since it was asked is one of our steps that wrote
+    another file (a change by any other operation may have touched any file)."""
+    return answer.written is not None and dest not in answer.written and changes == answer.changes + answer.declared
+
+
+def operation(writes: str | None = None, **options: Any) -> Callable:
     """pyinfra's @operation (same options) for this project's steps: the run's RedisHost answer is
-    dropped when the step yields its first command, so no step has to remember to."""
+    marked out of date when the step yields its first command, so no step has to remember to.
+
+    writes: the name of the step's argument that holds the one file it changes, and nothing
+    else (file_state() keeps trusting the answer for the other files)."""
 
     def decorate(func: Callable) -> Callable:
+        signature = inspect.signature(func)
+
         @functools.wraps(func)
         def commands(*args, **kwargs):
             forgotten = False
             for command in func(*args, **kwargs):
                 if not forgotten:
-                    _run_cache().pop(host.name, None)
+                    _changing(signature.bind(*args, **kwargs).arguments[writes] if writes else None)
                     forgotten = True
                 yield command
 
         return pyinfra_operation(**options)(commands)
 
     return decorate
+
+
+def _changing(path: str | None) -> None:
+    cached = _run_cache().get(host.name)
+    if cached is None:
+        return
+    cached.current = False
+    if path is None or cached.written is None:
+        cached.written = None
+    else:
+        cached.written.add(path)
+        cached.declared += 1
 
 
 def show_diff(dest: str, content: str) -> None:
@@ -82,7 +132,7 @@ def show_diff(dest: str, content: str) -> None:
         logger.info("  %s", line)
 
 
-@operation()
+@operation(writes="dest")
 def managed_file(
     dest: str,
     content: str | Callable[[], str],
@@ -120,7 +170,7 @@ def managed_file(
         raise OperationError(f"{dest} is not gathered by the RedisHost fact")
     if callable(content):
         content = content()
-    current = host_state().files.get(dest)
+    current = file_state(dest)
     wanted_sha = hashlib.sha256(content.encode()).hexdigest()
 
     # chown by path only where nobody but root can swap the file for a link
@@ -229,7 +279,7 @@ def place(staged: str, dest: str, user: str, group: str, mode: str, validate: st
     )
 
 
-@operation()
+@operation(writes="dest")
 def copy_once(src: str, dest: str):
     """
     Copy a file, keeping owner and mode, unless the copy already exists.
@@ -243,7 +293,7 @@ def copy_once(src: str, dest: str):
 
         copy_once(src="/etc/redis/redis.conf", dest="/etc/redis/redis.conf.backup")
     """
-    if dest in host_state().files:
+    if file_state(dest) is not None:
         host.noop(f"{dest} exists and is kept as it is")
         return
     # Copied where only root writes, then renamed: a link planted at dest is replaced, never written through.

@@ -21,7 +21,7 @@ from . import rotation, tls
 from .constants import CONFIG_GROUP, PATHS, SERVICE
 from .facts import HostState
 from .host.secret_files import masterauth
-from .operations import host_state, managed_file, operation, reload_units
+from .operations import file_state, managed_file, operation, reload_units
 from .render import render
 from .settings import Settings, ip_address
 from .tools import step
@@ -194,7 +194,7 @@ def replication_auth(given: Mapping[str, str], rotating: bool = False):
 
         replication_auth(given=auth.shared_passwords(settings, topology))
     """
-    current = host_state().files.get(PATHS.replication_auth)
+    current = file_state(PATHS.replication_auth)
     wanted = hashlib.sha256(masterauth(given["REPLICATION"]).encode()).hexdigest()
     if current is not None and (current.user, current.group, current.mode, current.sha256) == (
         "root",

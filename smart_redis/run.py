@@ -33,8 +33,8 @@ SERVER_GROUPS = ("redis_primary", "redis_replicas")
 
 @dataclass
 class Run:
-    # operations.host_state: host name -> (RedisHost answer, changes of the host by then)
-    answers: dict[str, tuple[Any, int]] = field(default_factory=dict)
+    # operations.host_state: host name -> its last RedisHost answer (operations.Answer)
+    answers: dict[str, Any] = field(default_factory=dict)
     # handover: host name -> its primary's restart waiting for the handover; whether one happened
     deferred: dict[str, Any] = field(default_factory=dict)
     handed_over: bool = False

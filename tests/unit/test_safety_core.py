@@ -117,3 +117,22 @@ def test_no_module_keeps_run_state_outside_the_run_record():
             if empty:
                 found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert found == []
+
+
+CONF, TIMER = "/etc/redis/redis.conf", "/etc/systemd/system/redis-backup.timer"
+
+
+@pytest.mark.parametrize(
+    "written, declared, changes, expected",
+    [
+        (set(), 0, 3, True),  # nothing changed the host since it was asked (at 3 changes)
+        ({TIMER}, 1, 4, True),  # one of our steps placed another file
+        ({CONF}, 1, 4, False),  # the file itself was placed since: ask again
+        ({TIMER}, 1, 5, False),  # and something else changed the host too (apt, a restart)
+        (set(), 0, 4, False),  # something else changed the host, nothing of ours
+        (None, 1, 4, False),  # one of our steps that changes more than one file
+    ],
+)
+def test_the_runs_answer_tells_a_file_while_only_other_files_were_placed(written, declared, changes, expected):
+    answer = operations.Answer(state=None, changes=3, current=False, written=written, declared=declared)  # type: ignore[arg-type]
+    assert operations.still_tells(answer, CONF, changes) is expected
