@@ -22,7 +22,7 @@ from pyinfra import host, logger
 from . import run
 from .constants import CREDENTIALS_MODE, PATHS, REPLICATION_ACL, SENTINEL_ACL, SHARED_ROLES
 from .host.secret_files import generate_password
-from .operations import host_state, operation, upload
+from .operations import host_state, operation, state_telling, upload
 from .settings import Settings, SettingsError, operator_path
 from .tools import step
 from .topology import Topology
@@ -221,7 +221,7 @@ def password_hashes(settings: Settings, given: Mapping[str, str], topology: Topo
     }
 
 
-@operation()
+@operation(writes=(PATHS.credentials,))
 def credentials(
     settings: Settings, given: Mapping[str, str], topology: Topology | None = None, renew: Sequence[str] = ()
 ):
@@ -239,7 +239,7 @@ def credentials(
 
         credentials(settings=settings, given=operator_passwords())
     """
-    facts = host_state()
+    facts = state_telling(PATHS.credentials)  # the file and the users and hashes in it
     wanted = users(settings, topology)
     if not wanted:
         host.noop("redis_auth = none: no ACL users")
@@ -258,11 +258,14 @@ def credentials(
         return
 
     directory = PATHS.credentials.rsplit("/", 1)[0]
-    yield f"install -d -m 700 -o root -g root {directory}"
-    if given:
-        text = "".join(f"REDIS_{role}_PASSWORD='{value}'\n" for role, value in given.items())
-        yield from upload(StringIO(text), PATHS.credentials_given, private=True)  # in the root-only folder
-    yield step("credentials", *(f"{u.role}={u.name}" for u in wanted), *(["--renew", *renew] if renew else []))
+    folder = f"install -d -m 700 -o root -g root {directory}"
+    compose = step("credentials", *(f"{u.role}={u.name}" for u in wanted), *(["--renew", *renew] if renew else []))
+    if not given:
+        yield f"{folder} && {compose}"
+        return
+    text = "".join(f"REDIS_{role}_PASSWORD='{value}'\n" for role, value in given.items())
+    # in the root-only folder, and composed by the same command: one round trip
+    yield from upload(StringIO(text), PATHS.credentials_given, private=True, first=folder, then=compose)
 
 
 def warn_if_open(settings: Settings) -> None:

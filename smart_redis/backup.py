@@ -7,12 +7,11 @@ health` (WARNING), as does a newest snapshot older than twice the schedule.
 
 from __future__ import annotations
 
-from pyinfra.operations import server
 from pyinfra.operations.util import any_changed
 
 from .constants import BACKUP_SERVICE, BACKUP_TIMER, PATHS, SERVICE
 from .facts import HostState
-from .operations import managed_file, reload_units
+from .operations import managed_file, no_file_changed, reload_units
 from .render import render
 from .settings import BACKUP_SCHEDULES, Settings
 
@@ -45,12 +44,9 @@ def snapshots(settings: Settings, facts: HostState) -> None:
         and facts.units.get(BACKUP_SERVICE, ("", ""))[1] != "failed"
     )
     reload_units(BACKUP_TIMER, unit, timer, facts=facts)
-    server.shell(
+    no_file_changed(
         name="Enable the backup timer and take the first snapshot",
-        commands=[
-            f"systemctl enable --now {BACKUP_TIMER}",
-            # A snapshot right away: health wants one no older than twice the schedule.
-            f"systemctl start {BACKUP_SERVICE}",
-        ],
+        # A snapshot right away: health wants one no older than twice the schedule.
+        commands=[f"systemctl enable --now {BACKUP_TIMER} && systemctl start {BACKUP_SERVICE}"],
         _if=None if not converged else any_changed(unit, timer),
     )

@@ -81,7 +81,7 @@ def _runtime_commands(cli: str, plan: live.Plan) -> list[str]:
     return commands
 
 
-@operation()
+@operation(writes=(PATHS.config,))  # besides the candidate's copies: restarts and runtime changes
 def apply_redis_config(
     settings: Settings,
     given: Mapping[str, str],
@@ -246,6 +246,8 @@ def redis_conf(
         _serial=topology.group,
     )  # fmt: skip
     configured = apply_redis_config(name=f"Configure Redis ({PATHS.config})", joining=joining, **step_args)
+    if not topology.ha:
+        return configured  # a single server restarts in place
     # A primary that must restart does so last, as a replica (handover.py).
     handover.hand_over(
         name="Hand the primary role to a replica before it restarts",
@@ -264,9 +266,12 @@ def forget_replaced_passwords(
     given: Mapping[str, str],
     topology: Topology,
     credentials: OperationMeta,
+    rotating: bool,
     tls: TlsFiles | None = None,
 ) -> None:
     """After a rotation retired the replaced passwords at runtime: redis.conf keeps only the new ones."""
+    if not rotation.planned(topology, rotating):
+        return
     apply_redis_config(
         name="Keep only the new passwords in redis.conf", settings=settings, given=given, topology=topology,
         credentials=credentials, after_rotation=True, tls=tls, _serial=topology.group,

@@ -69,11 +69,12 @@ def deploy_redis() -> None:
     pm2.preflight(wanted, ha)  # a missing ecosystem file stops the run before anything changes
     sandbox = service.container_sandbox(facts)  # before the package first starts the service
     exporter_unit = exporter.unit_before_install(wanted, facts)  # likewise for the exporter
+    service.units_before_install(facts, sandbox, exporter_unit)  # one daemon-reload for both
     sentinel.before_install(ha, facts)  # and Sentinel stays masked until it is configured
     install.redis_packages(wanted, facts, sentinel=ha.runs_sentinel)
-    tools.step_program()  # the steps below that read passwords or restart Redis run it on the host
     tuning.kernel(wanted, facts)
     service.redis_server(facts, sandbox)
+    tools.step_program()  # the steps below that read passwords or restart Redis run it on the host
     auth.warn_if_open(wanted)
     rotating = rotation.begin(wanted, ha, passwords, facts)  # a new password: the old one stays until nothing uses it
     renew = rotation.renewed_roles(wanted, ha, passwords)  # redis_rotate_passwords on a single server
@@ -95,5 +96,5 @@ def deploy_redis() -> None:
     pm2.ecosystem(wanted, ha, rotating)  # REDIS_URL (and the sentinels) for the apps, reloaded under PM2
     exporter.redis_exporter(wanted, exporter_unit, tls_files)  # metrics on 127.0.0.1
     rotation.finish(wanted, ha, rotating)  # last: the replaced passwords go once every login has moved
-    config.forget_replaced_passwords(wanted, passwords, ha, credentials, tls_files)  # and leave redis.conf
+    config.forget_replaced_passwords(wanted, passwords, ha, credentials, rotating, tls_files)  # and leave redis.conf
     tls.forget_old(certificates, ha)  # the server has loaded the certificate redis.conf names

@@ -7,11 +7,13 @@ env file composed on the host, never the whole credentials file.
 
 from __future__ import annotations
 
+import functools
+
 from pyinfra import host, logger
 
 from .constants import CREDENTIALS_MODE, EXPORTER_PACKAGE, EXPORTER_SERVICE, PATHS
 from .facts import HostState
-from .operations import host_state, managed_file, operation, reload_units, service_running
+from .operations import host_state, managed_file, operation, reload_units, service_running, state_telling
 from .render import render
 from .settings import Settings
 from .tls import TlsFiles
@@ -56,7 +58,7 @@ def _env_up_to_date(facts: HostState) -> bool:
     )
 
 
-@operation()
+@operation(writes=(PATHS.exporter_env,))
 def exporter_env():
     """
     Keep the exporter's own login (and nothing else) in its root-only env file.
@@ -67,7 +69,7 @@ def exporter_env():
 
         exporter_env(name="Give the exporter its login")
     """
-    if _env_up_to_date(host_state()):
+    if _env_up_to_date(state_telling(PATHS.exporter_env, PATHS.credentials)):
         host.noop(f"{PATHS.exporter_env} holds the exporter's login")
         return
     yield step("login-file", "exporter-env", PATHS.exporter_env)
@@ -85,40 +87,16 @@ def needs_restart(facts: HostState, auth: str) -> str | None:
     return None
 
 
-@operation()
-def exporter_restarted(settings: Settings):
-    """
-    Restart the exporter when what runs differs from its unit, env file or password.
-
-    + settings: redis_auth decides whether it must log in
-
-    **Example:**
-
-    .. code:: python
-
-        exporter_restarted(name="Restart the exporter", settings=settings)
-    """
-    reason = needs_restart(host_state(), settings.auth)
-    if reason is None:
-        host.noop("the exporter runs with its current settings")
-        return
-    host.log(f"Restarting {EXPORTER_SERVICE}: {reason}", logger.info)
-    yield f"systemctl restart {EXPORTER_SERVICE}"
-
-
-def _write_unit(settings: Settings, facts: HostState, tls: TlsFiles | None):
-    dropin_op = managed_file(
-        name="Configure the Redis exporter", dest=PATHS.exporter_dropin, content=dropin(settings, tls)
-    )
-    reload_units(EXPORTER_SERVICE, dropin_op, facts=facts)
-    return dropin_op
+def _write_unit(settings: Settings, tls: TlsFiles | None):
+    return managed_file(name="Configure the Redis exporter", dest=PATHS.exporter_dropin, content=dropin(settings, tls))
 
 
 def unit_before_install(settings: Settings, facts: HostState):
     """On a host without the exporter, its drop-in goes in first: the package's own start then
-    already listens on 127.0.0.1 only, never on all addresses."""
+    already listens on 127.0.0.1 only, never on all addresses (systemd loads it in
+    service.units_before_install)."""
     if settings.exporter_enabled and EXPORTER_PACKAGE not in facts.installed_packages:
-        return _write_unit(settings, facts, None)  # the TLS files come later in the run
+        return _write_unit(settings, None)  # the TLS files come later in the run
     return None
 
 
@@ -130,8 +108,11 @@ def redis_exporter(settings: Settings, early_unit, tls: TlsFiles | None = None) 
         return
     facts = host_state()
     if early_unit is None or tls is not None:
-        _write_unit(settings, facts, tls)
+        reload_units(EXPORTER_SERVICE, _write_unit(settings, tls), facts=facts)
     if settings.auth != "none":
         exporter_env(name="Give the exporter its own login")
-    exporter_restarted(name="Restart the exporter for its new settings", settings=settings)
-    service_running(name="Exporter enabled and running", service=EXPORTER_SERVICE)
+    service_running(
+        name="Exporter running with its current settings",
+        service=EXPORTER_SERVICE,
+        restart_if=functools.partial(needs_restart, auth=settings.auth),
+    )

@@ -122,6 +122,8 @@ class HostState:
     addresses: tuple[str, ...] = ()
     # The RDB format of the data file (the number in its "REDIS0010" header), None without one.
     rdb_version: int | None = None
+    # The local groups (/etc/group): the operator group is created when it is not among them.
+    groups: tuple[str, ...] = ()
 
     @property
     def os(self) -> tuple[str, str]:
@@ -173,6 +175,7 @@ def _script() -> str:
             'echo "systemd=$(test -d /run/systemd/system && echo yes)"',
             'echo "container=$(systemd-detect-virt --container 2>/dev/null)"',
             'echo "addresses=$(hostname -I 2>/dev/null)"',
+            "echo \"groups=$(cut -d: -f1 /etc/group | tr '\\n' ' ')\"",
             "echo \"redis_version=$(redis-server --version 2>/dev/null | sed -n 's/.* v=\\([0-9.]*\\).*/\\1/p')\"",
             f"echo \"packages=$(dpkg-query -W -f='${{Package}}:${{db:Status-Status}} ' {packages} 2>/dev/null)\"",
             # Every unit at once, each block ended by an empty line ("u." here).
@@ -282,6 +285,8 @@ def _parse_line(state: HostState, line: str) -> None:
         state.previous_hashes[role] = sha
     elif key == "addresses":
         state.addresses = tuple(a for a in map(_own_address, value.split()) if a)
+    elif key == "groups":
+        state.groups = tuple(value.split())
     elif key == "rdb":
         state.rdb_version = int(value) if value else None
     elif key == "exporter_env":

@@ -35,16 +35,18 @@ def redis_packages(settings: Settings, facts: HostState, sentinel: bool = False)
     if DISTRO_REDIS_MAJOR[facts.os] != settings.major_version and facts.missing_packages:
         _redis_apt_repository(settings, facts)
         sources = REPOSITORY_FILES
-    apt_install(f"Install {', '.join(missing)}", missing, settings, sources=sources)
-    if not facts.missing_packages:
-        return
     major = settings.major_version
-    server.shell(
-        name=f"Check that redis-server is {major}.x",
-        commands=[
-            f"redis-server --version | grep -q ' v={major}\\.' || "
-            f'{{ echo "installed $(redis-server --version): not the requested {major}.x" >&2; exit 1; }}'
-        ],
+    # in the same command as the install, when it installs the server
+    check = (
+        f"{{ redis-server --version | grep -q ' v={major}\\.' || "
+        f'{{ echo "installed $(redis-server --version): not the requested {major}.x" >&2; exit 1; }}; }}'
+    )
+    apt_install(
+        f"Install {', '.join(missing)}",
+        missing,
+        settings,
+        sources=sources,
+        then=check if facts.missing_packages else None,
     )
 
 
@@ -115,18 +117,19 @@ def lists_are_fresh(cache_time: int, sources: tuple[str, ...] = (), lists: str =
     )
 
 
-def apt_install(name: str, packages: list[str], settings: Settings, sources: tuple[str, ...] = ()) -> None:
+def apt_install(
+    name: str, packages: list[str], settings: Settings, sources: tuple[str, ...] = (), then: str | None = None
+) -> None:
     """Install packages, refreshing the index first unless it is younger than redis_apt_cache_time
-    and than every file in sources (the repository's, when Redis comes from there)."""
+    and than every file in sources (the repository's, when Redis comes from there); `then`: a
+    check that runs after the install, in the same command."""
     wait_for_dpkg_lock(name="Wait for other package runs to finish")
-    server.shell(
-        name=name,
-        commands=[
-            f"{{ {lists_are_fresh(settings.apt_cache_time, sources)}; }} || {APT} update",
-            f'{APT} -o Dpkg::Options::="--force-confdef" -o Dpkg::Options::="--force-confold" '
-            f"install {' '.join(shlex.quote(p) for p in packages)}",
-        ],
+    install = (
+        f'{APT} -o Dpkg::Options::="--force-confdef" -o Dpkg::Options::="--force-confold" '
+        f"install {' '.join(shlex.quote(p) for p in packages)}"
     )
+    update = f"{{ {lists_are_fresh(settings.apt_cache_time, sources)}; }} || {APT} update"
+    server.shell(name=name, commands=[" && ".join(f"{{ {part}; }}" for part in (update, install, then) if part)])
 
 
 # An os-release VERSION_CODENAME is one lowercase word; anything else did not come from the distro.

@@ -25,7 +25,6 @@ from pyinfra.api import FileUploadCommand, OperationError, StringCommand
 from pyinfra.api import operation as pyinfra_operation
 from pyinfra.api.operation import OperationMeta
 from pyinfra.facts.files import FileContents
-from pyinfra.operations import systemd
 from pyinfra.operations.util import any_changed
 from pyinfra.operations.util.files import generate_color_diff
 
@@ -41,8 +40,8 @@ class Answer:
     state: HostState
     changes: int  # operations (any, pyinfra's too) that had changed the host when it was asked
     current: bool = True  # none of ours has changed the host since
-    # The files that our operations wrote since, each declaring the one it writes (None: one that
-    # did not declare it changed the host); declared: how many such operations.
+    # The files that our operations wrote since, each declaring those it writes (None: one that
+    # did not declare them changed the host); declared: how many such operations.
     written: set[str] | None = field(default_factory=set)
     declared: int = 0
 
@@ -74,27 +73,53 @@ def host_state(fresh: bool = False) -> HostState:
 
 def file_state(dest: str) -> FileState | None:
     """What the host has at `dest` (a watched file): the last answer still tells it while every
-    change since came from our operations that each wrote one other file (a cold run's steps
-    mostly place files one after the other: no round trip for each). Else asked again."""
+    change since came from our operations that declared the files they write, all others (a
+    cold run's steps mostly place files, restart or enable: no round trip for each). Else asked again."""
+    return state_telling(dest).files.get(dest)
+
+
+def state_telling(*paths: str) -> HostState:
+    """The run's RedisHost answer if it still tells what the host has at each of `paths` (files,
+    or folders and what is in them; see still_tells) and what the fact derives from them, else a
+    new one."""
     cached = _run_cache().get(host.name)
-    if cached is not None and still_tells(cached, dest, changes_so_far()):
-        return cached.state.files.get(dest)
-    return host_state().files.get(dest)
+    if cached is not None and all(still_tells(cached, path, changes_so_far()) for path in paths):
+        return cached.state
+    return host_state()
 
 
 def still_tells(answer: Answer, dest: str, changes: int) -> bool:
-    """Whether `answer` still tells the file at `dest`, the host having been changed by `changes`
-    operations of the run so far: each change since it was asked is one of our steps that wrote
-    another file (a change by any other operation may have touched any file)."""
-    return answer.written is not None and dest not in answer.written and changes == answer.changes + answer.declared
+    """Whether `answer` still tells the file (or folder) at `dest`, the host having been changed
+    by `changes` operations of the run so far: each change since it was asked is one of our steps
+    that declared what it writes, other files and folders (a change by any other operation may
+    have touched any file)."""
+    return (
+        answer.written is not None
+        and not any(_overlap(path, dest) for path in answer.written)
+        and changes == answer.changes + answer.declared
+    )
 
 
-def operation(writes: str | None = None, **options: Any) -> Callable:
+def _overlap(a: str, b: str) -> bool:
+    """One path is the other, or in it."""
+    return a == b or a.startswith(b.rstrip("/") + "/") or b.startswith(a.rstrip("/") + "/")
+
+
+def operation(writes: str | tuple[str, ...] | None = None, **options: Any) -> Callable:
     """pyinfra's @operation (same options) for this project's steps: the run's RedisHost answer is
     marked out of date when the step yields its first command, so no step has to remember to.
 
-    writes: the name of the step's argument that holds the one file it changes, and nothing
-    else (file_state() keeps trusting the answer for the other files)."""
+    writes: the watched files the step may change, and no other (file_state() keeps trusting the
+    answer for the others): the name of the argument that holds the one file (a str), or the
+    paths themselves (a tuple; empty for a step that changes services, not files). None: any file.
+
+    **Example:**
+
+    .. code:: python
+
+        @operation(writes=())  # restarts a service: every watched file stays as it was
+        def restarted(service: str): ...
+    """
 
     def decorate(func: Callable) -> Callable:
         signature = inspect.signature(func)
@@ -104,7 +129,10 @@ def operation(writes: str | None = None, **options: Any) -> Callable:
             forgotten = False
             for command in func(*args, **kwargs):
                 if not forgotten:
-                    _changing(signature.bind(*args, **kwargs).arguments[writes] if writes else None)
+                    if isinstance(writes, str):
+                        _changing((signature.bind(*args, **kwargs).arguments[writes],))
+                    else:
+                        _changing(writes)
                     forgotten = True
                 yield command
 
@@ -113,15 +141,15 @@ def operation(writes: str | None = None, **options: Any) -> Callable:
     return decorate
 
 
-def _changing(path: str | None) -> None:
+def _changing(paths: tuple[str, ...] | None) -> None:
     cached = _run_cache().get(host.name)
     if cached is None:
         return
     cached.current = False
-    if path is None or cached.written is None:
+    if paths is None or cached.written is None:
         cached.written = None
     else:
-        cached.written.add(path)
+        cached.written.update(paths)
         cached.declared += 1
 
 
@@ -304,18 +332,20 @@ def copy_once(src: str, dest: str):
     )
 
 
-@operation()
-def service_running(service: str):
+@operation(writes=())
+def service_running(service: str, restart_if: Callable[[HostState], str | None] | None = None):
     """
     Start a systemd service and enable it at boot, as far as it is not already.
 
     + service: the unit (the RedisHost fact tells its state)
+    + restart_if: for a service that runs: why it must restart (from the host's state), or None
 
     **Example:**
 
     .. code:: python
 
         service_running(service="redis-server")
+        service_running(service="prometheus-redis-exporter", restart_if=lambda facts: None)
     """
     facts = host_state(fresh=True)  # apt may have started the service since
     enabled, active = (facts.enabled, facts.active) if service == SERVICE else facts.units.get(service, ("", ""))
@@ -323,16 +353,78 @@ def service_running(service: str):
         yield f"systemctl unmask {service}"
     if enabled != "enabled":
         yield f"systemctl enable {service}"
+    reason = restart_if(facts) if restart_if is not None and active == "active" else None
     if active != "active":
         yield f"systemctl start {service}"
-    if enabled == "enabled" and active == "active":
+    elif reason:
+        host.log(f"Restarting {service}: {reason}", logger.info)
+        yield f"systemctl restart {service}"
+    elif enabled == "enabled":
         host.noop(f"{service} is enabled and running")
 
 
-def reload_units(unit: str, *changed: OperationMeta, facts: HostState) -> None:
+def reload_units(units: str | tuple[str, ...], *changed: OperationMeta | None, facts: HostState) -> None:
     """The one way this project runs systemctl daemon-reload: when this run changed a unit file
-    of `unit` (any of `changed`), or when systemd still waits for one (NeedDaemonReload), so that
-    a run that stopped between the two does not lose it."""
-    systemd.daemon_reload(
-        name=f"Reload systemd units for {unit}", _if=None if unit in facts.need_reload else any_changed(*changed)
+    of `units` (any of `changed`; None: a step that did not run), or when systemd still waits for
+    one (NeedDaemonReload), so that a run that stopped between the two does not lose it."""
+    units = (units,) if isinstance(units, str) else units
+    steps = [op for op in changed if op is not None]
+    if not steps and not facts.need_reload.intersection(units):
+        return
+    daemon_reload(
+        name=f"Reload systemd units for {', '.join(units)}",
+        _if=None if facts.need_reload.intersection(units) else any_changed(*steps),
     )
+
+
+@operation(writes=())
+def daemon_reload():
+    """
+    systemctl daemon-reload (see reload_units(): when to).
+
+    **Example:**
+
+    .. code:: python
+
+        daemon_reload(name="Reload systemd units", _if=dropin_op.did_change)
+    """
+    yield "systemctl daemon-reload"
+
+
+@operation(writes=())
+def no_file_changed(commands: list[str]):
+    """
+    Shell commands that change the host but none of the watched files (a restart, a timer, sysctl):
+    steps after them that place files still trust the run's answer.
+
+    + commands: each one round trip; the values in them quoted by the caller
+
+    **Example:**
+
+    .. code:: python
+
+        no_file_changed(name="Apply the sysctl settings", commands=["sysctl -q -p /etc/sysctl.d/30-redis.conf"])
+    """
+    yield from commands
+
+
+GROUP_FILE = "/etc/group"
+
+
+@operation(writes=(GROUP_FILE,))
+def group_present(group: str):
+    """
+    A local system group, created when /etc/group does not have it.
+
+    + group: its name (settings validate it as a user name)
+
+    **Example:**
+
+    .. code:: python
+
+        group_present(name="Operator group", group="redis-operators")
+    """
+    if group in state_telling(GROUP_FILE).groups:
+        host.noop(f"group {group} exists")
+        return
+    yield f"groupadd -r {shlex.quote(group)}"

@@ -245,12 +245,23 @@ def begin(settings: Settings, topology: Topology, given: Mapping[str, str], fact
             "new passwords: allowed once the earlier rotation has ended on this host; run the deploy once "
             "without them (docs/planned-changes.md)"
         )
-    keep_previous(name="Keep the replaced passwords until nothing uses them", rotating=rotating)
+    if planned(topology, rotating):
+        keep_previous(name="Keep the replaced passwords until nothing uses them", rotating=rotating)
     return rotating
 
 
+def planned(topology: Topology, rotating: bool) -> bool:
+    """Whether the rotation's steps are in this host's plan: when it rotates, and on every host of
+    a Sentinel group (each step's cross-host check counts them); a single server without a
+    rotation has none of them (fewer operations to plan: BENCHMARKS.md)."""
+    return rotating or topology.ha
+
+
 def accept_new(settings: Settings, topology: Topology, rotating: bool) -> None:
-    accept(name="Accept the new passwords beside the old ones", settings=settings, topology=topology, rotating=rotating)
+    if planned(topology, rotating):
+        accept(
+            name="Accept the new passwords beside the old ones", settings=settings, topology=topology, rotating=rotating
+        )
 
 
 def sentinel_logins(settings: Settings, topology: Topology, rotating: bool) -> None:
@@ -261,4 +272,5 @@ def sentinel_logins(settings: Settings, topology: Topology, rotating: bool) -> N
 
 
 def finish(settings: Settings, topology: Topology, rotating: bool) -> None:
-    retire(name="Retire the replaced passwords", settings=settings, topology=topology, rotating=rotating)
+    if planned(topology, rotating):
+        retire(name="Retire the replaced passwords", settings=settings, topology=topology, rotating=rotating)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from pyinfra.api.operation import OperationMeta
-from pyinfra.operations import server
 
-from .constants import PATHS, SERVICE
+from .constants import EXPORTER_SERVICE, PATHS, SERVICE
 from .facts import HostState
-from .operations import managed_file, reload_units, service_running
+from .operations import managed_file, no_file_changed, reload_units, service_running
 from .render import render
 
 
@@ -17,16 +16,20 @@ def container_dropin() -> str:
 
 
 def container_sandbox(facts: HostState) -> OperationMeta | None:
-    """Relax PrivateUsers inside containers; on a real host the packaged unit stays intact."""
+    """Relax PrivateUsers inside containers; on a real host the packaged unit stays intact.
+    systemd loads it with the exporter's drop-in (units_before_install)."""
     if not facts.container:
         return None
-    dropin = managed_file(
+    return managed_file(
         name=f"Let {SERVICE} start inside a {facts.container} container",
         dest=PATHS.container_dropin,
         content=container_dropin(),
     )
-    reload_units(SERVICE, dropin, facts=facts)
-    return dropin
+
+
+def units_before_install(facts: HostState, sandbox: OperationMeta | None, exporter: OperationMeta | None) -> None:
+    """One daemon-reload for the drop-ins written before the packages start their services."""
+    reload_units((SERVICE, EXPORTER_SERVICE), sandbox, exporter, facts=facts)
 
 
 def redis_server(facts: HostState, sandbox: OperationMeta | None) -> None:
@@ -40,7 +43,7 @@ def redis_server(facts: HostState, sandbox: OperationMeta | None) -> None:
     """
     service_running(name=f"Enable and start {SERVICE}", service=SERVICE)
     if sandbox is not None and facts.redis_version:  # a new install starts in the sandbox anyway
-        server.shell(
+        no_file_changed(
             name=f"Restart {SERVICE} in its new sandbox",
             commands=[f"systemctl restart {SERVICE}"],
             _if=sandbox.did_change,

@@ -23,7 +23,7 @@ from pyinfra import host, logger
 from . import certs
 from .constants import CONFIG_GROUP, PATHS
 from .facts import HostState
-from .operations import host_state, managed_file, operation
+from .operations import managed_file, operation, state_telling
 from .settings import HOSTNAME_RE, Settings, SettingsError, ip_address, operator_path
 from .topology import Topology
 
@@ -222,7 +222,7 @@ def publish_ca(certificates: Certificates | None) -> None:
         )
 
 
-@operation()
+@operation(writes=(PATHS.tls_dir,))
 def _remove_unused(keep: tuple[str, ...]):
     """
     Remove the certificates and keys that no configuration names any more.
@@ -236,7 +236,8 @@ def _remove_unused(keep: tuple[str, ...]):
         _remove_unused(name="Remove replaced certificates", keep=("/etc/ssl/smart-redis/redis-0123.crt",))
     """
     prefixes = (f"{PATHS.tls_dir}/redis-", f"{PATHS.tls_dir}/exporter-", f"{PATHS.tls_dir}/sentinel")
-    unused = [path for path in sorted(host_state().files) if path.startswith(prefixes) and path not in keep]
+    files = state_telling(PATHS.tls_dir).files
+    unused = [path for path in sorted(files) if path.startswith(prefixes) and path not in keep]
     if not unused:
         host.noop("no replaced certificate or key is left")
         return

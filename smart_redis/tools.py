@@ -6,12 +6,11 @@ import json
 import shlex
 
 from pyinfra import host
-from pyinfra.operations import server
 
 from . import alerting
 from .constants import PATHS, SERVICE
 from .host.bundle import build
-from .operations import managed_file
+from .operations import group_present, managed_file
 from .settings import BACKUP_SCHEDULES, Settings
 from .topology import Topology
 
@@ -65,7 +64,7 @@ def redis_monitor(settings: Settings, topology: Topology | None = None) -> None:
         content=monitor_config(settings, topology, host.name),
     )
     group = settings.operator_group
-    server.group(name=f"Operator group {group}", group=group, system=True)
+    group_present(name=f"Operator group {group}", group=group)
     managed_file(
         name=f"Let {group} run redis-monitor",
         dest=PATHS.monitor_sudoers,

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from pyinfra import host, logger
-from pyinfra.operations import server
 
 from .constants import PATHS, SERVICE, THP_SERVICE
 from .facts import HostState
-from .operations import managed_file, reload_units
+from .operations import managed_file, no_file_changed, reload_units
 from .render import render
 from .settings import Settings
 
@@ -34,10 +33,10 @@ def kernel(settings: Settings, facts: HostState) -> None:
         dest=PATHS.sysctl,
         content=sysctl_conf(settings, facts.sysctl.get("net.core.somaxconn", "")),
     )
-    server.shell(name="Apply the sysctl settings", commands=[f"sysctl -q -p {PATHS.sysctl}"], _if=sysctl.did_change)
+    no_file_changed(name="Apply the sysctl settings", commands=[f"sysctl -q -p {PATHS.sysctl}"], _if=sysctl.did_change)
     thp = managed_file(name="Turn transparent huge pages off at boot", dest=PATHS.thp_unit, content=thp_unit())
     reload_units(THP_SERVICE, thp, facts=facts)
-    server.shell(
+    no_file_changed(
         name="Turn transparent huge pages off now",
         commands=[f"systemctl enable --now {THP_SERVICE}"],
         _if=thp.did_change,

@@ -33,6 +33,7 @@ systemd=yes
 container=none
 redis_version=7.0.15
 packages=redis-server:installed redis-tools:config-files python3:installed sudo:installed
+groups=root daemon redis redis-operators
 u.ExecMainStartTimestamp=@1796461445
 u.Id=redis-server.service
 u.ActiveState=active
@@ -63,6 +64,23 @@ def test_converged_server():
     assert state.thp == "never"
     assert state.files["/etc/redis/redis.conf"] == FileState("redis", "redis", "640", "ab" * 32)
     assert (state.enabled, state.active) == ("enabled", "active")
+    assert "redis-operators" in state.groups
+
+
+def test_the_fact_script_names_the_local_groups_of_the_host():
+    """The operator group is created from this answer (operations.group_present): the groups the
+    script prints are those of /etc/group on this machine."""
+    import grp
+    import shutil
+    import subprocess
+
+    from smart_redis import facts
+
+    out = subprocess.run([shutil.which("dash") or "sh", "-c", facts._script()], capture_output=True, text=True).stdout
+    with open("/etc/group") as f:
+        local = {line.split(":", 1)[0] for line in f if line.strip()}
+    assert set(parse(out.splitlines()).groups) == local
+    assert grp.getgrgid(0).gr_name in local
 
 
 # --- odd host values never crash the parser (issue 14, item 10) ---

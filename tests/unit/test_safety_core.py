@@ -130,9 +130,21 @@ CONF, TIMER = "/etc/redis/redis.conf", "/etc/systemd/system/redis-backup.timer"
         ({CONF}, 1, 4, False),  # the file itself was placed since: ask again
         ({TIMER}, 1, 5, False),  # and something else changed the host too (apt, a restart)
         (set(), 0, 4, False),  # something else changed the host, nothing of ours
-        (None, 1, 4, False),  # one of our steps that changes more than one file
+        (None, 1, 4, False),  # one of our steps that did not declare what it writes
+        (set(), 1, 4, True),  # one that declared it writes no file (a restart, a daemon-reload)
+        ({TIMER, "/etc/group"}, 2, 5, True),  # two that each declared other files
+        ({"/etc/redis"}, 1, 4, False),  # one that wrote in the file's folder
+        ({CONF + ".previous"}, 1, 4, True),  # a file beside it, whose name starts the same
     ],
 )
 def test_the_runs_answer_tells_a_file_while_only_other_files_were_placed(written, declared, changes, expected):
+    """The RedisHost answer of a run is trusted for a file while every change since came from
+    our steps that declared what they write, and none of them wrote it or its folder."""
     answer = operations.Answer(state=None, changes=3, current=False, written=written, declared=declared)  # type: ignore[arg-type]
     assert operations.still_tells(answer, CONF, changes) is expected
+
+
+def test_a_folder_is_told_while_nothing_in_it_was_written():
+    answer = operations.Answer(state=None, changes=0, current=False, written={CONF}, declared=1)  # type: ignore[arg-type]
+    assert operations.still_tells(answer, "/etc/ssl/smart-redis", 1) is True
+    assert operations.still_tells(answer, "/etc/redis", 1) is False
