@@ -376,6 +376,10 @@ def _names(data: Mapping[str, Any], name: str, pattern: str, allow_none: bool) -
     return tuple(value)
 
 
+# The Smart-Trade apps' ports, checked by default on the hosts that run them (platform_ports).
+APP_PORTS = {"server": 8080, "websocket": 8081, "frontend": 3000}
+
+
 def _ports(data: Mapping[str, Any], name: str) -> dict:
     value = data[name]
     if not isinstance(value, Mapping) or not all(
@@ -723,10 +727,11 @@ class Settings:
     alert_email_to: tuple[str, ...] = setting(
         [], "Addresses that get alerts by e-mail through the host's sendmail, if one is installed.", _emails
     )
-    platform_ports: dict = setting(
-        {"server": 8080, "websocket": 8081, "frontend": 3000},
-        "Platform ports that redis-monitor health expects listening on hosts that run the apps.",
-        _ports,
+    platform_ports: dict | None = setting(
+        None,
+        "Ports redis-monitor health (and the alerts) expect listening on this host; None: the apps' "
+        "(server 8080, websocket 8081, frontend 3000) where the deploy manages an ecosystem file, none elsewhere.",
+        _optional(_ports),
     )
     exporter_enabled: bool = setting(
         True, "Install prometheus-redis-exporter, on 127.0.0.1 only, with its own least-privilege ACL user.", _bool
@@ -783,6 +788,13 @@ class Settings:
         "Local file (0600) that keeps the passwords every host of the group shares; generated on first use.",
         _local_path,
     )
+
+    @property
+    def checked_ports(self) -> dict:
+        """The ports health checks on this host (platform_ports, or the apps' where they run)."""
+        if self.platform_ports is not None:
+            return self.platform_ports
+        return dict(APP_PORTS) if self.pm2_ecosystem_file else {}
 
     @property
     def maxmemory_bytes(self) -> int:

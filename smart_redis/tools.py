@@ -38,7 +38,7 @@ def monitor_config(settings: Settings, topology: Topology | None = None, host_na
         "health_critical_pct": settings.health_critical_pct,
         "ecosystem_file": settings.pm2_ecosystem_file,
         "pm2_user": settings.pm2_user,
-        "platform_ports": settings.platform_ports,
+        "platform_ports": settings.checked_ports,
         # where redis-monitor asks the sentinels (status, health) on hosts of a Sentinel topology
         "ha": {
             "master_name": settings.ha_master_name,

@@ -23,11 +23,20 @@ LEVELS = {name: level for level, name in NAMES.items()}
 @dataclass
 class Message:
     kind: str  # problem | reminder | resolved | failover | test
-    status: str
-    previous: str | None
+    status: str  # the level the message announces (of `check` when it names one)
+    previous: str | None  # the level announced before (None: the first run)
     checks: list[tuple[str, int, str]] = field(default_factory=list)
     failover: dict | None = None
-    since: float | None = None  # when the status began (reminder, resolved)
+    since: float | None = None  # when the announced level began (reminder, resolved)
+    check: str | None = None  # the check whose state changed (problem, reminder, resolved)
+    still_bad: list[tuple[str, int, str]] = field(default_factory=list)  # the other checks announced not OK
+
+
+# A check's resolve waits for this many OK runs in a row: a check that flaps (bad, OK, bad...)
+# stays one problem, and its resolve comes once it has held (within two intervals).
+RESOLVE_AFTER = 2
+# A check that no run reports for this long is forgotten (the setting that made it is gone).
+FORGET_AFTER = 86400
 
 
 def parse_state(text: str) -> dict | None:
@@ -46,8 +55,8 @@ def parse_state(text: str) -> dict | None:
         state["evicted_keys"] = None
     if not isinstance(state.get("primary"), str):
         state["primary"] = None
-    failing = state.get("failing")  # None in a state from before it was kept: nothing joined then
-    state["failing"] = [n for n in failing if isinstance(n, str)] if isinstance(failing, list) else None
+    state["checks"] = _parse_checks(state)
+    state.pop("failing", None)
     pending = state.get("pending")
     if not isinstance(pending, dict):
         pending = {}
@@ -60,6 +69,32 @@ def parse_state(text: str) -> dict | None:
     if not isinstance(no_ttl, dict) or not all(isinstance(v, int) and not isinstance(v, bool) for v in no_ttl.values()):
         state["no_ttl"] = {}
     return state
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _parse_checks(state: dict) -> dict[str, dict]:
+    """Each check's announced state; from a state file of the one-state-for-all days, the checks
+    it had failing at its level (so an upgrade does not announce them again)."""
+    checks = state.get("checks")
+    if not isinstance(checks, dict):
+        failing = state.get("failing")
+        names = [n for n in failing if isinstance(n, str)] if isinstance(failing, list) else []
+        at = {"level": state["status"], "since": state["since"], "sent": state["last_sent"], "ok_runs": 0}
+        return {name: {**at, "seen": state["since"]} for name in names if state["status"] != "OK"}
+    kept = {}
+    for name, entry in checks.items():
+        if (
+            isinstance(name, str)
+            and isinstance(entry, dict)
+            and entry.get("level") in LEVELS
+            and all(_number(entry.get(key)) for key in ("since", "sent", "seen"))
+            and isinstance(entry.get("ok_runs"), int)
+        ):
+            kept[name] = {key: entry[key] for key in ("level", "since", "sent", "seen", "ok_runs")}
+    return kept
 
 
 # Messages a receiver has not taken yet, kept per receiver (the newest ones): a receiver that is
@@ -76,19 +111,33 @@ def to_record(message: Message) -> dict:
         "checks": [list(check) for check in message.checks],
         "failover": message.failover,
         "since": message.since,
+        "check": message.check,
+        "still_bad": [list(check) for check in message.still_bad],
     }
+
+
+def _check_list(items) -> list[tuple[str, int, str]]:
+    return [(str(name), int(level), str(detail)) for name, level, detail in items]
 
 
 def from_record(record) -> Message | None:
     """The message a record holds, or None when it is not one that to_record wrote."""
     try:
-        checks = [(str(name), int(level), str(detail)) for name, level, detail in record["checks"]]
         message = Message(
-            str(record["kind"]), str(record["status"]), record["previous"], checks, record["failover"], record["since"]
+            str(record["kind"]),
+            str(record["status"]),
+            record["previous"],
+            _check_list(record["checks"]),
+            record["failover"],
+            record["since"],
+            record.get("check"),
+            _check_list(record.get("still_bad", [])),
         )
-    except (TypeError, KeyError, ValueError):
+    except (TypeError, KeyError, ValueError, AttributeError):
         return None
     if message.status not in LEVELS or not (message.failover is None or isinstance(message.failover, dict)):
+        return None
+    if message.check is not None and not isinstance(message.check, str):
         return None
     return message
 
@@ -116,33 +165,63 @@ def decide(
 ) -> tuple[list[Message], dict]:
     """The messages this run sends and the state to keep once they are delivered.
 
-    One message on a change of level, and one when another check joins a problem at the same level
-    (redis-server down, then the disk too: a person must hear of the second); a reminder after
-    `repeat` seconds of the same non-OK level (0: never); nothing otherwise. A first run that finds
-    a problem reports it (previous None).
+    One state per check, announced apart from the others: a problem when a check goes bad or
+    changes level, its resolve once it has been OK for RESOLVE_AFTER runs in a row (whatever the
+    other checks do), a reminder per check after `repeat` seconds at the same level (0: never),
+    nothing otherwise. A check this run does not report (its source did not answer) keeps its
+    state. A first run that finds a problem reports it (previous None).
     """
-    status = NAMES[worst(checks)]
-    before = previous["status"] if previous else None
-    since = previous["since"] if previous and before == status else now
-    last_sent = previous["last_sent"] if previous else 0.0
-    failing = sorted(name for name, level, _ in checks if level != OK)
-    known = previous.get("failing") if previous else None
-    joined = set(failing) - set(known) if known is not None else set()
+    known = dict(previous["checks"]) if previous else {}
+    read = {name: (level, detail) for name, level, detail in checks}
+    changes: list[tuple[str, str, str, dict]] = []  # (kind, check, level announced before, its entry before)
+    for name, (level, _) in read.items():
+        entry, reading = known.get(name), NAMES[level]
+        said = entry["level"] if entry else "OK"
+        if entry is None or (reading != "OK" and reading != said):
+            if reading != "OK":
+                changes.append(("problem", name, said, entry or {}))
+                known[name] = {"level": reading, "since": now, "sent": now, "seen": now, "ok_runs": 0}
+        elif reading != "OK":
+            known[name] = {**entry, "seen": now, "ok_runs": 0}
+            if repeat and now - entry["sent"] >= repeat:
+                changes.append(("reminder", name, said, entry))
+                known[name]["sent"] = now
+        elif entry["ok_runs"] + 1 >= RESOLVE_AFTER:
+            changes.append(("resolved", name, said, entry))
+            del known[name]
+        else:
+            known[name] = {**entry, "seen": now, "ok_runs": entry["ok_runs"] + 1}
+    for name, entry in list(known.items()):
+        if name not in read and now - entry["seen"] >= FORGET_AFTER:
+            del known[name]
+    announced = sorted(
+        (n for n, e in known.items() if e["level"] != "OK"), key=lambda n: (-LEVELS[known[n]["level"]], n)
+    )
     messages = []
-    if status != (before or "OK"):
-        kind = "resolved" if status == "OK" else "problem"
+    for kind, name, before, entry in changes:
+        still_bad = [
+            (other, LEVELS[known[other]["level"]], read.get(other, (0, "not read in this run"))[1])
+            for other in announced
+            if other != name
+        ]
         messages.append(
-            Message(kind, status, before, checks, since=previous["since"] if previous and kind == "resolved" else None)
+            Message(
+                kind,
+                "OK" if kind == "resolved" else NAMES[read[name][0]],
+                before,
+                checks,
+                since=entry.get("since") if kind != "problem" else None,
+                check=name,
+                still_bad=still_bad,
+            )
         )
-    elif status != "OK" and joined:
-        messages.append(Message("problem", status, before, checks))
-    elif status != "OK" and repeat and now - last_sent >= repeat:
-        messages.append(Message("reminder", status, before, checks, since=since))
+    status = known[announced[0]]["level"] if announced else "OK"
+    before_status = previous["status"] if previous else None
     state = {
         "status": status,
-        "since": since,
-        "last_sent": now if messages else last_sent,
-        "failing": failing,
+        "since": previous["since"] if previous and before_status == status else now,
+        "last_sent": now if messages else (previous["last_sent"] if previous else 0.0),
+        "checks": known,
         **baselines,
     }
     return messages, state
@@ -213,23 +292,25 @@ def _minutes(seconds: float) -> str:
 
 
 def text(message: Message, host: str, now: float) -> str:
+    """What changed first (one check), then what is still bad."""
     if message.kind == "test":
         return f"smart-redis {host}: test message from redis-monitor alert-test"
     if message.kind == "failover":
         f = message.failover or {}
         return f"smart-redis {host}: Sentinel failover of {f.get('master')}: primary {f.get('from')} -> {f.get('to')}"
-    bad = [f"{NAMES[level]} {name}: {detail}" for name, level, detail in message.checks if level != OK]
-    if message.kind == "resolved":
-        took = f" for {_minutes(now - message.since)}" if message.since else ""
-        return f"smart-redis {host}: OK again (was {message.previous}{took})"
-    if message.kind == "reminder":
-        head = f"smart-redis {host}: still {message.status}"
-        head += f" for {_minutes(now - message.since)}" if message.since else ""
-    elif message.previous == message.status:  # same level, one more check failing
-        head = f"smart-redis {host}: {message.status}, and another check fails now"
-    else:
+    detail = dict((name, d) for name, _, d in message.checks).get(message.check or "", "")
+    took = f" for {_minutes(now - message.since)}" if message.since else ""
+    if message.check is None:  # a message kept from before checks had a state each
         head = f"smart-redis {host}: {message.status}" + (f" (was {message.previous})" if message.previous else "")
-    return "\n".join([head, *bad])
+    elif message.kind == "resolved":
+        head = f"smart-redis {host}: OK again: {message.check} (was {message.previous}{took})"
+    elif message.kind == "reminder":
+        head = f"smart-redis {host}: still {message.status}{took}: {message.check}: {detail}"
+    else:
+        was = f" (was {message.previous})" if message.previous not in (None, "OK") else ""
+        head = f"smart-redis {host}: {message.status} {message.check}: {detail}{was}"
+    bad = [f"{NAMES[level]} {name}: {d}" for name, level, d in message.still_bad]
+    return "\n".join([head, *(["still bad:", *bad] if bad else [])])
 
 
 def iso(now: float) -> str:
@@ -248,7 +329,9 @@ def payload(message: Message, host: str, now: float, fmt: str = "json") -> dict:
         "status": message.status,
         "previous": message.previous,
         "text": said,
+        "check": message.check,
         "checks": [{"check": n, "status": NAMES[lv], "detail": d} for n, lv, d in message.checks],
+        "still_bad": [{"check": n, "status": NAMES[lv], "detail": d} for n, lv, d in message.still_bad],
         "failover": message.failover,
         "time": iso(now),
     }

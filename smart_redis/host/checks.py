@@ -68,10 +68,10 @@ def health_checks(config, view: dict | None = None) -> list[tuple[str, int, str]
             checks.append(certificate_check(config, port=config["ha"]["sentinel_port"], name="sentinel certificate"))
     if config.get("backup_max_age"):
         checks.append(backup_check(config))
-    if config.get("ecosystem_file"):
+    if config.get("ecosystem_file"):  # PM2 where the deploy manages the apps' file: a dedicated host has none
         checks.append(pm2_check(config))
-        listening = listening_ports()
-        for name, port in sorted(config["platform_ports"].items(), key=lambda x: x[1]):
-            up = port in listening
-            checks.append((f"{name} port", OK if up else CRITICAL, f"{port} {'listening' if up else 'not listening'}"))
+    listening = listening_ports() if config["platform_ports"] else set()
+    for name, port in sorted(config["platform_ports"].items(), key=lambda x: x[1]):
+        up = port in listening
+        checks.append((f"{name} port", OK if up else CRITICAL, f"{port} {'listening' if up else 'not listening'}"))
     return checks

@@ -19,6 +19,7 @@ PORT = 8099
 HOOK_TOKEN = "hook-token-" + "k" * 24
 BOT_TOKEN = "123456:" + "T" * 32
 INTERVAL = 10
+APP_PORT = 3999
 DATA = {
     "redis_alert_webhook_url": f"http://127.0.0.1:{PORT}/hooks/{HOOK_TOKEN}",
     "redis_alert_telegram_token": BOT_TOKEN,
@@ -26,10 +27,13 @@ DATA = {
     "redis_alert_telegram_api": f"http://127.0.0.1:{PORT}",
     "redis_alert_email_to": "ops@example.com",
     "redis_alert_interval": INTERVAL,
-    # Only Redis itself decides the state here, not the test machine's disk or memory.
+    # Only Redis and the app port decide the state here, not the test machine's disk or memory.
     "redis_health_warning_pct": 99,
     "redis_health_critical_pct": 100,
 }
+# No ecosystem file on this host (a dedicated Redis host): by default no port is checked; the
+# operator lists one.
+LISTED = {**DATA, "redis_platform_ports": json.dumps({"web": APP_PORT})}
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +45,19 @@ def host(new_container):
     # The first run of the timer records the state (all OK) and sends nothing.
     wait_for("the first alert run", lambda: sh(name, f"test -f {PATHS.alert_state}", check=False).returncode == 0, 60)
     return {"name": name, "run": run}
+
+
+def app_up(name: str) -> None:
+    """The app the operator listed the port of: a listener on APP_PORT."""
+    sh(name, f"systemd-run --unit=test-app python3 -m http.server {APP_PORT} --bind 127.0.0.1")
+    wait_for("the app listens", lambda: f":{APP_PORT} " in sh(name, "ss -ltnH").stdout, 10)
+
+
+def sent(name: str) -> list[tuple[str, str | None, str]]:
+    """(kind, check, status) of each message at the webhook, in order."""
+    return [
+        (p["body"]["kind"], p["body"]["check"], p["body"]["status"]) for p in by_receiver(received(name))["webhook"]
+    ]
 
 
 def by_receiver(posts: list[dict]) -> dict[str, list[dict]]:
@@ -63,36 +80,47 @@ def test_the_secrets_stay_root_only_and_out_of_the_output(host):
     assert sh(name, f"systemctl is-enabled {ALERT_TIMER}").stdout.strip() == "enabled"
 
 
-def test_a_stopped_server_is_one_critical_message_and_its_start_one_resolve(host):
+def test_each_check_is_one_problem_and_one_resolve_whatever_the_others_do(host):
+    """The app's port goes down and stays down; meanwhile redis-server stops and starts again:
+    each check's problem and resolve arrive on their own, at both receivers, once."""
     name = host["name"]
-    assert received(name) == []  # all OK since the deploy: nothing sent
+    assert received(name) == []  # a dedicated host with the defaults: all OK since the deploy, nothing sent
+    app_up(name)
+    listed = deploy(f"@docker/{name}", data=LISTED)
+    assert listed.rc == 0, listed.output
+    time.sleep(2 * INTERVAL)
+    assert received(name) == []  # the listed port listens: still nothing
+    sh(name, "systemctl stop test-app")
+    wait_for("the port's problem", lambda: len(sent(name)) >= 1, 6 * INTERVAL)
+    assert sent(name) == [("problem", "web port", "CRITICAL")]
     sh(name, f"systemctl stop {SERVICE}")
     stopped = time.monotonic()
     try:
-        wait_for(
-            "a message at the webhook and at Telegram", lambda: all(by_receiver(received(name)).values()), 6 * INTERVAL
-        )
+        wait_for("redis's problem", lambda: len(sent(name)) >= 2, 6 * INTERVAL)
         print(f"\nCRITICAL reached the receivers {time.monotonic() - stopped:.1f} s after redis-server stopped")
-        # Unchanged for three more runs: nothing more.
-        time.sleep(3 * INTERVAL)
+        time.sleep(3 * INTERVAL)  # unchanged for three more runs: nothing more
         got = by_receiver(received(name))
-        assert [len(got["webhook"]), len(got["telegram"])] == [1, 1], got
-        hook, telegram = got["webhook"][0], got["telegram"][0]
+        assert [len(got["webhook"]), len(got["telegram"])] == [2, 2], got
+        hook, telegram = got["webhook"][1], got["telegram"][1]
         assert hook["path"] == f"/hooks/{HOOK_TOKEN}"
-        assert (hook["body"]["kind"], hook["body"]["status"]) == ("problem", "CRITICAL")
-        assert any(c["check"] == "redis" and c["status"] == "CRITICAL" for c in hook["body"]["checks"])
+        assert (hook["body"]["kind"], hook["body"]["check"], hook["body"]["status"]) == ("problem", "redis", "CRITICAL")
+        assert [c["check"] for c in hook["body"]["still_bad"]] == ["web port"]
         assert telegram["path"] == f"/bot{BOT_TOKEN}/sendMessage"
-        assert str(telegram["body"]["chat_id"]) == "-100200300" and "CRITICAL" in telegram["body"]["text"]
+        assert str(telegram["body"]["chat_id"]) == "-100200300" and "CRITICAL redis" in telegram["body"]["text"]
     finally:
         sh(name, f"systemctl start {SERVICE}")
     started = time.monotonic()
-    wait_for("the resolve at both receivers", lambda: len(received(name)) >= 4, 6 * INTERVAL)
+    wait_for("redis's resolve at both receivers", lambda: len(received(name)) >= 6, 6 * INTERVAL)
     print(f"the resolve reached the receivers {time.monotonic() - started:.1f} s after redis-server started")
     time.sleep(2 * INTERVAL)
-    got = by_receiver(received(name))
-    assert [len(got["webhook"]), len(got["telegram"])] == [2, 2], got
-    resolved = got["webhook"][1]["body"]
-    assert (resolved["kind"], resolved["status"], resolved["previous"]) == ("resolved", "OK", "CRITICAL")
+    assert sent(name)[2:] == [("resolved", "redis", "OK")]  # the port is still down: redis resolves anyway
+    resolved = by_receiver(received(name))["webhook"][2]["body"]
+    assert resolved["previous"] == "CRITICAL" and [c["check"] for c in resolved["still_bad"]] == ["web port"]
+    app_up(name)
+    wait_for("the port's resolve", lambda: len(sent(name)) >= 4, 6 * INTERVAL)
+    time.sleep(2 * INTERVAL)
+    assert sent(name)[3:] == [("resolved", "web port", "OK")]
+    assert len(by_receiver(received(name))["telegram"]) == 4
 
 
 def test_alert_test_says_which_receiver_worked(host):

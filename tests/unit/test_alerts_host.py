@@ -20,72 +20,124 @@ DOWN = [("redis", CRITICAL, "does not answer: refused"), ("disk", OK, "10% used"
 FULL = [("redis", WARNING, "answers, 85%"), ("disk", OK, "10% used")]
 
 
+PORT_DOWN = ("web port", CRITICAL, "3000 not listening")
+
+
 def state(status: str, since: float = NOW - 600, last_sent: float = NOW - 600) -> dict:
-    return {"status": status, "since": since, "last_sent": last_sent, "evicted_keys": 0, "no_ttl": {}}
+    return {"status": status, "since": since, "last_sent": last_sent, "evicted_keys": 0, "no_ttl": {}, "checks": {}}
 
 
-# --- The state machine ---------------------------------------------------------------------------
+DISK_FULL = ("disk", CRITICAL, "97% used")
+
+
+def runs(sequence: list[list[tuple[str, int, str]]], repeat: int = 3600, every: float = 60, start=None):
+    """The alert runs of a timer, one `every` seconds, through the state file as JSON: what each sent."""
+    previous, sent = start, []
+    for i, checks in enumerate(sequence):
+        messages, new = alerts.decide(previous, checks, NOW + every * i, repeat, {"evicted_keys": 5, "no_ttl": {}})
+        sent += [(i, m.kind, m.check, m.status) for m in messages]
+        previous = alerts.parse_state(json.dumps(new))
+        assert previous is not None and previous["evicted_keys"] == 5
+    return sent, previous
 
 
 @pytest.mark.parametrize(
-    "previous,checks,repeat,kinds,status",
+    "sequence,repeat,sent,status",
     [
-        (None, GOOD, 3600, [], "OK"),
-        (None, DOWN, 3600, ["problem"], "CRITICAL"),
-        (state("OK"), GOOD, 3600, [], "OK"),
-        (state("OK"), DOWN, 3600, ["problem"], "CRITICAL"),
-        (state("CRITICAL"), DOWN, 3600, [], "CRITICAL"),
-        (state("CRITICAL", last_sent=NOW - 3600), DOWN, 3600, ["reminder"], "CRITICAL"),
-        (state("CRITICAL", last_sent=NOW - 10**6), DOWN, 0, [], "CRITICAL"),
-        (state("CRITICAL"), FULL, 3600, ["problem"], "WARNING"),
-        (state("CRITICAL"), GOOD, 3600, ["resolved"], "OK"),
-        (state("OK"), [("health", UNKNOWN, "the checks failed")], 3600, ["problem"], "UNKNOWN"),
+        ([GOOD, GOOD], 3600, [], "OK"),
+        ([DOWN], 3600, [(0, "problem", "redis", "CRITICAL")], "CRITICAL"),
+        ([GOOD, DOWN, DOWN, DOWN], 3600, [(1, "problem", "redis", "CRITICAL")], "CRITICAL"),
+        ([DOWN, GOOD, GOOD, GOOD], 3600, [(0, "problem", "redis", "CRITICAL"), (2, "resolved", "redis", "OK")], "OK"),
+        # flapping: bad, OK, bad, OK... is one problem; the resolve once OK has held for two runs
         (
-            {**state("CRITICAL"), "failing": ["redis"]},
-            [DOWN[0], ("disk", CRITICAL, "97% used")],
+            [DOWN, GOOD, DOWN, GOOD, DOWN, GOOD, GOOD],
             3600,
-            ["problem"],
+            [(0, "problem", "redis", "CRITICAL"), (6, "resolved", "redis", "OK")],
+            "OK",
+        ),
+        (
+            [DOWN, FULL, GOOD, GOOD],
+            3600,
+            [(0, "problem", "redis", "CRITICAL"), (1, "problem", "redis", "WARNING"), (3, "resolved", "redis", "OK")],
+            "OK",
+        ),  # fmt: skip
+        ([DOWN] * 62, 3600, [(0, "problem", "redis", "CRITICAL"), (60, "reminder", "redis", "CRITICAL")], "CRITICAL"),
+        ([DOWN] * 62, 0, [(0, "problem", "redis", "CRITICAL")], "CRITICAL"),
+        # another check's problem is its own message, and so is each resolve, whatever the other does
+        (
+            [[*DOWN, PORT_DOWN], [*DOWN, PORT_DOWN], [*GOOD, PORT_DOWN], [*GOOD, PORT_DOWN], [*GOOD, PORT_DOWN]],
+            3600,
+            [
+                (0, "problem", "redis", "CRITICAL"),
+                (0, "problem", "web port", "CRITICAL"),
+                (3, "resolved", "redis", "OK"),
+            ],
             "CRITICAL",
         ),
-        ({**state("CRITICAL"), "failing": ["disk", "redis"]}, DOWN, 3600, [], "CRITICAL"),
-        ({**state("CRITICAL"), "failing": ["redis"]}, DOWN, 3600, [], "CRITICAL"),
+        (
+            [GOOD, DOWN, [DOWN[0], DISK_FULL], [DOWN[0], DISK_FULL]],
+            3600,
+            [(1, "problem", "redis", "CRITICAL"), (2, "problem", "disk", "CRITICAL")],
+            "CRITICAL",
+        ),
+        # a check this run cannot read (Redis down: no TTL counts) keeps its state, resolves when read OK
+        (
+            [[*GOOD, ("db 0 TTL", WARNING, "grew")], DOWN, DOWN, [*GOOD, ("db 0 TTL", OK, "")], GOOD],
+            3600,
+            [
+                (0, "problem", "db 0 TTL", "WARNING"),
+                (1, "problem", "redis", "CRITICAL"),
+                (4, "resolved", "redis", "OK"),
+            ],
+            "WARNING",
+        ),
+        (
+            [[("health", UNKNOWN, "the checks failed")], [*GOOD, ("health", OK, "")], [*GOOD, ("health", OK, "")]],
+            3600,
+            [(0, "problem", "health", "UNKNOWN"), (2, "resolved", "health", "OK")],
+            "OK",
+        ),  # fmt: skip
     ],
     ids=[
-        "first-run-ok-sends-nothing",
+        "ok-sends-nothing",
         "first-run-critical",
-        "ok-unchanged",
-        "ok-to-critical",
-        "critical-unchanged",
+        "ok-to-critical-once",
+        "resolve-after-two-ok-runs",
+        "flapping-is-one-problem",
+        "level-change-then-resolve",
         "reminder-after-repeat",
         "repeat-0-never",
-        "critical-to-warning",
-        "critical-to-ok-resolved",
-        "checks-broke-unknown",
-        "another-check-joins-the-problem",
-        "a-check-leaves-while-still-critical",
-        "same-checks-still-failing",
+        "each-check-its-own-problem-and-resolve",
+        "a-second-check-going-bad-is-its-own-message",
+        "a-check-not-read-keeps-its-state",
+        "broken-checks-unknown-then-resolved",
     ],
 )
-def test_state_machine(previous, checks, repeat, kinds, status):
-    messages, new = alerts.decide(previous, checks, NOW, repeat, {"evicted_keys": 5, "no_ttl": {"0": 1}})
-    assert [m.kind for m in messages] == kinds
-    assert new["status"] == status and new["evicted_keys"] == 5 and new["no_ttl"] == {"0": 1}
-    assert new["last_sent"] == (NOW if kinds else (previous or {}).get("last_sent", 0.0))
-    if previous and previous["status"] == status:
-        assert new["since"] == previous["since"]
-    else:
-        assert new["since"] == NOW
+def test_each_check_has_its_own_state(sequence, repeat, sent, status):
+    got, state = runs(sequence, repeat)
+    assert got == sent
+    assert state["status"] == status
 
 
-def test_a_run_of_the_timer_sends_one_problem_and_one_resolve(tmp_path):
-    """The sequence the timer sees when redis-server stops for ten minutes, through the state file."""
-    path = tmp_path / "state.json"
-    sent = []
-    for minute, checks in enumerate([GOOD, DOWN, DOWN, DOWN] + [DOWN] * 7 + [GOOD, GOOD]):
-        messages, new = alerts.decide(alerts.read_state(str(path)), checks, NOW + 60 * minute, 3600, {})
-        sent += [(minute, m.kind) for m in messages]
-        path.write_text(json.dumps(new))
-    assert sent == [(1, "problem"), (11, "resolved")]
+def test_a_resolve_names_its_check_and_what_is_still_bad():
+    """Redis back while an app port the operator listed stays down: the resolve says both."""
+    previous = runs([[*DOWN, PORT_DOWN], [*GOOD, PORT_DOWN]])[1]
+    messages, _ = alerts.decide(previous, [*GOOD, PORT_DOWN], NOW + 600, 3600, {})
+    (resolved,) = messages
+    assert alerts.text(resolved, "r1", NOW + 600).splitlines() == [
+        "smart-redis r1: OK again: redis (was CRITICAL for 10 min)",
+        "still bad:",
+        "CRITICAL web port: 3000 not listening",
+    ]
+
+
+def test_a_state_file_of_one_state_for_all_announces_nothing_again():
+    """After an upgrade, the checks the old file had failing keep their level: no second problem."""
+    old = {"status": "CRITICAL", "since": NOW - 600, "last_sent": NOW - 600, "failing": ["redis"], "no_ttl": {}}
+    previous = alerts.parse_state(json.dumps(old))
+    messages, state = alerts.decide(previous, DOWN, NOW, 3600, {})
+    assert messages == [] and state["checks"]["redis"]["level"] == "CRITICAL"
+    assert runs([GOOD, GOOD], start=previous)[0] == [(1, "resolved", "redis", "OK")]
 
 
 def test_a_receiver_that_fails_gets_the_message_later_and_the_others_only_once(tmp_path, monkeypatch):
@@ -206,39 +258,43 @@ def test_keys_without_ttl_growing(baseline, counts, levels, kept):
 
 
 def test_the_generic_json_payload():
-    message = alerts.Message("problem", "CRITICAL", "OK", DOWN)
+    message = alerts.Message("problem", "CRITICAL", "WARNING", DOWN, check="redis", still_bad=[DISK_FULL])
     body = alerts.payload(message, "r1", NOW)
     assert body == {
         "source": "smart-redis",
         "host": "r1",
         "kind": "problem",
         "status": "CRITICAL",
-        "previous": "OK",
-        "text": "smart-redis r1: CRITICAL (was OK)\nCRITICAL redis: does not answer: refused",
+        "previous": "WARNING",
+        "text": "smart-redis r1: CRITICAL redis: does not answer: refused (was WARNING)\n"
+        "still bad:\nCRITICAL disk: 97% used",
+        "check": "redis",
         "checks": [
             {"check": "redis", "status": "CRITICAL", "detail": "does not answer: refused"},
             {"check": "disk", "status": "OK", "detail": "10% used"},
         ],
+        "still_bad": [{"check": "disk", "status": "CRITICAL", "detail": "97% used"}],
         "failover": None,
         "time": "2027-01-15T08:00:00Z",
     }
     assert alerts.payload(message, "r1", NOW, "slack") == {"text": body["text"]}
 
 
-def test_a_check_that_joins_a_problem_says_so():
-    joined = alerts.Message("problem", "CRITICAL", "CRITICAL", [DOWN[0], ("disk", CRITICAL, "97% used")])
-    assert alerts.text(joined, "r1", NOW).splitlines() == [
-        "smart-redis r1: CRITICAL, and another check fails now",
-        "CRITICAL redis: does not answer: refused",
-        "CRITICAL disk: 97% used",
-    ]
+def test_a_message_kept_from_before_checks_had_a_state_each_still_reads():
+    """A receiver's pending message from an older state file has no check: it says the level."""
+    record = {"kind": "problem", "status": "CRITICAL", "previous": "OK", "checks": [list(DOWN[0])],
+              "failover": None, "since": None}  # fmt: skip
+    message = alerts.from_record(record)
+    assert message is not None and alerts.text(message, "r1", NOW) == "smart-redis r1: CRITICAL (was OK)"
 
 
 def test_resolve_reminder_and_failover_texts():
-    resolved = alerts.Message("resolved", "OK", "CRITICAL", GOOD, since=NOW - 600)
-    assert alerts.text(resolved, "r1", NOW) == "smart-redis r1: OK again (was CRITICAL for 10 min)"
-    reminder = alerts.Message("reminder", "CRITICAL", "CRITICAL", DOWN, since=NOW - 3 * 3600)
-    assert alerts.text(reminder, "r1", NOW).splitlines()[0] == "smart-redis r1: still CRITICAL for 3 h 0 min"
+    resolved = alerts.Message("resolved", "OK", "CRITICAL", GOOD, since=NOW - 600, check="redis")
+    assert alerts.text(resolved, "r1", NOW) == "smart-redis r1: OK again: redis (was CRITICAL for 10 min)"
+    reminder = alerts.Message("reminder", "CRITICAL", "CRITICAL", DOWN, since=NOW - 3 * 3600, check="redis")
+    assert alerts.text(reminder, "r1", NOW) == (
+        "smart-redis r1: still CRITICAL for 3 h 0 min: redis: does not answer: refused"
+    )
     event = {"master": "smart-trade", "from": "10.0.0.1:6379", "to": "10.0.0.2:6379"}
     failover = alerts.payload(alerts.Message("failover", "WARNING", None, failover=event), "r1", NOW)
     assert failover["kind"] == "failover" and failover["failover"] == event
@@ -331,7 +387,7 @@ def server():
     httpd.server_close()
 
 
-PROBLEM = alerts.Message("problem", "CRITICAL", "OK", DOWN)
+PROBLEM = alerts.Message("problem", "CRITICAL", None, DOWN, check="redis")
 
 
 def test_webhook_posts_the_generic_json(server):
@@ -346,9 +402,7 @@ def test_webhook_posts_the_generic_json(server):
 def test_webhook_posts_a_slack_payload(server):
     _, base = server
     assert receivers.webhook(base + "/slack", "slack", PROBLEM, "r1", NOW)[0]
-    assert Receiver.received[0][2] == {
-        "text": "smart-redis r1: CRITICAL (was OK)\nCRITICAL redis: does not answer: refused"
-    }
+    assert Receiver.received[0][2] == {"text": "smart-redis r1: CRITICAL redis: does not answer: refused"}
 
 
 def test_telegram_posts_to_the_bot_path_with_the_token(server):
@@ -424,7 +478,7 @@ def test_email_goes_to_sendmail_on_stdin(monkeypatch, tmp_path):
     assert (tmp_path / "args").read_text() == "-t -i\n"
     mail = (tmp_path / "mail").read_text()
     assert "To: ops@example.com, b@example.com\n" in mail and "From: alerts@r1\n" in mail
-    assert "Subject: smart-redis r1: CRITICAL (was OK)\n" in mail and "CRITICAL redis: does not answer" in mail
+    assert "Subject: smart-redis r1: CRITICAL redis: does not answer: refused\n" in mail
     sendmail.write_text("#!/bin/sh\ncat >/dev/null\necho 'queue full' >&2\nexit 75\n")
     assert receivers.email(["ops@example.com"], "alerts@r1", PROBLEM, "r1", NOW) == (
         False,

@@ -118,6 +118,20 @@ def test_no_ecosystem_file_in_any_spelling(value):
     assert load({"pm2_ecosystem_file": value}).pm2_ecosystem_file is None
 
 
+@pytest.mark.parametrize(
+    "data, ports",
+    [
+        ({}, {"server": 8080, "websocket": 8081, "frontend": 3000}),  # the default manages the apps' file
+        ({"pm2_ecosystem_file": None}, {}),  # a dedicated Redis host: no app to expect
+        ({"pm2_ecosystem_file": None, "redis_platform_ports": {"web": 3000}}, {"web": 3000}),  # listed: checked
+        ({"redis_platform_ports": {}}, {}),  # listed as none on an app host
+        ({"redis_platform_ports": "None"}, {"server": 8080, "websocket": 8081, "frontend": 3000}),
+    ],
+)
+def test_the_ports_health_expects_follow_the_apps_or_the_operators_list(data, ports):
+    assert load(data).checked_ports == ports
+
+
 def test_pm2_lists_from_the_command_line():
     s = load({"pm2_apps": "api,ws", "pm2_env_blocks": "env,env_staging"})
     assert s.pm2_apps == ("api", "ws") and s.pm2_env_blocks == ("env", "env_staging")
