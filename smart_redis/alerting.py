@@ -12,11 +12,12 @@ host, uploaded like the passwords and never shown in a diff or the output.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from io import StringIO
 from typing import Any
+from urllib.parse import urlsplit
 
 from pyinfra import host, logger
-from pyinfra.operations import server
 from pyinfra.operations.util import any_changed
 
 from .constants import ALERT_PATH, ALERT_SERVICE, ALERT_TIMER, CREDENTIALS_MODE, PATHS, SERVICE
@@ -24,6 +25,7 @@ from .facts import HostState
 from .operations import (
     file_state,
     managed_file,
+    no_file_changed,
     operation,
     place,
     prepare_folder,
@@ -37,7 +39,12 @@ from .topology import Topology
 
 
 def configured(settings: Settings) -> bool:
-    return bool(settings.alert_webhook_url or settings.alert_telegram_token or settings.alert_email_to)
+    return bool(
+        settings.alert_webhook_url
+        or settings.alert_telegram_token
+        or settings.alert_email_to
+        or settings.alert_heartbeat_url
+    )
 
 
 def monitor_block(settings: Settings, host_name: str) -> dict[str, Any] | None:
@@ -55,15 +62,20 @@ def monitor_block(settings: Settings, host_name: str) -> dict[str, Any] | None:
         if settings.alert_telegram_token
         else None,
         "email": {"to": list(settings.alert_email_to), "from": "redis-alerts"} if settings.alert_email_to else None,
+        "heartbeat": bool(settings.alert_heartbeat_url),  # its URL is in the secrets file
     }
 
 
 def secrets_text(settings: Settings) -> str:
-    values = {"WEBHOOK_URL": settings.alert_webhook_url, "TELEGRAM_TOKEN": settings.alert_telegram_token}
+    values = {
+        "WEBHOOK_URL": settings.alert_webhook_url,
+        "TELEGRAM_TOKEN": settings.alert_telegram_token,
+        "HEARTBEAT_URL": settings.alert_heartbeat_url,
+    }
     return "".join(f"REDIS_ALERT_{key}='{value}'\n" for key, value in values.items() if value)
 
 
-@operation()
+@operation(writes=(PATHS.alert_secrets,))
 def secrets_file(settings: Settings):
     """
     Keep the receivers' secrets in the root-only alerts secrets file (or remove it when none is set).
@@ -107,21 +119,52 @@ def _units(settings: Settings, topology: Topology) -> dict[str, str]:
     return units
 
 
+def clear_text_warnings(settings: Settings) -> list[str]:
+    """One line per receiver whose token would cross the network in clear: http:// to anything
+    but this host. The line names the setting and the host, never the URL's path or the token."""
+    found = []
+    for name, url in (
+        ("redis_alert_webhook_url", settings.alert_webhook_url),
+        ("redis_alert_heartbeat_url", settings.alert_heartbeat_url),
+        ("redis_alert_telegram_api", settings.alert_telegram_api if settings.alert_telegram_token else None),
+    ):
+        parts = urlsplit(url or "")
+        if parts.scheme == "http" and not _loopback(parts.hostname or ""):
+            found.append(
+                f"{name}: plain http:// to {parts.hostname}: the token in it crosses the network in clear; use https://"
+            )
+    return found
+
+
+def _loopback(name: str) -> bool:
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 def alerts(settings: Settings, topology: Topology, facts: HostState) -> None:
     """The alert timer (and in a Sentinel group its path unit), after redis-monitor is in place."""
     wanted = [ALERT_TIMER, *([ALERT_PATH] if topology.runs_sentinel else [])]
     if not configured(settings):
-        host.log("No alert receiver (redis_alert_webhook_url, _telegram_token, _email_to): no alerts", logger.info)
+        host.log(
+            "No alert receiver (redis_alert_webhook_url, _telegram_token, _email_to, _heartbeat_url): no alerts",
+            logger.info,
+        )
         running = [u for u in (ALERT_TIMER, ALERT_PATH) if facts.units.get(u, ("", ""))[0] == "enabled"]
         if running:
-            server.shell(
+            no_file_changed(
                 name="Stop the alert timer (no receiver)", commands=[f"systemctl disable --now {' '.join(running)}"]
             )
         secrets_file(name="No alert secrets", settings=settings)
         return
+    for warning in clear_text_warnings(settings):
+        host.log(warning, logger.warning)
     secrets_file(name="Keep the alert receivers' secrets", settings=settings)
     if not topology.runs_sentinel and facts.units.get(ALERT_PATH, ("", ""))[0] == "enabled":
-        server.shell(
+        no_file_changed(
             name="Stop watching sentinel.conf (no Sentinel here now)",
             commands=[f"systemctl disable --now {ALERT_PATH}"],
         )
@@ -134,7 +177,7 @@ def alerts(settings: Settings, topology: Topology, facts: HostState) -> None:
     # restart, not only start: a timer re-arms with a new interval only then. And one run now: it
     # records the state the next runs compare with (a replica: the primary it follows, which the
     # new primary names after a failover), whatever the timer's first run would have met.
-    server.shell(
+    no_file_changed(
         name="Enable the alert timer" + (" and its Sentinel watch" if topology.runs_sentinel else ""),
         commands=[
             f"systemctl enable {' '.join(wanted)}",

@@ -157,7 +157,7 @@ TLS_FILES = ("redis_tls_cert", "redis_tls_key", "redis_tls_ca")
 # Settings whose values are secrets: an error names the setting and the rule, never the value.
 # Each may also come from the environment (SMART_REDIS_ALERT_WEBHOOK_URL, ...), so that it
 # need not be written into the deploy's files or a command line.
-SECRET_SETTINGS = ("redis_alert_webhook_url", "redis_alert_telegram_token")
+SECRET_SETTINGS = ("redis_alert_webhook_url", "redis_alert_telegram_token", "redis_alert_heartbeat_url")
 
 
 def secret_variable(name: str) -> str:
@@ -702,6 +702,14 @@ class Settings:
     alert_webhook_url: str | None = setting(
         None,
         "Webhook that gets a JSON message on each change of state (a secret: kept root-only on the host); None = none.",
+        _secret(
+            SECRET_URL_RE, "an http:// or https:// URL of letters, digits and . _ ~ / + = % & - ? (no quotes or spaces)"
+        ),
+    )
+    alert_heartbeat_url: str | None = setting(
+        None,
+        "URL that gets a POST on every alert run, a dead man's switch (healthchecks.io, a Watchdog): its silence "
+        "says the host, its timer or the alert program is gone. A secret, like the webhook URL; None = none.",
         _secret(
             SECRET_URL_RE, "an http:// or https:// URL of letters, digits and . _ ~ / + = % & - ? (no quotes or spaces)"
         ),

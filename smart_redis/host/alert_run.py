@@ -74,7 +74,8 @@ def cmd_alert(args, config) -> int:
 
 def _alert_run(args, config, conf) -> int:
     now = time.time()
-    send = receivers.senders(conf, receivers.read_secrets(conf["secrets"]))
+    secrets = receivers.read_secrets(conf["secrets"])
+    send = receivers.senders(conf, secrets)
     log: list[dict] = []
     previous = alerts.read_state(conf["state_file"])
     # First what a receiver missed before, to that receiver only.
@@ -114,19 +115,26 @@ def _alert_run(args, config, conf) -> int:
         deliver(send, message, now, log, pending)
     state["pending"] = {name: records[-alerts.PENDING_KEPT :] for name, records in pending.items()}
     write_private(conf["state_file"], json.dumps(state, sort_keys=True) + "\n")
+    # Last, and on every run: its silence at the receiver is the alarm (host, timer or program gone).
+    beat = receivers.heartbeat(conf, secrets, state["status"], now)
     failed = [x for x in log if x["result"] == "FAILED"]
     for x in failed:
         print(f"redis-monitor alert: {x['kind']} to {x['receiver']} FAILED: {x['reason']}", file=sys.stderr)
+    if beat is not None and not beat[0]:
+        print(f"redis-monitor alert: heartbeat FAILED: {beat[1]}", file=sys.stderr)
     data = {
         "status": state["status"],
         "previous": previous["status"] if previous else None,
         "sent": log,
+        "heartbeat": None if beat is None else {"result": "OK" if beat[0] else "FAILED", "reason": beat[1]},
         "checks": [{"check": n, "status": alerts.NAMES[lv], "detail": d} for n, lv, d in checks],
     }
     lines = [f"{state['status']} (was {data['previous'] or 'unknown'})" + ("" if log else ": nothing to send")]
     lines += [f"{x['result']:6}  {x['kind']} to {x['receiver']}: {x['reason']}" for x in log]
+    if beat is not None:
+        lines.append(f"{'OK' if beat[0] else 'FAILED':6}  heartbeat: {beat[1]}")
     emit(args, data, "\n".join(lines))
-    return 1 if failed else 0
+    return 1 if failed or (beat is not None and not beat[0]) else 0
 
 
 def cmd_alert_test(args, config) -> int:

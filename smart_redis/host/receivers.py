@@ -18,13 +18,14 @@ import urllib.request
 from collections.abc import Callable
 from email.message import EmailMessage
 
-from .alerts import Message, payload, subject, text
+from .alerts import Message, iso, payload, subject, text
 from .credentials import read_credentials
 
 TIMEOUT = 10
 SENDMAIL = "/usr/sbin/sendmail"
 WEBHOOK_URL = "REDIS_ALERT_WEBHOOK_URL"
 TELEGRAM_TOKEN = "REDIS_ALERT_TELEGRAM_TOKEN"
+HEARTBEAT_URL = "REDIS_ALERT_HEARTBEAT_URL"
 RECEIVERS = ("webhook", "telegram", "email")
 
 Result = tuple[bool, str]
@@ -115,6 +116,17 @@ def webhook(url: str, fmt: str, message: Message, host: str, now: float) -> Resu
 def telegram(api: str, token: str, chat_id: str, message: Message, host: str, now: float) -> Result:
     url = f"{api.rstrip('/')}/bot{token}/sendMessage"
     return post_json(url, {"chat_id": chat_id, "text": text(message, host, now)}, [token, url])
+
+
+def heartbeat(alerts: dict, secrets: dict[str, str], status: str, now: float) -> Result | None:
+    """The dead man's switch: a POST on every run, whatever the checks say (None: not configured)."""
+    if not alerts.get("heartbeat"):
+        return None
+    url = secrets.get(HEARTBEAT_URL)
+    if not url:
+        return False, f"{HEARTBEAT_URL} is not in the secrets file {alerts.get('secrets')}"
+    host = alerts.get("host") or socket.gethostname()
+    return post_json(url, {"source": "smart-redis", "host": host, "status": status, "time": iso(now)}, [url])
 
 
 def email(to: list[str], sender: str, message: Message, host: str, now: float) -> Result:

@@ -18,6 +18,7 @@ from smart_redis.constants import ALERT_TIMER, PATHS, SERVICE
 PORT = 8099
 HOOK_TOKEN = "hook-token-" + "k" * 24
 BOT_TOKEN = "123456:" + "T" * 32
+PING_TOKEN = "ping-" + "u" * 24
 INTERVAL = 10
 APP_PORT = 3999
 DATA = {
@@ -26,6 +27,7 @@ DATA = {
     "redis_alert_telegram_chat_id": "-100200300",
     "redis_alert_telegram_api": f"http://127.0.0.1:{PORT}",
     "redis_alert_email_to": "ops@example.com",
+    "redis_alert_heartbeat_url": f"http://127.0.0.1:{PORT}/ping/{PING_TOKEN}",
     "redis_alert_interval": INTERVAL,
     # Only Redis and the app port decide the state here, not the test machine's disk or memory.
     "redis_health_warning_pct": 99,
@@ -61,17 +63,27 @@ def sent(name: str) -> list[tuple[str, str | None, str]]:
 
 
 def by_receiver(posts: list[dict]) -> dict[str, list[dict]]:
-    """The bodies that reached the webhook and Telegram's sendMessage, in order."""
-    found: dict[str, list[dict]] = {"webhook": [], "telegram": []}
+    """The bodies that reached the webhook, Telegram's sendMessage and the heartbeat, in order."""
+    found: dict[str, list[dict]] = {"webhook": [], "telegram": [], "heartbeat": []}
     for post in posts:
-        found["telegram" if post["path"].startswith("/bot") else "webhook"].append(post)
+        path = post["path"]
+        found[
+            "telegram" if path.startswith("/bot") else "heartbeat" if path.startswith("/ping/") else "webhook"
+        ].append(post)
     return found
+
+
+def messages(name: str) -> list[dict]:
+    """What reached the webhook and Telegram (not the heartbeat's pings)."""
+    got = by_receiver(received(name))
+    return got["webhook"] + got["telegram"]
 
 
 def test_the_secrets_stay_root_only_and_out_of_the_output(host):
     name = host["name"]
     assert sh(name, f"stat -c '%U:%G %a' {PATHS.alert_secrets}").stdout.strip() == "root:root 600"
-    for secret in (HOOK_TOKEN, BOT_TOKEN):
+    assert "crosses the network in clear" not in host["run"].output  # http:// to this host only
+    for secret in (HOOK_TOKEN, BOT_TOKEN, PING_TOKEN):
         assert secret not in host["run"].output
         assert secret not in sh(name, f"cat {PATHS.monitor_config}").stdout
         assert secret not in sh(name, "ps -eo args").stdout
@@ -84,12 +96,12 @@ def test_each_check_is_one_problem_and_one_resolve_whatever_the_others_do(host):
     """The app's port goes down and stays down; meanwhile redis-server stops and starts again:
     each check's problem and resolve arrive on their own, at both receivers, once."""
     name = host["name"]
-    assert received(name) == []  # a dedicated host with the defaults: all OK since the deploy, nothing sent
+    assert messages(name) == []  # a dedicated host with the defaults: all OK since the deploy, nothing sent
     app_up(name)
     listed = deploy(f"@docker/{name}", data=LISTED)
     assert listed.rc == 0, listed.output
     time.sleep(2 * INTERVAL)
-    assert received(name) == []  # the listed port listens: still nothing
+    assert messages(name) == []  # the listed port listens: still nothing
     sh(name, "systemctl stop test-app")
     wait_for("the port's problem", lambda: len(sent(name)) >= 1, 6 * INTERVAL)
     assert sent(name) == [("problem", "web port", "CRITICAL")]
@@ -100,7 +112,7 @@ def test_each_check_is_one_problem_and_one_resolve_whatever_the_others_do(host):
         print(f"\nCRITICAL reached the receivers {time.monotonic() - stopped:.1f} s after redis-server stopped")
         time.sleep(3 * INTERVAL)  # unchanged for three more runs: nothing more
         got = by_receiver(received(name))
-        assert [len(got["webhook"]), len(got["telegram"])] == [2, 2], got
+        assert [len(got["webhook"]), len(got["telegram"])] == [2, 2], messages(name)
         hook, telegram = got["webhook"][1], got["telegram"][1]
         assert hook["path"] == f"/hooks/{HOOK_TOKEN}"
         assert (hook["body"]["kind"], hook["body"]["check"], hook["body"]["status"]) == ("problem", "redis", "CRITICAL")
@@ -110,7 +122,7 @@ def test_each_check_is_one_problem_and_one_resolve_whatever_the_others_do(host):
     finally:
         sh(name, f"systemctl start {SERVICE}")
     started = time.monotonic()
-    wait_for("redis's resolve at both receivers", lambda: len(received(name)) >= 6, 6 * INTERVAL)
+    wait_for("redis's resolve at both receivers", lambda: len(messages(name)) >= 6, 6 * INTERVAL)
     print(f"the resolve reached the receivers {time.monotonic() - started:.1f} s after redis-server started")
     time.sleep(2 * INTERVAL)
     assert sent(name)[2:] == [("resolved", "redis", "OK")]  # the port is still down: redis resolves anyway
@@ -134,3 +146,27 @@ def test_alert_test_says_which_receiver_worked(host):
     assert HOOK_TOKEN not in result.stdout + result.stderr and BOT_TOKEN not in result.stdout + result.stderr
     got = by_receiver(received(name)[before:])
     assert [p["body"]["kind"] for p in got["webhook"]] == ["test"] and len(got["telegram"]) == 1
+
+
+def test_the_heartbeat_comes_every_run_and_stops_with_the_timer(host):
+    """The dead man's switch: a ping each interval; with the timer stopped, none (the gap a
+    monitoring service alarms on)."""
+    name = host["name"]
+
+    def pings() -> list[dict]:
+        return by_receiver(received(name))["heartbeat"]
+
+    before = len(pings())
+    time.sleep(3 * INTERVAL)
+    running = pings()[before:]
+    assert len(running) >= 2, running
+    assert all(p["path"] == f"/ping/{PING_TOKEN}" and p["body"]["host"] for p in running)
+    sh(name, f"systemctl stop {ALERT_TIMER}")
+    try:
+        time.sleep(2)  # a run that had started when the timer stopped ends
+        stopped = len(pings())
+        time.sleep(4 * INTERVAL)
+        print(f"\nheartbeat: {len(running)} pings in {3 * INTERVAL} s; none in {4 * INTERVAL} s with the timer stopped")
+        assert len(pings()) == stopped
+    finally:
+        sh(name, f"systemctl start {ALERT_TIMER}")

@@ -399,6 +399,22 @@ def test_webhook_posts_the_generic_json(server):
     assert body == alerts.payload(PROBLEM, "r1", NOW)
 
 
+def test_the_heartbeat_posts_on_every_run_and_says_nothing_of_its_url(server):
+    _, base = server
+    url = base + "/ping/0f3c-uuid-s3cret"
+    conf = {"heartbeat": True, "host": "r1", "secrets": "/etc/smart-redis/alerts.secrets"}
+    assert receivers.heartbeat(conf, {receivers.HEARTBEAT_URL: url}, "CRITICAL", NOW) == (True, "HTTP 200")
+    path, _, body = Receiver.received[0]
+    assert path == "/ping/0f3c-uuid-s3cret"
+    assert body == {"source": "smart-redis", "host": "r1", "status": "CRITICAL", "time": "2027-01-15T08:00:00Z"}
+    assert receivers.heartbeat({"heartbeat": False}, {receivers.HEARTBEAT_URL: url}, "OK", NOW) is None
+    ok, reason = receivers.heartbeat(conf, {}, "OK", NOW)
+    assert not ok and receivers.HEARTBEAT_URL in reason
+    Receiver.answer = 404
+    ok, reason = receivers.heartbeat(conf, {receivers.HEARTBEAT_URL: url}, "OK", NOW)
+    assert not ok and reason.startswith("HTTP 404") and "s3cret" not in reason
+
+
 def test_webhook_posts_a_slack_payload(server):
     _, base = server
     assert receivers.webhook(base + "/slack", "slack", PROBLEM, "r1", NOW)[0]

@@ -186,3 +186,33 @@ def test_alert_secrets_come_from_the_environment_and_are_never_shown():
         assert value not in str(error.value) and "not shown" in str(error.value)
     with pytest.raises(SettingsError, match="redis_alert_telegram_chat_id"):
         load({"redis_alert_telegram_token": token}, environ={})
+
+
+TOKEN = "123456:" + "T" * 32
+
+
+@pytest.mark.parametrize(
+    "data, warned",
+    [
+        ({"redis_alert_webhook_url": "https://chat.example.com/hooks/tok3n"}, []),
+        ({"redis_alert_webhook_url": "http://127.0.0.1:8099/hooks/tok3n"}, []),
+        ({"redis_alert_webhook_url": "http://localhost/hooks/tok3n"}, []),
+        ({"redis_alert_webhook_url": "http://chat.example.com/hooks/tok3n"}, ["redis_alert_webhook_url"]),
+        ({"redis_alert_webhook_url": "http://10.0.0.5:8080/x?key=tok3n"}, ["redis_alert_webhook_url"]),
+        (
+            {
+                "redis_alert_telegram_token": TOKEN,
+                "redis_alert_telegram_chat_id": "-1",
+                "redis_alert_telegram_api": "http://bots.example.com",
+            },
+            ["redis_alert_telegram_api"],
+        ),  # fmt: skip
+        ({"redis_alert_telegram_api": "http://bots.example.com"}, []),  # no token: nothing crosses
+    ],
+)
+def test_a_token_over_plain_http_to_another_host_is_warned_about_without_the_token(data, warned):
+    from smart_redis.alerting import clear_text_warnings
+
+    lines = clear_text_warnings(load(data, environ={}))
+    assert [line.split(":", 1)[0] for line in lines] == warned
+    assert not any("tok3n" in line or TOKEN in line for line in lines)
