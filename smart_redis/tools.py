@@ -43,6 +43,8 @@ def monitor_config(settings: Settings, topology: Topology | None = None, host_na
         "ha": {
             "master_name": settings.ha_master_name,
             "sentinels": list(topology.sentinels),
+            # the group's servers as the inventory has them: a missing one is named (health, alerts)
+            "servers": list(topology.servers),
             "sentinel_port": settings.sentinel_port,
             # health checks the certificate of a sentinel on this host
             "runs_sentinel": topology.runs_sentinel,

@@ -14,7 +14,7 @@ from .checks import health_checks
 from .info import parse_keyspace
 from .levels import OK, UNKNOWN
 from .output import emit
-from .quorum import sentinel_view
+from .quorum import group_reporter, sentinel_view
 from .resp import RedisError
 from .secret_files import write_private
 from .server import connect
@@ -96,6 +96,10 @@ def _alert_run(args, config, conf) -> int:
             primary = alerts.primary_seen(primary, local_replication(config), majority, own)
         # "health" has a state like every check: it resolves once the checks run again.
         checks = [*health_checks(config, view), ("health", OK, "every check ran")]
+        # One host speaks for the group; one that announced a problem of it keeps its word until the resolve.
+        announced = "sentinels" in (previous or {}).get("checks", {})
+        if config.get("ha") and not group_reporter(view, config["ha"]["address"]) and not announced:
+            checks = [c for c in checks if c[0] != "sentinels"]
         evicted, no_ttl = alert_readings(config)
     except Exception as exc:  # noqa: BLE001 - a check that breaks itself is an UNKNOWN state worth a message
         checks = [("health", UNKNOWN, f"the checks failed: {type(exc).__name__}: {exc}")]

@@ -61,7 +61,8 @@ def health_checks(config, view: dict | None = None) -> list[tuple[str, int, str]
     ram_pct = round(100.0 * (1 - meminfo["MemAvailable"] / meminfo["MemTotal"]), 1)
     checks.append(("ram", level_for(ram_pct, warn, crit), f"{ram_pct}% used"))
     if config.get("ha"):
-        checks += replication_checks(view or sentinel_view(config), info)
+        ha = config["ha"]
+        checks += replication_checks(view or sentinel_view(config), info, ha.get("servers"), ha.get("address"))
     if config.get("tls_port"):
         checks.append(certificate_check(config))
         if config.get("ha") and config["ha"].get("runs_sentinel"):

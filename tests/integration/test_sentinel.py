@@ -56,6 +56,9 @@ def pid(container: str) -> str:
     return sh(container, "systemctl show -p MainPID --value redis-server").stdout.strip()
 
 
+ALERT_INTERVAL = 10  # seconds between alert runs here (the default is 60)
+
+
 @pytest.fixture(scope="module")
 def cluster(docker_testbed, run_id, tmp_path_factory):
     with three_hosts(docker_testbed, f"smart-redis-test-{run_id}-ha") as (names, addresses, network):
@@ -75,6 +78,7 @@ def run_deploy(cluster, *args, data=None, json_output=False):
     data = {
         "redis_ha_secrets_file": str(cluster["secrets"]),
         "redis_alert_webhook_url": f"http://127.0.0.1:{HOOK_PORT}/hook",
+        "redis_alert_interval": ALERT_INTERVAL,
         **(data or {}),
     }
     return deploy(cluster["inventory"], *args, data=data, json_output=json_output, no_apps=False)
@@ -82,6 +86,16 @@ def run_deploy(cluster, *args, data=None, json_output=False):
 
 def failover_messages(containers) -> list[dict]:
     return [p["body"] for n in containers for p in received(n) if p["body"].get("kind") == "failover"]
+
+
+def group_messages(containers, kind: str) -> list[dict]:
+    """The messages about the group's sentinels of `kind` (problem, resolved) that reached any host's receiver."""
+    return [
+        p["body"]
+        for n in containers
+        for p in received(n)
+        if p["body"].get("kind") == kind and p["body"].get("check") == "sentinels"
+    ]
 
 
 def test_failover_story(cluster):
@@ -213,6 +227,13 @@ def test_failover_story(cluster):
             )
         raise
     print(f"failover message: {time.monotonic() - stopped:.1f} s after the primary stopped")
+    # The lost member, once, from the survivor that speaks for the group, which names itself (issue 27).
+    lost = wait_for("the group's WARNING", lambda: group_messages((b, c), "problem"), 4 * ALERT_INTERVAL)
+    print(f"the group's WARNING: {time.monotonic() - stopped:.1f} s after the primary stopped")
+    time.sleep(2 * ALERT_INTERVAL)
+    lost = group_messages((b, c), "problem")
+    assert len(lost) == 1 and lost[0]["status"] == "WARNING", lost
+    assert f"{ip_a}:26379 not answering" in lost[0]["text"] and lost[0]["host"] in (f"@docker/{b}", f"@docker/{c}")
     assert replication(new)["role"] == "master"
     # Writes succeed on the new primary once the other replica follows it (min-replicas-to-write 1).
     wait_for(
@@ -233,6 +254,13 @@ def test_failover_story(cluster):
         90,
         interval=1,
     )
+
+    # Its resolve, once, from the host that announced the WARNING.
+    wait_for("the group's resolve", lambda: group_messages((a, b, c), "resolved"), 5 * ALERT_INTERVAL)
+    time.sleep(2 * ALERT_INTERVAL)
+    resolved = group_messages((a, b, c), "resolved")
+    assert [m["host"] for m in resolved] == [lost[0]["host"]], resolved
+    assert len(group_messages((a, b, c), "problem")) == 1
 
     # One failover, one message, from the new primary: the other hosts stay silent about it.
     failovers = failover_messages((a, b, c))

@@ -183,6 +183,52 @@ def test_a_receiver_that_fails_gets_the_message_later_and_the_others_only_once(t
     assert monitor.cmd_alert(args, config) == 0 and len(calls) == 3  # unchanged: nothing more
 
 
+def test_one_host_speaks_for_the_group_and_resolves_what_it_said(tmp_path, monkeypatch):
+    """A sentinel host gone: only the lowest answering host says so, and the same host resolves it
+    once the host is back, although the returned host (lower) speaks for the group again."""
+    sent: list[tuple[str, str | None, str]] = []
+    state_file = tmp_path / "alert-state.json"
+    config = {
+        "keyspace": [],
+        "port": 6379,
+        "ha": {"address": "10.0.0.2", "master_name": "smart-trade"},
+        "alerts": {"host": "r2", "repeat": 3600, "state_file": str(state_file), "secrets": str(tmp_path / "s")},
+    }
+    gone = {
+        "10.0.0.1:26379": "no answer (refused)",
+        "10.0.0.2:26379": "10.0.0.2:6379",
+        "10.0.0.3:26379": "10.0.0.2:6379",
+    }
+    back = {**gone, "10.0.0.1:26379": "10.0.0.2:6379"}
+    views = iter([gone, gone, back, back, back, back])
+
+    def checks(config, view=None):
+        silent = [k for k, v in view.items() if v.startswith("no answer")]
+        return [("sentinels", WARNING if silent else OK, "x")]
+
+    monkeypatch.setattr(alert_run, "sentinel_view", lambda config: next(views))
+    monkeypatch.setattr(alert_run, "health_checks", checks)
+    monkeypatch.setattr(alert_run, "local_replication", lambda config: {"role": "master"})
+    monkeypatch.setattr(alert_run, "alert_readings", lambda config: (None, None))
+    monkeypatch.setattr(alert_run, "write_private", lambda path, text: open(path, "w").write(text))
+    monkeypatch.setattr(
+        alert_run.receivers,
+        "senders",
+        lambda conf, secrets: {"webhook": lambda m, now: sent.append((m.kind, m.check, m.status)) or (True, "ok")},
+    )
+    args = monitor.parser().parse_args(["alert", "--json"])
+    for _ in range(6):
+        assert monitor.cmd_alert(args, config) == 0
+    assert sent == [("problem", "sentinels", "WARNING"), ("resolved", "sentinels", "OK")]
+    config["ha"]["address"] = "10.0.0.3"  # another survivor: never the one to speak
+    state_file.unlink()
+    sent.clear()
+    views = iter([gone, gone])
+    for _ in range(2):
+        assert monitor.cmd_alert(args, config) == 0
+    assert sent == []
+
+
 @pytest.mark.parametrize(
     "text",
     ["", "not json", "[]", '{"status": "BAD", "since": 1, "last_sent": 1}', '{"status": "OK", "since": "x"}'],

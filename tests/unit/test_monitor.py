@@ -88,11 +88,26 @@ def test_rotation_keeps_newest_hourly_and_one_per_day(tmp_path):
 
 
 AGREE = {"10.0.0.1:26379": "10.0.0.1:6379", "10.0.0.2:26379": "10.0.0.1:6379", "10.0.0.3:26379": "10.0.0.1:6379"}
-PRIMARY_2 = {"role": "master", "connected_slaves": "2"}
+PRIMARY_2 = {
+    "role": "master",
+    "connected_slaves": "2",
+    "slave0": "ip=10.0.0.2,port=6379,state=online,offset=1,lag=0",
+    "slave1": "ip=10.0.0.3,port=6379,state=online,offset=1,lag=0",
+}
+
+
+SERVERS = ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
+
+
+def primary_with(*replicas: str) -> dict:
+    info = {"role": "master", "connected_slaves": str(len(replicas))}
+    for n, ip in enumerate(replicas):
+        info[f"slave{n}"] = f"ip={ip},port=6379,state=online,offset=1,lag=0"
+    return info
 
 
 def levels(view, info):
-    return {name: level for name, level, _ in quorum.replication_checks(view, info)}
+    return {name: level for name, level, _ in quorum.replication_checks(view, info, SERVERS, "10.0.0.1")}
 
 
 @pytest.mark.parametrize(
@@ -102,6 +117,11 @@ def levels(view, info):
         (AGREE, {"role": "master", "connected_slaves": "0"}, {"sentinels": nagios.OK, "replication": nagios.CRITICAL}),
         (
             {**AGREE, "10.0.0.3:26379": "10.0.0.2:6379"},
+            PRIMARY_2,
+            {"sentinels": nagios.WARNING, "replication": nagios.OK},
+        ),
+        (
+            {"10.0.0.1:26379": "10.0.0.1:6379", "10.0.0.2:26379": "10.0.0.2:6379", "10.0.0.3:26379": "no answer (x)"},
             PRIMARY_2,
             {"sentinels": nagios.CRITICAL, "replication": nagios.OK},
         ),
@@ -113,18 +133,54 @@ def levels(view, info):
         (
             {**AGREE, "10.0.0.3:26379": "no answer (timed out)"},
             PRIMARY_2,
-            {"sentinels": nagios.OK, "replication": nagios.OK},
+            {"sentinels": nagios.WARNING, "replication": nagios.OK},
         ),
+        (AGREE, primary_with("10.0.0.2"), {"sentinels": nagios.OK, "replication": nagios.WARNING}),
         (
             AGREE,
             {"role": "slave", "master_host": "10.0.0.1", "master_port": "6379", "master_link_status": "down"},
             {"sentinels": nagios.OK, "replication": nagios.WARNING},
         ),
     ],
-    ids=["healthy", "no-replica", "disagree", "no-quorum", "one-sentinel-down", "replica-link-down"],
+    ids=[
+        "healthy",
+        "no-replica",
+        "one-lags-behind",
+        "no-majority-agrees",
+        "no-quorum",
+        "one-sentinel-down",
+        "one-replica-gone",
+        "replica-link-down",
+    ],
 )
 def test_replication_health(view, info, expected):
     assert levels(view, info) == expected
+
+
+def test_a_missing_member_is_named():
+    """A stopped host of a three-host group: its sentinel and its replica are named, not counted only."""
+    view = {**AGREE, "10.0.0.3:26379": "no answer (timed out)"}
+    said = {
+        name: detail
+        for name, _, detail in quorum.replication_checks(view, primary_with("10.0.0.2"), SERVERS, "10.0.0.1")
+    }
+    assert said["sentinels"] == "2 of 3 agree on 10.0.0.1:6379; 10.0.0.3:26379 not answering"
+    assert said["replication"] == "primary with 1 connected replica(s); not connected: 10.0.0.3"
+
+
+@pytest.mark.parametrize(
+    "view, own, speaks",
+    [
+        (AGREE, "10.0.0.1", True),  # the lowest address that answers
+        (AGREE, "10.0.0.2", False),
+        ({**AGREE, "10.0.0.1:26379": "no answer (refused)"}, "10.0.0.2", True),  # the next one, when it is gone
+        ({**AGREE, "10.0.0.1:26379": "no answer (refused)"}, "10.0.0.3", False),
+        ({"10.0.0.10:26379": "x:1", "10.0.0.9:26379": "x:1"}, "10.0.0.9", True),  # numeric order, not text
+        ({"10.0.0.1:26379": "no answer (refused)"}, "10.0.0.1", False),
+    ],
+)
+def test_one_host_speaks_for_the_group(view, own, speaks):
+    assert quorum.group_reporter(view, own) is speaks
 
 
 # --- Counts a restore can still compare after time has passed (issue 14, defect 13) ----------
