@@ -20,7 +20,17 @@ from urllib.parse import urlsplit
 from pyinfra import host, logger
 from pyinfra.operations.util import any_changed
 
-from .constants import ALERT_PATH, ALERT_SERVICE, ALERT_TIMER, CREDENTIALS_MODE, PATHS, SERVICE
+from .constants import (
+    ALERT_FAILED_TIMEOUT,
+    ALERT_PATH,
+    ALERT_RUN_TIMEOUT,
+    ALERT_SERVICE,
+    ALERT_TIMER,
+    CREDENTIALS_MODE,
+    ON_FAILURE,
+    PATHS,
+    SERVICE,
+)
 from .facts import HostState
 from .operations import (
     file_state,
@@ -109,7 +119,16 @@ def secrets_file(settings: Settings):
 
 def _units(settings: Settings, topology: Topology) -> dict[str, str]:
     units = {
-        PATHS.alert_service: render("smart-redis-alert.service.j2", service=SERVICE, monitor=PATHS.monitor),
+        PATHS.alert_service: render(
+            "smart-redis-alert.service.j2",
+            service=SERVICE,
+            monitor=PATHS.monitor,
+            on_failure=ON_FAILURE,
+            timeout=ALERT_RUN_TIMEOUT,
+        ),
+        PATHS.alert_failed: render(
+            "smart-redis-failed@.service.j2", monitor=PATHS.monitor, timeout=ALERT_FAILED_TIMEOUT
+        ),
         PATHS.alert_timer: render("smart-redis-alert.timer.j2", interval=settings.alert_interval),
     }
     if topology.runs_sentinel:

@@ -2,14 +2,16 @@
 
 A failed snapshot (also: the server is stopped, which the job never undoes) fails the service, so
 it shows in `systemctl --failed`, with its one-line reason in the journal and in `redis-monitor
-health` (WARNING), as does a newest snapshot older than twice the schedule.
+health` (WARNING), as does a newest snapshot older than twice the schedule. With an alert
+receiver, its OnFailure= sends a message at once (redis-monitor alert-failed).
 """
 
 from __future__ import annotations
 
 from pyinfra.operations.util import any_changed
 
-from .constants import BACKUP_SERVICE, BACKUP_TIMER, PATHS, SERVICE
+from . import alerting
+from .constants import BACKUP_RUN_TIMEOUT, BACKUP_SERVICE, BACKUP_TIMER, ON_FAILURE, PATHS, SERVICE
 from .facts import HostState
 from .operations import managed_file, no_file_changed, reload_units
 from .render import render
@@ -24,6 +26,8 @@ def service_unit(settings: Settings) -> str:
         monitor=PATHS.monitor,
         keep_hourly=settings.backup_keep_hourly,
         keep_daily=settings.backup_keep_daily,
+        timeout=BACKUP_RUN_TIMEOUT,
+        on_failure=ON_FAILURE if alerting.configured(settings) else None,  # a message when a snapshot fails
     )
 
 

@@ -25,6 +25,14 @@ BACKUP_TIMER = "redis-backup.timer"
 ALERT_SERVICE = "smart-redis-alert.service"
 ALERT_TIMER = "smart-redis-alert.timer"
 ALERT_PATH = "smart-redis-alert.path"
+# The OnFailure= handler of the alert and backup units (redis-monitor alert-failed %i).
+ALERT_FAILED = "smart-redis-failed@.service"
+ON_FAILURE = "smart-redis-failed@%N.service"
+# How long one run of each may take before systemd stops it (and its OnFailure= speaks): an alert
+# run is its checks, every receiver's 25 s delivery budget side by side, and the heartbeat.
+ALERT_RUN_TIMEOUT = "90s"
+ALERT_FAILED_TIMEOUT = "60s"
+BACKUP_RUN_TIMEOUT = "10min"
 # Turns transparent huge pages off at boot, before Redis starts (real hosts only).
 THP_SERVICE = "redis-disable-thp.service"
 
@@ -86,6 +94,7 @@ class Paths:
     alert_service: str = f"/etc/systemd/system/{ALERT_SERVICE}"
     alert_timer: str = f"/etc/systemd/system/{ALERT_TIMER}"
     alert_path: str = f"/etc/systemd/system/{ALERT_PATH}"
+    alert_failed: str = f"/etc/systemd/system/{ALERT_FAILED}"
     # Root-only: the receivers' secrets (webhook URL, Telegram token).
     alert_secrets: str = "/etc/smart-redis/alerts.secrets"
     alert_state: str = "/var/lib/smart-redis/alert-state.json"

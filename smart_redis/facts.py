@@ -49,6 +49,7 @@ WATCHED_FILES = (
     PATHS.alert_service,
     PATHS.alert_timer,
     PATHS.alert_path,
+    PATHS.alert_failed,
     PATHS.alert_secrets,
     PATHS.config_backup,
     PATHS.container_dropin,

@@ -9,11 +9,11 @@ import os
 import sys
 import time
 
-from . import alerts, receivers
+from . import alerts, delivery, receivers
 from .checks import health_checks
 from .info import parse_keyspace
 from .levels import OK, UNKNOWN
-from .output import emit
+from .output import emit, table
 from .quorum import group_reporter, sentinel_view
 from .resp import RedisError
 from .secret_files import write_private
@@ -45,16 +45,17 @@ def local_replication(config) -> dict:
         return {}
 
 
-def deliver(send: dict, message: alerts.Message, now: float, log: list[dict], pending: dict[str, list]) -> None:
-    """The message to every receiver; a receiver that does not take it keeps it in `pending`."""
-    for name, fn in send.items():
-        try:
-            ok, reason = fn(message, now)
-        except Exception as exc:  # noqa: BLE001 - one receiver's bug must not cost the others their message
-            ok, reason = False, f"the receiver failed: {type(exc).__name__}"
-        log.append({"kind": message.kind, "receiver": name, "result": "OK" if ok else "FAILED", "reason": reason})
-        if not ok:
-            pending.setdefault(name, []).append(alerts.to_record(message))
+# The run went through but a receiver did not take a message (it stays pending): not a failure of
+# the unit (SuccessExitStatus=), whose OnFailure= is for a run that broke or timed out.
+DELIVERY_FAILED = 3
+
+
+def last_deliveries(before: dict, log: list[dict], now: float) -> dict[str, dict]:
+    """Per receiver, what it was last sent and how that went (for `redis-monitor alerts`)."""
+    kept = dict(before)
+    for entry in log:
+        kept[entry["receiver"]] = {"at": now, **{k: entry[k] for k in ("kind", "check", "result", "reason")}}
+    return kept
 
 
 def cmd_alert(args, config) -> int:
@@ -76,14 +77,8 @@ def _alert_run(args, config, conf) -> int:
     now = time.time()
     secrets = receivers.read_secrets(conf["secrets"])
     send = receivers.senders(conf, secrets)
-    log: list[dict] = []
     previous = alerts.read_state(conf["state_file"])
-    # First what a receiver missed before, to that receiver only.
-    pending: dict[str, list] = {}
-    for name, records in (previous or {}).get("pending", {}).items():
-        for message in map(alerts.from_record, records if name in send else []):
-            if message is not None:  # read_state keeps only records that are messages
-                deliver({name: send[name]}, message, now, log, pending)
+    moved = None
     primary = (previous or {}).get("primary")
     try:
         view = sentinel_view(config) if config.get("ha") else {}
@@ -91,8 +86,6 @@ def _alert_run(args, config, conf) -> int:
             ha = config["ha"]
             own, majority = f"{ha['address']}:{config['port']}", alerts.primary_of(view)
             moved = alerts.failover(previous, majority, own, ha["master_name"])
-            if moved:
-                deliver(send, moved, now, log, pending)
             primary = alerts.primary_seen(primary, local_replication(config), majority, own)
         # "health" has a state like every check: it resolves once the checks run again.
         checks = [*health_checks(config, view), ("health", OK, "every check ran")]
@@ -115,9 +108,14 @@ def _alert_run(args, config, conf) -> int:
         int(conf.get("repeat", 0)),
         {"evicted_keys": evicted_base, "no_ttl": no_ttl_base, "primary": primary},
     )
-    for message in messages:
-        deliver(send, message, now, log, pending)
-    state["pending"] = {name: records[-alerts.PENDING_KEPT :] for name, records in pending.items()}
+    # New messages first, then what a receiver missed before (to that receiver only).
+    new = ([moved] if moved else []) + messages
+    missed = (previous or {}).get("pending", {})
+    log, state["pending"] = delivery.deliver(
+        send, {name: delivery.queue(new, missed.get(name, [])) for name in send}, now
+    )
+    state["last_run"] = {"at": now, "checks": [list(check) for check in checks]}
+    state["receivers"] = last_deliveries((previous or {}).get("receivers", {}), log, now)
     write_private(conf["state_file"], json.dumps(state, sort_keys=True) + "\n")
     # Last, and on every run: its silence at the receiver is the alarm (host, timer or program gone).
     beat = receivers.heartbeat(conf, secrets, state["status"], now)
@@ -138,7 +136,7 @@ def _alert_run(args, config, conf) -> int:
     if beat is not None:
         lines.append(f"{'OK' if beat[0] else 'FAILED':6}  heartbeat: {beat[1]}")
     emit(args, data, "\n".join(lines))
-    return 1 if failed or (beat is not None and not beat[0]) else 0
+    return DELIVERY_FAILED if failed or (beat is not None and not beat[0]) else 0
 
 
 def cmd_alert_test(args, config) -> int:
@@ -147,8 +145,62 @@ def cmd_alert_test(args, config) -> int:
         print("redis-monitor alert-test: no receiver is configured (redis_alert_* settings)", file=sys.stderr)
         return 1
     send = receivers.senders(conf, receivers.read_secrets(conf["secrets"]))
-    log: list[dict] = []
-    deliver(send, alerts.Message("test", "OK", None), time.time(), log, {})
+    test = alerts.Message("test", "OK", None)
+    log, _ = delivery.deliver(send, {name: [test] for name in send}, time.time())
     rows = [{"receiver": x["receiver"], "result": x["result"], "reason": x["reason"]} for x in log]
     emit(args, rows, "\n".join(f"{x['result']:6}  {x['receiver']}: {x['reason']}" for x in rows))
     return 1 if any(x["result"] == "FAILED" for x in rows) else 0
+
+
+def cmd_alerts(args, config) -> int:
+    """Each check as the last alert run read it and as the receivers were told, and per receiver
+    what it was last sent and what it still has to take."""
+    conf = config.get("alerts")
+    state = alerts.read_state(conf["state_file"]) if conf else None
+    if state is None:
+        said = "no receiver is configured" if not conf else "no alert run yet"
+        emit(args, {"status": None, "checks": [], "receivers": []}, said)
+        return 0
+    told = state["checks"]
+    last = state["last_run"] or {
+        "at": None,
+        "checks": [(name, alerts.LEVELS[e["level"]], "") for name, e in told.items()],
+    }
+    rows = []
+    for name, level, detail in sorted(last["checks"], key=lambda c: (-c[1], c[0])):
+        entry = told.get(name)
+        rows.append(
+            {
+                "check": name,
+                "now": alerts.NAMES[level],
+                "told": entry["level"] if entry else "OK",
+                "since": alerts.iso(entry["since"]) if entry else "",
+                "last sent": alerts.iso(entry["sent"]) if entry else "",
+                "detail": detail,
+            }
+        )
+    receivers = [
+        {
+            "receiver": name,
+            "last sent": alerts.iso(entry["at"]),
+            "message": f"{entry.get('kind')} {entry.get('check') or ''}".strip(),
+            "result": entry.get("result"),
+            "reason": entry.get("reason"),
+            "pending": len(state["pending"].get(name, [])),
+        }
+        for name, entry in sorted(state["receivers"].items())
+    ]
+    ran = f", last run {alerts.iso(last['at'])}" if last["at"] else ""
+    head = f"{state['status']} since {alerts.iso(state['since'])}{ran}"
+    emit(
+        args,
+        {
+            "status": state["status"],
+            "since": state["since"],
+            "last_run": last["at"],
+            "checks": rows,
+            "receivers": receivers,
+        },
+        "\n\n".join([head, table(rows), table(receivers) if receivers else "no message sent yet"]),
+    )
+    return 0

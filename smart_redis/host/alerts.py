@@ -65,6 +65,17 @@ def parse_state(text: str) -> dict | None:
         for name, items in pending.items()
         if isinstance(name, str)
     }
+    try:
+        last = state.get("last_run") or {}
+        state["last_run"] = {"at": float(last["at"]), "checks": _check_list(last["checks"])}
+    except (TypeError, KeyError, ValueError, AttributeError):
+        state["last_run"] = None
+    receivers = state.get("receivers")
+    state["receivers"] = {
+        name: {key: entry.get(key) for key in ("at", "kind", "check", "result", "reason")}
+        for name, entry in (receivers.items() if isinstance(receivers, dict) else [])
+        if isinstance(name, str) and isinstance(entry, dict) and _number(entry.get("at"))
+    }
     no_ttl = state.get("no_ttl")
     if not isinstance(no_ttl, dict) or not all(isinstance(v, int) and not isinstance(v, bool) for v in no_ttl.values()):
         state["no_ttl"] = {}

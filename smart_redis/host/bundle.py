@@ -49,13 +49,14 @@ def _source(module: str) -> str:
     return resources.files(__package__).joinpath(f"{module}.py").read_text(encoding="utf-8")
 
 
-def _imports(module: str) -> set[str]:
+@functools.cache
+def _imports(module: str) -> frozenset[str]:
     """The modules of this package that `module` imports (relative imports only, as all of them are)."""
     found = set()
     for node in ast.walk(ast.parse(_source(module))):
         if isinstance(node, ast.ImportFrom) and node.level == 1:
             found |= {node.module} if node.module else {alias.name for alias in node.names}
-    return found
+    return frozenset(found)
 
 
 def modules(entry: str) -> list[str]:

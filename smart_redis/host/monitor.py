@@ -11,6 +11,8 @@ of the operator group, through sudo (it re-runs itself with `sudo -n` when neede
     redis-monitor restore-check COUNTS_FILE < INFO-KEYSPACE   (the deploy's check after a restore)
     redis-monitor alert [--json]        (the alert timer's run: see alert_run.py)
     redis-monitor alert-test [--json]   (one test message through every receiver)
+    redis-monitor alerts [--json]       (each check's state, and what each receiver was last sent)
+    redis-monitor alert-failed UNIT     (OnFailure= of the alert and backup units: see alert_failed.py)
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ import sys
 import time
 from typing import Any
 
-from .alert_run import cmd_alert, cmd_alert_test  # noqa: F401 - subcommands, found by name in main()
+from .alert_failed import cmd_alert_failed  # noqa: F401 - subcommands, found by name in main()
+from .alert_run import cmd_alert, cmd_alert_test, cmd_alerts  # noqa: F401
 from .checks import health_checks, memory_data
 from .counts import backup_counts, compare_counts
 from .info import parse_keyspace
@@ -429,9 +432,13 @@ def parser() -> argparse.ArgumentParser:
     ttl.add_argument("--seconds", type=float, default=2.0, help="sampling time per DB at most (default 2)")
     add(
         "alert",
-        "send Sentinel's failover events and a message when the health checks change state; exit 1 on a failed delivery",
+        "send Sentinel's failover events and a message when the health checks change state; exit 3 on a failed delivery",
     )
     add("alert-test", "one test message through every configured receiver; exit 1 if one failed")
+    add("alerts", "each check as the last alert run read it and as the receivers were told; what each was last sent")
+    add(
+        "alert-failed", "tell the receivers that a unit failed (its OnFailure= handler; at most once an hour)"
+    ).add_argument("unit", help="smart-redis-alert or redis-backup")
     add("sample-data", "load the platform's example records with their DBs' TTLs")
     add(
         "restore-check",

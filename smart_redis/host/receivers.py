@@ -21,7 +21,7 @@ from email.message import EmailMessage
 from .alerts import Message, iso, payload, subject, text
 from .credentials import read_credentials
 
-TIMEOUT = 10
+TIMEOUT = 10  # seconds one request may take at most (less when the receiver's budget is nearly spent)
 SENDMAIL = "/usr/sbin/sendmail"
 WEBHOOK_URL = "REDIS_ALERT_WEBHOOK_URL"
 TELEGRAM_TOKEN = "REDIS_ALERT_TELEGRAM_TOKEN"
@@ -57,14 +57,14 @@ def scrub(reason: str, secrets: list[str]) -> str:
     return " ".join(reason.split())[:200]
 
 
-def _error(exc: BaseException) -> str:
+def _error(exc: BaseException, timeout: float = TIMEOUT) -> str:
     """An error in our words: its kind and the system's message, never the request."""
     if isinstance(exc, urllib.error.HTTPError):
         return f"HTTP {exc.code}"
     if isinstance(exc, urllib.error.URLError):
         exc = exc.reason if isinstance(exc.reason, BaseException) else OSError(str(exc.reason))
     if isinstance(exc, (socket.timeout, TimeoutError)):
-        return f"no answer within {TIMEOUT} s"
+        return f"no answer within {timeout:g} s"
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return type(exc).__name__
@@ -81,7 +81,7 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(_NoRedirect)
 
 
-def post_json(url: str, body: dict, secrets: list[str]) -> Result:
+def post_json(url: str, body: dict, secrets: list[str], timeout: float = TIMEOUT) -> Result:
     scheme = urllib.parse.urlsplit(url).scheme
     if scheme not in ("http", "https"):
         return False, "the URL is not http:// or https://"
@@ -91,8 +91,9 @@ def post_json(url: str, body: dict, secrets: list[str]) -> Result:
         headers={"Content-Type": "application/json", "User-Agent": "smart-redis-alert"},
         method="POST",
     )
+    timeout = min(timeout, TIMEOUT)
     try:
-        with _OPENER.open(request, timeout=TIMEOUT) as response:
+        with _OPENER.open(request, timeout=timeout) as response:
             response.read(65536)
             return True, f"HTTP {response.status}"
     except urllib.error.HTTPError as exc:
@@ -106,16 +107,18 @@ def post_json(url: str, body: dict, secrets: list[str]) -> Result:
             said = "redirected: use the URL it redirects to"
         return False, scrub(f"HTTP {exc.code}" + (f": {said}" if said else ""), secrets)
     except Exception as exc:  # noqa: BLE001 - any answer that is not HTTP (BadStatusLine...) is a failed delivery
-        return False, scrub(_error(exc), secrets)
+        return False, scrub(_error(exc, timeout), secrets)
 
 
-def webhook(url: str, fmt: str, message: Message, host: str, now: float) -> Result:
-    return post_json(url, payload(message, host, now, fmt), [url])
+def webhook(url: str, fmt: str, message: Message, host: str, now: float, timeout: float = TIMEOUT) -> Result:
+    return post_json(url, payload(message, host, now, fmt), [url], timeout)
 
 
-def telegram(api: str, token: str, chat_id: str, message: Message, host: str, now: float) -> Result:
+def telegram(
+    api: str, token: str, chat_id: str, message: Message, host: str, now: float, timeout: float = TIMEOUT
+) -> Result:
     url = f"{api.rstrip('/')}/bot{token}/sendMessage"
-    return post_json(url, {"chat_id": chat_id, "text": text(message, host, now)}, [token, url])
+    return post_json(url, {"chat_id": chat_id, "text": text(message, host, now)}, [token, url], timeout)
 
 
 def heartbeat(alerts: dict, secrets: dict[str, str], status: str, now: float) -> Result | None:
@@ -129,7 +132,7 @@ def heartbeat(alerts: dict, secrets: dict[str, str], status: str, now: float) ->
     return post_json(url, {"source": "smart-redis", "host": host, "status": status, "time": iso(now)}, [url])
 
 
-def email(to: list[str], sender: str, message: Message, host: str, now: float) -> Result:
+def email(to: list[str], sender: str, message: Message, host: str, now: float, timeout: float = 60) -> Result:
     if not os.path.exists(SENDMAIL):
         return False, "no sendmail on this host"
     mail = EmailMessage()
@@ -141,9 +144,11 @@ def email(to: list[str], sender: str, message: Message, host: str, now: float) -
         return False, "an address holds a line break"
     mail.set_content(text(message, host, now) + "\n")
     try:
-        done = subprocess.run([SENDMAIL, "-t", "-i"], input=mail.as_bytes(), capture_output=True, timeout=60)
+        done = subprocess.run(
+            [SENDMAIL, "-t", "-i"], input=mail.as_bytes(), capture_output=True, timeout=min(timeout, 60)
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return False, _error(exc) if isinstance(exc, OSError) else "sendmail took more than 60 s"
+        return False, _error(exc) if isinstance(exc, OSError) else f"sendmail took more than {min(timeout, 60):g} s"
     if done.returncode != 0:
         said = done.stderr.decode(errors="replace").strip().splitlines()[-1:]
         return False, " ".join(f"sendmail exited {done.returncode}: {said[0] if said else ''}".split())[:200]
@@ -155,27 +160,32 @@ def configured(alerts: dict | None) -> list[str]:
     return [name for name in RECEIVERS if alerts and alerts.get(name)]
 
 
-def senders(alerts: dict, secrets: dict[str, str]) -> dict[str, Callable[[Message, float], Result]]:
-    """name -> send(message, now) for every configured receiver; a missing secret fails each send."""
+def senders(alerts: dict, secrets: dict[str, str]) -> dict[str, Callable[..., Result]]:
+    """name -> send(message, now, timeout=...) for every configured receiver; a missing secret fails each send."""
     host = alerts.get("host") or socket.gethostname()
-    found: dict[str, Callable[[Message, float], Result]] = {}
+    found: dict[str, Callable[..., Result]] = {}
 
-    def missing(key: str) -> Callable[[Message, float], Result]:
-        return lambda message, now: (False, f"{key} is not in the secrets file {alerts.get('secrets')}")
+    def missing(key: str) -> Callable[..., Result]:
+        return lambda message, now, timeout=TIMEOUT: (
+            False,
+            f"{key} is not in the secrets file {alerts.get('secrets')}",
+        )
 
     if alerts.get("webhook"):
         url, fmt = secrets.get(WEBHOOK_URL), alerts["webhook"].get("format", "json")
-        found["webhook"] = (lambda m, now: webhook(url, fmt, m, host, now)) if url else missing(WEBHOOK_URL)
+        found["webhook"] = (
+            (lambda m, now, timeout=TIMEOUT: webhook(url, fmt, m, host, now, timeout)) if url else missing(WEBHOOK_URL)
+        )
     if alerts.get("telegram"):
         token, bot = secrets.get(TELEGRAM_TOKEN), alerts["telegram"]
         found["telegram"] = (
-            (lambda m, now: telegram(bot["api"], token, str(bot["chat_id"]), m, host, now))
+            (lambda m, now, timeout=TIMEOUT: telegram(bot["api"], token, str(bot["chat_id"]), m, host, now, timeout))
             if token
             else missing(TELEGRAM_TOKEN)
         )
     if alerts.get("email"):
         mail = alerts["email"]
-        found["email"] = lambda m, now: email(list(mail["to"]), mail["from"], m, host, now)
+        found["email"] = lambda m, now, timeout=60: email(list(mail["to"]), mail["from"], m, host, now, timeout)
     return found
 
 

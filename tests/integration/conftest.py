@@ -260,13 +260,13 @@ RECEIVED = "/var/tmp/received.jsonl"
 # What a host sends out (alerts, Alertmanager's webhooks) is the evidence: the receiver keeps
 # every POST, its path and its JSON body, as one line of RECEIVED, and answers 200.
 RECEIVER = f"""
-import http.server, json, sys
+import http.server, json, sys, time
 
 class Receiver(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         with open({RECEIVED!r}, "a") as log:
-            log.write(json.dumps({{"path": self.path, "body": body}}) + "\\n")
+            log.write(json.dumps({{"path": self.path, "body": body, "at": time.time()}}) + "\\n")
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.end_headers()
@@ -287,7 +287,7 @@ def start_receiver(container: str, port: int) -> None:
 
 
 def received(container: str) -> list[dict]:
-    """Every POST the receiver got, in order: {"path": ..., "body": ...}."""
+    """Every POST the receiver got, in order: {"path": ..., "body": ..., "at": its time.time()}."""
     log = sh(container, f"cat {RECEIVED} 2>/dev/null || true").stdout
     return [json.loads(line) for line in log.splitlines()]
 

@@ -11,11 +11,12 @@ import json
 import time
 
 import pytest
-from conftest import deploy, received, sh, start_receiver, wait_for
+from conftest import deploy, put, received, sh, start_receiver, wait_for
 
-from smart_redis.constants import ALERT_TIMER, PATHS, SERVICE
+from smart_redis.constants import ALERT_SERVICE, ALERT_TIMER, BACKUP_SERVICE, PATHS, SERVICE
 
 PORT = 8099
+BLACKHOLE_PORT = 8098
 HOOK_TOKEN = "hook-token-" + "k" * 24
 BOT_TOKEN = "123456:" + "T" * 32
 PING_TOKEN = "ping-" + "u" * 24
@@ -170,3 +171,119 @@ def test_the_heartbeat_comes_every_run_and_stops_with_the_timer(host):
         assert len(pings()) == stopped
     finally:
         sh(name, f"systemctl start {ALERT_TIMER}")
+
+
+def test_alerts_lists_each_check_and_what_each_receiver_was_last_sent(host):
+    name = host["name"]
+    before = len(sent(name))
+    sh(name, f"systemctl stop {SERVICE}")
+    try:
+        wait_for("redis's problem", lambda: ("problem", "redis", "CRITICAL") in sent(name)[before:], 6 * INTERVAL)
+        listed = json.loads(sh(name, "redis-monitor alerts --json").stdout)
+    finally:
+        sh(name, f"systemctl start {SERVICE}")
+    checks = {c["check"]: c for c in listed["checks"]}
+    assert {"redis", "disk", "ram", "health"} <= set(checks)
+    assert (checks["redis"]["now"], checks["redis"]["told"]) == ("CRITICAL", "CRITICAL") and checks["redis"]["since"]
+    receivers = {r["receiver"]: r for r in listed["receivers"]}
+    assert receivers["webhook"]["message"] == "problem redis" and receivers["webhook"]["result"] == "OK"
+    assert receivers["webhook"]["pending"] == 0
+    assert receivers["email"]["result"] == "FAILED" and receivers["email"]["pending"] >= 1  # no sendmail here
+    assert HOOK_TOKEN not in json.dumps(listed) and BOT_TOKEN not in json.dumps(listed)
+    wait_for("redis's resolve", lambda: ("resolved", "redis", "OK") in sent(name)[before:], 6 * INTERVAL)
+
+
+def test_a_burst_of_rewrites_meets_no_start_limit(host):
+    """What a burst of Sentinel rewrites does through the path unit (a path unit of the test's here,
+    on a single host): with systemd's default start limit (5 in 10 s) the sixth start would be
+    refused and the path unit left failed until the next deploy."""
+    name = host["name"]
+    put(name, "/etc/systemd/system/test-watch.path", f"[Path]\nPathChanged=/tmp/watched\nUnit={ALERT_SERVICE}\n")
+    sh(name, "systemctl daemon-reload && systemctl start test-watch.path")
+    since = sh(name, "date +%s.%N").stdout.strip()
+    try:
+        sh(name, "for i in $(seq 12); do echo $i > /tmp/watched; sleep 0.8; done")
+        time.sleep(2)
+        starts = sh(name, f"journalctl -q -u {ALERT_SERVICE} --since @{since} | grep -c Starting", check=False)
+        assert int(starts.stdout) > 5  # more than the default limit lets through
+        watch = sh(name, "systemctl show -p ActiveState -p Result test-watch.path").stdout.split()
+        assert sorted(watch) == ["ActiveState=active", "Result=success"], watch
+    finally:
+        sh(name, "systemctl stop test-watch.path; rm -f /etc/systemd/system/test-watch.path; systemctl daemon-reload")
+
+
+def test_a_failed_backup_is_one_message_at_once(host):
+    """OnFailure= of the backup unit: a message names the unit at once (not when the snapshot is
+    old enough for health to say so), once an hour however often it fails."""
+    name = host["name"]
+
+    def failures() -> list[dict]:
+        return [m for m in messages(name) if m["path"].startswith("/hooks/") and m["body"]["check"] == BACKUP_SERVICE]
+
+    sh(name, f"systemctl stop {SERVICE}")
+    try:
+        assert sh(name, f"systemctl start {BACKUP_SERVICE}", check=False).returncode != 0  # the server is stopped
+        wait_for("the backup's failure message", lambda: len(failures()) == 1, 30)
+        body = failures()[0]["body"]
+        assert (body["kind"], body["status"]) == ("problem", "CRITICAL") and "journalctl -u" in body["text"]
+        assert sh(name, f"systemctl start {BACKUP_SERVICE}", check=False).returncode != 0
+        wait_for(
+            "the second failure's handler",
+            lambda: (
+                sh(name, "systemctl show -p Result --value smart-redis-failed@redis-backup.service").stdout.strip()
+                == "success"
+                and "said so at" in sh(name, "journalctl -q -u smart-redis-failed@redis-backup.service -n 3").stdout
+            ),
+            30,
+        )
+        assert len(failures()) == 1
+    finally:
+        sh(name, f"systemctl start {SERVICE}")
+    assert sh(name, f"systemctl start {BACKUP_SERVICE}", check=False).returncode == 0
+
+
+BLACKHOLE = """
+import json, socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(8)
+while True:
+    c, _ = s.accept()
+    opened = time.time()
+    while c.recv(65536):  # the request, never answered; the client gives up and closes
+        pass
+    with open("/var/log/test-blackhole.jsonl", "a") as log:
+        log.write(json.dumps({"opened": opened, "closed": time.time()}) + "\\n")
+    c.close()
+"""
+
+
+def test_a_blackholed_webhook_does_not_hold_back_telegram(host):
+    """The webhook's host takes the connection and never answers: Telegram has its message while
+    the webhook's request still hangs (the times are printed, not asserted)."""
+    name = host["name"]
+    put(name, "/usr/local/lib/test-blackhole.py", BLACKHOLE)
+    sh(name, f"systemd-run --unit=test-blackhole python3 /usr/local/lib/test-blackhole.py {BLACKHOLE_PORT}")
+    wait_for("the blackhole listens", lambda: f":{BLACKHOLE_PORT} " in sh(name, "ss -ltnH").stdout, 10)
+    holed = {**DATA, "redis_alert_webhook_url": f"http://127.0.0.1:{BLACKHOLE_PORT}/hooks/{HOOK_TOKEN}"}
+    try:
+        assert deploy(f"@docker/{name}", data=holed).rc == 0
+        before = len(received(name))
+        started = time.time()
+        result = sh(name, "redis-monitor alert-test --json", check=False)
+        took = time.time() - started
+        rows = {row["receiver"]: row for row in json.loads(result.stdout)}
+        assert rows["webhook"]["result"] == "FAILED" and rows["webhook"]["reason"].startswith("no answer within")
+        assert rows["telegram"]["result"] == "OK"
+        (telegram,) = by_receiver(received(name)[before:])["telegram"]
+        holes = [json.loads(line) for line in sh(name, "cat /var/log/test-blackhole.jsonl").stdout.splitlines()]
+        hole = min((h for h in holes if h["opened"] >= started), key=lambda h: h["opened"])
+        print(
+            f"\nblackholed webhook: Telegram had its message {telegram['at'] - started:.2f} s after the start, "
+            f"the webhook gave up after {hole['closed'] - hole['opened']:.1f} s, alert-test took {took:.1f} s"
+        )
+        assert hole["opened"] < telegram["at"] < hole["closed"]
+    finally:
+        assert deploy(f"@docker/{name}", data=DATA).rc == 0
+        sh(name, "systemctl stop test-blackhole", check=False)

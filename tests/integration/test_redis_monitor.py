@@ -29,6 +29,8 @@ SUBCOMMANDS = [
     "restore-check",
     "alert",
     "alert-test",
+    "alerts",
+    "alert-failed",
     "ttl-report",
 ]
 

@@ -88,6 +88,26 @@ def failover_messages(containers) -> list[dict]:
     return [p["body"] for n in containers for p in received(n) if p["body"].get("kind") == "failover"]
 
 
+def since(messages: list[dict], before: list[dict]) -> list[dict]:
+    """The messages that were not there before (each host's receiver keeps its own list)."""
+    return [m for m in messages if m not in before]
+
+
+def webhook_pending(container: str) -> int:
+    """How many messages the host's alert state still keeps for its webhook (redis-monitor alerts)."""
+    listed = json.loads(sh(container, "redis-monitor alerts --json").stdout)
+    return sum(r["pending"] for r in listed["receivers"] if r["receiver"] == "webhook")
+
+
+def replication_messages(container: str, kind: str) -> list[dict]:
+    """The `replication` messages of `kind` that reached this host's receiver (its own check)."""
+    return [
+        p["body"]
+        for p in received(container)
+        if p["body"].get("kind") == kind and p["body"].get("check") == "replication"
+    ]
+
+
 def group_messages(containers, kind: str) -> list[dict]:
     """The messages about the group's sentinels of `kind` (problem, resolved) that reached any host's receiver."""
     return [
@@ -266,6 +286,51 @@ def test_failover_story(cluster):
     failovers = failover_messages((a, b, c))
     assert len(failovers) == 1, failovers
     assert failovers[0]["failover"] == {"master": MASTER, "from": f"{ip_a}:6379", "to": f"{new_ip}:6379"}
+
+    # --- Lose a replica (issue 27): one WARNING about the group naming it, from a survivor, and
+    # the primary's own `replication` WARNING naming it; each resolves once it is back.
+    ip_other = {b: ip_b, c: ip_c}[other]
+    survivors = (a, new)
+    # a's receiver (a transient unit) did not survive its container's restart: start it again, and
+    # let a's next alert run deliver what it kept meanwhile, before counting.
+    start_receiver(a, HOOK_PORT)
+    wait_for("a's kept messages delivered", lambda: webhook_pending(a) == 0, 3 * ALERT_INTERVAL)
+    group_before = {kind: group_messages(survivors, kind) for kind in ("problem", "resolved")}
+    primary_before = {kind: replication_messages(new, kind) for kind in ("problem", "resolved")}
+    subprocess.run(["docker", "stop", "-t", "5", other], check=True, capture_output=True)
+    stopped = time.monotonic()
+    try:
+        wait_for(
+            "the WARNING for the lost replica",
+            lambda: since(group_messages(survivors, "problem"), group_before["problem"]),
+            4 * ALERT_INTERVAL,
+        )
+        print(f"the lost replica's WARNING: {time.monotonic() - stopped:.1f} s after it stopped")
+        wait_for(
+            "the primary's replication WARNING",
+            lambda: since(replication_messages(new, "problem"), primary_before["problem"]),
+            4 * ALERT_INTERVAL,
+        )
+        time.sleep(2 * ALERT_INTERVAL)
+        replica_lost = since(group_messages(survivors, "problem"), group_before["problem"])
+        assert len(replica_lost) == 1 and replica_lost[0]["status"] == "WARNING", replica_lost
+        assert f"{ip_other}:26379 not answering" in replica_lost[0]["text"]
+        assert replica_lost[0]["host"] in (f"@docker/{a}", f"@docker/{new}")
+        (primary_said,) = since(replication_messages(new, "problem"), primary_before["problem"])
+        assert primary_said["status"] == "WARNING" and ip_other in primary_said["text"], primary_said
+    finally:
+        subprocess.run(["docker", "start", other], check=True, capture_output=True)
+    back = wait_for(
+        "the lost replica's resolve",
+        lambda: since(group_messages(survivors, "resolved"), group_before["resolved"]),
+        9 * ALERT_INTERVAL,
+    )
+    wait_for(
+        "the primary's replication resolve",
+        lambda: since(replication_messages(new, "resolved"), primary_before["resolved"]),
+        5 * ALERT_INTERVAL,
+    )
+    assert [m["host"] for m in back] == [replica_lost[0]["host"]], back
 
     # --- Re-run the deploy with a changed setting: the topology stays, the setting converges.
     pids = {n: pid(n) for n in (a, b, c)}

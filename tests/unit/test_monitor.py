@@ -59,7 +59,7 @@ def _subcommands() -> list[str]:
 # Every subcommand the parser has, so that a new one cannot come without --json.
 @pytest.mark.parametrize("command", _subcommands())
 def test_every_subcommand_takes_json(command):
-    positional = {"restore-check": ["dump.rdb.counts.json"]}.get(command, [])
+    positional = {"restore-check": ["dump.rdb.counts.json"], "alert-failed": ["redis-backup"]}.get(command, [])
     assert monitor.parser().parse_args([command, *positional, "--json"]).json
 
 

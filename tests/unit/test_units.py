@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import pytest
 
-from smart_redis import backup, exporter, replication, service, tuning
+from smart_redis import alerting, backup, exporter, replication, service, tuning
+from smart_redis.constants import PATHS
 from smart_redis.settings import load
+from smart_redis.topology import Topology
 
 HEADER = "# Written by the smart-redis deploy.\n"
 BACKUP_SERVICE = (
-    HEADER + "[Unit]\nDescription=Snapshot Redis into {dir}\nAfter=redis-server.service\n\n"
+    HEADER + "[Unit]\nDescription=Snapshot Redis into {dir}\nAfter=redis-server.service\n{on_failure}\n"
     "[Service]\nType=oneshot\nExecStart=/usr/local/bin/redis-monitor backup --rotate --keep-hourly {hourly} --keep-daily {daily}\n"
+    "TimeoutStartSec=10min\n"
 )
 BACKUP_TIMER = (
     HEADER + "[Unit]\nDescription=Snapshot Redis {schedule}\n\n"
@@ -32,13 +35,36 @@ ROWS = [
         "backup service, defaults",
         backup.service_unit,
         {},
-        BACKUP_SERVICE.format(dir="/var/backups/redis", hourly=48, daily=14),
+        BACKUP_SERVICE.format(dir="/var/backups/redis", hourly=48, daily=14, on_failure=""),
+    ),
+    (
+        "backup service, with an alert receiver: a failed snapshot is a message",
+        backup.service_unit,
+        {"redis_alert_heartbeat_url": "https://hc.example.net/ping/x"},
+        BACKUP_SERVICE.format(
+            dir="/var/backups/redis", hourly=48, daily=14, on_failure="OnFailure=smart-redis-failed@%N.service\n"
+        ),
+    ),
+    (
+        "alert service: no start limit, a message when a run fails, a bounded run",
+        lambda s: alerting._units(s, Topology("standalone"))[PATHS.alert_service],
+        {"redis_alert_heartbeat_url": "https://hc.example.net/ping/x"},
+        HEADER + "[Unit]\nDescription=Redis alerts: send a message when redis-monitor's checks change state\n"
+        "After=redis-server.service\nStartLimitIntervalSec=0\nOnFailure=smart-redis-failed@%N.service\n\n"
+        "[Service]\nType=oneshot\nExecStart=/usr/local/bin/redis-monitor alert\nSuccessExitStatus=3\nTimeoutStartSec=90s\n",
+    ),
+    (
+        "alert failure handler",
+        lambda s: alerting._units(s, Topology("standalone"))[PATHS.alert_failed],
+        {"redis_alert_heartbeat_url": "https://hc.example.net/ping/x"},
+        HEADER + "[Unit]\nDescription=Redis alerts: tell the receivers that %i failed\n\n"
+        "[Service]\nType=oneshot\nExecStart=/usr/local/bin/redis-monitor alert-failed %i\nTimeoutStartSec=60s\n",
     ),
     (
         "backup service, keep counts and folder",
         backup.service_unit,
         {"redis_backup_keep_hourly": 5, "redis_backup_keep_daily": 0, "redis_backup_dir": "/srv/snap"},
-        BACKUP_SERVICE.format(dir="/srv/snap", hourly=5, daily=0),
+        BACKUP_SERVICE.format(dir="/srv/snap", hourly=5, daily=0, on_failure=""),
     ),
     ("backup timer, defaults", backup.timer_unit, {}, BACKUP_TIMER.format(schedule="hourly", calendar="hourly")),
     (
