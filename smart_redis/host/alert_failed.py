@@ -35,7 +35,7 @@ def cmd_alert_failed(args, config) -> int:
     now = time.time()
     stamp = f"{conf['state_file']}.failed-{args.unit}"
     said = _said_at(stamp)
-    if said is not None and now - said < REPEAT:
+    if said is not None and 0 <= now - said < REPEAT:
         note = f"{unit} failed; said so at {alerts.iso(said)}, again at most once an hour"
         emit(args, {"unit": unit, "sent": [], "note": note}, note)
         return 0
@@ -44,8 +44,9 @@ def cmd_alert_failed(args, config) -> int:
     message = alerts.Message("problem", "CRITICAL", None, [(unit, CRITICAL, detail)], check=unit)
     send = receivers.senders(conf, receivers.read_secrets(conf["secrets"]))
     log, _ = delivery.deliver(send, {name: [message] for name in send}, now)
-    os.makedirs(os.path.dirname(stamp), mode=0o755, exist_ok=True)
-    write_private(stamp, f"{now}\n")
+    if any(x["result"] == "OK" for x in log):  # said to someone: else the next failure tries again
+        os.makedirs(os.path.dirname(stamp), mode=0o755, exist_ok=True)
+        write_private(stamp, f"{now}\n")
     emit(args, {"unit": unit, "sent": log}, "\n".join(f"{x['result']:6}  {x['receiver']}: {x['reason']}" for x in log))
     return 1 if any(x["result"] == "FAILED" for x in log) else 0
 

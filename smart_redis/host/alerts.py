@@ -48,7 +48,7 @@ def parse_state(text: str) -> dict | None:
     if not isinstance(state, dict) or state.get("status") not in LEVELS:
         return None
     for key in ("since", "last_sent"):
-        if not isinstance(state.get(key), (int, float)) or isinstance(state.get(key), bool):
+        if not _valid_time(state.get(key)):
             return None
     evicted = state.get("evicted_keys")
     if evicted is not None and (not isinstance(evicted, int) or isinstance(evicted, bool)):
@@ -67,14 +67,14 @@ def parse_state(text: str) -> dict | None:
     }
     try:
         last = state.get("last_run") or {}
-        state["last_run"] = {"at": float(last["at"]), "checks": _check_list(last["checks"])}
-    except (TypeError, KeyError, ValueError, AttributeError):
+        state["last_run"] = {"at": _time(last["at"]), "checks": _check_list(last["checks"])}
+    except (TypeError, KeyError, ValueError, AttributeError, OverflowError):
         state["last_run"] = None
     receivers = state.get("receivers")
     state["receivers"] = {
         name: {key: entry.get(key) for key in ("at", "kind", "check", "result", "reason")}
         for name, entry in (receivers.items() if isinstance(receivers, dict) else [])
-        if isinstance(name, str) and isinstance(entry, dict) and _number(entry.get("at"))
+        if isinstance(name, str) and isinstance(entry, dict) and _valid_time(entry.get("at"))
     }
     no_ttl = state.get("no_ttl")
     if not isinstance(no_ttl, dict) or not all(isinstance(v, int) and not isinstance(v, bool) for v in no_ttl.values()):
@@ -84,6 +84,13 @@ def parse_state(text: str) -> dict | None:
 
 def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _valid_time(value) -> bool:
+    try:
+        return _time(value) is not None
+    except ValueError:
+        return False
 
 
 def _parse_checks(state: dict) -> dict[str, dict]:
@@ -101,7 +108,7 @@ def _parse_checks(state: dict) -> dict[str, dict]:
             isinstance(name, str)
             and isinstance(entry, dict)
             and entry.get("level") in LEVELS
-            and all(_number(entry.get(key)) for key in ("since", "sent", "seen"))
+            and all(_valid_time(entry.get(key)) for key in ("since", "sent", "seen"))
             and isinstance(entry.get("ok_runs"), int)
         ):
             kept[name] = {key: entry[key] for key in ("level", "since", "sent", "seen", "ok_runs")}
@@ -128,7 +135,17 @@ def to_record(message: Message) -> dict:
 
 
 def _check_list(items) -> list[tuple[str, int, str]]:
-    return [(str(name), int(level), str(detail)) for name, level, detail in items]
+    checks = [(str(name), int(level), str(detail)) for name, level, detail in items]
+    if any(level not in NAMES for _, level, _ in checks):
+        raise ValueError("not a level")
+    return checks
+
+
+def _time(value) -> float:
+    """A time the state file holds: a finite number that time.gmtime takes."""
+    if not _number(value) or not 0 <= value < 1e11:
+        raise ValueError("not a time")
+    return float(value)
 
 
 def from_record(record) -> Message | None:
@@ -144,7 +161,7 @@ def from_record(record) -> Message | None:
             record.get("check"),
             _check_list(record.get("still_bad", [])),
         )
-    except (TypeError, KeyError, ValueError, AttributeError):
+    except (TypeError, KeyError, ValueError, AttributeError, OverflowError):
         return None
     if message.status not in LEVELS or not (message.failover is None or isinstance(message.failover, dict)):
         return None

@@ -39,25 +39,23 @@ def deliver(
 ) -> tuple[list[dict], dict[str, list[dict]]]:
     """Every receiver's queue, the receivers side by side. Returns the log (one entry per message
     and receiver, receivers in the order of `send`) and what each receiver still has to take."""
-    logs: dict[str, list[dict]] = {name: [] for name in queues}
-    missed: dict[str, list[Message]] = {name: [] for name in queues}
+    # One entry per message tried, (message, ok, reason), appended in one step by the receiver's
+    # thread: whatever the moment the run stops waiting, a message is either in it or not tried.
+    results: dict[str, list[tuple[Message, bool, str]]] = {name: [] for name in queues}
 
     def work(name: str) -> None:
         end = time.monotonic() + budget
         for index, message in enumerate(queues[name]):
             left = end - time.monotonic()
             if left < 1:
-                for rest in queues[name][index:]:
-                    _log(logs[name], rest, name, False, f"not tried: the receiver had used its {budget:g} s")
-                    missed[name].append(rest)
+                reason = f"not tried: the receiver had used its {budget:g} s"
+                results[name].extend((rest, False, reason) for rest in queues[name][index:])
                 return
             try:
                 ok, reason = send[name](message, now, left)
             except Exception as exc:  # noqa: BLE001 - one receiver's bug must not cost the others their message
                 ok, reason = False, f"the receiver failed: {type(exc).__name__}"
-            _log(logs[name], message, name, ok, reason)
-            if not ok:
-                missed[name].append(message)
+            results[name].append((message, ok, reason))
 
     threads = {name: threading.Thread(target=work, args=(name,), daemon=True) for name in queues if queues[name]}
     for thread in threads.values():
@@ -70,14 +68,17 @@ def deliver(
     for name in send:
         if name not in queues:
             continue
-        done, kept = list(logs[name]), list(missed[name])
-        if threads.get(name) is not None and threads[name].is_alive():
-            for message in queues[name][len(done) :]:  # still in flight, or never reached
-                _log(done, message, name, False, f"no answer within {budget + GRACE:g} s")
-                kept.append(message)
-        log += done
+        worker = threads.get(name)
+        alive = worker is not None and worker.is_alive()  # first: a thread that ends now has written all
+        done = list(results[name])
+        if alive:  # still in flight, or never reached
+            done += [(m, False, f"no answer within {budget + GRACE:g} s") for m in queues[name][len(done) :]]
+        for message, ok, reason in done:
+            _log(log, message, name, ok, reason)
+        # The queue is newest first: what is kept is the newest PENDING_KEPT.
+        kept = [message for message, ok, _ in done if not ok][:PENDING_KEPT]
         if kept:
-            pending[name] = [to_record(m) for m in kept[-PENDING_KEPT:]]
+            pending[name] = [to_record(m) for m in kept]
     return log, pending
 
 

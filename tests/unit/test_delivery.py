@@ -192,3 +192,50 @@ def test_the_failure_handler_names_only_our_units(tmp_path, capsys):
     args = monitor.parser().parse_args(["alert-failed", "ssh"])
     assert monitor.cmd_alert_failed(args, alert_config(tmp_path)) == 2
     assert "unit must be one of redis-backup, smart-redis-alert" in capsys.readouterr().err
+
+
+def test_a_receiver_down_for_long_keeps_the_newest_messages():
+    """Ten missed already, two new ones: the two new ones are among what it keeps."""
+    old = [alerts.to_record(message(f"old {n}")) for n in range(alerts.PENDING_KEPT)]
+    new = [message("redis"), message("disk")]
+    _, pending = delivery.deliver(
+        {"down": lambda m, n, t: (False, "HTTP 503")}, {"down": delivery.queue(new, old)}, NOW
+    )
+    kept = [r["check"] for r in pending["down"]]
+    assert len(kept) == alerts.PENDING_KEPT and kept[:2] == ["redis", "disk"] and "old 9" not in kept
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"last_run": {"at": 10**400, "checks": []}},
+        {"last_run": {"at": NOW, "checks": [["redis", float("inf"), "x"]]}},
+        {"last_run": {"at": NOW, "checks": [["redis", 7, "x"]]}},
+        {"receivers": {"webhook": {"at": 1e300, "kind": "problem"}}},
+        {"checks": {"redis": {"level": "CRITICAL", "since": 1e300, "sent": NOW, "seen": NOW, "ok_runs": 0}}},
+        {"since": float("inf")},
+    ],
+)
+def test_a_corrupt_state_file_neither_stops_the_runs_nor_the_listing(change, tmp_path, monkeypatch, capsys):
+    config = alert_config(tmp_path)
+    good = {"status": "OK", "since": NOW, "last_sent": NOW, "checks": {}, "pending": {}}
+    (tmp_path / "alert-state.json").write_text(json.dumps({**good, **change}))
+    state = alerts.read_state(str(tmp_path / "alert-state.json"))
+    assert state is None or state["status"] == "OK"
+    assert monitor.cmd_alerts(monitor.parser().parse_args(["alerts", "--json"]), config) == 0
+
+
+def test_a_failure_nobody_heard_is_tried_again_at_the_next_failure(tmp_path, monkeypatch, capsys):
+    config = alert_config(tmp_path)
+    tries: list[str | None] = []
+    answers = iter([(False, "HTTP 503"), (True, "ok"), (True, "ok")])
+    monkeypatch.setattr(alert_failed, "systemctl", lambda *a: "exit-code")
+    monkeypatch.setattr(alert_failed, "write_private", lambda path, text: open(path, "w").write(text))
+    monkeypatch.setattr(
+        alert_failed.receivers,
+        "senders",
+        lambda conf, s: {"webhook": lambda m, n, t: tries.append(m.check) or next(answers)},
+    )
+    args = monitor.parser().parse_args(["alert-failed", "smart-redis-alert"])
+    assert [monitor.cmd_alert_failed(args, config) for _ in range(3)] == [1, 0, 0]
+    assert tries == [ALERT_SERVICE, ALERT_SERVICE]  # the second said it; the third is within the hour
