@@ -283,7 +283,9 @@ def test_a_blackholed_webhook_does_not_hold_back_telegram(host):
             f"\nblackholed webhook: Telegram had its message {telegram['at'] - started:.2f} s after the start, "
             f"the webhook gave up after {hole['closed'] - hole['opened']:.1f} s, alert-test took {took:.1f} s"
         )
-        assert hole["opened"] < telegram["at"] < hole["closed"]
+        # The webhook's connection was still open when Telegram had its message. (The blackhole's
+        # accept may come after Telegram's answer: the kernel takes the connection before that.)
+        assert telegram["at"] < hole["closed"]
     finally:
         assert deploy(f"@docker/{name}", data=DATA).rc == 0
         sh(name, "systemctl stop test-blackhole", check=False)
