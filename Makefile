@@ -27,12 +27,12 @@ demo: venv
 	@echo "  docker rm -f $(DEMO)                             # throw it away"
 
 # Test modules run side by side, each whole in one worker (its containers are its own): they
-# mostly wait for containers (a third of two cores busy with three workers), so four fit: the
-# three group modules start first, and the fourth worker runs the single-host ones meanwhile.
-WORKERS ?= 4
+# mostly wait for containers and Sentinel (two cores are 40 % busy over a run), so five fit: the
+# four group modules start first, and the fifth worker runs the single-host ones meanwhile.
+WORKERS ?= 5
 PYTEST_PARALLEL := $(BIN)/pytest -n $(WORKERS) --dist loadfile --no-loadscope-reorder --durations=25
 # The modules that need a group of three hosts; test-fast leaves them out.
-GROUP_MODULES := tests/integration/test_sentinel.py tests/integration/test_sentinel_tls.py tests/integration/test_handover.py
+GROUP_MODULES := tests/integration/test_sentinel.py tests/integration/test_sentinel_changes.py tests/integration/test_sentinel_tls.py tests/integration/test_handover.py
 
 ## The whole suite: lint and types, unit tests, then integration tests against real containers.
 # A fresh machine's Docker package and the test images' base file systems are prepared in the

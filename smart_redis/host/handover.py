@@ -33,6 +33,7 @@ CATCH_UP_SECONDS = 5.0  # for the replicas to have every write of the paused pri
 PROMOTION_SECONDS = 15.0  # for Sentinel to promote one (its own steps run once a second)
 SWITCH_SECONDS = 10.0  # for the sentinels that do not run the failover to name the new primary
 AGREE_SECONDS = 20.0  # for the one that runs it to finish
+RESTORE_SECONDS = 30.0  # for every member to take its min-replicas-to-write back (one may be busy syncing)
 
 
 def replicas(info: dict[str, str]) -> list[tuple[str, int, str, int]]:
@@ -231,14 +232,31 @@ def hand_over(
             f"or {time.monotonic() - paused:.2f} s for an app that asked sentinel {asked} first)"
         )
     finally:
-        if needed:
-            for ip, p in [("127.0.0.1", port), *online]:
-                _min_replicas(ip, p, auth, needed)
+        # Each member gets its value back, also one that is busy now (a demoted primary syncing
+        # from the new one): a run that left 0 behind would call itself done.
+        unrestored = _restore_min_replicas([("127.0.0.1", port), *online], auth, needed) if needed else []
         # Not demoted after a promotion: it stays paused (until PAUSE_MS) and Sentinel demotes it.
         if demoted or not new:
             _end_pause(port, auth, me, demoted=demoted, failing_over=bool(asked), sentinels=sentinels)
+    if unrestored:
+        raise StepError(
+            f"min-replicas-to-write is still 0 on {', '.join(unrestored)} {RESTORE_SECONDS:.0f} s after the "
+            f"handover (declared {needed}): the next run sets it again"
+        )
     say(f"Every sentinel that answers names {new}")
     return new
+
+
+def _restore_min_replicas(members: list[tuple[str, int]], auth: str, value: str) -> list[str]:
+    """min-replicas-to-write back to value on each member, retried until RESTORE_SECONDS; the
+    members ("ip port") that did not take it."""
+    left = list(members)
+    deadline = time.monotonic() + RESTORE_SECONDS
+    while True:
+        left = [(ip, p) for ip, p in left if not _min_replicas(ip, p, auth, value)]
+        if not left or time.monotonic() >= deadline:
+            return [f"{ip} {p}" for ip, p in left]
+        time.sleep(0.5)
 
 
 def _pairs(reply: object) -> dict[str, str]:
@@ -296,11 +314,14 @@ def _end_pause(port: int, auth: str, me: str, demoted: bool, failing_over: bool,
         pass  # the pause ends by itself after PAUSE_MS
 
 
-def _min_replicas(ip: str, port: int, auth: str, value: str) -> None:
+def _min_replicas(ip: str, port: int, auth: str, value: str) -> bool:
+    """Whether the server took the value (one that does not answer now is asked again, or gets
+    it from redis.conf when it restarts)."""
     try:
         login(port, auth, ip).call("CONFIG", "SET", "min-replicas-to-write", value)
     except (OSError, RedisError):
-        pass  # a server that does not answer now gets the value from redis.conf when it restarts
+        return False
+    return True
 
 
 def _has_good_replica(client: Redis) -> bool:

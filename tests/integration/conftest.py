@@ -37,13 +37,31 @@ PYTEST = str(Path(sys.executable).parent / "pytest")
 
 # The longest modules first (measured: --durations), so that side by side (make test: pytest-xdist,
 # whole modules per worker, handed out in this order) the run does not end waiting for one of them.
-LONGEST_FIRST = ("test_handover", "test_sentinel_tls", "test_sentinel", "test_prometheus", "test_alerts", "test_tls")
+LONGEST_FIRST = (
+    "test_handover",
+    "test_sentinel_tls",
+    "test_sentinel",
+    "test_sentinel_changes",
+    "test_alerts",
+    "test_prometheus",
+    "test_tls",
+)
 
 
-def pytest_collection_modifyitems(items):
+def pytest_collection_modifyitems(config, items):
+    # pytest-xdist hands each worker its first module and, at once, a second one (a worker runs a
+    # test only once it knows the next), which waits behind the first. So the unit tests (seconds)
+    # come right after the first module of each worker: what would wait behind a long module is short.
+    workers = getattr(config, "workerinput", {}).get("workercount", 0)  # 0: not side by side
+
     def rank(item) -> int:
         name = item.path.stem
-        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+        longest = LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+        if longest < workers:
+            return longest
+        if INTEGRATION not in item.path.parents:
+            return len(LONGEST_FIRST)  # the unit tests: after the first modules, before the rest
+        return len(LONGEST_FIRST) + 1 + longest
 
     items.sort(key=rank)  # stable: within a module, and among the others, the order stays
     for item in items:
@@ -162,8 +180,24 @@ class Run:
             if "] Error" in line or "StepError" in line:
                 shown += ["...", *lines[max(0, at - 15) : at + 1]]
         return "\n".join(
-            ["error lines, with what came before:", *shown[-120:], "end of the output:", self.output[-3000:]]
+            [
+                "error lines, with what came before:",
+                *shown[-120:],
+                *self.changed_operations,
+                "end of the output:",
+                self.output[-3000:],
+            ]
         )
+
+    @property
+    def changed_operations(self) -> list[str]:
+        """With --json: each operation that changed a host, and on which hosts (what a re-run that
+        was to change nothing did instead)."""
+        try:
+            operations = json.loads(self.stdout)["results"]["operations"]
+        except (ValueError, KeyError, TypeError):
+            return []
+        return [f"changed: {op['name']} on {', '.join(op['success'])}" for op in operations if op["success"]]
 
     @property
     def changed(self) -> int:

@@ -158,3 +158,30 @@ def test_a_killed_upgrade_leaves_no_policy_behind_and_a_leftover_is_cleaned(tmp_
     (tmp_path / "policy-rc.d").write_text("#!/bin/sh\n# smart-redis: upgrade\nexit 101\n")
     rc, _ = _hold(tmp_path, "true")
     assert rc == 0 and (tmp_path / "policy-rc.d").read_text() == "#!/bin/sh\nexit 0\n"
+
+
+class _Member:
+    """A server's CONFIG SET as the handover's login sees it: busy (OSError) for its first calls."""
+
+    def __init__(self, busy_for: int):
+        self.busy_for, self.value = busy_for, "0"
+
+    def call(self, *command: str) -> str:
+        if self.busy_for > 0:
+            self.busy_for -= 1
+            raise OSError("timed out")
+        self.value = command[-1]
+        return "OK"
+
+
+def test_min_replicas_to_write_is_put_back_on_a_member_that_is_busy_for_a_while(monkeypatch):
+    from smart_redis.host import handover as on_host
+
+    members = {("127.0.0.1", 6379): _Member(0), ("10.0.0.2", 6379): _Member(3), ("10.0.0.3", 6379): _Member(10**6)}
+    monkeypatch.setattr(on_host, "login", lambda port, auth, ip: members[(ip, port)])
+    monkeypatch.setattr(on_host.time, "sleep", lambda _: None)
+    monkeypatch.setattr(on_host, "RESTORE_SECONDS", 0.05)
+    left = on_host._restore_min_replicas(list(members), "acl", "1")
+    # The busy one took it once it answered; the one that never answered is named, not forgotten.
+    assert [m.value for m in members.values()] == ["1", "1", "0"]
+    assert left == ["10.0.0.3 6379"]
