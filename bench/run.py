@@ -15,6 +15,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -45,8 +46,14 @@ def drop(names: list[str]) -> None:
 
 
 def deploy(names: list[str], *args: str) -> float:
+    return deploy_to(f"hosts = {[f'@docker/{n}' for n in names]!r}\n", *args)
+
+
+def deploy_to(hosts: str, *args: str) -> float:
+    """One run of the deploy on the inventory `hosts` (its text); its time."""
     inventory = ROOT / ".cache" / f"bench-inventory-{RUN}.py"
-    inventory.write_text(f"hosts = {[f'@docker/{n}' for n in names]!r}\n")
+    inventory.parent.mkdir(exist_ok=True)
+    inventory.write_text(hosts)
     started = time.monotonic()
     process = subprocess.Popen(
         [PYINFRA, "-y", *args, str(inventory), "deploy.py", *DATA],
@@ -136,7 +143,53 @@ def provisioning() -> dict:
         "commands_cold": cold_commands,
         "hosts": scaling,
         "cold_steps": {name: statistics.median(run.get(name, 0.0) for run in steps) for name in steps[0]},
+        "ssh": over_ssh(),
     }
+
+
+SSH_SETUP = (
+    "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "
+    "openssh-server sudo > /dev/null && useradd -m -s /bin/bash deploy "
+    "&& echo 'deploy ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/deploy "
+    "&& install -d -m 700 -o deploy -g deploy /home/deploy/.ssh "
+    "&& cat > /home/deploy/.ssh/authorized_keys && chown deploy: /home/deploy/.ssh/authorized_keys "
+    "&& systemctl restart ssh"
+)
+
+
+def over_ssh(count: int = 8) -> dict:
+    """The operators' transport: `count` hosts reached over SSH as a user with sudo (sshd published
+    on 127.0.0.1), where no container engine serialises the commands as `docker exec` does.
+    Cold run of all, then no-op runs of one host and of all (medians)."""
+    names = [f"smart-redis-test-{RUN}-ssh{i}" for i in range(count)]
+    work = Path(tempfile.mkdtemp(prefix="bench-ssh-"))
+    try:
+        key = work / "id_ed25519"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+        for name in names:
+            testbed.start_container(name, publish=["127.0.0.1::22"])
+        setups = [
+            subprocess.Popen(["docker", "exec", "-i", name, "sh", "-c", SSH_SETUP], stdin=subprocess.PIPE, text=True)
+            for name in names
+        ]
+        for setup in setups:
+            setup.communicate(key.with_suffix(".pub").read_text())
+            if setup.returncode != 0:
+                raise SystemExit("sshd setup failed in a bench container")
+        login = {"ssh_hostname": "127.0.0.1", "ssh_user": "deploy", "ssh_key": str(key), "_sudo": True}
+        login["ssh_known_hosts_file"] = str(work / "known_hosts")
+        hosts = [
+            (name, {**login, "ssh_port": int(testbed.docker("port", name, "22/tcp").stdout.split(":")[-1])})
+            for name in names
+        ]
+        everyone, one = f"hosts = {hosts!r}\n", f"hosts = {hosts[:1]!r}\n"
+        cold = deploy_to(everyone)
+        noop_all = [deploy_to(everyone) for _ in range(REPS)]
+        noop_one = [deploy_to(one) for _ in range(REPS)]
+    finally:
+        drop(names)
+        shutil.rmtree(work, ignore_errors=True)
+    return {"hosts": count, "cold": cold, "noop": summary(noop_all), "noop_one": summary(noop_one)}
 
 
 PERCENTILE = re.compile(r"^\s*([\d.]+)% <= ([\d.]+) milliseconds")
@@ -246,6 +299,7 @@ def machine() -> str:
 
 def verdicts(p: dict, lat: dict) -> list[tuple[str, str, bool]]:
     cold, noop, fl = p["cold"]["median"], p["noop"]["median"], p["floor"]["median"]
+    ssh_all, ssh_one = p["ssh"]["noop"]["median"], p["ssh"]["noop_one"]["median"]
     rows = [
         ("cold provision <= 1.3x floor", f"{cold:.1f} s vs {fl:.1f} s = {cold / fl:.2f}x", cold <= 1.3 * fl),
         ("no-op <= 0.3x cold", f"{noop:.1f} s vs {cold:.1f} s = {noop / cold:.2f}x", noop <= 0.3 * cold),
@@ -253,6 +307,11 @@ def verdicts(p: dict, lat: dict) -> list[tuple[str, str, bool]]:
             "8 hosts no-op <= 1.5x 1 host no-op",
             f"{p['hosts'][8]['noop']:.1f} s vs {p['hosts'][1]['noop']:.1f} s = {p['hosts'][8]['noop'] / p['hosts'][1]['noop']:.2f}x",
             p["hosts"][8]["noop"] <= 1.5 * p["hosts"][1]["noop"],
+        ),
+        (
+            f"{p['ssh']['hosts']} hosts no-op <= 1.5x 1 host no-op, over SSH",
+            f"{ssh_all:.1f} s vs {ssh_one:.1f} s = {ssh_all / ssh_one:.2f}x",
+            ssh_all <= 1.5 * ssh_one,
         ),
     ]
     for workload, r in lat["workloads"].items():
@@ -305,7 +364,13 @@ def report(p: dict, lat: dict) -> str:
         "| --- | --- | --- |",
     ]
     lines += [f"| {n} | {v['cold']:.1f} s | {v['noop']:.1f} s |" for n, v in p["hosts"].items()]
+    ssh = p["ssh"]
     lines += [
+        "",
+        "The same over SSH, as an operator runs it (a user with sudo, sshd on 127.0.0.1 ports; no container "
+        f"engine between the deploy and the hosts): {ssh['hosts']} hosts cold {ssh['cold']:.1f} s; no-op of one "
+        f"host {ssh['noop_one']['median']:.1f} s, of all {ssh['hosts']} {ssh['noop']['median']:.1f} s "
+        f"(medians of {REPS}; all {ssh['hosts']}: {ssh['noop']['min']:.1f}-{ssh['noop']['max']:.1f} s).",
         "",
         (ROOT / "bench" / "history.md").read_text().rstrip("\n"),
         "",

@@ -14,12 +14,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import PYINFRA, PYTEST, ROOT, Run, sh, sh_input
+from conftest import PYINFRA, PYTEST, ROOT, Run, put, sh, sh_input
 
+# Held as unattended-upgrades would, until the test lets go (at most 60 s).
 HOLD_DPKG_LOCK = (
-    "import fcntl, time; f = open('/var/lib/dpkg/lock-frontend', 'w'); "
-    "fcntl.lockf(f, fcntl.LOCK_EX); open('/tmp/lock-held', 'w').close(); time.sleep({seconds})"
+    "import fcntl, os, time; f = open('/var/lib/dpkg/lock-frontend', 'w'); "
+    "fcntl.lockf(f, fcntl.LOCK_EX); open('/tmp/lock-held', 'w').close(); end = time.time() + 60\n"
+    "while time.time() < end and not os.path.exists('/tmp/release-lock'): time.sleep(0.1)"
 )
+WAITING = "Waiting up to 300 s for the dpkg lock"
 
 
 @pytest.fixture(scope="module")
@@ -110,18 +113,34 @@ def test_sudo_that_asks_for_a_password_fails_and_changes_nothing(ssh_host):
 
 @pytest.fixture(scope="module")
 def converged(ssh_host):
-    """The first deploy over SSH, while the dpkg lock is held for a few seconds as by unattended-upgrades."""
-    sh(ssh_host["name"], f'nohup python3 -c "{HOLD_DPKG_LOCK.format(seconds=5)}" > /dev/null 2>&1 &')
+    """The first deploy over SSH, while the dpkg lock is held as by unattended-upgrades: let go
+    once the deploy says that it waits for it (however long the run took to get there)."""
+    put(ssh_host["name"], "/root/hold-lock.py", HOLD_DPKG_LOCK)
+    sh(ssh_host["name"], "nohup python3 /root/hold-lock.py > /dev/null 2>&1 &")
     for _ in range(50):
         if sh(ssh_host["name"], "test -e /tmp/lock-held", check=False).returncode == 0:
             break
         time.sleep(0.1)
-    return run_deploy(inventory(ssh_host), "-v")
+    process = subprocess.Popen(
+        [PYINFRA, "-y", "-v", inventory(ssh_host), "deploy.py"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdout is not None
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if WAITING in line:
+            sh(ssh_host["name"], "touch /tmp/release-lock")
+    return Run(process.wait(timeout=600), "".join(lines), "")
 
 
 def test_deploy_over_ssh_with_sudo_converges_after_waiting_for_the_dpkg_lock(converged):
     assert converged.rc == 0, converged.output
-    assert "Waiting up to 300 s for the dpkg lock" in converged.output, converged.output
+    assert WAITING in converged.output, converged.output
 
 
 def test_host_checks_pass_over_ssh(ssh_host, converged):
