@@ -169,13 +169,19 @@ def over_ssh(count: int = 8) -> dict:
         for name in names:
             testbed.start_container(name, publish=["127.0.0.1::22"])
         setups = [
-            subprocess.Popen(["docker", "exec", "-i", name, "sh", "-c", SSH_SETUP], stdin=subprocess.PIPE, text=True)
+            subprocess.Popen(
+                ["docker", "exec", "-i", name, "sh", "-c", SSH_SETUP],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
             for name in names
         ]
         for setup in setups:
-            setup.communicate(key.with_suffix(".pub").read_text())
+            said, _ = setup.communicate(key.with_suffix(".pub").read_text())
             if setup.returncode != 0:
-                raise SystemExit("sshd setup failed in a bench container")
+                raise SystemExit(f"sshd setup failed in a bench container:\n{said[-2000:]}")
         login = {"ssh_hostname": "127.0.0.1", "ssh_user": "deploy", "ssh_key": str(key), "_sudo": True}
         login["ssh_known_hosts_file"] = str(work / "known_hosts")
         hosts = [

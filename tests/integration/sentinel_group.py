@@ -15,9 +15,10 @@ ALERT_INTERVAL = 10  # seconds between alert runs here (the default is 60)
 
 
 @contextlib.contextmanager
-def sentinel_group(docker_testbed, tmp_path_factory, name: str):
+def sentinel_group(docker_testbed, tmp_path_factory, name: str, alerts: bool):
     """primary + 2 replicas, each with a sentinel, on a network of their own with fixed addresses
-    (a restarted container comes back on its own). Yields what run_deploy and the tests need."""
+    (a restarted container comes back on its own). Yields what run_deploy and the tests need;
+    alerts: whether the deploy sets up the alert timer (every ALERT_INTERVAL, to HOOK_PORT)."""
     with three_hosts(docker_testbed, name) as (names, addresses, network):
         work = tmp_path_factory.mktemp("ha")
         yield {
@@ -27,17 +28,14 @@ def sentinel_group(docker_testbed, tmp_path_factory, name: str):
             "secrets": work / "secrets" / "redis-ha.env",
             "network": network,
             "testbed": docker_testbed,
+            "alerts": alerts,
         }
 
 
 def run_deploy(cluster, *args, data=None, json_output=False):
-    """The deploy on the group, alerts to each host's own receiver every ALERT_INTERVAL."""
-    data = {
-        "redis_ha_secrets_file": str(cluster["secrets"]),
-        "redis_alert_webhook_url": f"http://127.0.0.1:{HOOK_PORT}/hook",
-        "redis_alert_interval": ALERT_INTERVAL,
-        **(data or {}),
-    }
+    """The deploy on the group; with cluster["alerts"], alerts to each host's own receiver every ALERT_INTERVAL."""
+    alerts = {"redis_alert_webhook_url": f"http://127.0.0.1:{HOOK_PORT}/hook", "redis_alert_interval": ALERT_INTERVAL}
+    data = {"redis_ha_secrets_file": str(cluster["secrets"]), **(alerts if cluster["alerts"] else {}), **(data or {})}
     return deploy(cluster["inventory"], *args, data=data, json_output=json_output, no_apps=False)
 
 

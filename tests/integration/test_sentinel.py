@@ -43,7 +43,7 @@ from smart_redis.constants import ALERT_SERVICE, PATHS
 
 @pytest.fixture(scope="module")
 def cluster(docker_testbed, run_id, tmp_path_factory):
-    with sentinel_group(docker_testbed, tmp_path_factory, f"smart-redis-test-{run_id}-ha") as group:
+    with sentinel_group(docker_testbed, tmp_path_factory, f"smart-redis-test-{run_id}-ha", alerts=True) as group:
         yield group
 
 
