@@ -20,8 +20,18 @@ from pyinfra.facts.files import FileContents
 
 from . import auth, handover, live, reconfigure, render, replication, rotation
 from .constants import CONFIG_GROUP, CONFIG_MODE, CONFIG_USER, PATHS, SERVICE
-from .facts import RedisLive
-from .operations import copy_once, host_state, operation, place, prepare_folder, show_diff, staging_path, upload
+from .operations import (
+    copy_once,
+    expect_live,
+    host_state,
+    live_config,
+    operation,
+    place,
+    prepare_folder,
+    show_diff,
+    staging_path,
+    upload,
+)
 from .restore import RdbKeyCount, RedisKeyCount
 from .settings import Settings
 from .tls import TlsFiles
@@ -60,6 +70,25 @@ def _content(
     return render.redis_conf(
         settings, {role: sha or "0" * 64 for role, sha in hashes.items()}, topology, replicaof, replaced, tls
     )
+
+
+def expect_running(settings: Settings, topology: Topology, tls: TlsFiles | None) -> None:
+    """The config step compares the running server with the file it renders: say now what it will
+    ask (the port, login and TLS of that file, the settings in it), so that the run's first
+    RedisHost answer carries the reply and a run that changes nothing sends no command for it.
+    The names do not depend on the password hashes or the primary: placeholders stand in."""
+    placeholders = {user.role: "0" * 64 for user in auth.users(settings, topology)}
+    replicaof = "127.0.0.1 6379" if topology.replicated else None
+    text = render.redis_conf(settings, placeholders, topology, replicaof, None, tls)
+    desired = live.directives(text)
+    port, tls_options = live.endpoint(desired, settings.port)
+    guard = tuple(line for line in text.splitlines() if line.split(" ", 1)[0] in ("port", "tls-port"))
+    expect_live(auth.cli(port, _login(text), tls=tls_options), tuple(desired), guard)
+
+
+def _login(text: str) -> str:
+    """How the deploy logs in to a server that runs with this redis.conf."""
+    return "acl" if "user default off" in text else "none"
 
 
 def _restart(port: int, auth: str, save: bool) -> str:
@@ -140,10 +169,10 @@ def apply_redis_config(
         live_port, live_tls = live.endpoint(old, settings.port)
     except live.ForeignConfig as exc:
         raise OperationError(f"{exc}; the deploy stops before it runs anything with it") from None
-    old_auth = "acl" if "user default off" in old_text else "none"
+    old_auth = _login(old_text)
     live_cli = auth.cli(live_port, old_auth, tls=live_tls)
     desired = live.directives(content)
-    running = host.get_fact(RedisLive, cli=live_cli, names=tuple(desired))
+    running = live_config(live_cli, tuple(desired))
 
     old_acl, new_acl = live.acl_lines(old_text), live.acl_lines(content)
     plan = live.plan(desired, running or {}, old_acl, new_acl, passwords_apart=rotating or after_rotation)

@@ -61,6 +61,7 @@ def deploy_redis() -> None:
     tls_files = tls.host_files(certificates)  # where the host keeps them
     passwords = auth.passwords(wanted, ha)  # the operator's, and in a Sentinel group the group's shared ones
     passwords = rotation.renew_shared_passwords(wanted, ha, passwords)  # redis_rotate_passwords, once per run
+    config.expect_running(wanted, ha, tls_files)  # what the config step asks the server rides on that round trip
     facts = host_state()  # one round trip answers every step below
     run.start(name="Start the run", group=ha.group)  # a group's run in order; the operator's files once confirmed
     tls.refuse_switch_in_group(wanted, ha, facts)  # a running group keeps its TLS mode

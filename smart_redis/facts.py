@@ -11,6 +11,7 @@ fact instead of a dozen (see BENCHMARKS.md for the command count).
 from __future__ import annotations
 
 import ipaddress
+import shlex
 from dataclasses import dataclass, field
 
 from pyinfra.api import FactBase
@@ -121,6 +122,10 @@ class HostState:
     stale_binaries: set[str] = field(default_factory=set)
     # The host's own addresses (not loopback, not link-local): redis_ha_address when it is one.
     addresses: tuple[str, ...] = ()
+    # The running server's values of the settings the config step compares (RedisLive's answer,
+    # asked in the same round trip when the run said what it would ask: operations.expect_live);
+    # None when not asked or nobody answered.
+    live: dict[str, str] | None = None
     # The RDB format of the data file (the number in its "REDIS0010" header), None without one.
     rdb_version: int | None = None
     # The local groups (/etc/group): the operator group is created when it is not among them.
@@ -222,6 +227,7 @@ def parse(lines: list[str]) -> HostState:
     owners: dict[str, tuple[str, str, str]] = {}
     hashes: dict[str, str] = {}
     ctimes: dict[str, int] = {}
+    live: list[str] = []
     for line in lines:
         try:
             key, _, value = line.partition("=")
@@ -237,6 +243,8 @@ def parse(lines: list[str]) -> HostState:
                 sha, path = value.split("  ", 1)  # sha256sum's "HASH  NAME"; an escaped name starts with "\"
                 if len(sha) == 64:
                     hashes[path] = sha
+            elif key == "live":
+                live.append(value)
             elif key == "ctime":
                 path, seconds = value.split()
                 ctimes[path] = int(seconds)
@@ -246,6 +254,7 @@ def parse(lines: list[str]) -> HostState:
             continue
     state.files = {path: FileState(*owners[path], hashes[path]) for path in owners if path in hashes}
     _units(state, [b for b in blocks if b], ctimes)
+    state.live = _live_values(live)
     return state
 
 
@@ -338,10 +347,18 @@ def _own_address(text: str) -> str | None:
 
 
 class RedisHost(FactBase[HostState]):
-    """OS, container, Redis package and service state, and the managed files of a host."""
+    """OS, container, Redis package and service state, and the managed files of a host; with
+    live_cli, also RedisLive's answer for live_names (one round trip for both)."""
 
-    def command(self) -> str:
-        return _script()
+    def command(
+        self, live_cli: str | None = None, live_names: tuple[str, ...] = (), live_guard: tuple[str, ...] = ()
+    ) -> str:
+        if not live_cli:
+            return _script()
+        # Only while redis.conf has the lines the client assumes (its port and TLS port): a TLS
+        # client on a port that speaks plain text would wait for ever.
+        guard = "".join(f"grep -Fqsx {shlex.quote(line)} {PATHS.config} && " for line in live_guard)
+        return f"{_script()}; {{ {guard}{_live_query(live_cli, live_names)}; }} | sed 's/^/live=/'"
 
     def process(self, output) -> HostState:
         return parse(list(output))
@@ -355,11 +372,19 @@ class RedisLive(FactBase[dict[str, str] | None]):
     """
 
     def command(self, cli: str, names: tuple[str, ...]) -> str:
-        # A subshell: a missing credentials file must not end the fact's shell.
-        return f"( {cli} --csv config get port {' '.join(sorted(names))} ) 2>/dev/null; true"
+        return _live_query(cli, names)
 
     def process(self, output):
-        from .live import parse_config_get
+        return _live_values(list(output))
 
-        values = parse_config_get("".join(output)) if output else {}
-        return values if "port" in values else None  # an error reply, or nobody listening
+
+def _live_query(cli: str, names: tuple[str, ...]) -> str:
+    # A subshell: a missing credentials file must not end the fact's shell.
+    return f"( {cli} --csv config get port {' '.join(sorted(names))} ) 2>/dev/null; true"
+
+
+def _live_values(lines: list[str]) -> dict[str, str] | None:
+    from .live import parse_config_get
+
+    values = parse_config_get("".join(lines)) if lines else {}
+    return values if "port" in values else None  # an error reply, or nobody listening

@@ -17,7 +17,7 @@ import shlex
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from io import StringIO
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import uuid4
 
 from pyinfra import host, logger, state
@@ -30,7 +30,7 @@ from pyinfra.operations.util.files import generate_color_diff
 
 from . import run
 from .constants import PATHS, SERVICE
-from .facts import FileState, HostState, RedisHost, watched
+from .facts import FileState, HostState, RedisHost, RedisLive, watched
 
 
 @dataclass
@@ -44,6 +44,8 @@ class Answer:
     # did not declare them changed the host); declared: how many such operations.
     written: set[str] | None = field(default_factory=set)
     declared: int = 0
+    # What it asked the running server besides (expect_live): (redis-cli prefix, setting names)
+    live_probe: LiveProbe | None = None
 
 
 def _run_cache() -> dict[str, Answer]:
@@ -67,8 +69,44 @@ def host_state(fresh: bool = False) -> HostState:
     cache = _run_cache()
     cached = cache.get(host.name)
     if cached is None or not cached.current or (fresh and changes_so_far() > cached.changes):
-        cached = cache[host.name] = Answer(host.get_fact(RedisHost), changes_so_far())
+        probe = run.current().live_probes.get(host.name)
+        asked = (
+            host.get_fact(RedisHost, live_cli=probe.cli, live_names=probe.names, live_guard=probe.guard)
+            if probe
+            else host.get_fact(RedisHost)
+        )
+        cached = cache[host.name] = Answer(asked, changes_so_far(), live_probe=probe)
     return cached.state
+
+
+class LiveProbe(NamedTuple):
+    """What the config step will ask the running server: as `cli`, the values of `names`; asked
+    only while redis.conf has the `guard` lines (the port and TLS port that `cli` assumes)."""
+
+    cli: str
+    names: tuple[str, ...]
+    guard: tuple[str, ...] = ()
+
+
+def expect_live(cli: str, names: tuple[str, ...], guard: tuple[str, ...] = ()) -> None:
+    """What the config step will ask the running server: asked with every RedisHost answer of the
+    run from now on, so a run that changes nothing needs no round trip of its own for it."""
+    run.current().live_probes[host.name] = LiveProbe(cli, tuple(sorted(set(names))), guard)
+
+
+def live_config(cli: str, names: tuple[str, ...]) -> dict[str, str] | None:
+    """The running server's values of `names` as `cli` gets them (RedisLive): from the run's
+    current RedisHost answer when it asked the same way for at least these names and the server
+    answered; else asked now (a server that did not answer, or a guard that did not hold)."""
+    cached = _run_cache().get(host.name)
+    if cached is not None and covers(cached.live_probe, cli, names) and cached.state.live is not None:
+        return {k: v for k, v in cached.state.live.items() if k == "port" or k in names}
+    return host.get_fact(RedisLive, cli=cli, names=names)
+
+
+def covers(probe: LiveProbe | None, cli: str, names: tuple[str, ...]) -> bool:
+    """An answer asked with `probe` tells what `cli` would get for `names`."""
+    return probe is not None and probe.cli == cli and set(names) <= set(probe.names)
 
 
 def file_state(dest: str) -> FileState | None:

@@ -35,6 +35,8 @@ SERVER_GROUPS = ("redis_primary", "redis_replicas")
 class Run:
     # operations.host_state: host name -> its last RedisHost answer (operations.Answer)
     answers: dict[str, Any] = field(default_factory=dict)
+    # operations.expect_live: host name -> what its RedisHost answers also ask the running server (LiveProbe)
+    live_probes: dict[str, Any] = field(default_factory=dict)
     # handover: host name -> its primary's restart waiting for the handover; whether one happened
     deferred: dict[str, Any] = field(default_factory=dict)
     handed_over: bool = False

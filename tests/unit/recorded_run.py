@@ -11,6 +11,7 @@ a restart, a Sentinel replica...), so that all of it can go through a parser and
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import importlib
 import pkgutil
@@ -93,7 +94,12 @@ class _Host:
         if fact_cls.__module__.startswith("smart_redis"):
             self.recorded.append(Command(f"fact {fact_cls.__module__}.{key}", fact_cls().command(**kwargs)))
         if key == "RedisHost":
-            return self.scenario.facts
+            live = self.scenario.answers.get("RedisLive") if kwargs.get("live_cli") else None
+            if live is None:
+                return self.scenario.facts
+            # what the scenario's RedisLive answers, asked in the same round trip
+            values = live(cli=kwargs["live_cli"], names=kwargs["live_names"]) if callable(live) else live
+            return dataclasses.replace(self.scenario.facts, live=values)
         if key not in self.scenario.answers:
             raise KeyError(f"scenario {self.scenario.name!r} has no answer for the fact {key}")
         answer = self.scenario.answers[key]

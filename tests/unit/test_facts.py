@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from smart_redis.facts import FileState, parse
+from smart_redis.facts import FileState, RedisHost, parse
 
 CONTAINER_BEFORE_INSTALL = """\
 os_id=debian
@@ -307,3 +307,39 @@ def test_local_copies_go_into_private_folders(tmp_path):
     private_dir(backups / "db1")
     assert oct(backups.stat().st_mode & 0o777) == "0o700"
     assert oct((backups / "db1").stat().st_mode & 0o777) == "0o700"
+
+
+@pytest.mark.parametrize(
+    "lines, live",
+    [
+        ([], None),  # not asked
+        (['live="port","6379","maxmemory","536870912","maxmemory-policy","allkeys-lru"'],
+         {"port": "6379", "maxmemory": "536870912", "maxmemory-policy": "allkeys-lru"}),
+        (['live="NOAUTH Authentication required."'], None),  # an error reply
+        (["live="], None),  # nobody listening
+    ],
+)  # fmt: skip
+def test_the_running_servers_settings_ride_on_the_answer(lines, live):
+    """RedisHost asked with the config step's question (operations.expect_live) carries its reply."""
+    state = parse([*CONTAINER_BEFORE_INSTALL, *lines])
+    assert state.live == live and state.os == ("debian", "12")
+
+
+def test_the_live_question_is_asked_only_when_given():
+    assert "config get" not in RedisHost().command()
+    asked = RedisHost().command(live_cli="redis-cli -p 6379", live_names=("maxmemory", "appendonly"))
+    assert asked.endswith(
+        "{ ( redis-cli -p 6379 --csv config get port appendonly maxmemory ) 2>/dev/null; true; } | sed 's/^/live=/'"
+    )
+
+
+def test_the_live_question_waits_for_the_port_lines_it_assumes():
+    """A TLS client on a port that still speaks plain text would wait for ever (the run that turns
+    TLS on): the question is asked only while redis.conf has the lines the client was made for."""
+    asked = RedisHost().command(
+        live_cli="redis-cli --tls -p 6379", live_names=("maxmemory",), live_guard=("port 0", "tls-port 6379")
+    )
+    assert (
+        "{ grep -Fqsx 'port 0' /etc/redis/redis.conf && grep -Fqsx 'tls-port 6379' /etc/redis/redis.conf && "
+        "( redis-cli --tls -p 6379 --csv config get port maxmemory ) 2>/dev/null; true; }"
+    ) in asked

@@ -148,3 +148,26 @@ def test_a_folder_is_told_while_nothing_in_it_was_written():
     answer = operations.Answer(state=None, changes=0, current=False, written={CONF}, declared=1)  # type: ignore[arg-type]
     assert operations.still_tells(answer, "/etc/ssl/smart-redis", 1) is True
     assert operations.still_tells(answer, "/etc/redis", 1) is False
+
+
+CLI = ". /etc/smart-redis/credentials && redis-cli -p 6379"
+
+
+@pytest.mark.parametrize(
+    "probe, cli, names, told",
+    [
+        (None, CLI, ("maxmemory",), False),  # the answer was not asked the question
+        (operations.LiveProbe(CLI, ("maxmemory", "port")), CLI, ("maxmemory",), True),
+        (operations.LiveProbe(CLI, ("maxmemory",)), CLI, ("maxmemory", "appendonly"), False),  # a name it did not ask
+        (
+            operations.LiveProbe(CLI, ("maxmemory",)),
+            CLI.replace("6379", "6380"),
+            ("maxmemory",),
+            False,
+        ),  # another port or login
+    ],
+)
+def test_the_answer_tells_the_running_server_only_as_asked(probe, cli, names, told):
+    """The config step takes the server's settings from the run's RedisHost answer only when that
+    answer asked the same server, the same way, for at least these settings; else it asks."""
+    assert operations.covers(probe, cli, names) is told
