@@ -152,7 +152,7 @@ SSH_SETUP = (
     "openssh-server sudo > /dev/null && useradd -m -s /bin/bash deploy "
     "&& echo 'deploy ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/deploy "
     "&& install -d -m 700 -o deploy -g deploy /home/deploy/.ssh "
-    "&& cat > /home/deploy/.ssh/authorized_keys && chown deploy: /home/deploy/.ssh/authorized_keys "
+    "&& printf '%s\\n' \"$1\" > /home/deploy/.ssh/authorized_keys && chown deploy: /home/deploy/.ssh/authorized_keys "
     "&& systemctl restart ssh"
 )
 
@@ -170,8 +170,9 @@ def over_ssh(count: int = 8) -> dict:
             testbed.start_container(name, publish=["127.0.0.1::22"])
         setups = [
             subprocess.Popen(
-                ["docker", "exec", "-i", name, "sh", "-c", SSH_SETUP],
-                stdin=subprocess.PIPE,
+                # The public key as an argument (nothing secret): apt must not read it from stdin.
+                ["docker", "exec", name, "sh", "-c", SSH_SETUP, "setup", key.with_suffix(".pub").read_text().strip()],
+                stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
@@ -179,7 +180,7 @@ def over_ssh(count: int = 8) -> dict:
             for name in names
         ]
         for setup in setups:
-            said, _ = setup.communicate(key.with_suffix(".pub").read_text())
+            said, _ = setup.communicate()
             if setup.returncode != 0:
                 raise SystemExit(f"sshd setup failed in a bench container:\n{said[-2000:]}")
         login = {"ssh_hostname": "127.0.0.1", "ssh_user": "deploy", "ssh_key": str(key), "_sudo": True}

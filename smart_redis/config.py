@@ -172,7 +172,8 @@ def apply_redis_config(
     old_auth = _login(old_text)
     live_cli = auth.cli(live_port, old_auth, tls=live_tls)
     desired = live.directives(content)
-    running = live_config(live_cli, tuple(desired))
+    # A later pass asks again: the handover or the rotation changed the running servers since.
+    running = live_config(live_cli, tuple(desired), fresh=after_handover or after_rotation)
 
     old_acl, new_acl = live.acl_lines(old_text), live.acl_lines(content)
     plan = live.plan(desired, running or {}, old_acl, new_acl, passwords_apart=rotating or after_rotation)

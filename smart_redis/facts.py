@@ -358,7 +358,10 @@ class RedisHost(FactBase[HostState]):
         # Only while redis.conf has the lines the client assumes (its port and TLS port): a TLS
         # client on a port that speaks plain text would wait for ever.
         guard = "".join(f"grep -Fqsx {shlex.quote(line)} {PATHS.config} && " for line in live_guard)
-        return f"{_script()}; {{ {guard}{_live_query(live_cli, live_names)}; }} | sed 's/^/live=/'"
+        # Bounded: a wedged server must not hold up the first answer of every run (the config
+        # step then asks on its own, as RedisLive, and waits as it always did).
+        query = _live_query(live_cli.replace("redis-cli ", "timeout 10 redis-cli ", 1), live_names)
+        return f"{_script()}; {{ {guard}{query}; }} | sed 's/^/live=/'"
 
     def process(self, output) -> HostState:
         return parse(list(output))

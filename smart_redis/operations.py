@@ -94,11 +94,13 @@ def expect_live(cli: str, names: tuple[str, ...], guard: tuple[str, ...] = ()) -
     run.current().live_probes[host.name] = LiveProbe(cli, tuple(sorted(set(names))), guard)
 
 
-def live_config(cli: str, names: tuple[str, ...]) -> dict[str, str] | None:
+def live_config(cli: str, names: tuple[str, ...], fresh: bool = False) -> dict[str, str] | None:
     """The running server's values of `names` as `cli` gets them (RedisLive): from the run's
     current RedisHost answer when it asked the same way for at least these names and the server
-    answered; else asked now (a server that did not answer, or a guard that did not hold)."""
-    cached = _run_cache().get(host.name)
+    answered; else asked now (a server that did not answer, or a guard that did not hold).
+
+    fresh: asked now in any case (what this run changed elsewhere may have changed the server)."""
+    cached = None if fresh else _run_cache().get(host.name)
     if cached is not None and covers(cached.live_probe, cli, names) and cached.state.live is not None:
         return {k: v for k, v in cached.state.live.items() if k == "port" or k in names}
     return host.get_fact(RedisLive, cli=cli, names=names)

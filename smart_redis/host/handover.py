@@ -24,7 +24,7 @@ from collections.abc import Callable
 from .credentials import read_credentials
 from .resp import Redis, RedisError
 from .restart import StepError, _poll
-from .server import login, tls_context
+from .server import admin, login, logins, tls_context
 
 # The pause ends with CLIENT UNPAUSE; this bound only matters if this program dies in between.
 PAUSE_MS = 60_000
@@ -177,6 +177,7 @@ def hand_over(
     primary.call("CLIENT", "PAUSE", str(PAUSE_MS), "WRITE")
     paused = time.monotonic()
     asked = new = needed = ""
+    zeroed: list[tuple[str, int]] = []  # the members that took min-replicas-to-write 0
     demoted = False
     try:
         wanted = int(primary.info("replication")["master_repl_offset"])
@@ -191,8 +192,8 @@ def hand_over(
         # acknowledged with WAIT still waits for a replica. The values are back below, or (if
         # this program dies first) the deploy's next run finds the drift and sets them again.
         needed = primary.call("CONFIG", "GET", "min-replicas-to-write")[1]
-        for ip, p in [("127.0.0.1", port), *online]:
-            _min_replicas(ip, p, auth, "0")
+        if needed != "0":
+            zeroed = [(ip, p) for ip, p in [("127.0.0.1", port), *online] if _min_replicas(ip, p, auth, "0")]
         asked = sentinels.failover()
         if not asked:
             raise StepError("No handover: Sentinel did not take the failover")
@@ -232,15 +233,16 @@ def hand_over(
             f"or {time.monotonic() - paused:.2f} s for an app that asked sentinel {asked} first)"
         )
     finally:
-        # Each member gets its value back, also one that is busy now (a demoted primary syncing
-        # from the new one): a run that left 0 behind would call itself done.
-        unrestored = _restore_min_replicas([("127.0.0.1", port), *online], auth, needed) if needed else []
+        # Each member that took 0 gets its value back, once before the pause ends...
+        unrestored = [(ip, p) for ip, p in zeroed if not _min_replicas(ip, p, auth, needed)]
         # Not demoted after a promotion: it stays paused (until PAUSE_MS) and Sentinel demotes it.
         if demoted or not new:
             _end_pause(port, auth, me, demoted=demoted, failing_over=bool(asked), sentinels=sentinels)
-    if unrestored:
+    # ... and one that did not answer then is asked again: a run that left 0 behind would call itself done.
+    left = _restore_min_replicas(unrestored, auth, needed)
+    if left:
         raise StepError(
-            f"min-replicas-to-write is still 0 on {', '.join(unrestored)} {RESTORE_SECONDS:.0f} s after the "
+            f"min-replicas-to-write is still 0 on {', '.join(left)} {RESTORE_SECONDS:.0f} s after the "
             f"handover (declared {needed}): the next run sets it again"
         )
     say(f"Every sentinel that answers names {new}")
@@ -252,11 +254,10 @@ def _restore_min_replicas(members: list[tuple[str, int]], auth: str, value: str)
     members ("ip port") that did not take it."""
     left = list(members)
     deadline = time.monotonic() + RESTORE_SECONDS
-    while True:
-        left = [(ip, p) for ip, p in left if not _min_replicas(ip, p, auth, value)]
-        if not left or time.monotonic() >= deadline:
-            return [f"{ip} {p}" for ip, p in left]
+    while left and time.monotonic() < deadline:
         time.sleep(0.5)
+        left = [(ip, p) for ip, p in left if time.monotonic() >= deadline or not _min_replicas(ip, p, auth, value)]
+    return [f"{ip} {p}" for ip, p in left]
 
 
 def _pairs(reply: object) -> dict[str, str]:
@@ -315,13 +316,15 @@ def _end_pause(port: int, auth: str, me: str, demoted: bool, failing_over: bool,
 
 
 def _min_replicas(ip: str, port: int, auth: str, value: str) -> bool:
-    """Whether the server took the value (one that does not answer now is asked again, or gets
-    it from redis.conf when it restarts)."""
-    try:
-        login(port, auth, ip).call("CONFIG", "SET", "min-replicas-to-write", value)
-    except (OSError, RedisError):
-        return False
-    return True
+    """Whether the server took the value. Not through login(), whose PING a server loading its
+    data (a replica after a full sync) refuses: AUTH and CONFIG SET it takes."""
+    for path in logins(auth):
+        try:
+            admin(port, auth, path, address=ip).call("CONFIG", "SET", "min-replicas-to-write", value)
+            return True
+        except (OSError, RedisError, KeyError):
+            continue
+    return False
 
 
 def _has_good_replica(client: Redis) -> bool:

@@ -119,12 +119,16 @@ def sentinel_tls_context(plain: str) -> ssl.SSLContext | None:
     return context
 
 
+def logins(auth: str) -> list[str]:
+    """The credentials files a login tries, in order: during a rotation the previous one too."""
+    return [CREDENTIALS] + ([PREVIOUS] if auth == "acl" and os.path.exists(PREVIOUS) else [])
+
+
 def login(port: int, auth: str, address: str = "127.0.0.1", timeout: float = 5.0) -> Redis:
     """The admin login a server accepts now: during a rotation, before it accepts the new
     passwords, that is the previous one."""
-    files = [CREDENTIALS] + ([PREVIOUS] if auth == "acl" and os.path.exists(PREVIOUS) else [])
     error: Exception = RedisError("no login")
-    for path in files:
+    for path in logins(auth):
         try:
             client = admin(port, auth, path, address=address, timeout=timeout)
             client.call("PING")

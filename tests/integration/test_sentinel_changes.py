@@ -13,6 +13,7 @@ from sentinel_group import (
     config_epoch,
     group_passwords,
     pid,
+    redis_cli_admin,
     replication,
     run_deploy,
     sentinel_group,
@@ -44,7 +45,12 @@ def test_a_running_group_is_changed_rebuilt_and_restarted_in_its_roles(cluster):
 
     # --- Sentinel moves the primary away from the inventory's (a planned failover: the state a
     # crash leaves too, which test_sentinel goes through); the re-run records it in redis.conf.
-    assert redis(b, "sentinel", "failover", MASTER, port=26379) == "OK"
+    # Sentinel takes it once it sees a replica it would promote (NOGOODSLAVE until then).
+    wait_for(
+        "Sentinel takes the failover",
+        lambda: sh(b, f"{redis_cli_admin()} -p 26379 sentinel failover {MASTER}", check=False).stdout.strip() == "OK",
+        60,
+    )
     new_ip = wait_for(
         "every sentinel names the new primary",
         lambda: (
@@ -67,6 +73,11 @@ def test_a_running_group_is_changed_rebuilt_and_restarted_in_its_roles(cluster):
     assert rerun.rc == 0, rerun.failure
     assert {sentinel_says(n) for n in (a, b, c)} == {new_ip}
     assert {n: pid(n) for n in (a, b, c)} == pids, "the re-run restarted a server"
+    other = ({b, c} - {new}).pop()
+    assert replication(new)["role"] == "master"
+    assert replication(a)["master_host"] == new_ip and replication(other)["master_host"] == new_ip
+    for n in (a, b, c):
+        assert redis(n, "config", "get", "maxmemory").split()[-1] == str(256 * 1024 * 1024)
     assert f"replicaof {new_ip} 6379" in sh(a, "cat /etc/redis/redis.conf").stdout
     assert sh(new, "grep -c '^replicaof' /etc/redis/redis.conf", check=False).stdout.strip() == "0"
 

@@ -131,11 +131,16 @@ def converged(ssh_host):
     )
     assert process.stdout is not None
     lines = []
-    for line in process.stdout:
-        lines.append(line)
-        if WAITING in line:
-            sh(ssh_host["name"], "touch /tmp/release-lock")
-    return Run(process.wait(timeout=600), "".join(lines), "")
+    try:
+        for line in process.stdout:
+            lines.append(line)
+            if WAITING in line:
+                time.sleep(3)  # held on while the run waits, as a package run would
+                sh(ssh_host["name"], "touch /tmp/release-lock")
+        return Run(process.wait(timeout=600), "".join(lines), "")
+    finally:
+        if process.poll() is None:
+            process.kill()
 
 
 def test_deploy_over_ssh_with_sudo_converges_after_waiting_for_the_dpkg_lock(converged):

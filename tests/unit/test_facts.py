@@ -329,7 +329,8 @@ def test_the_live_question_is_asked_only_when_given():
     assert "config get" not in RedisHost().command()
     asked = RedisHost().command(live_cli="redis-cli -p 6379", live_names=("maxmemory", "appendonly"))
     assert asked.endswith(
-        "{ ( redis-cli -p 6379 --csv config get port appendonly maxmemory ) 2>/dev/null; true; } | sed 's/^/live=/'"
+        "{ ( timeout 10 redis-cli -p 6379 --csv config get port appendonly maxmemory ) 2>/dev/null; true; } "
+        "| sed 's/^/live=/'"
     )
 
 
@@ -341,5 +342,5 @@ def test_the_live_question_waits_for_the_port_lines_it_assumes():
     )
     assert (
         "{ grep -Fqsx 'port 0' /etc/redis/redis.conf && grep -Fqsx 'tls-port 6379' /etc/redis/redis.conf && "
-        "( redis-cli --tls -p 6379 --csv config get port maxmemory ) 2>/dev/null; true; }"
+        "( timeout 10 redis-cli --tls -p 6379 --csv config get port maxmemory ) 2>/dev/null; true; }"
     ) in asked

@@ -178,7 +178,8 @@ def test_min_replicas_to_write_is_put_back_on_a_member_that_is_busy_for_a_while(
     from smart_redis.host import handover as on_host
 
     members = {("127.0.0.1", 6379): _Member(0), ("10.0.0.2", 6379): _Member(3), ("10.0.0.3", 6379): _Member(10**6)}
-    monkeypatch.setattr(on_host, "login", lambda port, auth, ip: members[(ip, port)])
+    monkeypatch.setattr(on_host, "logins", lambda auth: ["/etc/smart-redis/credentials"])
+    monkeypatch.setattr(on_host, "admin", lambda port, auth, path, address: members[(address, port)])
     monkeypatch.setattr(on_host.time, "sleep", lambda _: None)
     monkeypatch.setattr(on_host, "RESTORE_SECONDS", 0.05)
     left = on_host._restore_min_replicas(list(members), "acl", "1")
