@@ -36,7 +36,7 @@ from .output import emit, human, table
 from .quorum import replication_view, sentinel_view
 from .resp import Redis, RedisError, scan_replies
 from .server import connect
-from .snapshots import BackupError, rotate, wait_for_snapshot
+from .snapshots import BackupError, rotate, running_server, wait_for_snapshot
 from .systemctl import systemctl
 from .ttl_report import report as ttl_report
 from .ttl_report import text as ttl_report_text
@@ -292,13 +292,7 @@ def cmd_test(args, config) -> int:
 
 
 def cmd_backup(args, config) -> int:
-    state = systemctl("is-active", config["service"]) or "unknown"
-    if state != "active":
-        # The timer must not bring back a server an operator stopped: it says so and fails instead.
-        raise BackupError(
-            f"{config['service']} is {state}, not running: no snapshot taken (start it, or stop redis-backup.timer)"
-        )
-    r = connect(config)
+    r = running_server(lambda: systemctl("is-active", config["service"]), lambda: connect(config), config["service"])
     wait_for_snapshot(r, args.timeout)
     # Counted right after the snapshot, for the restore to check against.
     now = time.time()

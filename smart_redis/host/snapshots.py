@@ -33,6 +33,39 @@ class BackupError(RedisError):
 
 BACKUP_UNIT = "redis-backup.service"
 
+# A snapshot due while the server restarts (the deploy's restart, a package's) waits for the
+# restart to end, up to RESTART_SECONDS, and then loads: it does not fail, nor page anybody.
+RESTART_SECONDS = 120.0
+RESTARTING = ("activating", "deactivating", "reloading")
+# A restart passes through "inactive" for a moment; a server an operator stopped stays there.
+SETTLE_SECONDS = 5.0
+
+
+def running_server(state_of, connect, service: str, clock=time.monotonic, sleep=time.sleep) -> Redis:
+    """A connection to `service`'s server once it runs and has loaded its data.
+
+    state_of(): systemd's ActiveState of the unit; connect(): a new admin connection. A server
+    that stays stopped fails the job with one line: the timer never starts it.
+    """
+    start = clock()
+    while True:
+        state, waited = state_of() or "unknown", clock() - start
+        if state == "active":
+            try:
+                server = connect()
+                if server.info("persistence").get("loading") != "1":
+                    return server
+                reason = "it is still loading its data"
+            except (OSError, RedisError) as exc:
+                reason = f"it does not answer: {exc}"
+            if waited > RESTART_SECONDS:
+                raise BackupError(f"{service} runs, but {reason} after {RESTART_SECONDS:.0f} s: no snapshot taken")
+        elif waited > (RESTART_SECONDS if state in RESTARTING else SETTLE_SECONDS):
+            raise BackupError(
+                f"{service} is {state}, not running: no snapshot taken (start it, or stop redis-backup.timer)"
+            )
+        sleep(1)
+
 
 def wait_for_snapshot(r: Redis, timeout: float, clock=time.monotonic, sleep=time.sleep) -> None:
     """BGSAVE once no other save (a save point, a replica's sync, an AOF rewrite) runs, and wait for it."""

@@ -115,6 +115,17 @@ def test_backup_waits_for_a_save_that_already_runs(host):
         redis(host, "flushdb", db=7)
 
 
+def test_a_snapshot_due_during_a_restart_waits_for_it(host):
+    """The hourly job that meets the deploy's restart (stop, the candidate put in place, start)
+    waits for the server instead of failing and paging (test_handover met it at an hour's turn)."""
+    before = sh(host, "ls /var/backups/redis").stdout.split()
+    sh(host, "systemctl stop redis-server && systemd-run --on-active=3 --unit=test-start systemctl start redis-server")
+    job = sh(host, "systemctl start redis-backup.service", check=False)
+    assert job.returncode == 0, sh(host, "journalctl -u redis-backup.service -n 5 -o cat --no-pager").stdout
+    assert sh(host, "systemctl is-active redis-server").stdout.strip() == "active"
+    assert len(sh(host, "ls /var/backups/redis").stdout.split()) > len(before)
+
+
 def test_backup_job_leaves_a_stopped_server_stopped_and_health_says_why(host):
     sh(host, "systemctl stop redis-server")
     try:

@@ -1,0 +1,82 @@
+"""The backup job's wait for a server that restarts (smart_redis/host/snapshots.py): a snapshot due
+while the deploy or a package restarts the server waits for it; one that an operator stopped fails."""
+
+from __future__ import annotations
+
+import pytest
+
+from smart_redis.host.resp import RedisError
+from smart_redis.host.snapshots import RESTART_SECONDS, SETTLE_SECONDS, BackupError, running_server
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class Server:
+    def __init__(self, loading: bool):
+        self.loading = loading
+
+    def info(self, section: str) -> dict:
+        return {"loading": "1" if self.loading else "0"}
+
+
+def run(states: list[str], connects: list[object]) -> tuple[object, float]:
+    """states: systemd's answer at each poll (the last one stays); connects: what each connection
+    attempt gives (a Server, or an exception to raise; the last one stays). Returns what
+    running_server returned or raised, and the seconds it waited."""
+    clock, polls, tries = Clock(), iter(states), iter(connects)
+
+    def connect():
+        got = next(tries, connects[-1])
+        if isinstance(got, Exception):
+            raise got
+        return got
+
+    try:
+        got = running_server(lambda: next(polls, states[-1]), connect, "redis-server", clock=clock, sleep=clock.sleep)
+    except BackupError as exc:
+        got = exc
+    return got, clock.now
+
+
+READY = Server(loading=False)
+
+
+@pytest.mark.parametrize(
+    ("states", "connects", "waited"),
+    [
+        (["active"], [READY], 0),  # the usual case: no wait
+        (["deactivating", "activating", "activating", "active"], [READY], 3),  # a restart in progress
+        (["inactive", "activating", "active"], [READY], 2),  # the moment between stop and start
+        (["active"], [Server(loading=True), Server(loading=True), READY], 2),  # loading its data after the start
+        (["active"], [ConnectionRefusedError("refused"), READY], 1),  # started, not listening yet
+        (["activating"] * 60 + ["active"], [READY], 60),  # a long restart: a large data set to save and load
+    ],
+)
+def test_a_snapshot_waits_for_a_restart_in_progress(states, connects, waited):
+    server, took = run(states, connects)
+    assert server is READY and took == waited
+
+
+@pytest.mark.parametrize(
+    ("states", "connects", "said", "after"),
+    [
+        (["inactive"], [READY], "redis-server is inactive, not running: no snapshot taken", SETTLE_SECONDS),
+        (["failed"], [READY], "redis-server is failed, not running", SETTLE_SECONDS),
+        (["activating"], [READY], "redis-server is activating, not running", RESTART_SECONDS),
+        (["active"], [Server(loading=True)], "still loading its data", RESTART_SECONDS),
+        (["active"], [RedisError("WRONGPASS invalid username-password pair")], "does not answer: WRONGPASS", RESTART_SECONDS),
+    ],
+)  # fmt: skip
+def test_a_server_that_stays_down_fails_the_job_with_one_line(states, connects, said, after):
+    error, took = run(states, connects)
+    assert isinstance(error, BackupError) and said in str(error)
+    assert after < took <= after + 1  # no later than the bound (and one poll): the timer never starts it
