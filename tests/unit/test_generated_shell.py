@@ -488,3 +488,14 @@ def test_a_file_for_the_redis_users_folder_is_placed_by_one_rename_from_the_root
     # by path: a redirection, chown, chmod or a copy whose target is there
     writes = [t for t in texts if re.search(r"(>\s*|chown \S+ |chmod \S+ |cp (-\S+ )*[^-\s]\S* )/etc/redis/", t)]
     assert writes == []
+
+
+def test_the_running_servers_settings_ride_on_the_hosts_answer(recorded):
+    """The config step's question to the server goes with the run's RedisHost answer (guarded by
+    the port lines, bounded by a timeout); a server that did not answer there is asked on its own."""
+    answered = [c for c in recorded["a running server that takes a change at runtime"] if c.step.startswith("fact ")]
+    host_answers = [c for c in answered if c.step == "fact smart_redis.facts.RedisHost"]
+    assert host_answers and all("timeout 10 redis-cli" in c.text and "grep -Fqsx" in c.text for c in host_answers)
+    assert not any(c.step == "fact smart_redis.facts.RedisLive" for c in answered)
+    fresh = recorded["a fresh host, Redis 8 from its repository, a rebuild from a snapshot"]
+    assert any(c.step == "fact smart_redis.facts.RedisLive" for c in fresh)
