@@ -74,6 +74,12 @@ def by_receiver(posts: list[dict]) -> dict[str, list[dict]]:
     return found
 
 
+def alert_tests(telegram: list[dict]) -> list[dict]:
+    """alert-test's Telegram messages: the timer's own run may send there meanwhile (a previous
+    test stopped Redis or the app)."""
+    return [post for post in telegram if "test message from redis-monitor alert-test" in post["body"]["text"]]
+
+
 def messages(name: str) -> list[dict]:
     """What reached the webhook and Telegram (not the heartbeat's pings)."""
     got = by_receiver(received(name))
@@ -146,7 +152,7 @@ def test_alert_test_says_which_receiver_worked(host):
     assert rows["email"]["result"] == "FAILED" and "sendmail" in rows["email"]["reason"]
     assert HOOK_TOKEN not in result.stdout + result.stderr and BOT_TOKEN not in result.stdout + result.stderr
     got = by_receiver(received(name)[before:])
-    assert [p["body"]["kind"] for p in got["webhook"]] == ["test"] and len(got["telegram"]) == 1
+    assert [p["body"]["kind"] for p in got["webhook"]].count("test") == 1 and len(alert_tests(got["telegram"])) == 1
 
 
 def test_the_heartbeat_comes_every_run_and_stops_with_the_timer(host):
@@ -276,7 +282,7 @@ def test_a_blackholed_webhook_does_not_hold_back_telegram(host):
         rows = {row["receiver"]: row for row in json.loads(result.stdout)}
         assert rows["webhook"]["result"] == "FAILED" and rows["webhook"]["reason"].startswith("no answer within")
         assert rows["telegram"]["result"] == "OK"
-        (telegram,) = by_receiver(received(name)[before:])["telegram"]
+        (telegram,) = alert_tests(by_receiver(received(name)[before:])["telegram"])
         holes = [json.loads(line) for line in sh(name, "cat /var/log/test-blackhole.jsonl").stdout.splitlines()]
         hole = min((h for h in holes if h["opened"] >= started), key=lambda h: h["opened"])
         print(
