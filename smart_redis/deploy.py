@@ -19,6 +19,7 @@ from . import (
     config,
     exporter,
     install,
+    planning,
     pm2,
     preflight,
     replication,
@@ -34,6 +35,8 @@ from . import (
     tuning,
 )
 from .operations import host_state
+
+planning.install()  # pyinfra orders our operations from the frames, not from their source files
 
 
 # data_defaults: pyinfra's way for a reusable deploy to give its settings' defaults to host data;

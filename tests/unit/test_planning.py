@@ -1,0 +1,71 @@
+"""smart_redis.planning gives every operation the order pyinfra's own stack inspection gives it."""
+
+from __future__ import annotations
+
+import sys
+from types import SimpleNamespace
+
+import pyinfra
+import pytest
+from pyinfra.api import util
+
+from smart_redis import planning
+
+# A deploy file calls a step of a package, which calls a helper of pyinfra's (a file under pyinfra's
+# folder, skipped by both), which asks for the order: the shape of a real deploy's stack.
+DEPLOY = """
+def step():
+    for _ in range(2):
+        pass
+    return HELPER()
+RESULT = step()
+"""
+PYINFRA_HELPER = """
+def helper():
+    return BOTH(STATE)
+"""
+
+
+def both(state):
+    """pyinfra's order and ours, asked from the same line (each records its caller's line)."""
+    return util.get_operation_order_from_stack(state), planning.operation_order(state)
+
+
+def run_deploy(tmp_path, state) -> tuple[list[int], list[int]]:
+    deploy_file = tmp_path / "deploy.py"
+    deploy_file.write_text(DEPLOY)
+    helper_globals = {"BOTH": both, "STATE": state}
+    exec(compile(PYINFRA_HELPER, f"{util.PYINFRA_INSTALL_DIR}/operations/fake.py", "exec"), helper_globals)
+    deploy_globals = {"HELPER": helper_globals["helper"]}
+    exec(compile(DEPLOY, str(deploy_file), "exec"), deploy_globals)
+    return deploy_globals["RESULT"]
+
+
+@pytest.mark.parametrize("is_cli", [True, False])
+@pytest.mark.parametrize("deploy_file", ["this run's", "another", None])
+def test_the_order_is_pyinfras(tmp_path, monkeypatch, is_cli, deploy_file):
+    monkeypatch.setattr(pyinfra, "is_cli", is_cli)
+    current = {"this run's": str(tmp_path / "deploy.py"), "another": str(tmp_path / "other.py"), None: None}
+    state = SimpleNamespace(current_deploy_filename=current[deploy_file], current_op_file_number=3)
+    theirs, ours = run_deploy(tmp_path, state)
+    assert ours == theirs
+    if deploy_file == "this run's":  # the deploy file's two lines, not the helper in pyinfra's folder
+        assert ours[-3:-1] == [6, 5]
+
+
+def test_install_makes_pyinfras_operations_use_it(monkeypatch):
+    operation = sys.modules["pyinfra.api.operation"]
+    monkeypatch.setattr(operation, "get_operation_order_from_stack", util.get_operation_order_from_stack)
+    planning.install()
+    assert operation.get_operation_order_from_stack is planning.operation_order
+
+
+def test_install_leaves_a_pyinfra_it_does_not_know_alone(monkeypatch):
+    operation = sys.modules["pyinfra.api.operation"]
+
+    def elsewhere(state):
+        return []
+
+    monkeypatch.setattr(operation, "get_operation_order_from_stack", elsewhere)
+    planning.install()
+    assert operation.get_operation_order_from_stack is elsewhere
