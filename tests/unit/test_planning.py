@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from types import SimpleNamespace
 
@@ -69,3 +70,20 @@ def test_install_leaves_a_pyinfra_it_does_not_know_alone(monkeypatch):
     monkeypatch.setattr(operation, "get_operation_order_from_stack", elsewhere)
     planning.install()
     assert operation.get_operation_order_from_stack is elsewhere
+
+
+def test_the_deploy_installs_it_when_imported():
+    """A deploy file's `from smart_redis import deploy_redis` is all it takes (a fresh interpreter:
+    this one has imported smart_redis already)."""
+    found = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, smart_redis; "
+            "print(sys.modules['pyinfra.api.operation'].get_operation_order_from_stack.__qualname__)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert found.stdout.strip() == "operation_order"
