@@ -45,18 +45,29 @@ def drop(names: list[str]) -> None:
         testbed.remove_container(name)
 
 
+def inventory(names: list[str]) -> str:
+    return f"hosts = {[f'@docker/{n}' for n in names]!r}\n"
+
+
 def deploy(names: list[str], *args: str) -> float:
-    return deploy_to(f"hosts = {[f'@docker/{n}' for n in names]!r}\n", *args)
+    return deploy_to(inventory(names), *args)
 
 
-def deploy_to(hosts: str, *args: str) -> float:
-    """One run of the deploy on the inventory `hosts` (its text); its time."""
+def pyinfra_alone(hosts: str) -> float:
+    """What pyinfra itself needs to run one command on each host of `hosts` (median): the floor
+    under any deploy's no-op run, which sends each host one command too."""
+    return statistics.median(deploy_to(hosts, run=("exec", "--", "true")) for _ in range(REPS))
+
+
+def deploy_to(hosts: str, *args: str, run: tuple[str, ...] = ("deploy.py", *DATA)) -> float:
+    """One run of the deploy (or of `run`: pyinfra's arguments after the inventory) on the
+    inventory `hosts` (its text); its time."""
     inventory = ROOT / ".cache" / f"bench-inventory-{RUN}.py"
     inventory.parent.mkdir(exist_ok=True)
     inventory.write_text(hosts)
     started = time.monotonic()
     process = subprocess.Popen(
-        [PYINFRA, "-y", *args, str(inventory), "deploy.py", *DATA],
+        [PYINFRA, "-y", *args, str(inventory), *run],
         cwd=ROOT,
         env=ENV,
         stdout=subprocess.PIPE,
@@ -133,7 +144,7 @@ def provisioning() -> dict:
     scaling = {}
     for count in (1, 4, 8):
         hosts = containers(f"n{count}-", count)
-        scaling[count] = {"cold": deploy(hosts), "noop": deploy(hosts)}
+        scaling[count] = {"cold": deploy(hosts), "noop": deploy(hosts), "pyinfra": pyinfra_alone(inventory(hosts))}
         drop(hosts)
     return {
         "cold": summary(cold),
@@ -193,10 +204,11 @@ def over_ssh(count: int = 8) -> dict:
         cold = deploy_to(everyone)
         noop_all = [deploy_to(everyone) for _ in range(REPS)]
         noop_one = [deploy_to(one) for _ in range(REPS)]
+        alone = {"all": pyinfra_alone(everyone), "one": pyinfra_alone(one)}
     finally:
         drop(names)
         shutil.rmtree(work, ignore_errors=True)
-    return {"hosts": count, "cold": cold, "noop": summary(noop_all), "noop_one": summary(noop_one)}
+    return {"hosts": count, "cold": cold, "noop": summary(noop_all), "noop_one": summary(noop_one), "pyinfra": alone}
 
 
 PERCENTILE = re.compile(r"^\s*([\d.]+)% <= ([\d.]+) milliseconds")
@@ -312,12 +324,14 @@ def verdicts(p: dict, lat: dict) -> list[tuple[str, str, bool]]:
         ("no-op <= 0.3x cold", f"{noop:.1f} s vs {cold:.1f} s = {noop / cold:.2f}x", noop <= 0.3 * cold),
         (
             "8 hosts no-op <= 1.5x 1 host no-op",
-            f"{p['hosts'][8]['noop']:.1f} s vs {p['hosts'][1]['noop']:.1f} s = {p['hosts'][8]['noop'] / p['hosts'][1]['noop']:.2f}x",
+            f"{p['hosts'][8]['noop']:.1f} s vs {p['hosts'][1]['noop']:.1f} s = {p['hosts'][8]['noop'] / p['hosts'][1]['noop']:.2f}x "
+            f"(pyinfra alone: {p['hosts'][8]['pyinfra'] / p['hosts'][1]['pyinfra']:.2f}x)",
             p["hosts"][8]["noop"] <= 1.5 * p["hosts"][1]["noop"],
         ),
         (
             f"{p['ssh']['hosts']} hosts no-op <= 1.5x 1 host no-op, over SSH",
-            f"{ssh_all:.1f} s vs {ssh_one:.1f} s = {ssh_all / ssh_one:.2f}x",
+            f"{ssh_all:.1f} s vs {ssh_one:.1f} s = {ssh_all / ssh_one:.2f}x "
+            f"(pyinfra alone: {p['ssh']['pyinfra']['all'] / p['ssh']['pyinfra']['one']:.2f}x)",
             ssh_all <= 1.5 * ssh_one,
         ),
     ]
@@ -367,17 +381,19 @@ def report(p: dict, lat: dict) -> str:
     lines += [f"| {name} | {sec:.2f} |" for name, sec in sorted(p["cold_steps"].items(), key=lambda kv: -kv[1])]
     lines += [
         "",
-        "| hosts in one run | cold | no-op |",
-        "| --- | --- | --- |",
+        "| hosts in one run | cold | no-op | pyinfra alone: `pyinfra exec -- true` |",
+        "| --- | --- | --- | --- |",
     ]
-    lines += [f"| {n} | {v['cold']:.1f} s | {v['noop']:.1f} s |" for n, v in p["hosts"].items()]
+    lines += [f"| {n} | {v['cold']:.1f} s | {v['noop']:.1f} s | {v['pyinfra']:.1f} s |" for n, v in p["hosts"].items()]
     ssh = p["ssh"]
     lines += [
         "",
         "The same over SSH, as an operator runs it (a user with sudo, sshd on 127.0.0.1 ports; no container "
         f"engine between the deploy and the hosts): {ssh['hosts']} hosts cold {ssh['cold']:.1f} s; no-op of one "
         f"host {ssh['noop_one']['median']:.1f} s, of all {ssh['hosts']} {ssh['noop']['median']:.1f} s "
-        f"(medians of {REPS}; all {ssh['hosts']}: {ssh['noop']['min']:.1f}-{ssh['noop']['max']:.1f} s).",
+        f"(medians of {REPS}; all {ssh['hosts']}: {ssh['noop']['min']:.1f}-{ssh['noop']['max']:.1f} s); "
+        f"pyinfra alone (`pyinfra exec -- true`): one host {ssh['pyinfra']['one']:.1f} s, all {ssh['hosts']} "
+        f"{ssh['pyinfra']['all']:.1f} s.",
         "",
         (ROOT / "bench" / "history.md").read_text().rstrip("\n"),
         "",
