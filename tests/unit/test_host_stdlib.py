@@ -132,17 +132,31 @@ def test_the_step_program_as_one_file_lists_its_steps_and_fails_in_one_line(tmp_
     assert not (tmp_path / "exporter.env").exists()
 
 
+def imported_by(path: Path, *args: str) -> set[str]:
+    """The modules that running the program `path` with `args` imports."""
+    said = subprocess.run(
+        [SYSTEM_PYTHON, "-I", "-S", "-X", "importtime", str(path), *args],
+        capture_output=True,
+        text=True,
+        cwd=path.parent,
+        timeout=60,
+    ).stderr
+    return {line.rsplit("|", 1)[-1].strip() for line in said.splitlines() if line.startswith("import time:")}
+
+
 def test_the_loader_of_a_program_imports_no_more_than_it_needs(tmp_path):
     # Every run of redis-monitor (the alert timer's, each interval) pays for what the loader
     # imports: importlib.abc brings importlib.resources, pathlib and more (about 50 ms).
-    steps = program(tmp_path, "steps")
-    imported = subprocess.run(
-        [SYSTEM_PYTHON, "-I", "-S", "-X", "importtime", str(steps), "--help"],
-        capture_output=True,
-        text=True,
-        cwd=steps.parent,
-        timeout=60,
-    ).stderr
-    names = {line.rsplit("|", 1)[-1].strip() for line in imported.splitlines() if line.startswith("import time:")}
+    names = imported_by(program(tmp_path, "steps"), "--help")
     assert "smart_redis_host.steps" in names
     assert not names & {"importlib.abc", "importlib.resources", "pathlib"}
+
+
+def test_redis_monitor_imports_the_receivers_only_for_the_alert_commands(tmp_path):
+    # backup (hourly), health and the rest do not pay for urllib, email and http.client (about 80 ms)
+    monitor = program(tmp_path, "monitor")
+    names = imported_by(monitor, "--help")
+    assert "smart_redis_host.monitor" in names
+    assert not names & {"smart_redis_host.receivers", "urllib.request", "email.message"}
+    # still carried in the one file, for the alert commands to import when they run
+    assert {"alert_run", "alert_failed", "receivers"} <= set(bundle.modules("monitor"))
