@@ -73,7 +73,8 @@ def deploy_redis() -> None:
     pm2.preflight(wanted, ha)  # a missing ecosystem file stops the run before anything changes
     sandbox = service.container_sandbox(facts)  # before the package first starts the service
     exporter_unit = exporter.unit_before_install(wanted, facts)  # likewise for the exporter
-    service.units_before_install(facts, sandbox, exporter_unit)  # one daemon-reload for both
+    backup_units = backup.units(wanted)  # the backup job and timer, enabled below
+    service.units_before_install(facts, sandbox, exporter_unit, *backup_units)  # one daemon-reload for all
     sentinel.before_install(ha, facts)  # and Sentinel stays masked until it is configured
     install.redis_packages(wanted, facts, sentinel=ha.runs_sentinel)
     tuning.kernel(wanted, facts)
@@ -94,7 +95,7 @@ def deploy_redis() -> None:
     sentinel.sentinel(wanted, ha, passwords)  # sentinel.conf once; restarted on a new certificate
     rotation.sentinel_logins(wanted, ha, rotating)  # auth-pass and sentinel-pass move to the new password
     tools.redis_monitor(wanted, ha)  # the operator's tool on the host
-    backup.snapshots(wanted, facts)  # the timer, and a first snapshot
+    backup.snapshots(facts, backup_units)  # the timer enabled, and a first snapshot
     alerting.alerts(wanted, ha, facts)  # a message to a person when the checks change state
     tls.publish_ca(certificates)  # where the apps' NODE_EXTRA_CA_CERTS points
     pm2.ecosystem(wanted, ha, rotating)  # REDIS_URL (and the sentinels) for the apps, reloaded under PM2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pyinfra.api.operation import OperationMeta
 
-from .constants import EXPORTER_SERVICE, PATHS, SERVICE
+from .constants import BACKUP_SERVICE, BACKUP_TIMER, EXPORTER_SERVICE, PATHS, SERVICE
 from .facts import HostState
 from .operations import managed_file, no_file_changed, reload_units, service_running
 from .render import render
@@ -27,9 +27,10 @@ def container_sandbox(facts: HostState) -> OperationMeta | None:
     )
 
 
-def units_before_install(facts: HostState, sandbox: OperationMeta | None, exporter: OperationMeta | None) -> None:
-    """One daemon-reload for the drop-ins written before the packages start their services."""
-    reload_units((SERVICE, EXPORTER_SERVICE), sandbox, exporter, facts=facts)
+def units_before_install(facts: HostState, *written: OperationMeta | None) -> None:
+    """One daemon-reload for the drop-ins and units written before the packages start their
+    services (the container sandbox, the exporter's drop-in, the backup job and timer)."""
+    reload_units((SERVICE, EXPORTER_SERVICE, BACKUP_SERVICE, BACKUP_TIMER), *written, facts=facts)
 
 
 def redis_server(facts: HostState, sandbox: OperationMeta | None) -> None:
