@@ -320,7 +320,12 @@ def verdicts(p: dict, lat: dict) -> list[tuple[str, str, bool]]:
     cold, noop, fl = p["cold"]["median"], p["noop"]["median"], p["floor"]["median"]
     ssh_all, ssh_one = p["ssh"]["noop"]["median"], p["ssh"]["noop_one"]["median"]
     rows = [
-        ("cold provision <= 1.3x floor", f"{cold:.1f} s vs {fl:.1f} s = {cold / fl:.2f}x", cold <= 1.3 * fl),
+        (
+            "cold provision <= 1.3x floor",
+            # the best runs too: on a busy machine one slow floor moves the medians' ratio
+            f"{cold:.1f} s vs {fl:.1f} s = {cold / fl:.2f}x (best runs: {p['cold']['min'] / p['floor']['min']:.2f}x)",
+            cold <= 1.3 * fl and p["cold"]["min"] <= 1.3 * p["floor"]["min"],
+        ),
         ("no-op <= 0.3x cold", f"{noop:.1f} s vs {cold:.1f} s = {noop / cold:.2f}x", noop <= 0.3 * cold),
         (
             "8 hosts no-op <= 1.5x 1 host no-op",
