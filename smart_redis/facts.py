@@ -162,7 +162,7 @@ _EXPORTER = (
 # The units the steps read, asked of systemd in one `systemctl show` (its blocks come in this order).
 UNITS = (SERVICE, SENTINEL_SERVICE, EXPORTER_SERVICE, BACKUP_SERVICE, BACKUP_TIMER, ALERT_TIMER, ALERT_PATH)
 # A unit file written by a run that failed before its daemon-reload: reload on the next run.
-RELOAD_CHECKED = (SERVICE, EXPORTER_SERVICE, SENTINEL_SERVICE, BACKUP_TIMER, ALERT_TIMER)
+RELOAD_CHECKED = (SERVICE, EXPORTER_SERVICE, SENTINEL_SERVICE, BACKUP_SERVICE, BACKUP_TIMER, ALERT_TIMER)
 # Services whose binary the package may replace under them.
 BINARIES = (SERVICE, SENTINEL_SERVICE)
 SENTINEL_TLS_FILES = (PATHS.sentinel_tls_cert, PATHS.sentinel_tls_key, PATHS.sentinel_tls_ca)

@@ -212,11 +212,17 @@ def test_an_exporter_left_without_its_login_is_restarted_by_the_next_run(server)
     assert repair.rc == 0 and repair.changed >= 1, repair.output
     assert any(line.startswith("REDIS_PASSWORD=") for line in _exporter_environ(name))
     assert _redis_up(name) == "redis_up 1"
-    # A unit file written by a run that stopped before its daemon-reload.
-    sh(name, f"touch {PATHS.exporter_dropin}")
-    assert sh(name, "systemctl show -p NeedDaemonReload --value prometheus-redis-exporter").stdout.strip() == "yes"
-    assert deploy(target).rc == 0
-    assert sh(name, "systemctl show -p NeedDaemonReload --value prometheus-redis-exporter").stdout.strip() == "no"
+    # A unit file written by a run that stopped before its daemon-reload, one at a time (one
+    # reload serves all): the exporter's drop-in, then the backup job's (written before the
+    # install, so an apt failure can stop a run there).
+    for unit, path in (
+        ("prometheus-redis-exporter", PATHS.exporter_dropin),
+        ("redis-backup.service", PATHS.backup_service),
+    ):
+        sh(name, f"touch {path}")
+        assert sh(name, f"systemctl show -p NeedDaemonReload --value {unit}").stdout.strip() == "yes"
+        assert deploy(target).rc == 0
+        assert sh(name, f"systemctl show -p NeedDaemonReload --value {unit}").stdout.strip() == "no", unit
     again = deploy(target, json_output=True)
     assert again.rc == 0 and again.changed == 0, again.output
 

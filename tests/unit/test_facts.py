@@ -139,6 +139,7 @@ def test_units_come_in_their_order_with_what_systemd_says_of_them():
         "redis-server",
         "prometheus-redis-exporter",
         "redis-sentinel",
+        "redis-backup.service",
         "redis-backup.timer",
         "smart-redis-alert.timer",
     }
