@@ -29,7 +29,6 @@ from .constants import (
     CREDENTIALS_MODE,
     ON_FAILURE,
     PATHS,
-    SERVICE,
 )
 from .facts import HostState
 from .operations import (
@@ -121,7 +120,7 @@ def _units(settings: Settings, topology: Topology) -> dict[str, str]:
     units = {
         PATHS.alert_service: render(
             "smart-redis-alert.service.j2",
-            service=SERVICE,
+            service=settings.server.service,
             monitor=PATHS.monitor,
             on_failure=ON_FAILURE,
             timeout=ALERT_RUN_TIMEOUT,
@@ -133,7 +132,7 @@ def _units(settings: Settings, topology: Topology) -> dict[str, str]:
     }
     if topology.runs_sentinel:
         units[PATHS.alert_path] = render(
-            "smart-redis-alert.path.j2", sentinel_config=PATHS.sentinel_config, alert_service=ALERT_SERVICE
+            "smart-redis-alert.path.j2", sentinel_config=settings.server.sentinel_config, alert_service=ALERT_SERVICE
         )
     return units
 

@@ -277,17 +277,20 @@ def warn_if_open(settings: Settings) -> None:
         )
 
 
-def cli(port: int, auth: str, role: str = "ADMIN", tls: str | None = None) -> str:
-    """Shell prefix for redis-cli as one of the ACL users, the password passed in the environment.
+def cli(port: int, auth: str, role: str = "ADMIN", tls: str | None = None, program: str | None = None) -> str:
+    """Shell prefix for the host's server CLI (redis-cli, valkey-cli) as one of the ACL users, the
+    password passed in the environment.
     tls: redis-cli's TLS options (TlsFiles.cli_options) for a server without a plain port.
+    program: the CLI (default: that of the server the current host runs).
 
     >>> cli(6379, "acl")
     '. /etc/smart-redis/credentials && REDISCLI_AUTH="$REDIS_ADMIN_PASSWORD" redis-cli ...'
     """
     where = f"{tls} -p {port}" if tls else f"-p {port}"
+    program = program or run.server().cli
     if auth == "none":
-        return f"redis-cli {where}"
+        return f"{program} {where}"
     return (
         f'. {PATHS.credentials} && REDISCLI_AUTH="$REDIS_{role}_PASSWORD" '
-        f'redis-cli --no-auth-warning --user "$REDIS_{role}_USER" {where}'
+        f'{program} --no-auth-warning --user "$REDIS_{role}_USER" {where}'
     )

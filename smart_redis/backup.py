@@ -12,7 +12,7 @@ from pyinfra.api.operation import OperationMeta
 from pyinfra.operations.util import any_changed
 
 from . import alerting
-from .constants import BACKUP_RUN_TIMEOUT, BACKUP_SERVICE, BACKUP_TIMER, ON_FAILURE, PATHS, SERVICE
+from .constants import BACKUP_RUN_TIMEOUT, BACKUP_SERVICE, BACKUP_TIMER, ON_FAILURE, PATHS
 from .facts import HostState
 from .operations import managed_file, no_file_changed
 from .render import render
@@ -23,7 +23,7 @@ def service_unit(settings: Settings) -> str:
     return render(
         "redis-backup.service.j2",
         backup_dir=settings.backup_dir,
-        service=SERVICE,
+        service=settings.server.service,
         monitor=PATHS.monitor,
         keep_hourly=settings.backup_keep_hourly,
         keep_daily=settings.backup_keep_daily,

@@ -1,4 +1,4 @@
-"""redis.conf: keep the packaged original once, then install the rendered file after Redis accepts it.
+"""redis.conf (valkey.conf for Valkey): keep the packaged original once, then install the rendered file after Redis accepts it.
 
 A change reaches the running server at runtime (CONFIG SET, ACL SETUSER) whenever Redis can
 take it, so the PID and the dataset stay; only settings Redis reads at startup restart it,
@@ -19,7 +19,8 @@ from pyinfra.api.operation import OperationMeta
 from pyinfra.facts.files import FileContents
 
 from . import auth, handover, live, reconfigure, render, replication, rotation
-from .constants import CONFIG_GROUP, CONFIG_MODE, CONFIG_USER, PATHS, SERVICE
+from .constants import CONFIG_MODE, PATHS
+from .host.server import SERVERS, Server
 from .operations import (
     copy_once,
     expect_live,
@@ -38,15 +39,22 @@ from .tls import TlsFiles
 from .tools import step
 from .topology import Topology
 
-# Redis loads the whole file, then exits because it may listen nowhere: a good file prints
-# that line, a bad one its FATAL CONFIG FILE ERROR. Nothing is bound, no data is loaded.
-REDIS_CONF_OWNER = (CONFIG_USER, CONFIG_GROUP, CONFIG_MODE)
-VALIDATE = (
-    "out=$(timeout 20 redis-server {path} --port 0 --tls-port 0 --unixsocket '' --daemonize no "
-    "--supervised no --logfile '' --pidfile '' 2>&1); "
-    "case \"$out\" in *'not listen anywhere'*) true ;; "
-    "*) printf '%s\\n' \"$out\" | grep -A4 FATAL >&2 || printf '%s\\n' \"$out\" >&2; false ;; esac"
-)
+
+def owner(server: Server) -> tuple[str, str, str]:
+    """The config's user, group and mode: the server's user reads it (and Sentinel rewrites beside it)."""
+    return (server.user, server.group, CONFIG_MODE)
+
+
+def validate(server: Server) -> str:
+    """The check of a candidate config: the server loads the whole file, then exits because it may
+    listen nowhere. A good file prints that line, a bad one its FATAL CONFIG FILE ERROR. Nothing is
+    bound, no data is loaded."""
+    return (
+        f"out=$(timeout 20 {server.service} {{path}} --port 0 --tls-port 0 --unixsocket '' --daemonize no "
+        "--supervised no --logfile '' --pidfile '' 2>&1); "
+        "case \"$out\" in *'not listen anywhere'*) true ;; "
+        "*) printf '%s\\n' \"$out\" | grep -A4 FATAL >&2 || printf '%s\\n' \"$out\" >&2; false ;; esac"
+    )
 
 
 def _content(
@@ -110,7 +118,9 @@ def _runtime_commands(cli: str, plan: live.Plan) -> list[str]:
     return commands
 
 
-@operation(writes=(PATHS.config,))  # besides the candidate's copies: restarts and runtime changes
+@operation(
+    writes=tuple(server.config for server in SERVERS.values())
+)  # besides the candidate's copies: restarts and runtime changes
 def apply_redis_config(
     settings: Settings,
     given: Mapping[str, str],
@@ -142,6 +152,7 @@ def apply_redis_config(
         apply_redis_config(name="Configure Redis", settings=settings, given=operator_passwords(),
                            topology=Topology("standalone"), credentials=credentials_op)
     """
+    server = settings.server
     if after_handover and not handover.happened():
         host.noop("no primary handed its role over in this run")
         return
@@ -152,16 +163,16 @@ def apply_redis_config(
     # inventory's), written into the file for the next start, never applied to the running server.
     primary = replication.primary_now(settings, topology, member=not joining) if topology.replicated else None
     if topology.replicated and primary is None and not joining:  # sentinels silent: keep the file's
-        current_text = "\n".join(host.get_fact(FileContents, path=PATHS.config) or [])
+        current_text = "\n".join(host.get_fact(FileContents, path=server.config) or [])
         replicaof = live.directives(current_text).get("replicaof")
     else:
         replicaof = replication.replicaof(settings, topology, primary)
     keep_replaced = rotating and not after_rotation
     content = _content(settings, given, topology, replicaof, credentials.is_complete(), keep_replaced, tls)
     facts = host_state(fresh=True)  # the package creates redis.conf and starts the server
-    current = facts.files.get(PATHS.config)
+    current = facts.files.get(server.config)
     file_differs = current is None or current.sha256 != hashlib.sha256(content.encode()).hexdigest()
-    old_text = "\n".join(host.get_fact(FileContents, path=PATHS.config) or []) if file_differs else content
+    old_text = "\n".join(host.get_fact(FileContents, path=server.config) or []) if file_differs else content
     old = live.directives(old_text)
 
     # Ask the server on the port and with the auth (and TLS) it runs with now.
@@ -180,14 +191,14 @@ def apply_redis_config(
     version, whole_group = facts.redis_version, handover.whole_group_in_run()
     situation = reconfigure.Situation(
         file_differs=file_differs,
-        mode_right=current is not None and (current.user, current.group, current.mode) == REDIS_CONF_OWNER,
+        mode_right=current is not None and (current.user, current.group, current.mode) == owner(server),
         drift=bool(plan.changed),
         runtime_changes=bool(plan.changed or plan.acl_changes),
         restart_settings=tuple(plan.restart_for),
         answers=running is not None,
         active=facts.active == "active",
         joining=joining,
-        binary_replaced=SERVICE in facts.stale_binaries,
+        binary_replaced=server.service in facts.stale_binaries,
         auth_change=(old_auth, settings.auth) if old_auth != settings.auth else None,
         after_handover=after_handover,
         handover=handover.wanted(topology, primary, joining, version, whole_group),
@@ -203,12 +214,12 @@ def apply_redis_config(
         for name, (live_value, declared) in plan.changed.items():
             host.log(f"Drift: {name} is {live_value!r} on the server, declared {declared!r}", logger.warning)
     if joining and replicaof and not settings.replica_replace_data:
-        _refuse_to_replace_data(live_cli, replicaof)
+        _refuse_to_replace_data(live_cli, replicaof, server)
     if state.config.DIFF and file_differs:
-        show_diff(PATHS.config, content)
+        show_diff(server.config, content)
     if decision.upload:
         staged = staging_path(PATHS.config_candidate)
-        placed = place(staged, PATHS.config_candidate, CONFIG_USER, CONFIG_GROUP, CONFIG_MODE, VALIDATE)
+        placed = place(staged, PATHS.config_candidate, *owner(server), validate(server))
         yield from upload(StringIO(content), staged, first=prepare_folder(PATHS.config_candidate), then=placed)
     if decision.restart_for and not whole_group and handover.wanted(topology, primary, joining, version, True):
         host.log(
@@ -225,7 +236,7 @@ def apply_redis_config(
         handover.defer(handover.Deferred(live_port, old_auth, primary, decision.restart_for))
         return  # the candidate waits on the host; the pass after the handover installs it
     if decision.action == "restart":
-        host.log(f"Restarting {SERVICE} for: {'; '.join(decision.restart_for)}", logger.warning)
+        host.log(f"Restarting {server.service} for: {'; '.join(decision.restart_for)}", logger.warning)
         yield _restart(live_port, old_auth, save=True)
         if decision.wait_sync:
             assert replicaof is not None
@@ -241,13 +252,13 @@ def apply_redis_config(
         yield from _runtime_commands(live_cli, plan)
     if decision.install:
         # a rename from the root-only folder: a link at redis.conf is replaced, never followed
-        yield f"mv -fT {shlex.quote(PATHS.config_candidate)} {shlex.quote(PATHS.config)}"
+        yield f"mv -fT {shlex.quote(PATHS.config_candidate)} {shlex.quote(server.config)}"
 
 
-def _refuse_to_replace_data(live_cli: str, replicaof: str) -> None:
+def _refuse_to_replace_data(live_cli: str, replicaof: str, server: Server) -> None:
     keys = host.get_fact(RedisKeyCount, cli=live_cli)
     if keys is None:  # not running: what it would load at its next start
-        keys = host.get_fact(RdbKeyCount, path=f"{PATHS.data_dir}/dump.rdb")
+        keys = host.get_fact(RdbKeyCount, path=f"{server.data_dir}/dump.rdb", checker=server.check_rdb)
     if keys:
         raise OperationError(
             f"this server holds {keys} keys; as a replica of {replicaof} it would replace them with the primary's "
@@ -264,10 +275,11 @@ def redis_conf(
     rotating: bool = False,
     tls: TlsFiles | None = None,
 ) -> OperationMeta:
+    server = settings.server
     copy_once(
-        name=f"Keep the original config as {PATHS.config_backup}",
-        src=PATHS.config,
-        dest=PATHS.config_backup,
+        name=f"Keep the original config as {server.config_backup}",
+        src=server.config,
+        dest=server.config_backup,
     )
     # With a Sentinel group in the inventory, one host after the other: a restart then never takes
     # more than one server of the group away (pyinfra decides this per operation, for all hosts).
@@ -275,7 +287,9 @@ def redis_conf(
         settings=settings, given=given, topology=topology, credentials=credentials, rotating=rotating, tls=tls,
         _serial=topology.group,
     )  # fmt: skip
-    configured = apply_redis_config(name=f"Configure Redis ({PATHS.config})", joining=joining, **step_args)
+    configured = apply_redis_config(
+        name=f"Configure {server.name.capitalize()} ({server.config})", joining=joining, **step_args
+    )
     if not topology.ha:
         return configured  # a single server restarts in place
     # A primary that must restart does so last, as a replica (handover.py).

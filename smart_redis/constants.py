@@ -8,15 +8,11 @@ from .host import credentials as host_credentials
 from .host import monitor as host_monitor
 from .host import server as host_server
 
-SERVICE = host_server.SERVICE
-# python3 runs the deploy's host-side tools (the ecosystem editor) with the standard library.
-REDIS_PACKAGES = ("redis-server", "redis-tools")
-# python3 runs the host-side tools; sudo lets the operator group run redis-monitor.
-PACKAGES = (*REDIS_PACKAGES, "python3", "sudo")
+# python3 runs the host-side tools (with the standard library); sudo lets the operator group run
+# redis-monitor. The server's own packages are its Server's (smart_redis/host/server.py).
+TOOL_PACKAGES = ("python3", "sudo")
 EXPORTER_PACKAGE = "prometheus-redis-exporter"
 EXPORTER_SERVICE = "prometheus-redis-exporter"
-SENTINEL_PACKAGE = "redis-sentinel"
-SENTINEL_SERVICE = "redis-sentinel"
 # The scheduled snapshot: a oneshot service and the timer that starts it.
 BACKUP_SERVICE = "redis-backup.service"
 BACKUP_TIMER = "redis-backup.timer"
@@ -36,8 +32,6 @@ BACKUP_RUN_TIMEOUT = "10min"
 # Turns transparent huge pages off at boot, before Redis starts (real hosts only).
 THP_SERVICE = "redis-disable-thp.service"
 
-CONFIG_USER = "redis"
-CONFIG_GROUP = "redis"
 CONFIG_MODE = "640"
 CREDENTIALS_MODE = "600"
 # Roles of the ACL users whose passwords the credentials file keeps (REDIS_<ROLE>_PASSWORD).
@@ -69,16 +63,17 @@ DISTRO_REDIS_MAJOR = {
     ("ubuntu", "24.04"): 7,
 }
 SUPPORTED_OS = tuple(DISTRO_REDIS_MAJOR)
+# (os-release ID, VERSION_ID) -> the Valkey major the distro ships, and where it has it only in
+# its backports: the deploy adds that suite, from the host's own Debian mirror, for Valkey alone.
+DISTRO_VALKEY = {("debian", "13"): 8, ("debian", "12"): 8}
+VALKEY_BACKPORTS = {("debian", "12"): "bookworm-backports"}
 
 
 @dataclass(frozen=True)
 class Paths:
-    config: str = host_server.CONFIG
-    config_backup: str = "/etc/redis/redis.conf.backup"
+    """The deploy's own files, whichever server runs (the server's files: its Server)."""
+
     config_candidate: str = host_server.CANDIDATE
-    data_dir: str = host_server.DATA_DIR
-    logfile: str = host_server.LOGFILE
-    pidfile: str = "/run/redis/redis-server.pid"
     # Root-only: the only file on the host with plaintext Redis passwords.
     credentials: str = host_credentials.PATH
     credentials_given: str = host_credentials.GIVEN
@@ -106,13 +101,6 @@ class Paths:
     # Root-only (700), on the same filesystem as /etc/redis: where a file meant for /etc/redis (the
     # redis user's folder) is written, checked and given its owner before one rename puts it there.
     staging: str = host_credentials.PATH.rsplit("/", 1)[0]
-    container_dropin: str = "/etc/systemd/system/redis-server.service.d/10-container.conf"
-    # High availability: masterauth apart from redis.conf, so that the deploy never renders it.
-    replication_auth: str = "/etc/redis/replication-auth.conf"
-    # Keeps Redis (and so Sentinel's CONFIG REWRITE) from rewriting the deploy's redis.conf.
-    ha_dropin: str = "/etc/systemd/system/redis-server.service.d/20-smart-redis-ha.conf"
-    sentinel_config: str = "/etc/redis/sentinel.conf"
-    sentinel_container_dropin: str = "/etc/systemd/system/redis-sentinel.service.d/10-container.conf"
     # TLS: the CA that clients trust (the apps read it: NODE_EXTRA_CA_CERTS) and, named by their
     # fingerprint, the server's certificate and key (smart_redis/tls.py).
     tls_dir: str = host_server.TLS_DIR
@@ -127,6 +115,8 @@ class Paths:
     apt_keyring: str = "/usr/share/keyrings/redis-archive-keyring.gpg"
     apt_source: str = "/etc/apt/sources.list.d/redis.list"
     apt_pin: str = "/etc/apt/preferences.d/redis"
+    backports_source: str = "/etc/apt/sources.list.d/smart-redis-backports.list"
+    backports_pin: str = "/etc/apt/preferences.d/smart-redis-valkey"
 
 
 PATHS = Paths()

@@ -56,6 +56,7 @@ def deploy_redis() -> None:
         deploy_redis()
     """
     wanted = settings.load(host.data)  # a bad setting stops the run here, before the host is touched
+    run.serve(wanted.server)  # Redis or Valkey: the steps below find its unit, files and CLI in the run
     ha = topology.load(host, inventory, wanted)  # standalone, or primary/replica/sentinel from the groups
     wanted = topology.with_own_address(wanted, ha)  # redis_bind gains an address found on the host
     tls.refuse_in_group(wanted, ha)
@@ -69,7 +70,7 @@ def deploy_redis() -> None:
     run.start(name="Start the run", group=ha.group)  # a group's run in order; the operator's files once confirmed
     tls.refuse_switch_in_group(wanted, ha, facts)  # a running group keeps its TLS mode
 
-    preflight.check(wanted, facts)
+    preflight.check(wanted, facts, ha)
     pm2.preflight(wanted, ha)  # a missing ecosystem file stops the run before anything changes
     sandbox = service.container_sandbox(facts)  # before the package first starts the service
     exporter_unit = exporter.unit_before_install(wanted, facts)  # likewise for the exporter

@@ -5,7 +5,7 @@ fact instead of a dozen (see BENCHMARKS.md for the command count).
 
     state = host.get_fact(RedisHost)
     state.container            # "docker", or None on a real machine
-    state.files[PATHS.config]  # FileState(user="redis", group="redis", mode="640", sha256=...)
+    state.files[REDIS.config]  # FileState(user="redis", group="redis", mode="640", sha256=...)
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import shlex
 from dataclasses import dataclass, field
+from functools import cache
 
 from pyinfra.api import FactBase
 
@@ -24,18 +25,15 @@ from .constants import (
     BACKUP_TIMER,
     EXPORTER_PACKAGE,
     EXPORTER_SERVICE,
-    PACKAGES,
     PATHS,
-    SENTINEL_PACKAGE,
-    SENTINEL_SERVICE,
-    SERVICE,
+    TOOL_PACKAGES,
 )
+from .host.server import REDIS, SERVERS, Server
 
 # The first line of sentinel.conf as the deploy writes it.
 SENTINEL_MARKER = "# smart-redis: written once by the deploy"
 
 WATCHED_FILES = (
-    PATHS.config,
     PATHS.credentials,
     PATHS.ecosystem_editor,
     PATHS.step_program,
@@ -52,24 +50,37 @@ WATCHED_FILES = (
     PATHS.alert_path,
     PATHS.alert_failed,
     PATHS.alert_secrets,
-    PATHS.config_backup,
-    PATHS.container_dropin,
-    PATHS.replication_auth,
-    PATHS.ha_dropin,
-    PATHS.sentinel_container_dropin,
     PATHS.sysctl,
     PATHS.thp_unit,
     PATHS.apt_keyring,
     PATHS.apt_source,
     PATHS.apt_pin,
+    PATHS.backports_source,
+    PATHS.backports_pin,
     PATHS.tls_ca,
 )
 # Besides WATCHED_FILES: the certificates and keys in here (their names carry a fingerprint).
 WATCHED_DIRS = (PATHS.tls_dir,)
 
 
+def server_files(server: Server) -> tuple[str, ...]:
+    """The server's own files that RedisHost watches besides WATCHED_FILES."""
+    return (
+        server.config,
+        server.config_backup,
+        server.container_dropin,
+        server.replication_auth,
+        server.ha_dropin,
+        server.sentinel_container_dropin,
+    )
+
+
+# What managed_file may write: the deploy's files, and those of either server.
+WRITABLE = frozenset(WATCHED_FILES).union(*(server_files(server) for server in SERVERS.values()))
+
+
 def watched(path: str) -> bool:
-    return path in WATCHED_FILES or any(path.startswith(d + "/") for d in WATCHED_DIRS)
+    return path in WRITABLE or any(path.startswith(d + "/") for d in WATCHED_DIRS)
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,8 @@ class FileState:
 
 @dataclass
 class HostState:
+    # The server the fact was asked about (redis_server): its packages, unit and files below.
+    server: Server = REDIS
     os_id: str = ""
     os_version: str = ""
     os_codename: str = ""
@@ -141,7 +154,12 @@ class HostState:
 
     @property
     def missing_packages(self) -> list[str]:
-        return [p for p in PACKAGES if p not in self.installed_packages]
+        return [p for p in (*self.server.packages, *TOOL_PACKAGES) if p not in self.installed_packages]
+
+    @property
+    def other_servers(self) -> list[str]:
+        """Another server's package that is installed here (a host that runs Redis, asked about Valkey)."""
+        return [s.service for s in SERVERS.values() if s != self.server and s.service in self.installed_packages]
 
 
 # Builtins and pipes only: the passwords are hashed on the host and reach no process's arguments.
@@ -159,21 +177,38 @@ _EXPORTER = (
 )
 
 
-# The units the steps read, asked of systemd in one `systemctl show` (its blocks come in this order).
-UNITS = (SERVICE, SENTINEL_SERVICE, EXPORTER_SERVICE, BACKUP_SERVICE, BACKUP_TIMER, ALERT_TIMER, ALERT_PATH)
-# A unit file written by a run that failed before its daemon-reload: reload on the next run.
-RELOAD_CHECKED = (SERVICE, EXPORTER_SERVICE, SENTINEL_SERVICE, BACKUP_SERVICE, BACKUP_TIMER, ALERT_TIMER)
-# Services whose binary the package may replace under them.
-BINARIES = (SERVICE, SENTINEL_SERVICE)
+# The deploy's units besides the server's and Sentinel's.
+OWN_UNITS = (EXPORTER_SERVICE, BACKUP_SERVICE, BACKUP_TIMER, ALERT_TIMER, ALERT_PATH)
+
+
+def units(server: Server) -> tuple[str, ...]:
+    """The units the steps read, asked of systemd in one `systemctl show` (its blocks come in this order)."""
+    return (server.service, server.sentinel_service, *OWN_UNITS)
+
+
+def reload_checked(server: Server) -> tuple[str, ...]:
+    """The units whose file a run that failed before its daemon-reload may have left: reloaded by the next."""
+    return (server.service, EXPORTER_SERVICE, server.sentinel_service, BACKUP_SERVICE, BACKUP_TIMER, ALERT_TIMER)
+
+
+def binaries(server: Server) -> tuple[str, ...]:
+    """The services whose binary the package may replace under them."""
+    return (server.service, server.sentinel_service)
+
+
 SENTINEL_TLS_FILES = (PATHS.sentinel_tls_cert, PATHS.sentinel_tls_key, PATHS.sentinel_tls_ca)
 
 
-def _script() -> str:
+@cache
+def _script(server: Server = REDIS) -> str:
     """One shell script, few processes: a host answers in a fraction of a second, also eight at once."""
-    files = " ".join(WATCHED_FILES)
-    packages = " ".join((*PACKAGES, EXPORTER_PACKAGE, SENTINEL_PACKAGE))
+    files = " ".join((*server_files(server), *WATCHED_FILES))
+    packages = " ".join(
+        (*(p for s in SERVERS.values() for p in s.packages), *TOOL_PACKAGES, EXPORTER_PACKAGE, server.sentinel_service)
+    )
     return "; ".join(
         [
+            f"echo server={server.name}",
             ". /etc/os-release",
             'echo "os_id=$ID"',
             'echo "os_version=$VERSION_ID"',
@@ -182,22 +217,22 @@ def _script() -> str:
             'echo "container=$(systemd-detect-virt --container 2>/dev/null)"',
             'echo "addresses=$(hostname -I 2>/dev/null)"',
             "echo \"groups=$(cut -d: -f1 /etc/group | tr '\\n' ' ')\"",
-            "echo \"redis_version=$(redis-server --version 2>/dev/null | sed -n 's/.* v=\\([0-9.]*\\).*/\\1/p')\"",
+            f"echo \"redis_version=$({server.service} --version 2>/dev/null | sed -n 's/.* v=\\([0-9.]*\\).*/\\1/p')\"",
             f"echo \"packages=$(dpkg-query -W -f='${{Package}}:${{db:Status-Status}} ' {packages} 2>/dev/null)\"",
             # Every unit at once, each block ended by an empty line ("u." here).
             "systemctl show --timestamp=unix -p Id,UnitFileState,ActiveState,NeedDaemonReload,ExecMainStartTimestamp "
-            f"{' '.join(UNITS)} 2>/dev/null | sed 's/^/u./'",
+            f"{' '.join(units(server))} 2>/dev/null | sed 's/^/u./'",
             _EXPORTER,
             # Started before its binary was replaced (ctime: dpkg renames a new file into place), or
             # before its certificate was written. Not /proc/PID/exe: reading it needs ptrace rights
             # that root lacks in a container. Unix timestamps: `date -d` misreads zone abbreviations.
-            f"stat -L -c 'ctime=%n %Z' {' '.join('/usr/bin/' + b for b in BINARIES)} "
+            f"stat -L -c 'ctime=%n %Z' {' '.join('/usr/bin/' + b for b in binaries(server))} "
             f"{' '.join(SENTINEL_TLS_FILES)} 2>/dev/null",
-            f"echo \"rdb=$(head -c 9 {PATHS.data_dir}/dump.rdb 2>/dev/null | sed -n 's/^REDIS0*\\([0-9]\\{{1,3\\}}\\)$/\\1/p')\"",
-            f"grep -qs '^{SENTINEL_MARKER}' {PATHS.sentinel_config} && echo sentinel_conf=yes",
-            f"grep -qs '^masteruser ' {PATHS.config} && echo ha_member=yes",
-            f"grep -qs '^tls-port [1-9]' {PATHS.sentinel_config} && echo sentinel_tls=yes",
-            f"grep -qsx 'port 0' {PATHS.config} && echo server_tls_only=yes",
+            f"echo \"rdb=$(head -c 9 {server.data_dir}/dump.rdb 2>/dev/null | sed -n 's/^REDIS0*\\([0-9]\\{{1,3\\}}\\)$/\\1/p')\"",
+            f"grep -qs '^{SENTINEL_MARKER}' {server.sentinel_config} && echo sentinel_conf=yes",
+            f"grep -qs '^masteruser ' {server.config} && echo ha_member=yes",
+            f"grep -qs '^tls-port [1-9]' {server.sentinel_config} && echo sentinel_tls=yes",
+            f"grep -qsx 'port 0' {server.config} && echo server_tls_only=yes",
             'echo "sysctl.vm.overcommit_memory=$(cat /proc/sys/vm/overcommit_memory 2>/dev/null)"',
             'echo "sysctl.net.core.somaxconn=$(cat /proc/sys/net/core/somaxconn 2>/dev/null)"',
             'echo "thp=$(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)"',
@@ -223,7 +258,7 @@ def parse(lines: list[str]) -> HostState:
     """The fact's lines -> HostState. A line that does not have the expected shape (a host value
     with spaces or a newline in it, a tool's stray output) is skipped, never fatal."""
     state = HostState()
-    blocks: list[dict[str, str]] = [{}]  # systemctl show's, in UNITS order
+    blocks: list[dict[str, str]] = [{}]  # systemctl show's, in units() order
     owners: dict[str, tuple[str, str, str]] = {}
     hashes: dict[str, str] = {}
     ctimes: dict[str, int] = {}
@@ -260,30 +295,33 @@ def parse(lines: list[str]) -> HostState:
 
 def _units(state: HostState, blocks: list[dict[str, str]], ctimes: dict[str, int]) -> None:
     """systemctl show's blocks -> the units' states; a block that is not the unit expected in its place is skipped."""
-    for unit, block in zip(UNITS, blocks, strict=False):
+    server = state.server
+    for unit, block in zip(units(server), blocks, strict=False):
         if block.get("Id") != (unit if "." in unit else f"{unit}.service"):
             continue
         enabled, active = block.get("UnitFileState", ""), block.get("ActiveState", "")
-        if unit == SERVICE:
+        if unit == server.service:
             state.enabled, state.active = enabled, active
         else:
             state.units[unit] = (enabled, active)
-        if unit in RELOAD_CHECKED and block.get("NeedDaemonReload") == "yes":
+        if unit in reload_checked(server) and block.get("NeedDaemonReload") == "yes":
             state.need_reload.add(unit)
         started = block.get("ExecMainStartTimestamp", "").lstrip("@")
         if not started.isdigit():
             continue
-        if unit in BINARIES and ctimes.get(f"/usr/bin/{unit}", 0) > int(started):
+        if unit in binaries(server) and ctimes.get(f"/usr/bin/{unit}", 0) > int(started):
             state.stale_binaries.add(unit)
         # Sentinel reads its certificate only when it starts: one written since then is not in use.
-        if unit == SENTINEL_SERVICE and any(ctimes.get(f, 0) > int(started) for f in SENTINEL_TLS_FILES):
+        if unit == server.sentinel_service and any(ctimes.get(f, 0) > int(started) for f in SENTINEL_TLS_FILES):
             state.sentinel_tls_stale = True
 
 
 def _parse_line(state: HostState, line: str) -> None:
     key, _, value = line.partition("=")
     value = value.strip()
-    if key == "secret":
+    if key == "server":
+        state.server = SERVERS[value]
+    elif key == "secret":
         role, sha, *named = value.split(" ", 2)
         if role not in ACL_ROLES or len(sha) != 64:
             raise ValueError(line)
@@ -351,17 +389,22 @@ class RedisHost(FactBase[HostState]):
     live_cli, also RedisLive's answer for live_names (one round trip for both)."""
 
     def command(
-        self, live_cli: str | None = None, live_names: tuple[str, ...] = (), live_guard: tuple[str, ...] = ()
+        self,
+        server: str = "redis",
+        live_cli: str | None = None,
+        live_names: tuple[str, ...] = (),
+        live_guard: tuple[str, ...] = (),
     ) -> str:
+        flavour = SERVERS[server]
         if not live_cli:
-            return _script()
+            return _script(flavour)
         # Only while redis.conf has the lines the client assumes (its port and TLS port): a TLS
         # client on a port that speaks plain text would wait for ever.
-        guard = "".join(f"grep -Fqsx {shlex.quote(line)} {PATHS.config} && " for line in live_guard)
+        guard = "".join(f"grep -Fqsx {shlex.quote(line)} {flavour.config} && " for line in live_guard)
         # Bounded: a wedged server must not hold up the first answer of every run (the config
         # step then asks on its own, as RedisLive, and waits as it always did).
-        query = _live_query(live_cli.replace("redis-cli ", "timeout 10 redis-cli ", 1), live_names)
-        return f"{_script()}; {{ {guard}{query}; }} | sed 's/^/live=/'"
+        query = _live_query(live_cli.replace(f"{flavour.cli} ", f"timeout 10 {flavour.cli} ", 1), live_names)
+        return f"{_script(flavour)}; {{ {guard}{query}; }} | sed 's/^/live=/'"
 
     def process(self, output) -> HostState:
         return parse(list(output))

@@ -9,37 +9,41 @@ from pyinfra import host, logger
 from pyinfra.api import FactBase, OperationError
 from pyinfra.operations import server
 
-from .constants import DISTRO_REDIS_MAJOR, EXPORTER_PACKAGE, PATHS, REDIS_PACKAGES, SENTINEL_PACKAGE
+from . import backports
+from .constants import DISTRO_REDIS_MAJOR, EXPORTER_PACKAGE, PATHS, VALKEY_BACKPORTS
 from .facts import HostState
 from .operations import host_state, managed_file, operation
+from .preflight import major_version
 from .settings import Settings
 
 
 def redis_packages(settings: Settings, facts: HostState, sentinel: bool = False) -> None:
-    """The Redis packages and the tools, the exporter when enabled and Sentinel where it runs, in one apt run."""
+    """The server's packages and the tools, the exporter when enabled and Sentinel where it runs, in one apt run."""
+    server, major = settings.server, major_version(settings, facts)
     if settings.upgrade and not facts.missing_packages:
         upgrade(
-            name=f"Upgrade Redis to the newest {settings.major_version}.x of its source",
+            name=f"Upgrade {server.service} to the newest {major}.x of its source",
             settings=settings,
-            sentinel=sentinel and SENTINEL_PACKAGE in facts.installed_packages,
+            sentinel=sentinel and server.sentinel_service in facts.installed_packages,
             rdb_version=facts.rdb_version,
         )
     missing = list(facts.missing_packages)
     if settings.exporter_enabled and EXPORTER_PACKAGE not in facts.installed_packages:
         missing.append(EXPORTER_PACKAGE)
-    if sentinel and SENTINEL_PACKAGE not in facts.installed_packages:
-        missing.append(SENTINEL_PACKAGE)
+    if sentinel and server.sentinel_service not in facts.installed_packages:
+        missing.append(server.sentinel_service)
     if not missing:
         return  # no apt-get update, no dpkg: a converged host costs nothing here
     sources: tuple[str, ...] = ()
-    if DISTRO_REDIS_MAJOR[facts.os] != settings.major_version and facts.missing_packages:
+    if _from_redis_repository(settings, facts.os) and facts.missing_packages:
         _redis_apt_repository(settings, facts)
         sources = REPOSITORY_FILES
-    major = settings.major_version
+    elif server.name == "valkey":
+        sources = backports.source(server, facts)
     # in the same command as the install, when it installs the server
     check = (
-        f"{{ redis-server --version | grep -q ' v={major}\\.' || "
-        f'{{ echo "installed $(redis-server --version): not the requested {major}.x" >&2; exit 1; }}; }}'
+        f"{{ {server.service} --version | grep -q ' v={major}\\.' || "
+        f'{{ echo "installed $({server.service} --version): not the requested {major}.x" >&2; exit 1; }}; }}'
     )
     apt_install(
         f"Install {', '.join(missing)}",
@@ -171,20 +175,25 @@ def _redis_apt_repository(settings: Settings, facts: HostState) -> None:
         name=f"Pin Redis packages to {settings.major_version}.x",
         dest=PATHS.apt_pin,
         content=(
-            f"Package: {' '.join((*REDIS_PACKAGES, SENTINEL_PACKAGE))}\n"
+            f"Package: {' '.join((*settings.server.packages, settings.server.sentinel_service))}\n"
             f"Pin: version *:{settings.major_version}.*\n"
             "Pin-Priority: 1001\n"
         ),
     )
 
 
-class RedisCandidate(FactBase[tuple[bool, str, str]]):
-    """(apt's lists are fresh, installed version, candidate version) of redis-server."""
+def _from_redis_repository(settings: Settings, os: tuple[str, str]) -> bool:
+    """Redis of a major the distro does not ship comes from Redis's own APT repository."""
+    return settings.server.name == "redis" and DISTRO_REDIS_MAJOR[os] != settings.major_version
 
-    def command(self, cache_time: int, sources: tuple[str, ...] = ()) -> str:
+
+class RedisCandidate(FactBase[tuple[bool, str, str]]):
+    """(apt's lists are fresh, installed version, candidate version) of the server's package."""
+
+    def command(self, cache_time: int, sources: tuple[str, ...] = (), package: str = "redis-server") -> str:
         return (
             f"{{ {lists_are_fresh(cache_time, sources)}; }} && echo lists=fresh; "
-            "apt-cache policy redis-server 2>/dev/null | sed -n 's/^ *\\(Installed\\|Candidate\\): /\\1=/p'"
+            f"apt-cache policy {shlex.quote(package)} 2>/dev/null | sed -n 's/^ *\\(Installed\\|Candidate\\): /\\1=/p'"
         )
 
     def process(self, output) -> tuple[bool, str, str]:
@@ -195,16 +204,20 @@ class RedisCandidate(FactBase[tuple[bool, str, str]]):
 # A Debian version as apt prints it; anything else in apt's answer stops the step.
 VERSION_RE = re.compile(r"^[0-9][A-Za-z0-9.+~:-]*$")
 # The newest RDB format each release line loads; a data file in a newer one stops the server at start.
-RDB_FORMAT_LOADED = {(6, 0): 9, (6, 2): 9, (7, 0): 10, (7, 2): 11, (7, 4): 12, (8, 0): 12}
+RDB_FORMAT_LOADED = {
+    "redis": {(6, 0): 9, (6, 2): 9, (7, 0): 10, (7, 2): 11, (7, 4): 12, (8, 0): 12},
+    # Valkey forked from Redis 7.2: its 8.x lines read RDB 11, not Redis 7.4's 12.
+    "valkey": {(7, 2): 11, (8, 0): 11, (8, 1): 11},
+}
 
 
-def loads_rdb(version: str) -> int | None:
+def loads_rdb(version: str, server: str = "redis") -> int | None:
     """The newest RDB format a Debian version string's release loads ("5:7.0.15-1~deb12u5" -> 10); None if unknown."""
     match = re.match(r"^(?:\d+:)?(\d+)\.(\d+)", version)
     if not match:
         return None
     line = (int(match[1]), int(match[2]))
-    known = [fmt for release, fmt in RDB_FORMAT_LOADED.items() if release <= line]
+    known = [fmt for release, fmt in RDB_FORMAT_LOADED[server].items() if release <= line]
     return max(known) if known else None
 
 
@@ -238,28 +251,34 @@ def upgrade(settings: Settings, sentinel: bool, rdb_version: int | None):
 
         upgrade(name="Upgrade Redis", settings=settings, sentinel=True, rdb_version=10)
     """
-    sources = REPOSITORY_FILES if DISTRO_REDIS_MAJOR.get(host_state().os) != settings.major_version else ()
-    fresh, installed, candidate = host.get_fact(RedisCandidate, cache_time=settings.apt_cache_time, sources=sources)
+    facts = host_state()
+    server, major = settings.server, major_version(settings, facts)
+    sources: tuple[str, ...] = REPOSITORY_FILES if _from_redis_repository(settings, facts.os) else ()
+    if server.name == "valkey" and VALKEY_BACKPORTS.get(facts.os):
+        sources = (PATHS.backports_source, PATHS.backports_pin)
+    asked = dict(cache_time=settings.apt_cache_time, sources=sources, package=server.service)
+    fresh, installed, candidate = host.get_fact(RedisCandidate, **asked)
     if not fresh:
         yield f"{APT} update"
-        fresh, installed, candidate = host.get_fact(RedisCandidate, cache_time=settings.apt_cache_time, sources=sources)
+        fresh, installed, candidate = host.get_fact(RedisCandidate, **asked)
     if not candidate or candidate in ("(none)", installed):
-        host.noop(f"redis-server {installed} is the newest the package source offers")
+        host.noop(f"{server.service} {installed} is the newest the package source offers")
         return
-    if not VERSION_RE.match(candidate) or not candidate.split(":")[-1].startswith(f"{settings.major_version}."):
+    if not VERSION_RE.match(candidate) or not candidate.split(":")[-1].startswith(f"{major}."):
         raise OperationError(
-            f"redis_upgrade: the package source offers redis-server {candidate!r}, not a {settings.major_version}.x"
+            f"redis_upgrade: the package source offers {server.service} {candidate!r}, not a {major}.x"
         )
-    newest = loads_rdb(candidate)
+    newest = loads_rdb(candidate, server.name)
     if rdb_version is not None and newest is not None and rdb_version > newest:
         raise OperationError(
-            f"redis_upgrade: redis-server {candidate} loads RDB formats up to {newest}, and the data file is "
+            f"redis_upgrade: {server.service} {candidate} loads RDB formats up to {newest}, and the data file is "
             f"format {rdb_version}: a release that cannot load the data is refused"
         )
     host.log(
-        f"Upgrading redis-server {installed} -> {candidate}; the servers restart one by one afterwards", logger.warning
+        f"Upgrading {server.service} {installed} -> {candidate}; the servers restart one by one afterwards",
+        logger.warning,
     )
-    packages = [*REDIS_PACKAGES, *([SENTINEL_PACKAGE] if sentinel else [])]
+    packages = [*server.packages, *([server.sentinel_service] if sentinel else [])]
     yield (
         f"dpkg --compare-versions {shlex.quote(candidate)} gt {shlex.quote(installed)} || "
         f"{{ echo {shlex.quote(f'redis_upgrade: {candidate} is older than the installed {installed}: a downgrade is refused')} >&2; exit 1; }}"

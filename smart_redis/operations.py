@@ -29,8 +29,9 @@ from pyinfra.operations.util import any_changed
 from pyinfra.operations.util.files import generate_color_diff
 
 from . import run
-from .constants import PATHS, SERVICE
+from .constants import PATHS
 from .facts import FileState, HostState, RedisHost, RedisLive, watched
+from .host.server import SERVERS
 
 
 @dataclass
@@ -70,10 +71,11 @@ def host_state(fresh: bool = False) -> HostState:
     cached = cache.get(host.name)
     if cached is None or not cached.current or (fresh and changes_so_far() > cached.changes):
         probe = run.current().live_probes.get(host.name)
+        server = run.server().name
         asked = (
-            host.get_fact(RedisHost, live_cli=probe.cli, live_names=probe.names, live_guard=probe.guard)
+            host.get_fact(RedisHost, server=server, live_cli=probe.cli, live_names=probe.names, live_guard=probe.guard)
             if probe
-            else host.get_fact(RedisHost)
+            else host.get_fact(RedisHost, server=server)
         )
         cached = cache[host.name] = Answer(asked, changes_so_far(), live_probe=probe)
     return cached.state
@@ -259,7 +261,7 @@ def managed_file(
 
 # Folders that someone other than root can change, and where the deploy stages a file meant for
 # them instead: a root-only folder on the same filesystem, so that the final rename stays one.
-STAGE_ELSEWHERE = {"/etc/redis": PATHS.staging}
+STAGE_ELSEWHERE = {server.config_dir: PATHS.staging for server in SERVERS.values()}
 SUDO_ARGUMENTS = ("_sudo", "_su_user", "_doas", "_dzdo")
 
 
@@ -388,7 +390,9 @@ def service_running(service: str, restart_if: Callable[[HostState], str | None] 
         service_running(service="prometheus-redis-exporter", restart_if=lambda facts: None)
     """
     facts = host_state(fresh=True)  # apt may have started the service since
-    enabled, active = (facts.enabled, facts.active) if service == SERVICE else facts.units.get(service, ("", ""))
+    enabled, active = (
+        (facts.enabled, facts.active) if service == facts.server.service else facts.units.get(service, ("", ""))
+    )
     if enabled == "masked":
         yield f"systemctl unmask {service}"
     if enabled != "enabled":

@@ -4,23 +4,50 @@ from __future__ import annotations
 
 from pyinfra.api.exceptions import PyinfraError
 
-from .constants import SUPPORTED_OS
+from .constants import DISTRO_VALKEY, SUPPORTED_OS
 from .facts import HostState
 from .settings import Settings
+from .topology import Topology
 
 
 class PreflightError(PyinfraError):
     """The host is not one this deploy can provision as it is."""
 
 
-def check(settings: Settings, facts: HostState) -> None:
+def check(settings: Settings, facts: HostState, topology: Topology) -> None:
     if facts.os not in SUPPORTED_OS:
         supported = ", ".join(f"{name} {version}" for name, version in SUPPORTED_OS)
         raise PreflightError(f"unsupported OS {facts.os_id} {facts.os_version}: supported are {supported}")
     if not facts.systemd:
-        raise PreflightError("systemd is not running on this host: redis-server is managed as a systemd service")
-    if facts.redis_major is not None and facts.redis_major != settings.major_version:
         raise PreflightError(
-            f"redis_major_version = {settings.major_version}, but redis-server {facts.redis_version} "
+            f"systemd is not running on this host: {settings.server.service} is managed as a systemd service"
+        )
+    server = settings.server
+    if server.name == "valkey" and facts.os not in DISTRO_VALKEY:
+        supported = ", ".join(f"{name} {version}" for name, version in DISTRO_VALKEY)
+        raise PreflightError(
+            f'redis_server = "valkey": {facts.os_id} {facts.os_version} has no Valkey package; supported are {supported}'
+        )
+    if facts.other_servers:
+        raise PreflightError(
+            f'redis_server = "{server.name}", but this host has {", ".join(facts.other_servers)} installed: moving '
+            "a host from one server to the other is not done by this deploy yet; set redis_server to the one it runs"
+        )
+    if server.name == "valkey" and topology.ha:
+        raise PreflightError(
+            'redis_server = "valkey": a replicated (Sentinel) group on Valkey is not supported yet; '
+            'allowed there is "redis"'
+        )
+    major = major_version(settings, facts)
+    if facts.redis_major is not None and facts.redis_major != major:
+        raise PreflightError(
+            f"redis_major_version = {major}, but {server.service} {facts.redis_version} "
             "is installed: upgrades between majors are not done by this deploy"
         )
+
+
+def major_version(settings: Settings, facts: HostState) -> int:
+    """The server's major version to install: redis_major_version, or the distro's Valkey."""
+    if settings.server.name == "valkey":
+        return DISTRO_VALKEY[facts.os]
+    return settings.major_version

@@ -66,6 +66,7 @@ def redis_conf(
         s=settings,
         t=topology,
         paths=PATHS,
+        server=settings.server,
         users=acl,
         replicated=replicated,
         replicaof=replicaof if replicated else None,
@@ -84,4 +85,6 @@ def sentinel_conf(settings: Settings, password_hashes: Mapping[str, str], topolo
         AclLine(settings.app_user, password_hashes["APP"], SENTINEL_APP_ACL),
     ]
     files = {"cert": PATHS.sentinel_tls_cert, "key": PATHS.sentinel_tls_key, "ca": PATHS.sentinel_tls_ca}
-    return render("sentinel.conf.j2", s=settings, t=topology, primary=primary, users=acl, files=files)
+    return render(
+        "sentinel.conf.j2", s=settings, t=topology, primary=primary, users=acl, files=files, server=settings.server
+    )

@@ -17,8 +17,8 @@ from pyinfra import host, logger
 from pyinfra.api import FactBase, OperationError
 from pyinfra.api.operation import OperationMeta
 
-from . import rotation, tls
-from .constants import CONFIG_GROUP, PATHS, SERVICE
+from . import rotation, run, tls
+from .constants import PATHS
 from .facts import HostState
 from .host.secret_files import masterauth
 from .operations import file_state, managed_file, operation, reload_units
@@ -29,7 +29,7 @@ from .topology import Topology
 
 
 def ha_dropin() -> str:
-    return render("ha-dropin.conf.j2", config=PATHS.config)
+    return render("ha-dropin.conf.j2", config=run.server().config)
 
 
 class SentinelPrimary(FactBase[list[str]]):
@@ -38,7 +38,7 @@ class SentinelPrimary(FactBase[list[str]]):
     def command(self, sentinels: tuple[str, ...], port: int, master_name: str, tls: str = "") -> str:
         """tls: redis-cli's TLS options for the sentinels (tls.sentinel_cli)."""
         ask = (
-            'REDISCLI_AUTH="$REDIS_SENTINEL_PASSWORD" timeout 3 redis-cli --no-auth-warning '
+            f'REDISCLI_AUTH="$REDIS_SENTINEL_PASSWORD" timeout 3 {run.server().cli} --no-auth-warning '
             f'--user "$REDIS_SENTINEL_USER" {tls + " " if tls else ""}-h "$s" -p {int(port)} --raw '
             "sentinel get-master-addr-by-name "
             f"{shlex.quote(master_name)}"
@@ -194,11 +194,11 @@ def replication_auth(given: Mapping[str, str], rotating: bool = False):
 
         replication_auth(given=auth.shared_passwords(settings, topology))
     """
-    current = file_state(PATHS.replication_auth)
+    current = file_state(run.server().replication_auth)
     wanted = hashlib.sha256(masterauth(given["REPLICATION"]).encode()).hexdigest()
     if current is not None and (current.user, current.group, current.mode, current.sha256) == (
         "root",
-        CONFIG_GROUP,
+        run.server().group,
         "640",
         wanted,
     ):
@@ -206,7 +206,9 @@ def replication_auth(given: Mapping[str, str], rotating: bool = False):
         return
     if rotating:
         rotation.require_group_intact()
-    yield step("masterauth", PATHS.replication_auth, "--group", CONFIG_GROUP, *(["--running"] if rotating else []))
+    yield step(
+        "masterauth", run.server().replication_auth, "--group", run.server().group, *(["--running"] if rotating else [])
+    )
 
 
 def replica_setup(topology: Topology, given: Mapping[str, str], facts: HostState, rotating: bool = False) -> bool:
@@ -219,7 +221,9 @@ def replica_setup(topology: Topology, given: Mapping[str, str], facts: HostState
         return False
     replication_auth(name="Let this server log in to the primary (masterauth)", given=given, rotating=rotating)
     dropin: OperationMeta = managed_file(
-        name=f"Keep {SERVICE} from rewriting {PATHS.config}", dest=PATHS.ha_dropin, content=ha_dropin()
+        name=f"Keep {run.server().service} from rewriting {run.server().config}",
+        dest=run.server().ha_dropin,
+        content=ha_dropin(),
     )
-    reload_units(SERVICE, dropin, facts=facts)
+    reload_units(run.server().service, dropin, facts=facts)
     return not facts.ha_member

@@ -25,11 +25,11 @@ from .settings import Settings
 from .tools import step
 
 
-def check_snapshot(name: str) -> str:
-    """redis-check-rdb on the staged snapshot; a corrupt or too new one stops the run here."""
+def check_snapshot(name: str, checker: str = "redis-check-rdb") -> str:
+    """The server's RDB checker on the staged snapshot; a corrupt or too new one stops the run here."""
     staged = shlex.quote(STAGED)
     return (
-        f"out=$(redis-check-rdb {staged} 2>&1); case \"$out\" in *'RDB looks OK'*) ;; "
+        f"out=$({checker} {staged} 2>&1); case \"$out\" in *'RDB looks OK'*) ;; "
         f"*) rm -f {staged}; printf '%s is not a snapshot this Redis can load: %s\\n' {shlex.quote(name)} "
         "\"$(printf '%s' \"$out\" | grep -iE 'error|wrong|version|can.t' | head -n 2 | tr '\\n' ' ')\" >&2; exit 1 ;; esac"
     )
@@ -51,8 +51,8 @@ class RedisKeyCount(FactBase):
 class RdbKeyCount(FactBase):
     """Keys in an RDB file (what a stopped server loads at its next start); 0 when there is none."""
 
-    def command(self, path: str) -> str:
-        return f"test -s {shlex.quote(path)} && redis-check-rdb {shlex.quote(path)} 2>/dev/null | sed -n 's/.*\\[info\\] \\([0-9]*\\) keys read.*/\\1/p'; true"
+    def command(self, path: str, checker: str = "redis-check-rdb") -> str:
+        return f"test -s {shlex.quote(path)} && {checker} {shlex.quote(path)} 2>/dev/null | sed -n 's/.*\\[info\\] \\([0-9]*\\) keys read.*/\\1/p'; true"
 
     def process(self, output):
         return int(output[0]) if output and output[0].strip().isdigit() else 0
@@ -102,7 +102,7 @@ def restore_snapshot(settings: Settings, tls: str | None = None):
     yield f"mkdir -p {shlex.quote(STAGE_DIR.rsplit('/', 1)[0])} && install -d -m 700 {shlex.quote(STAGE_DIR)} && rm -f {staged}"
     yield from upload(str(source), STAGED, private=True)  # the dataset: nobody else reads it on its way
     # Checked before the server is touched: a corrupt or too-new snapshot stops here.
-    yield check_snapshot(source.name)
+    yield check_snapshot(source.name, settings.server.check_rdb)
     # In a Sentinel group the live role counts, not the inventory's: a replica's restored data
     # would be replaced by its primary's at once.
     yield (

@@ -24,6 +24,8 @@ from pyinfra.api import OperationError, StringCommand, operation
 from pyinfra.api.command import FunctionCommand
 from pyinfra.context import ctx_host, ctx_state
 
+from .host.server import REDIS, Server
+
 T = TypeVar("T")
 
 # The inventory groups that make a Sentinel group: the one place that names them.
@@ -53,6 +55,8 @@ class Run:
     # Files on the operator's machine that this run decided to write (path -> writer): written by
     # the first executing operation, so --dry and a declined prompt leave them alone.
     local_writes: dict[str, Callable[[], None]] = field(default_factory=dict)
+    # deploy_redis: host name -> the server it runs (settings.server), for the steps without settings
+    servers: dict[str, Any] = field(default_factory=dict)
 
 
 # pyinfra's State -> its Run. Weak: the record goes with the run.
@@ -65,6 +69,16 @@ def current() -> Run:
 
 def in_a_run() -> bool:
     return ctx_state.isset()
+
+
+def serve(server: Server) -> None:
+    """Record the server (redis_server) that the current host runs: deploy_redis, first."""
+    current().servers[host.name] = server
+
+
+def server() -> Server:
+    """The server the current host runs, as deploy_redis recorded it (Redis outside a deploy)."""
+    return current().servers.get(host.name, REDIS) if in_a_run() else REDIS
 
 
 def once(key: str, make: Callable[[], T]) -> T:

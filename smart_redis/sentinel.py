@@ -16,8 +16,8 @@ from pyinfra import host, logger
 from pyinfra.api import FactBase, OperationError
 from pyinfra.operations import server
 
-from . import auth, render, replication, tls
-from .constants import CONFIG_GROUP, CONFIG_USER, PATHS, SENTINEL_PACKAGE, SENTINEL_SERVICE
+from . import auth, render, replication, run, tls
+from .constants import PATHS
 from .facts import SENTINEL_MARKER, HostState
 from .operations import (
     host_state,
@@ -42,15 +42,18 @@ def before_install(topology: Topology, facts: HostState) -> None:
         return
     if facts.container:
         dropin = managed_file(
-            name=f"Let {SENTINEL_SERVICE} start inside a {facts.container} container",
-            dest=PATHS.sentinel_container_dropin,
+            name=f"Let {run.server().sentinel_service} start inside a {facts.container} container",
+            dest=run.server().sentinel_container_dropin,
             content=container_dropin(),
         )
-        reload_units(SENTINEL_SERVICE, dropin, facts=facts)
-    if SENTINEL_PACKAGE not in facts.installed_packages and facts.units.get(SENTINEL_SERVICE, ("",))[0] != "masked":
+        reload_units(run.server().sentinel_service, dropin, facts=facts)
+    if (
+        run.server().sentinel_service not in facts.installed_packages
+        and facts.units.get(run.server().sentinel_service, ("",))[0] != "masked"
+    ):
         server.shell(
-            name=f"Keep {SENTINEL_SERVICE} stopped until it is configured",
-            commands=[f"systemctl mask {SENTINEL_SERVICE}"],
+            name=f"Keep {run.server().sentinel_service} stopped until it is configured",
+            commands=[f"systemctl mask {run.server().sentinel_service}"],
         )
 
 
@@ -69,7 +72,7 @@ def first_config(settings: Settings, topology: Topology, given: Mapping[str, str
         first_config(settings=settings, topology=topology, given=shared)
     """
     if host_state().sentinel_conf_written:
-        host.noop(f"{PATHS.sentinel_config} belongs to Sentinel now")
+        host.noop(f"{run.server().sentinel_config} belongs to Sentinel now")
         return
     # A rebuilt host joins a group that may have failed over: monitor the primary the others report.
     primary = replication.primary_now(settings, topology, quiet=True)
@@ -79,17 +82,17 @@ def first_config(settings: Settings, topology: Topology, given: Mapping[str, str
         + "\n"
         + render.sentinel_conf(settings, hashes, topology, primary or f"{topology.primary} {settings.port}")
     )
-    staged = staging_path(PATHS.sentinel_config)  # private before the secrets go in
-    yield from upload(StringIO(content), staged, private=True, first=prepare_folder(PATHS.sentinel_config))
+    staged = staging_path(run.server().sentinel_config)  # private before the secrets go in
+    yield from upload(StringIO(content), staged, private=True, first=prepare_folder(run.server().sentinel_config))
     yield step("sentinel-auth", staged, settings.ha_master_name)
-    yield place(staged, PATHS.sentinel_config, CONFIG_USER, CONFIG_GROUP, "640")
-    yield f"systemctl unmask {SENTINEL_SERVICE} && systemctl enable {SENTINEL_SERVICE} && systemctl restart {SENTINEL_SERVICE}"
+    yield place(staged, run.server().sentinel_config, run.server().user, run.server().group, "640")
+    yield f"systemctl unmask {run.server().sentinel_service} && systemctl enable {run.server().sentinel_service} && systemctl restart {run.server().sentinel_service}"
 
 
 def _cli(port: int, tls: str) -> str:
     """redis-cli to the local sentinel as the Sentinel user; tls: tls.sentinel_cli's options."""
     return (
-        f'. {PATHS.credentials} && REDISCLI_AUTH="$REDIS_SENTINEL_PASSWORD" redis-cli --no-auth-warning '
+        f'. {PATHS.credentials} && REDISCLI_AUTH="$REDIS_SENTINEL_PASSWORD" {run.server().cli} --no-auth-warning '
         f'--user "$REDIS_SENTINEL_USER" {tls + " " if tls else ""}-p {int(port)}'
     )
 
@@ -156,7 +159,7 @@ def sentinel_settings(settings: Settings, topology: Topology):
         host.noop("Sentinel starts with the settings from its first sentinel.conf")  # --dry on a new host
         return
     if running is None:
-        raise OperationError(f"{SENTINEL_SERVICE} does not answer on port {settings.sentinel_port}")
+        raise OperationError(f"{run.server().sentinel_service} does not answer on port {settings.sentinel_port}")
     watched_primary(running, topology)
     changed = {k: v for k, v in tunables(settings, topology).items() if running.get(k) != v}
     if not changed:
@@ -193,18 +196,18 @@ def restart_if_needed(port: int, tls: str = ""):
     # Asked now, after this run's steps: a run that stopped after the new files reaches here again.
     state = host_state(fresh=True)
     why = [
-        *(["the package replaced the binary it runs"] if SENTINEL_SERVICE in state.stale_binaries else []),
+        *(["the package replaced the binary it runs"] if run.server().sentinel_service in state.stale_binaries else []),
         *(["it has a new certificate"] if state.sentinel_tls_stale else []),
     ]
     if not why:
-        host.noop(f"{SENTINEL_SERVICE} runs the installed binary and certificate")
+        host.noop(f"{run.server().sentinel_service} runs the installed binary and certificate")
         return
-    host.log(f"Restarting {SENTINEL_SERVICE}: {' and '.join(why)}", logger.warning)
+    host.log(f"Restarting {run.server().sentinel_service}: {' and '.join(why)}", logger.warning)
     # The next host's sentinel restarts only once this one answers again: a majority stays up.
     ping = f"( {_cli(port, tls)} ping ) 2>/dev/null"
     yield (
-        f'systemctl restart {SENTINEL_SERVICE} && i=0; until test "$( {ping} )" = PONG; do i=$((i+1)); '
-        f"if [ $i -ge 30 ]; then echo '{SENTINEL_SERVICE} does not answer 30 s after its restart' >&2; exit 1; fi; "
+        f'systemctl restart {run.server().sentinel_service} && i=0; until test "$( {ping} )" = PONG; do i=$((i+1)); '
+        f"if [ $i -ge 30 ]; then echo '{run.server().sentinel_service} does not answer 30 s after its restart' >&2; exit 1; fi; "
         "sleep 1; done"
     )
 
@@ -213,14 +216,14 @@ def sentinel(settings: Settings, topology: Topology, given: Mapping[str, str]) -
     if not topology.runs_sentinel:
         return
     first_config(
-        name=f"Configure Redis Sentinel ({PATHS.sentinel_config}, once)",
+        name=f"Configure Redis Sentinel ({run.server().sentinel_config}, once)",
         settings=settings,
         topology=topology,
         given=given,
     )
-    service_running(name=f"Enable and start {SENTINEL_SERVICE}", service=SENTINEL_SERVICE)
+    service_running(name=f"Enable and start {run.server().sentinel_service}", service=run.server().sentinel_service)
     restart_if_needed(
-        name=f"Restart {SENTINEL_SERVICE} on a replaced binary or certificate",
+        name=f"Restart {run.server().sentinel_service} on a replaced binary or certificate",
         port=settings.sentinel_port,
         tls=tls.sentinel_cli(settings),
         _serial=True,

@@ -1,10 +1,10 @@
-"""The redis-server systemd service: container sandbox drop-in, enabled, running, restarted on change."""
+"""The server's systemd service (redis-server or valkey-server): container sandbox drop-in, enabled, running, restarted on change."""
 
 from __future__ import annotations
 
 from pyinfra.api.operation import OperationMeta
 
-from .constants import BACKUP_SERVICE, BACKUP_TIMER, EXPORTER_SERVICE, PATHS, SERVICE
+from .constants import BACKUP_SERVICE, BACKUP_TIMER, EXPORTER_SERVICE
 from .facts import HostState
 from .operations import managed_file, no_file_changed, reload_units, service_running
 from .render import render
@@ -21,8 +21,8 @@ def container_sandbox(facts: HostState) -> OperationMeta | None:
     if not facts.container:
         return None
     return managed_file(
-        name=f"Let {SERVICE} start inside a {facts.container} container",
-        dest=PATHS.container_dropin,
+        name=f"Let {facts.server.service} start inside a {facts.container} container",
+        dest=facts.server.container_dropin,
         content=container_dropin(),
     )
 
@@ -30,7 +30,7 @@ def container_sandbox(facts: HostState) -> OperationMeta | None:
 def units_before_install(facts: HostState, *written: OperationMeta | None) -> None:
     """One daemon-reload for the drop-ins and units written before the packages start their
     services (the container sandbox, the exporter's drop-in, the backup job and timer)."""
-    reload_units((SERVICE, EXPORTER_SERVICE, BACKUP_SERVICE, BACKUP_TIMER), *written, facts=facts)
+    reload_units((facts.server.service, EXPORTER_SERVICE, BACKUP_SERVICE, BACKUP_TIMER), *written, facts=facts)
 
 
 def redis_server(facts: HostState, sandbox: OperationMeta | None) -> None:
@@ -42,10 +42,11 @@ def redis_server(facts: HostState, sandbox: OperationMeta | None) -> None:
     without it, and one that does not run is started by service_running on the next run, after
     the reload that NeedDaemonReload asks for. The restart only makes a changed drop-in take effect.
     """
-    service_running(name=f"Enable and start {SERVICE}", service=SERVICE)
+    service = facts.server.service
+    service_running(name=f"Enable and start {service}", service=service)
     if sandbox is not None and facts.redis_version:  # a new install starts in the sandbox anyway
         no_file_changed(
-            name=f"Restart {SERVICE} in its new sandbox",
-            commands=[f"systemctl restart {SERVICE}"],
+            name=f"Restart {service} in its new sandbox",
+            commands=[f"systemctl restart {service}"],
             _if=sandbox.did_change,
         )

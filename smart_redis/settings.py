@@ -29,6 +29,8 @@ from typing import Any
 from pyinfra import context
 from pyinfra.api.exceptions import PyinfraError
 
+from .host.server import SERVERS, Server
+
 # Settings in these namespaces belong to this project: an unknown one is a typo.
 OWNED_PREFIXES = ("redis_", "pm2_")
 
@@ -479,6 +481,10 @@ def _one_of(choices: tuple) -> Check:
     return partial(_choice, choices=choices)
 
 
+def _server(data: Mapping[str, Any], name: str) -> Server:
+    return SERVERS[_choice(data, name, choices=tuple(SERVERS))]
+
+
 def _value(rule: Callable[[Any], Any]) -> Check:
     """A rule that needs only the value (it names its setting itself)."""
     return lambda data, name: rule(data[name])
@@ -510,8 +516,15 @@ def setting(default: Any, doc: str, check: Check) -> Any:
 
 @dataclass(frozen=True)
 class Settings:
+    server: Server = setting(
+        "redis",
+        'The server: "redis" or "valkey" (Debian\'s valkey-server; the apps\' REDIS_URL and redis-monitor stay).',
+        _server,
+    )
     major_version: int = setting(
-        7, "Redis major version to install (the distro package where the distro ships it).", _one_of(SUPPORTED_MAJORS)
+        7,
+        "Redis major version to install (the distro package where the distro ships it); Valkey: the distro's.",
+        _one_of(SUPPORTED_MAJORS),
     )
     port: int = setting(6379, "TCP port Redis listens on.", _whole(1, 65535))
     bind: str = setting(

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 from pyinfra import host, logger
 
-from . import certs
-from .constants import CONFIG_GROUP, PATHS
+from . import certs, run
+from .constants import PATHS
 from .facts import HostState
 from .operations import managed_file, operation, state_telling
 from .settings import HOSTNAME_RE, Settings, SettingsError, ip_address, operator_path
@@ -180,7 +180,7 @@ def _install_for_redis(bundle: certs.Bundle, key: str, cert: str, ca: str, whose
         name=f"Install the key of {whose}'s certificate (root:redis 0640)",
         dest=key,
         content=bundle.key,
-        group=CONFIG_GROUP,
+        group=run.server().group,
         mode="640",
         private=True,
     )
@@ -267,7 +267,7 @@ def refuse_switch_in_group(settings: Settings, topology: Topology, facts: HostSt
     wanted = settings.tls == "only"
     for joined, tls, what in (
         (facts.sentinel_conf_written, facts.sentinel_tls, "Sentinel"),
-        (facts.ha_member, facts.server_tls_only, "redis-server"),
+        (facts.ha_member, facts.server_tls_only, facts.server.service),
     ):
         if joined and tls != wanted:
             raise SettingsError(

@@ -7,8 +7,8 @@ import shlex
 
 from pyinfra import host
 
-from . import alerting
-from .constants import PATHS, SERVICE
+from . import alerting, run
+from .constants import PATHS
 from .host.bundle import build
 from .operations import group_present, managed_file
 from .settings import BACKUP_SCHEDULES, Settings
@@ -23,14 +23,15 @@ def monitor_program() -> str:
 def monitor_config(settings: Settings, topology: Topology | None = None, host_name: str = "") -> str:
     """Everything redis-monitor reads besides the password (which stays in the credentials file)."""
     config = {
-        "service": SERVICE,
+        "server": settings.server.name,
+        "service": settings.server.service,
         "port": settings.port,
         # redis-monitor health checks the certificate the server presents here
         "tls_port": (settings.port if settings.tls == "only" else settings.tls_port) if settings.tls != "off" else None,
         "auth": settings.auth,
         "credentials": PATHS.credentials,
         "keyspace": [{"db": d.db, "name": d.name, "ttl": d.ttl} for d in settings.keyspace],
-        "data_dir": PATHS.data_dir,
+        "data_dir": settings.server.data_dir,
         "backup_dir": settings.backup_dir,
         # health warns when the newest snapshot is older than twice the schedule
         "backup_max_age": 2 * BACKUP_SCHEDULES[settings.backup_schedule][1],
@@ -82,7 +83,9 @@ def step(*args: str | int) -> str:
     >>> step("wait-sync", "--port", 6379, "--auth", "acl", "--primary", "10.0.0.2 6379")
     "python3 -I /usr/local/lib/smart-redis/step.py wait-sync --port 6379 --auth acl --primary '10.0.0.2 6379'"
     """
-    return " ".join(["python3 -I", PATHS.step_program, *(shlex.quote(str(arg)) for arg in args)])
+    server = run.server()
+    where = [] if server.name == "redis" else ["--server", server.name]  # the host's server, when not Redis
+    return " ".join(["python3 -I", PATHS.step_program, *where, *(shlex.quote(str(arg)) for arg in args)])
 
 
 def step_program() -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pyinfra import host, logger
 
-from .constants import PATHS, SERVICE, THP_SERVICE
+from . import run
+from .constants import PATHS, THP_SERVICE
 from .facts import HostState
 from .operations import managed_file, no_file_changed, reload_units
 from .render import render
@@ -12,7 +13,7 @@ from .settings import Settings
 
 
 def thp_unit() -> str:
-    return render("redis-disable-thp.service.j2", service=SERVICE)
+    return render("redis-disable-thp.service.j2", service=run.server().service)
 
 
 def sysctl_conf(settings: Settings, current_somaxconn: str) -> str:

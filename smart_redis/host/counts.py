@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .info import parse_keyspace
 from .resp import Redis, scan_replies
+from .server import server_version
 
 
 def keyspace_counts(r: Redis) -> dict:
@@ -53,7 +54,7 @@ def backup_counts(r: Redis, stamp: str, now: float) -> dict:
     return {
         "created": stamp,
         "created_epoch": int(now),
-        "redis_version": r.info("server").get("redis_version"),
+        "redis_version": server_version(r.info("server")),
         "keys": {db: n["keys"] for db, n in counts.items()},
         "persistent": {db: n["keys"] - n["expires"] for db, n in counts.items()},
         "volatile": volatile,

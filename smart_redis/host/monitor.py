@@ -33,7 +33,7 @@ from .levels import LEVEL, UNKNOWN
 from .output import emit, human, table
 from .quorum import replication_view, sentinel_view
 from .resp import Redis, RedisError, scan_replies
-from .server import connect
+from .server import connect, select, server_version, serving
 from .snapshots import BackupError, rotate, running_server, wait_for_snapshot
 from .systemctl import systemctl
 from .ttl_report import report as ttl_report
@@ -73,8 +73,11 @@ def cmd_alert_failed(args, config) -> int:
 
 
 def load_config() -> dict:
+    """What the deploy told redis-monitor about this host; it serves the server named there."""
     with open(CONFIG) as f:
-        return json.load(f)
+        config = json.load(f)
+    select(config.get("server", "redis"))
+    return config
 
 
 # --- Subcommands -----------------------------------------------------------------------------
@@ -89,7 +92,7 @@ def cmd_status(args, config) -> int:
         r = connect(config)
         info = r.info()
         data.update(
-            version=info.get("redis_version"),
+            version=server_version(info),
             uptime_seconds=int(info.get("uptime_in_seconds", 0)),
             # 0 with redis_tls = "only": the port that answered is the TLS one
             port=int(info.get("tcp_port") or 0) or config["port"],
@@ -116,7 +119,17 @@ def cmd_status(args, config) -> int:
 
 
 INFO_FIELDS = {
-    "server": ("redis_version", "redis_mode", "os", "process_id", "tcp_port", "uptime_in_days", "hz"),
+    "server": (
+        "server_name",
+        "valkey_version",
+        "redis_version",
+        "redis_mode",
+        "os",
+        "process_id",
+        "tcp_port",
+        "uptime_in_days",
+        "hz",
+    ),
     "clients": ("connected_clients", "blocked_clients", "maxclients"),
     "memory": (
         "used_memory_human",
@@ -328,10 +341,11 @@ def cmd_backup(args, config) -> int:
     old_umask = os.umask(0o077)
     try:
         shutil.copyfile(source, target + ".partial")
-        check = subprocess.run(["redis-check-rdb", target + ".partial"], capture_output=True, text=True)
+        checker = serving().check_rdb
+        check = subprocess.run([checker, target + ".partial"], capture_output=True, text=True)
         if check.returncode != 0 or "RDB looks OK" not in check.stdout:
             os.unlink(target + ".partial")
-            raise BackupError(f"redis-check-rdb rejects the snapshot: {check.stdout.strip().splitlines()[-1:]}")
+            raise BackupError(f"{checker} rejects the snapshot: {check.stdout.strip().splitlines()[-1:]}")
         os.rename(target + ".partial", target)
         with open(target + ".counts.json", "w") as f:
             json.dump(counts, f)

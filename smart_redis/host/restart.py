@@ -8,7 +8,7 @@ import stat
 import time
 
 from .resp import RedisError
-from .server import CANDIDATE, CONFIG, SERVICE, failure_reason, log_tail, login
+from .server import CANDIDATE, failure_reason, log_tail, login, serving
 from .systemctl import run_systemctl
 
 SAVE_TIMEOUT = 600.0  # seconds a SAVE of a large dataset may take
@@ -55,7 +55,7 @@ def save_first(port: int, auth: str, candidate: str = CANDIDATE) -> None:
         return
     _unlink(candidate)
     raise StepError(
-        f"{SERVICE} was not restarted: the SAVE before the restart failed ({reply}), and a restart would lose "
+        f"{serving().service} was not restarted: the SAVE before the restart failed ({reply}), and a restart would lose "
         "the keys written since the last snapshot; the server runs on, redis.conf is as it was"
     )
 
@@ -73,27 +73,29 @@ def _save(client) -> str:
         time.sleep(0.2)
 
 
-def restart_with_rollback(config: str = CONFIG, candidate: str = CANDIDATE) -> None:
+def restart_with_rollback(config: str | None = None, candidate: str = CANDIDATE) -> None:
     """Put the candidate in place and restart; if the server does not come up on it, put the
     previous file back and start on that."""
+    service = serving().service
+    config = config or serving().config
     previous = config + ".previous"
     if os.path.exists(config):
         _keep_copy(config, previous)
     os.replace(candidate, config)
-    if run_systemctl("restart", SERVICE):
+    if run_systemctl("restart", service):
         _unlink(previous)
         return
     reason = failure_reason(log_tail(), START_WORDS)
     if os.path.exists(previous):
         os.replace(previous, config)
-    run_systemctl("reset-failed", SERVICE)
+    run_systemctl("reset-failed", service)
     now = (
         "in place and running"
-        if run_systemctl("restart", SERVICE)
-        else f"in place, but {SERVICE} does not start on it either"
+        if run_systemctl("restart", service)
+        else f"in place, but {service} does not start on it either"
     )
     raise StepError(
-        f"redis-server did not start with the new configuration, so the previous one is back {now}. Redis said: {reason}"
+        f"{service} did not start with the new configuration, so the previous one is back {now}. {serving().name.capitalize()} said: {reason}"
     )
 
 
@@ -137,6 +139,6 @@ def group_in_sync(port: int, auth: str, primary: str, replicas: int, seconds: fl
 
     if not _poll(seconds, whole):
         raise StepError(
-            f"Not restarting {SERVICE}: the primary {address}:{primary_port} has {seen[0]} of {replicas} replicas "
+            f"Not restarting {serving().service}: the primary {address}:{primary_port} has {seen[0]} of {replicas} replicas "
             "in sync, and this restart would take another server of the group away"
         )

@@ -6,19 +6,127 @@ import glob
 import os
 import re
 import ssl
+from dataclasses import dataclass
 
 from .credentials import PATH as CREDENTIALS
 from .credentials import PREVIOUS, read_credentials
 from .resp import Redis, RedisError
 
-SERVICE = "redis-server"
-CONFIG = "/etc/redis/redis.conf"
-# Next to the live file so that the final rename is atomic.
-# In the deploy's root-only folder, not in /etc/redis (the redis user's): renamed over redis.conf.
+
+@dataclass(frozen=True)
+class Server:
+    """The server program as Debian packages it: Redis, or Valkey (its fork under the BSD licence,
+    which speaks the same protocol and reads the same config). `name` is redis_server's value;
+    the tools the apps and operators use keep their redis-* names whichever runs."""
+
+    name: str
+    service: str  # the unit, the binary and the server package
+    tools_package: str  # the CLI and the RDB checker
+    cli: str
+    check_rdb: str
+    config: str
+    user: str  # the package's system user, owner of the config folder and the data
+    sentinel_service: str  # the unit and the package
+    sentinel_config: str
+    sentinel_pidfile: str
+    sentinel_logfile: str
+    # dir, logfile and pidfile sit inside the ReadWritePaths of the packaged unit.
+    data_dir: str
+    logfile: str
+    pidfile: str
+
+    @property
+    def group(self) -> str:
+        return self.user
+
+    @property
+    def config_dir(self) -> str:
+        return os.path.dirname(self.config)
+
+    @property
+    def config_backup(self) -> str:
+        """The package's own config, kept once before the deploy first renders its own."""
+        return f"{self.config}.backup"
+
+    @property
+    def replication_auth(self) -> str:
+        """masterauth apart from the config, so that the deploy never renders it."""
+        return f"{self.config_dir}/replication-auth.conf"
+
+    @property
+    def container_dropin(self) -> str:
+        return f"/etc/systemd/system/{self.service}.service.d/10-container.conf"
+
+    @property
+    def ha_dropin(self) -> str:
+        """Keeps the server (and so Sentinel's CONFIG REWRITE) from rewriting the deploy's config."""
+        return f"/etc/systemd/system/{self.service}.service.d/20-smart-redis-ha.conf"
+
+    @property
+    def sentinel_container_dropin(self) -> str:
+        return f"/etc/systemd/system/{self.sentinel_service}.service.d/10-container.conf"
+
+    @property
+    def packages(self) -> tuple[str, str]:
+        return (self.service, self.tools_package)
+
+
+REDIS = Server(
+    name="redis",
+    service="redis-server",
+    tools_package="redis-tools",
+    cli="redis-cli",
+    check_rdb="redis-check-rdb",
+    config="/etc/redis/redis.conf",
+    user="redis",
+    sentinel_service="redis-sentinel",
+    sentinel_config="/etc/redis/sentinel.conf",
+    sentinel_pidfile="/run/sentinel/redis-sentinel.pid",
+    sentinel_logfile="/var/log/redis/redis-sentinel.log",
+    data_dir="/var/lib/redis",
+    logfile="/var/log/redis/redis-server.log",
+    pidfile="/run/redis/redis-server.pid",
+)
+VALKEY = Server(
+    name="valkey",
+    service="valkey-server",
+    tools_package="valkey-tools",
+    cli="valkey-cli",
+    check_rdb="valkey-check-rdb",
+    config="/etc/valkey/valkey.conf",
+    user="valkey",
+    sentinel_service="valkey-sentinel",
+    sentinel_config="/etc/valkey/sentinel.conf",
+    sentinel_pidfile="/run/sentinel/valkey-sentinel.pid",
+    sentinel_logfile="/var/log/valkey/valkey-sentinel.log",
+    data_dir="/var/lib/valkey",
+    logfile="/var/log/valkey/valkey-server.log",
+    pidfile="/run/valkey/valkey-server.pid",
+)
+SERVERS = {server.name: server for server in (REDIS, VALKEY)}
+# The one a host program serves: set once at its start (select) from what the deploy told it.
+_serving = REDIS
+
+
+def serving() -> Server:
+    return _serving
+
+
+def select(name: str) -> Server:
+    """Make `name` (redis_server's value, as the deploy wrote it) the server this program serves."""
+    global _serving
+    _serving = SERVERS[name]
+    return _serving
+
+
+def server_version(info: dict) -> str | None:
+    """The server's own version from INFO: Valkey reports the Redis version it forked from as
+    redis_version, and its own as valkey_version."""
+    return info.get("valkey_version") or info.get("redis_version")
+
+
+# In the deploy's root-only folder, not in the config's (the server user's): renamed over the config.
 CANDIDATE = "/etc/smart-redis/redis.conf.candidate"
-# dir, logfile and pidfile sit inside the ReadWritePaths of the packaged unit.
-DATA_DIR = "/var/lib/redis"
-LOGFILE = "/var/log/redis/redis-server.log"
 # The deploy's TLS files (root-owned): the CA files in here are the only ones the tools trust.
 TLS_DIR = "/etc/ssl/smart-redis"
 # The names the deploy gives them in redis.conf (smart_redis/tls.py). redis.conf is the redis
@@ -44,8 +152,9 @@ def admin(
     return Redis(address, port, user, password, timeout=timeout, tls=tls_context(port))
 
 
-def directives(config: str = CONFIG) -> dict[str, str]:
-    """redis.conf's one-word directives (port, tls-port, the TLS files), as the file says now."""
+def directives(config: str | None = None) -> dict[str, str]:
+    """The config's one-word directives (port, tls-port, the TLS files), as the file says now."""
+    config = config or _serving.config
     found = {}
     try:
         with open(config) as f:
@@ -58,7 +167,7 @@ def directives(config: str = CONFIG) -> dict[str, str]:
     return found
 
 
-def configured_port(config: str = CONFIG) -> int:
+def configured_port(config: str | None = None) -> int:
     """The port redis.conf names: where the server runs once the deploy's last restart is done
     (with redis_tls = "only", the TLS port: the plain one is 0)."""
     found = directives(config)
@@ -69,7 +178,7 @@ def configured_port(config: str = CONFIG) -> int:
         return 6379
 
 
-def tls_context(port: int, config: str = CONFIG) -> ssl.SSLContext | None:
+def tls_context(port: int, config: str | None = None) -> ssl.SSLContext | None:
     """TLS for a connection to `port` when redis.conf makes it this server's TLS port and no plain
     one: the server's CA verifies the other side, and its certificate is the client's, as Redis
     itself presents it to a primary. No name check: a host tool connects to 127.0.0.1 or to a peer
@@ -145,9 +254,9 @@ def failure_reason(log_tail: list[str], words: tuple[str, ...], lines: int = 3) 
     return " ".join(line.split(" ", 5)[5] if line.count(" ") >= 5 else line for line in hits)
 
 
-def log_tail(path: str = LOGFILE, lines: int = 30) -> list[str]:
+def log_tail(path: str | None = None, lines: int = 30) -> list[str]:
     try:
-        with open(path, errors="replace") as f:
+        with open(path or _serving.logfile, errors="replace") as f:
             return f.readlines()[-lines:]
     except OSError:
         return []

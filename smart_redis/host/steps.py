@@ -15,7 +15,7 @@ from . import handover, restart, restore_swap, rotation, secret_files
 from .credentials import PATH as CREDENTIALS
 from .credentials import PREVIOUS, read_credentials
 from .resp import RedisError
-from .server import configured_port, login
+from .server import SERVERS, configured_port, login, select
 
 # kind -> (the role whose login it holds, the variable prefix)
 LOGIN_FILES = {"exporter-env": ("EXPORTER", "REDIS_")}
@@ -106,6 +106,7 @@ def cmd_restore(args) -> None:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="smart-redis-step", description=__doc__.splitlines()[0])
+    p.add_argument("--server", choices=sorted(SERVERS), default="redis", help="redis_server: the server this host runs")
     sub = p.add_subparsers(dest="command", required=True)
 
     def add(name, func, helptext, server=False):
@@ -156,6 +157,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
+    select(args.server)
     try:
         args.func(args)
     except restart.StepError as exc:

@@ -24,7 +24,7 @@ from pyinfra_cli.util import parse_cli_arg  # noqa: E402  (the deploy's own --da
 from smart_redis import live  # noqa: E402
 from smart_redis import settings as settings_module  # noqa: E402
 from smart_redis.auth import cli  # noqa: E402
-from smart_redis.constants import PATHS  # noqa: E402
+from smart_redis.constants import DISTRO_VALKEY  # noqa: E402
 
 
 def pytest_addoption(parser):
@@ -56,13 +56,21 @@ def settings(request) -> settings_module.Settings:
     return _load_settings(request.config)
 
 
+@pytest.fixture
+def server_major(host, settings) -> int:
+    """The major version the host's server must have: redis_major_version, or the distro's Valkey."""
+    if settings.server.name == "valkey":
+        return DISTRO_VALKEY[(host.system_info.distribution, host.system_info.release.split(".")[0])]
+    return settings.major_version
+
+
 class RedisCli:
     """redis-cli on the host under test, as one of the ACL users, so checks see what a local client sees."""
 
     def __init__(self, host, settings, role: str = "ADMIN", server: tuple[str, int] | None = None):
         self.host = host
         port, tls = endpoint(host, settings)
-        self.prefix = cli(port, settings.auth, role, tls=tls)
+        self.prefix = cli(port, settings.auth, role, tls=tls, program=settings.server.cli)
         if server is not None:  # another server of the group; the last -h/-p wins
             self.prefix += f" -h {server[0]} -p {server[1]}"
 
@@ -76,7 +84,7 @@ class RedisCli:
 def endpoint(host, settings) -> tuple[int, str | None]:
     """Where a local client connects, and redis-cli's TLS options while there is no plain port
     (redis_tls = "only"), from redis.conf as the host has it."""
-    return live.endpoint(live.directives(host.file(PATHS.config).content_string), settings.port)
+    return live.endpoint(live.directives(host.file(settings.server.config).content_string), settings.port)
 
 
 @pytest.fixture

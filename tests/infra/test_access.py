@@ -32,7 +32,7 @@ def test_credentials_file_is_root_only(host, acl_on):
 
 def test_config_holds_hashes_never_passwords(host, settings, acl_on):
     creds = _credentials(host)
-    conf = host.file(PATHS.config).content_string
+    conf = host.file(settings.server.config).content_string
     for user in users(settings):
         password = creds[f"REDIS_{user.role}_PASSWORD"]
         assert len(password) >= 32
@@ -40,8 +40,8 @@ def test_config_holds_hashes_never_passwords(host, settings, acl_on):
         assert f"user {user.name} on #{hashlib.sha256(password.encode()).hexdigest()} " in conf
 
 
-def test_default_user_is_refused(host, plain_or_tls, acl_on):
-    reply = host.run(f"redis-cli {plain_or_tls} ping")
+def test_default_user_is_refused(host, plain_or_tls, settings, acl_on):
+    reply = host.run(f"{settings.server.cli} {plain_or_tls} ping")
     assert "NOAUTH" in reply.stdout + reply.stderr
 
 
@@ -65,13 +65,14 @@ def _channel_allowed(rules: str, channel: str) -> bool:
 def _app_rules(host, settings) -> str:
     """The app user's rules as the deploy rendered them (in a Sentinel group its channels are an
     allow-list, narrower than redis_app_acl)."""
-    conf = host.file(PATHS.config).content_string
+    conf = host.file(settings.server.config).content_string
     return next(line for line in conf.splitlines() if line.startswith(f"user {settings.app_user} "))
 
 
 def test_the_app_user_cannot_publish_on_sentinels_channel_in_a_group(host, app_cli, settings, acl_on):
     """A hello forged there would move a Sentinel group to the address it names."""
-    if not host.file(PATHS.sentinel_config).exists and not host.file(PATHS.replication_auth).exists:
+    server = settings.server
+    if not host.file(server.sentinel_config).exists and not host.file(server.replication_auth).exists:
         assert _channel_allowed(_app_rules(host, settings), "__sentinel__:hello") == _channel_allowed(
             settings.app_acl, "__sentinel__:hello"
         )  # a single server: the rules as given

@@ -9,18 +9,18 @@ import uuid
 
 import pytest
 
-from smart_redis.constants import CONFIG_GROUP, CONFIG_MODE, CONFIG_USER, PATHS, SERVICE
+from smart_redis.constants import CONFIG_MODE
 
 MANAGED_MARK = "Managed by the smart-redis deploy"
 
 
-def test_installed_redis_is_the_requested_major(host, settings):
-    version = host.check_output("redis-server --version")
-    assert re.search(rf" v={settings.major_version}\.\d+\.\d+ ", version), version
+def test_installed_server_is_the_requested_major(host, settings, server_major):
+    version = host.check_output(f"{settings.server.service} --version")
+    assert re.search(rf" v={server_major}\.\d+\.\d+ ", version), version
 
 
-def test_service_is_enabled_and_running(host):
-    service = host.service(SERVICE)
+def test_service_is_enabled_and_running(host, settings):
+    service = host.service(settings.server.service)
     assert service.is_enabled
     assert service.is_running
 
@@ -36,8 +36,8 @@ def test_listens_on_the_configured_addresses_only(host, settings):
 
 
 def test_config_file_owner_mode_and_key_lines(host, settings):
-    conf = host.file(PATHS.config)
-    assert conf.user == CONFIG_USER and conf.group == CONFIG_GROUP
+    conf = host.file(settings.server.config)
+    assert conf.user == settings.server.user and conf.group == settings.server.group
     assert conf.mode == int(CONFIG_MODE, 8)
     lines = set(conf.content_string.splitlines())
     ports = {
@@ -57,15 +57,16 @@ def test_config_file_owner_mode_and_key_lines(host, settings):
         assert line in lines, line
 
 
-def test_backup_is_the_packaged_original(host):
-    backup = host.file(PATHS.config_backup)
+def test_backup_is_the_packaged_original(host, settings):
+    server = settings.server
+    backup = host.file(server.config_backup)
     assert backup.exists
-    assert backup.user == CONFIG_USER and backup.group == CONFIG_GROUP
+    assert backup.user == server.user and backup.group == server.group
     assert backup.mode == int(CONFIG_MODE, 8)
     assert MANAGED_MARK not in backup.content_string
     # dpkg records the checksum of the config file as the package shipped it.
-    conffiles = host.check_output("dpkg-query -W -f='${Conffiles}' redis-server")
-    shipped_md5 = dict(line.split()[:2] for line in conffiles.strip().splitlines())[PATHS.config]
+    conffiles = host.check_output(f"dpkg-query -W -f='${{Conffiles}}' {server.service}")
+    shipped_md5 = dict(line.split()[:2] for line in conffiles.strip().splitlines())[server.config]
     assert backup.md5sum == shipped_md5
 
 

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 import testbed  # noqa: E402
 
 from smart_redis.auth import cli  # noqa: E402
-from smart_redis.constants import PATHS, SERVICE  # noqa: E402
+from smart_redis.host.server import REDIS, Server  # noqa: E402
 
 PYINFRA = str(Path(sys.executable).parent / "pyinfra")
 PYTEST = str(Path(sys.executable).parent / "pytest")
@@ -261,18 +261,26 @@ def sh_input(container: str, command: str, text: str) -> subprocess.CompletedPro
     )
 
 
-def redis(container: str, *args: str, db: int = 0, role: str = "ADMIN", port: int = 6379, auth: str = "acl") -> str:
-    """redis-cli inside the container as an ACL user; returns the reply."""
-    command = f"{cli(port, auth, role)} -n {db} " + " ".join(shlex.quote(a) for a in args)
+def redis(
+    container: str,
+    *args: str,
+    db: int = 0,
+    role: str = "ADMIN",
+    port: int = 6379,
+    auth: str = "acl",
+    server: Server = REDIS,
+) -> str:
+    """redis-cli (the server's CLI) inside the container as an ACL user; returns the reply."""
+    command = f"{cli(port, auth, role, program=server.cli)} -n {db} " + " ".join(shlex.quote(a) for a in args)
     return sh(container, command).stdout.strip()
 
 
-def fingerprint(container: str) -> str:
+def fingerprint(container: str, server: Server = REDIS) -> str:
     """Paths, sizes and mtimes of every file the deploy could touch, plus the server's PID."""
     return sh(
         container,
-        "find /etc /usr/local /var/lib/redis -xdev -type f -printf '%p %s %T@\\n' 2>/dev/null | sort | sha256sum; "
-        f"sha256sum {PATHS.config}; systemctl show -p MainPID --value {SERVICE}",
+        f"find /etc /usr/local {server.data_dir} -xdev -type f -printf '%p %s %T@\\n' 2>/dev/null | sort | sha256sum; "
+        f"sha256sum {server.config}; systemctl show -p MainPID --value {server.service}",
     ).stdout
 
 

@@ -13,7 +13,8 @@ import time
 import pytest
 from conftest import deploy, put, received, sh, start_receiver, wait_for
 
-from smart_redis.constants import ALERT_SERVICE, ALERT_TIMER, BACKUP_SERVICE, PATHS, SERVICE
+from smart_redis.constants import ALERT_SERVICE, ALERT_TIMER, BACKUP_SERVICE, PATHS
+from smart_redis.host.server import REDIS
 
 PORT = 8099
 BLACKHOLE_PORT = 8098
@@ -112,7 +113,7 @@ def test_each_check_is_one_problem_and_one_resolve_whatever_the_others_do(host):
     sh(name, "systemctl stop test-app")
     wait_for("the port's problem", lambda: len(sent(name)) >= 1, 6 * INTERVAL)
     assert sent(name) == [("problem", "web port", "CRITICAL")]
-    sh(name, f"systemctl stop {SERVICE}")
+    sh(name, f"systemctl stop {REDIS.service}")
     stopped = time.monotonic()
     try:
         wait_for("redis's problem", lambda: len(sent(name)) >= 2, 6 * INTERVAL)
@@ -127,7 +128,7 @@ def test_each_check_is_one_problem_and_one_resolve_whatever_the_others_do(host):
         assert telegram["path"] == f"/bot{BOT_TOKEN}/sendMessage"
         assert str(telegram["body"]["chat_id"]) == "-100200300" and "CRITICAL redis" in telegram["body"]["text"]
     finally:
-        sh(name, f"systemctl start {SERVICE}")
+        sh(name, f"systemctl start {REDIS.service}")
     started = time.monotonic()
     wait_for("redis's resolve at both receivers", lambda: len(messages(name)) >= 6, 6 * INTERVAL)
     print(f"the resolve reached the receivers {time.monotonic() - started:.1f} s after redis-server started")
@@ -182,12 +183,12 @@ def test_the_heartbeat_comes_every_run_and_stops_with_the_timer(host):
 def test_alerts_lists_each_check_and_what_each_receiver_was_last_sent(host):
     name = host["name"]
     before = len(sent(name))
-    sh(name, f"systemctl stop {SERVICE}")
+    sh(name, f"systemctl stop {REDIS.service}")
     try:
         wait_for("redis's problem", lambda: ("problem", "redis", "CRITICAL") in sent(name)[before:], 6 * INTERVAL)
         listed = json.loads(sh(name, "redis-monitor alerts --json").stdout)
     finally:
-        sh(name, f"systemctl start {SERVICE}")
+        sh(name, f"systemctl start {REDIS.service}")
     checks = {c["check"]: c for c in listed["checks"]}
     assert {"redis", "disk", "ram", "health"} <= set(checks)
     assert (checks["redis"]["now"], checks["redis"]["told"]) == ("CRITICAL", "CRITICAL") and checks["redis"]["since"]
@@ -226,7 +227,7 @@ def test_a_failed_backup_is_one_message_at_once(host):
     def failures() -> list[dict]:
         return [m for m in messages(name) if m["path"].startswith("/hooks/") and m["body"]["check"] == BACKUP_SERVICE]
 
-    sh(name, f"systemctl stop {SERVICE}")
+    sh(name, f"systemctl stop {REDIS.service}")
     try:
         assert sh(name, f"systemctl start {BACKUP_SERVICE}", check=False).returncode != 0  # the server is stopped
         wait_for("the backup's failure message", lambda: len(failures()) == 1, 30)
@@ -244,7 +245,7 @@ def test_a_failed_backup_is_one_message_at_once(host):
         )
         assert len(failures()) == 1
     finally:
-        sh(name, f"systemctl start {SERVICE}")
+        sh(name, f"systemctl start {REDIS.service}")
     assert sh(name, f"systemctl start {BACKUP_SERVICE}", check=False).returncode == 0
 
 

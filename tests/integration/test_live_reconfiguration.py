@@ -13,7 +13,8 @@ import pytest
 from conftest import deploy, put, redis, sh, sh_input, wait_for
 
 from smart_redis.auth import cli
-from smart_redis.constants import PATHS, SERVICE
+from smart_redis.constants import PATHS
+from smart_redis.host.server import REDIS
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,7 @@ def live(new_container):
 
 
 def main_pid(container: str) -> str:
-    return sh(container, f"systemctl show -p MainPID --value {SERVICE}").stdout.strip()
+    return sh(container, f"systemctl show -p MainPID --value {REDIS.service}").stdout.strip()
 
 
 def config_get(container: str, name: str, port: int = 6379) -> str:
@@ -57,7 +58,7 @@ def test_memory_and_policy_change_at_runtime_keeping_pid_and_keys(live):
     sh(name, "seq 1 10000 | sed 's/.*/SET live:key:& value-&/' > /tmp/keys.txt")
     sh(name, f"{cli(6379, 'acl')} --pipe < /tmp/keys.txt > /dev/null")
     assert redis(name, "dbsize") == "10000"
-    pid, backup = main_pid(name), sh(name, f"sha256sum {PATHS.config_backup}").stdout
+    pid, backup = main_pid(name), sh(name, f"sha256sum {REDIS.config_backup}").stdout
     data = {"redis_maxmemory": "256mb", "redis_maxmemory_policy": "volatile-lru"}
     run = deploy(target, data=data)
     assert run.rc == 0, run.output
@@ -65,9 +66,9 @@ def test_memory_and_policy_change_at_runtime_keeping_pid_and_keys(live):
     assert main_pid(name) == pid
     assert redis(name, "dbsize") == "10000"
     assert (config_get(name, "maxmemory"), config_get(name, "maxmemory-policy")) == ("268435456", "volatile-lru")
-    conf = sh(name, f"cat {PATHS.config}").stdout.splitlines()
+    conf = sh(name, f"cat {REDIS.config}").stdout.splitlines()
     assert "maxmemory 256mb" in conf and "maxmemory-policy volatile-lru" in conf
-    assert sh(name, f"sha256sum {PATHS.config_backup}").stdout == backup
+    assert sh(name, f"sha256sum {REDIS.config_backup}").stdout == backup
     assert_no_change(target, data)
 
 
@@ -92,7 +93,7 @@ def test_failed_restart_puts_the_previous_config_back(live):
         assert run.rc == 1
         assert "Address already in use" in run.output and "the previous one is back" in run.output, run.output
         assert redis(name, "ping", port=6380) == "PONG"
-        assert "port 6380" in sh(name, f"cat {PATHS.config}").stdout.splitlines()
+        assert "port 6380" in sh(name, f"cat {REDIS.config}").stdout.splitlines()
         assert redis(name, "get", "config:feed", db=5, port=6380) == "b3"
     finally:
         sh(name, "redis-cli -p 6381 shutdown nosave", check=False)
@@ -206,9 +207,9 @@ def test_a_rotation_stopped_halfway_survives_a_restart_and_the_next_run_ends_it(
         run = deploy(target, data=data, env=env, no_apps=False)
         assert run.rc == 1 and "Set REDIS_URL" in run.failure, run.failure
         new = stored(name)
-        conf = sh(name, f"grep '^user {app} ' {PATHS.config}").stdout
+        conf = sh(name, f"grep '^user {app} ' {REDIS.config}").stdout
         assert conf.count("#") == 2, "redis.conf keeps both passwords while the rotation runs"
-        sh(name, f"systemctl restart {SERVICE}")  # a crash or a reboot in the middle of the rotation
+        sh(name, f"systemctl restart {REDIS.service}")  # a crash or a reboot in the middle of the rotation
         wait_for("the server", lambda: redis(name, "ping", port=6380) == "PONG", 30, 0.5)
         assert login_works(name, app, old["REDIS_APP_PASSWORD"], 6380)
         assert login_works(name, app, new["REDIS_APP_PASSWORD"], 6380)
@@ -218,7 +219,7 @@ def test_a_rotation_stopped_halfway_survives_a_restart_and_the_next_run_ends_it(
     assert finished.rc == 0, finished.failure
     assert not login_works(name, app, old["REDIS_APP_PASSWORD"], 6380)
     assert login_works(name, app, new["REDIS_APP_PASSWORD"], 6380)
-    assert sh(name, f"grep '^user {app} ' {PATHS.config}").stdout.count("#") == 1
+    assert sh(name, f"grep '^user {app} ' {REDIS.config}").stdout.count("#") == 1
     assert sh(name, f"test -e {PATHS.credentials_previous}", check=False).returncode != 0
     assert_no_change(target, data)
 
@@ -226,18 +227,18 @@ def test_a_rotation_stopped_halfway_survives_a_restart_and_the_next_run_ends_it(
 def test_a_failed_save_stops_the_restart_with_the_old_file_in_place(live):
     name, target = live["name"], live["target"]
     data = {"redis_port": 6380, "redis_save": '""', "redis_databases": 17}  # databases: startup only
-    pid, conf = main_pid(name), sh(name, f"sha256sum {PATHS.config}").stdout
-    mode = sh(name, f"stat -c %a {PATHS.data_dir}").stdout.strip()
-    sh(name, f"chmod 555 {PATHS.data_dir}")  # redis (not root) can no longer write its snapshot
+    pid, conf = main_pid(name), sh(name, f"sha256sum {REDIS.config}").stdout
+    mode = sh(name, f"stat -c %a {REDIS.data_dir}").stdout.strip()
+    sh(name, f"chmod 555 {REDIS.data_dir}")  # redis (not root) can no longer write its snapshot
     try:
         run = deploy(target, data=data)
         assert run.rc == 1, run.output
         assert "the SAVE before the restart failed" in run.output, run.output
         assert main_pid(name) == pid
-        assert sh(name, f"sha256sum {PATHS.config}").stdout == conf
+        assert sh(name, f"sha256sum {REDIS.config}").stdout == conf
         assert sh(name, f"test -e {PATHS.config_candidate}", check=False).returncode != 0
     finally:
-        sh(name, f"chmod {mode} {PATHS.data_dir}")
+        sh(name, f"chmod {mode} {REDIS.data_dir}")
     fixed = deploy(target, data=data)
     assert fixed.rc == 0 and main_pid(name) != pid, fixed.output
     assert config_get(name, "databases", port=6380) == "17"

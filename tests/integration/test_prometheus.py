@@ -17,7 +17,7 @@ import pytest
 import yaml
 from conftest import ROOT, deploy, put, received, sh, start_receiver, wait_for
 
-from smart_redis.constants import SERVICE
+from smart_redis.host.server import REDIS
 
 MONITORING = ROOT / "monitoring"
 WEBHOOK_PORT = 5001
@@ -135,7 +135,7 @@ def test_redis_down_and_its_resolve_reach_the_webhook(monitored):
     assert notifications(host) == []
 
     stopped = time.monotonic()
-    sh(host, f"systemctl stop {SERVICE}")
+    sh(host, f"systemctl stop {REDIS.service}")
     firing = wait_for("RedisDown delivered", lambda: notifications(host), 180)
     print(f"\nRedisDown reached the webhook {time.monotonic() - stopped:.1f} s after redis-server stopped")
     assert firing == [
@@ -154,7 +154,7 @@ def test_redis_down_and_its_resolve_reach_the_webhook(monitored):
     assert notifications(host) == firing
 
     started = time.monotonic()
-    sh(host, f"systemctl start {SERVICE}")
+    sh(host, f"systemctl start {REDIS.service}")
     delivered = wait_for("the resolve delivered", lambda: (n := notifications(host))[1:] and n, 120)
     print(f"its resolve reached the webhook {time.monotonic() - started:.1f} s after redis-server started")
     assert [n["status"] for n in delivered] == ["firing", "resolved"]

@@ -18,7 +18,8 @@ import pytest
 from conftest import GROUP_ECOSYSTEM, deploy, fingerprint, group_inventory, sh, three_hosts, wait_for
 
 from smart_redis import certs
-from smart_redis.constants import PATHS, SENTINEL_SERVICE, SERVICE
+from smart_redis.constants import PATHS
+from smart_redis.host.server import REDIS
 
 MASTER = "smart-trade"
 # What an operator types: the CA the deploy published for the apps, no client certificate
@@ -118,9 +119,9 @@ def test_a_tls_group_replicates_renews_and_fails_over(group):
 
     # --- TLS alone: the servers and the sentinels have no plain port.
     for n in (a, b, c):
-        conf = sh(n, f"cat {PATHS.config}").stdout.splitlines()
+        conf = sh(n, f"cat {REDIS.config}").stdout.splitlines()
         assert "port 0" in conf and "tls-port 6379" in conf and "tls-replication yes" in conf
-        sentinel_conf = sh(n, f"cat {PATHS.sentinel_config}").stdout.splitlines()
+        sentinel_conf = sh(n, f"cat {REDIS.sentinel_config}").stdout.splitlines()
         assert "port 0" in sentinel_conf and "tls-port 26379" in sentinel_conf
         assert "tls-replication yes" in sentinel_conf
         for port in (6379, 26379):
@@ -154,24 +155,24 @@ def test_a_tls_group_replicates_renews_and_fails_over(group):
 
     # --- A run that stopped after writing Sentinel's new certificate (here: the file is newer than
     # the running sentinel) is finished by the next one: that sentinel restarts, no other.
-    sentinel_pids = {n: pid(n, SENTINEL_SERVICE) for n in (a, b, c)}
+    sentinel_pids = {n: pid(n, REDIS.sentinel_service) for n in (a, b, c)}
     sh(b, f"touch {PATHS.sentinel_tls_cert}")
     repaired = run(group)
     assert repaired.rc == 0, repaired.failure
     assert repaired.output.count("Restarting redis-sentinel: it has a new certificate") == 1
-    assert [n for n in (a, b, c) if pid(n, SENTINEL_SERVICE) != sentinel_pids[n]] == [b]
+    assert [n for n in (a, b, c) if pid(n, REDIS.sentinel_service) != sentinel_pids[n]] == [b]
 
     # --- A running group keeps its TLS mode: switching one host back is refused, nothing changes.
-    before = sh(b, f"sha256sum {PATHS.config} {PATHS.sentinel_config}").stdout
+    before = sh(b, f"sha256sum {REDIS.config} {REDIS.sentinel_config}").stdout
     plain = run(group, "--limit", f"@docker/{b}", redis_tls="off")
     assert plain.rc == 1 and "this host's Sentinel runs with TLS in a Sentinel group" in plain.output, plain.output
-    assert sh(b, f"sha256sum {PATHS.config} {PATHS.sentinel_config}").stdout == before
+    assert sh(b, f"sha256sum {REDIS.config} {REDIS.sentinel_config}").stdout == before
 
     # --- Renewal: the project's CA issues every host a new certificate. redis-server loads it
     # at runtime (same PID); Sentinel, which reads its files only at start, restarts one host at
     # a time and the group stays whole.
-    servers = {n: pid(n, SERVICE) for n in (a, b, c)}
-    sentinel_pids = {n: pid(n, SENTINEL_SERVICE) for n in (a, b, c)}
+    servers = {n: pid(n, REDIS.service) for n in (a, b, c)}
+    sentinel_pids = {n: pid(n, REDIS.sentinel_service) for n in (a, b, c)}
     for path in (group["ca_dir"] / "hosts").iterdir():
         path.unlink()
     renewed = run(group)
@@ -182,7 +183,7 @@ def test_a_tls_group_replicates_renews_and_fails_over(group):
             (group["ca_dir"] / "hosts" / f"{certs._file_name('@docker/' + n)}.crt").read_text(), "", ""
         ).leaf.serial_number
         assert presented(n, 6379) == serial and presented(n, 26379) == serial
-        assert pid(n, SERVICE) == servers[n] and pid(n, SENTINEL_SERVICE) != sentinel_pids[n]
+        assert pid(n, REDIS.service) == servers[n] and pid(n, REDIS.sentinel_service) != sentinel_pids[n]
     wait_for("the sentinels know each other again", lambda: know_each_other(a, b, c), 60)
     assert {sentinel_says(n) for n in (a, b, c)} == {ip_a}
     assert all(replication(n).get("master_link_status") == "up" for n in (b, c))
@@ -211,7 +212,7 @@ def test_a_tls_group_replicates_renews_and_fails_over(group):
     # --- The deploy follows Sentinel's primary.
     rerun = run(group)
     assert rerun.rc == 0, rerun.failure
-    assert f"replicaof {new_ip} 6379" in sh(a, f"cat {PATHS.config}").stdout
+    assert f"replicaof {new_ip} 6379" in sh(a, f"cat {REDIS.config}").stdout
     assert {sentinel_says(n) for n in (a, b, c)} == {new_ip}
 
     # --- The steps that log in to the sentinels from the host do so over TLS: a rotation of every

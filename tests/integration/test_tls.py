@@ -17,7 +17,8 @@ from conftest import deploy, fingerprint, infra_checks, sh
 from test_pm2 import ECOSYSTEM, pm2_env, pm2_package, start_apps  # noqa: F401  (a fixture)
 
 from smart_redis import certs
-from smart_redis.constants import PATHS, SERVICE
+from smart_redis.constants import PATHS
+from smart_redis.host.server import REDIS
 
 # The stand-in app listens on none of the platform's ports: health would call them down.
 TLS = {"redis_tls": "only", "pm2_ecosystem_file": ECOSYSTEM, "pm2_user": "smart-trade", "redis_platform_ports": "{}"}
@@ -67,12 +68,12 @@ def serial_presented(name: str) -> int:
 
 
 def server_pid(name: str) -> str:
-    return sh(name, f"systemctl show -p MainPID --value {SERVICE}").stdout.strip()
+    return sh(name, f"systemctl show -p MainPID --value {REDIS.service}").stdout.strip()
 
 
 def test_the_first_run_turns_tls_on_alone(tls_host):
     assert tls_host["first"].rc == 0, tls_host["first"].failure
-    conf = sh(tls_host["name"], f"cat {PATHS.config}").stdout.splitlines()
+    conf = sh(tls_host["name"], f"cat {REDIS.config}").stdout.splitlines()
     assert "port 0" in conf and "tls-port 6379" in conf and "tls-auth-clients optional" in conf
 
 
@@ -238,7 +239,7 @@ def test_required_client_certificates(tls_host):
     assert result.rc == 0, result.failure
     refused = sh(name, f"{ADMIN} --tls --cacert {PATHS.tls_ca} -p 6379 ping", check=False)
     assert "PONG" not in refused.stdout
-    conf = sh(name, f"cat {PATHS.config}").stdout
+    conf = sh(name, f"cat {REDIS.config}").stdout
     cert = next(line.split()[1] for line in conf.splitlines() if line.startswith("tls-cert-file "))
     key = next(line.split()[1] for line in conf.splitlines() if line.startswith("tls-key-file "))
     accepted = sh(name, f"{ADMIN} --tls --cacert {PATHS.tls_ca} --cert {cert} --key {key} -p 6379 ping")
@@ -257,7 +258,7 @@ def test_required_client_certificates(tls_host):
 
 def serial_presented_with_cert(name: str) -> int:
     """As serial_presented, showing the server's own certificate (client certificates required)."""
-    conf = sh(name, f"cat {PATHS.config}").stdout.splitlines()
+    conf = sh(name, f"cat {REDIS.config}").stdout.splitlines()
     cert = next(line.split()[1] for line in conf if line.startswith("tls-cert-file "))
     key = next(line.split()[1] for line in conf if line.startswith("tls-key-file "))
     script = PRESENTED.format(ca=PATHS.tls_ca).replace(

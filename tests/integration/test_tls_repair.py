@@ -16,7 +16,8 @@ import pytest
 from conftest import deploy, sh, sh_input
 
 from smart_redis import certs, tls
-from smart_redis.constants import PATHS, SERVICE
+from smart_redis.constants import PATHS
+from smart_redis.host.server import REDIS
 
 # Python's ssl inside the container: the serial of the certificate the server presents, checked
 # against the apps' CA. {flags}: "" verifies the dates as every client does; NO_CHECK_TIME only
@@ -37,7 +38,7 @@ def presented(name: str, dates: bool = True) -> str:
 
 
 def conf_value(name: str, directive: str) -> str:
-    conf = sh(name, f"cat {PATHS.config}").stdout.splitlines()
+    conf = sh(name, f"cat {REDIS.config}").stdout.splitlines()
     return next(line.split()[1] for line in conf if line.startswith(directive + " "))
 
 
@@ -73,8 +74,8 @@ def install_expired(tls_host) -> certs.Bundle:
         quoted = shlex.quote(path)
         sh_input(name, f"umask 077 && cat > {quoted} && chown {owner} {quoted} && chmod {mode} {quoted}", text)
     for directive, path in (("tls-cert-file", files.cert), ("tls-key-file", files.key), ("tls-ca-cert-file", files.ca)):
-        sh(name, f"sed -i 's|^{directive} .*|{directive} {path}|' {PATHS.config}")
-    sh(name, f"systemctl restart {SERVICE}")
+        sh(name, f"sed -i 's|^{directive} .*|{directive} {path}|' {REDIS.config}")
+    sh(name, f"systemctl restart {REDIS.service}")
     return expired
 
 

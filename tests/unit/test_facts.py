@@ -127,7 +127,10 @@ def _unit(unit: str, enabled: str, active: str, started: str = "", reload: str =
 
 
 def test_units_come_in_their_order_with_what_systemd_says_of_them():
-    from smart_redis.facts import UNITS
+    from smart_redis.facts import units
+    from smart_redis.host.server import REDIS
+
+    UNITS = units(REDIS)
 
     states = {unit: ("enabled", "active") for unit in UNITS} | {"redis-sentinel": ("masked", "inactive")}
     lines = [line for unit in UNITS for line in _unit(unit, *states[unit], reload="yes")]

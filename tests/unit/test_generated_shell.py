@@ -25,8 +25,9 @@ from recorded_run import ROOT, Command, Scenario, record
 
 import smart_redis
 from smart_redis.auth import sha256
-from smart_redis.constants import ACL_ROLES, EXPORTER_PACKAGE, PACKAGES, PATHS, SENTINEL_PACKAGE
+from smart_redis.constants import ACL_ROLES, EXPORTER_PACKAGE, PATHS, TOOL_PACKAGES
 from smart_redis.facts import FileState, HostState
+from smart_redis.host.server import REDIS, VALKEY
 
 SHELLCHECK = Path(sys.executable).with_name("shellcheck")
 # SC1090, SC1091: the credentials file and os-release that the commands source exist on the host only.
@@ -52,7 +53,7 @@ def host(**overrides) -> HostState:
         systemd=True,
         container="docker",
         redis_version="7.0.15",
-        installed_packages=(*PACKAGES, EXPORTER_PACKAGE, SENTINEL_PACKAGE),
+        installed_packages=(*REDIS.packages, *TOOL_PACKAGES, EXPORTER_PACKAGE, REDIS.sentinel_service),
         enabled="disabled",
         active="inactive",
         secret_users=dict(ROLES_USERS),
@@ -62,7 +63,7 @@ def host(**overrides) -> HostState:
         exporter_env=("0" * 64, "metrics"),
         exporter_auth="",
         exporter_stale=True,
-        files={path: FileState("root", "root", "644", "0" * 64) for path in (PATHS.config, PATHS.credentials)},
+        files={path: FileState("root", "root", "644", "0" * 64) for path in (REDIS.config, PATHS.credentials)},
     )
     for key, value in overrides.items():
         setattr(facts, key, value)
@@ -119,6 +120,12 @@ def scenarios(tmp_path: Path) -> list[Scenario]:
             },
         ),
         Scenario(
+            "a fresh Debian 12 host on Valkey, from bookworm-backports of the host's own mirror",
+            host(server=VALKEY, installed_packages=(), redis_version=None, files={}, enabled="", active="", units={}),
+            {**COMMON, "RedisLive": None, "AptSources": ["deb http://mirror.example/debian bookworm main"]},
+            data={"redis_server": "valkey"},
+        ),
+        Scenario(
             "a running server that takes a change at runtime",
             host(enabled="enabled", active="active"),
             {**COMMON, "RedisLive": dict(RUNNING)},
@@ -131,7 +138,7 @@ def scenarios(tmp_path: Path) -> list[Scenario]:
                 active="active",
                 files={
                     path: FileState("root", "root", "644", "0" * 64)
-                    for path in (PATHS.config, PATHS.credentials, f"{PATHS.tls_dir}/redis-0123456789abcdef.crt")
+                    for path in (REDIS.config, PATHS.credentials, f"{PATHS.tls_dir}/redis-0123456789abcdef.crt")
                 },
             ),
             {**COMMON, "RedisLive": dict(RUNNING), "FileContents": [*OLD_CONFIG, "tls-port 0"]},
@@ -482,7 +489,7 @@ def test_a_file_for_the_redis_users_folder_is_placed_by_one_rename_from_the_root
     """/etc/redis is the redis user's: the deploy writes nothing there by path, it renames a file
     it wrote, owned and checked in PATHS.staging, over the name (a link there is replaced)."""
     texts = [c.text for _, c in all_commands(recorded)]
-    for dest in (PATHS.config, PATHS.sentinel_config, PATHS.config_backup):
+    for dest in (REDIS.config, REDIS.sentinel_config, REDIS.config_backup):
         sources = [m.group(1) for t in texts for m in re.finditer(rf"mv -fT (\S+) {re.escape(dest)}(?![.\w])", t)]
         assert sources and all(src.startswith(PATHS.staging + "/") for src in sources), (dest, sources)
     # by path: a redirection, chown, chmod or a copy whose target is there
@@ -499,3 +506,15 @@ def test_the_running_servers_settings_ride_on_the_hosts_answer(recorded):
     assert not any(c.step == "fact smart_redis.facts.RedisLive" for c in answered)
     fresh = recorded["a fresh host, Redis 8 from its repository, a rebuild from a snapshot"]
     assert any(c.step == "fact smart_redis.facts.RedisLive" for c in fresh)
+
+
+def test_a_valkey_host_gets_valkeys_packages_unit_files_and_steps_and_nothing_of_redis(recorded):
+    (commands,) = [c for name, c in recorded.items() if "on Valkey" in name]
+    # RedisHost asks dpkg about both servers' packages (a host with the other one is refused)
+    texts = "\n".join(c.text for c in commands if c.step != "fact smart_redis.facts.RedisHost")
+    assert "install valkey-server valkey-tools python3 sudo prometheus-redis-exporter" in texts
+    assert "deb http://mirror.example/debian bookworm-backports main\n" in commands.sent.values()
+    assert "systemctl enable valkey-server" in texts and "/etc/valkey/valkey.conf" in texts
+    assert "step.py --server valkey" in texts
+    for redis_only in ("redis-server", "redis-cli", "/etc/redis/", "/var/lib/redis"):
+        assert redis_only not in texts, redis_only

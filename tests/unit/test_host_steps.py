@@ -5,6 +5,7 @@ systemctl are stood in for only where the real ones run in tests/integration
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 
@@ -13,6 +14,7 @@ import pytest
 from smart_redis.host import restart, secret_files, server
 from smart_redis.host.credentials import read_credentials
 from smart_redis.host.resp import RedisError
+from smart_redis.host.server import REDIS
 
 STORED = "S" * 48
 GIVEN = "G" * 40
@@ -213,8 +215,9 @@ def swap_files(tmp_path, monkeypatch):
     from smart_redis.host import restore_swap
 
     paths = {name: tmp_path / name for name in ("dump.rdb", "kept.rdb", "snapshot.rdb", "counts.json")}
+    served = dataclasses.replace(REDIS, data_dir=str(tmp_path))  # its dump.rdb is paths["dump.rdb"]
+    monkeypatch.setattr(restore_swap, "serving", lambda: served)
     for attr, name in (
-        ("DATA", "dump.rdb"),
         ("KEPT", "kept.rdb"),
         ("STAGED", "snapshot.rdb"),
         ("STAGED_COUNTS", "counts.json"),

@@ -1,0 +1,176 @@
+"""redis_server: Redis or Valkey, one typed Server that every step and host program follows (issue 28)."""
+
+from __future__ import annotations
+
+import pytest
+
+from smart_redis import backports, preflight, render, tools
+from smart_redis.facts import RedisHost, parse
+from smart_redis.host import steps
+from smart_redis.host.server import REDIS, SERVERS, VALKEY
+from smart_redis.settings import SettingsError, load
+from smart_redis.topology import Topology
+
+VALKEY_HOST = """\
+server=valkey
+os_id=debian
+os_version=13
+os_codename=trixie
+systemd=yes
+container=docker
+redis_version=8.1.1
+packages=valkey-server:installed valkey-tools:installed redis-server:config-files python3:installed sudo:installed
+u.ExecMainStartTimestamp=@1796461445
+u.Id=valkey-server.service
+u.ActiveState=active
+u.UnitFileState=enabled
+u.NeedDaemonReload=yes
+u.
+owner=/etc/valkey/valkey.conf valkey valkey 640
+sha256=abababababababababababababababababababababababababababababababab  /etc/valkey/valkey.conf
+""".splitlines()
+
+
+def test_the_setting_gives_the_typed_server_and_refuses_others_with_one_line():
+    assert load({}).server is REDIS
+    assert load({"redis_server": "valkey"}).server is VALKEY
+    with pytest.raises(SettingsError) as error:
+        load({"redis_server": "keydb"})
+    assert str(error.value) == "redis_server = 'keydb': allowed is one of redis, valkey"
+
+
+def test_valkey_is_what_debian_packages():
+    assert VALKEY.packages == ("valkey-server", "valkey-tools")
+    assert (VALKEY.config, VALKEY.data_dir, VALKEY.user) == ("/etc/valkey/valkey.conf", "/var/lib/valkey", "valkey")
+    assert VALKEY.container_dropin == "/etc/systemd/system/valkey-server.service.d/10-container.conf"
+    assert VALKEY.replication_auth == "/etc/valkey/replication-auth.conf"
+    assert set(SERVERS) == {"redis", "valkey"}
+
+
+def test_the_fact_asks_about_the_chosen_server_and_no_file_of_the_other():
+    script = RedisHost().command(server="valkey")
+    assert script.startswith("echo server=valkey;")
+    assert "valkey-server --version" in script and "/etc/valkey/valkey.conf" in script
+    assert "/var/lib/valkey/dump.rdb" in script
+    assert "/etc/redis/" not in script and "redis-server --version" not in script
+    # both servers' packages: a host that runs the other one is seen
+    assert "redis-server" in script.split("dpkg-query", 1)[1].split(";", 1)[0]
+
+
+def test_a_valkey_host_is_parsed_as_valkey():
+    state = parse(VALKEY_HOST)
+    assert state.server is VALKEY
+    assert (state.enabled, state.active) == ("enabled", "active")
+    assert "valkey-server" in state.need_reload
+    assert state.missing_packages == [] and state.other_servers == []
+    assert state.files["/etc/valkey/valkey.conf"].user == "valkey"
+
+
+def test_a_host_with_the_other_server_installed_says_so():
+    lines = [line.replace("redis-server:config-files", "redis-server:installed") for line in VALKEY_HOST]
+    assert parse(lines).other_servers == ["redis-server"]
+
+
+def test_valkey_config_names_valkeys_files():
+    conf = render.redis_conf(
+        load({"redis_server": "valkey"}), {"APP": "a" * 64, "ADMIN": "b" * 64, "EXPORTER": "c" * 64}
+    )
+    lines = conf.splitlines()
+    for line in (
+        "pidfile /run/valkey/valkey-server.pid",
+        "logfile /var/log/valkey/valkey-server.log",
+        "dir /var/lib/valkey",
+    ):
+        assert line in lines
+    assert "/redis/" not in conf.replace("/etc/smart-redis/", "")
+
+
+def test_host_steps_serve_the_server_the_deploy_names(monkeypatch):
+    from smart_redis import run
+
+    monkeypatch.setattr(run, "server", lambda: VALKEY)
+    assert tools.step("restart", "--port", 6379).split()[3:6] == ["--server", "valkey", "restart"]
+    monkeypatch.setattr(run, "server", lambda: REDIS)
+    assert "--server" not in tools.step("restart", "--port", 6379)  # as before for Redis hosts
+    assert steps.parser().parse_args(["--server", "valkey", "login-file", "exporter-env", "/x"]).server == "valkey"
+
+
+class Host:
+    """The facts preflight reads."""
+
+    def __init__(self, os=("debian", "13"), other=(), version=None):
+        self.os, self.systemd, self.other_servers, self.redis_version = os, True, list(other), version
+        self.os_id, self.os_version = os
+        self.redis_major = int(version.split(".")[0]) if version else None
+
+
+@pytest.mark.parametrize(
+    "facts,topology,message",
+    [
+        (
+            Host(os=("ubuntu", "24.04")),
+            Topology("standalone"),
+            'redis_server = "valkey": ubuntu 24.04 has no Valkey package',
+        ),
+        (Host(other=["redis-server"]), Topology("standalone"), "this host has redis-server installed"),
+        (Host(), Topology("primary"), "a replicated (Sentinel) group on Valkey is not supported yet"),
+    ],
+)
+def test_valkey_where_it_cannot_run_is_refused_before_anything_changes(facts, topology, message):
+    with pytest.raises(preflight.PreflightError) as error:
+        preflight.check(load({"redis_server": "valkey"}), facts, topology)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_valkey_on_debian_13_passes_preflight():
+    preflight.check(load({"redis_server": "valkey"}), Host(version="8.1.1"), Topology("standalone"))
+
+
+DEB822 = """\
+Types: deb
+URIs: http://mirror.example/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: http://security.example/debian-security
+Suites: bookworm-security
+Components: main
+""".splitlines()
+
+
+@pytest.mark.parametrize(
+    "lines,mirror",
+    [
+        (["deb http://mirror.example/debian bookworm main"], "http://mirror.example/debian"),
+        (
+            ["deb [arch=amd64 signed-by=/k.gpg] https://m.example:8080/debian/ bookworm main contrib"],
+            "https://m.example:8080/debian",
+        ),
+        (
+            ["# deb http://old.example/debian bookworm main", "deb http://m.example/d bookworm main"],
+            "http://m.example/d",
+        ),
+        (DEB822, "http://mirror.example/debian"),
+        (
+            ["Types: deb", "URIs: http://off.example/debian", "Suites: bookworm", "Components: main", "Enabled: no"],
+            None,
+        ),
+        (["deb http://mirror.example/debian trixie main"], None),  # another release
+        (["deb http://mirror.example/debian bookworm contrib"], None),  # not main
+        (["deb http://m.example/$(touch${IFS}/tmp/x) bookworm main"], None),  # never into a sources line
+        (["deb file:/srv/debian bookworm main"], None),
+    ],
+)
+def test_backports_come_from_the_hosts_own_debian_mirror(lines, mirror):
+    assert backports.mirror_of(lines, "bookworm") == mirror
+
+
+def test_the_pin_takes_valkey_alone_from_backports():
+    text = backports.pin(VALKEY, "bookworm-backports")
+    assert text.splitlines() == [
+        "Package: valkey-server valkey-tools valkey-sentinel",
+        "Pin: release n=bookworm-backports",
+        "Pin-Priority: 990",
+    ]
