@@ -21,6 +21,7 @@ from pyinfra.facts.files import FileContents
 from . import auth, handover, live, reconfigure, render, replication, rotation
 from .constants import CONFIG_MODE, PATHS
 from .host.server import SERVERS, Server
+from .move import Move
 from .operations import (
     copy_once,
     expect_live,
@@ -131,6 +132,7 @@ def apply_redis_config(
     rotating: bool = False,
     after_rotation: bool = False,
     tls: TlsFiles | None = None,
+    moving: Move | None = None,
 ):
     """
     Install redis.conf and bring the running server to it, restarting only when Redis must.
@@ -144,6 +146,7 @@ def apply_redis_config(
     + rotating: a password rotation runs (rotation.py): the users' passwords are its steps' to change
     + after_rotation: the pass after the rotation retired the replaced passwords: they leave the file
     + tls: the certificate files on the host (tls.host_files) while redis_tls is not "off"
+    + moving: the host runs the other server now (move.moving_from): this one starts on its data
 
     **Example:**
 
@@ -172,6 +175,9 @@ def apply_redis_config(
     facts = host_state(fresh=True)  # the package creates redis.conf and starts the server
     current = facts.files.get(server.config)
     file_differs = current is None or current.sha256 != hashlib.sha256(content.encode()).hexdigest()
+    if moving is not None and not moving.done:
+        yield from _move(settings, content, moving.old)
+        return
     old_text = "\n".join(host.get_fact(FileContents, path=server.config) or []) if file_differs else content
     old = live.directives(old_text)
 
@@ -255,6 +261,28 @@ def apply_redis_config(
         yield f"mv -fT {shlex.quote(PATHS.config_candidate)} {shlex.quote(server.config)}"
 
 
+def _move(settings: Settings, content: str, old: Server):
+    """The new config staged, then the host's move step: the old server saves and stops, this one
+    starts on its data with the new config, or the old one runs again as it was."""
+    old_text = "\n".join(host.get_fact(FileContents, path=old.config) or [])
+    try:
+        old_port, _ = live.endpoint(live.directives(old_text), settings.port)
+    except live.ForeignConfig as exc:
+        raise OperationError(f"{exc}; the deploy stops before it runs anything with it") from None
+    decision = reconfigure.decide(reconfigure.Situation(file_differs=True, mode_right=False, drift=False,
+                                                        runtime_changes=False, moving=True))  # fmt: skip
+    if state.config.DIFF:
+        show_diff(settings.server.config, content)
+    if decision.upload:
+        staged = staging_path(PATHS.config_candidate)
+        placed = place(staged, PATHS.config_candidate, *owner(settings.server), validate(settings.server))
+        yield from upload(StringIO(content), staged, first=prepare_folder(PATHS.config_candidate), then=placed)
+    host.log(
+        f"Moving to {settings.server.service}: {old.service} saves and stops, the data comes along", logger.warning
+    )
+    yield step("move", "--from", old.name, "--port", old_port, "--auth", _login(old_text), "--new-auth", settings.auth)
+
+
 def _refuse_to_replace_data(live_cli: str, replicaof: str, server: Server) -> None:
     keys = host.get_fact(RedisKeyCount, cli=live_cli)
     if keys is None:  # not running: what it would load at its next start
@@ -274,6 +302,7 @@ def redis_conf(
     joining: bool = False,
     rotating: bool = False,
     tls: TlsFiles | None = None,
+    moving: Move | None = None,
 ) -> OperationMeta:
     server = settings.server
     copy_once(
@@ -288,7 +317,7 @@ def redis_conf(
         _serial=topology.group,
     )  # fmt: skip
     configured = apply_redis_config(
-        name=f"Configure {server.name.capitalize()} ({server.config})", joining=joining, **step_args
+        name=f"Configure {server.name.capitalize()} ({server.config})", joining=joining, moving=moving, **step_args
     )
     if not topology.ha:
         return configured  # a single server restarts in place

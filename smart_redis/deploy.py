@@ -19,6 +19,7 @@ from . import (
     config,
     exporter,
     install,
+    move,
     planning,
     pm2,
     preflight,
@@ -71,15 +72,17 @@ def deploy_redis() -> None:
     tls.refuse_switch_in_group(wanted, ha, facts)  # a running group keeps its TLS mode
 
     preflight.check(wanted, facts, ha)
+    moving = move.moving_from(wanted, facts, ha)  # redis_server changed on a host that runs the other one
     pm2.preflight(wanted, ha)  # a missing ecosystem file stops the run before anything changes
     sandbox = service.container_sandbox(facts)  # before the package first starts the service
     exporter_unit = exporter.unit_before_install(wanted, facts)  # likewise for the exporter
     backup_units = backup.units(wanted)  # the backup job and timer, enabled below
     service.units_before_install(facts, sandbox, exporter_unit, *backup_units)  # one daemon-reload for all
     sentinel.before_install(ha, facts)  # and Sentinel stays masked until it is configured
+    move.hold_new_server(moving, facts)  # likewise the new server, until the move starts it on the data
     install.redis_packages(wanted, facts, sentinel=ha.runs_sentinel)
     tuning.kernel(wanted, facts)
-    service.redis_server(facts, sandbox)
+    service.redis_server(facts, sandbox, moving=moving is not None and not moving.done)
     tools.step_program()  # the steps below that read passwords or restart Redis run it on the host
     auth.warn_if_open(wanted)
     rotating = rotation.begin(wanted, ha, passwords, facts)  # a new password: the old one stays until nothing uses it
@@ -91,7 +94,10 @@ def deploy_redis() -> None:
     tls.install(certificates)  # before redis.conf names the files
     tls.install_sentinel(certificates, ha)  # Sentinel's copies, under names that stay (every group host)
     joining = replication.replica_setup(ha, passwords, facts, rotating)  # masterauth, read-only redis.conf
-    config.redis_conf(wanted, passwords, ha, credentials, joining, rotating, tls_files)  # replicaof: Sentinel's primary
+    config.redis_conf(
+        wanted, passwords, ha, credentials, joining, rotating, tls_files, moving
+    )  # replicaof: Sentinel's primary
+    move.remove_old(moving, facts)  # the old server's packages, once the new one runs on its data
     restore.from_snapshot(wanted, tls.deploy_cli(wanted, tls_files))  # --data redis_restore_from=..., empty server
     sentinel.sentinel(wanted, ha, passwords)  # sentinel.conf once; restarted on a new certificate
     rotation.sentinel_logins(wanted, ha, rotating)  # auth-pass and sentinel-pass move to the new password

@@ -156,6 +156,10 @@ class HostState:
     def missing_packages(self) -> list[str]:
         return [p for p in (*self.server.packages, *TOOL_PACKAGES) if p not in self.installed_packages]
 
+    # The other server, where its binary is installed: its version and whether it runs.
+    other_version: str | None = None
+    other_active: str = ""
+
     @property
     def other_servers(self) -> list[str]:
         """Another server's package that is installed here (a host that runs Redis, asked about Valkey)."""
@@ -222,6 +226,14 @@ def _script(server: Server = REDIS) -> str:
             # Every unit at once, each block ended by an empty line ("u." here).
             "systemctl show --timestamp=unix -p Id,UnitFileState,ActiveState,NeedDaemonReload,ExecMainStartTimestamp "
             f"{' '.join(units(server))} 2>/dev/null | sed 's/^/u./'",
+            # The other server (a host that moves): builtins only where it is not installed.
+            *(
+                f'command -v {s.service} >/dev/null && echo "other={s.service} '
+                f"$({s.service} --version 2>/dev/null | sed -n 's/.* v=\\([0-9.]*\\).*/\\1/p') "
+                f'$(systemctl is-active {s.service} 2>/dev/null)"'
+                for s in SERVERS.values()
+                if s != server
+            ),
             _EXPORTER,
             # Started before its binary was replaced (ctime: dpkg renames a new file into place), or
             # before its certificate was written. Not /proc/PID/exe: reading it needs ptrace rights
@@ -358,6 +370,9 @@ def _parse_line(state: HostState, line: str) -> None:
         state.systemd = value == "yes"
     elif key == "container":
         state.container = None if value in ("", "none") else value
+    elif key == "other":
+        _, version, active = value.split()
+        state.other_version, state.other_active = version, active
     elif key == "redis_version":
         state.redis_version = value or None
     elif key == "packages":

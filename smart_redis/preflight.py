@@ -28,11 +28,6 @@ def check(settings: Settings, facts: HostState, topology: Topology) -> None:
         raise PreflightError(
             f'redis_server = "valkey": {facts.os_id} {facts.os_version} has no Valkey package; supported are {supported}'
         )
-    if facts.other_servers:
-        raise PreflightError(
-            f'redis_server = "{server.name}", but this host has {", ".join(facts.other_servers)} installed: moving '
-            "a host from one server to the other is not done by this deploy yet; set redis_server to the one it runs"
-        )
     if server.name == "valkey" and topology.ha:
         raise PreflightError(
             'redis_server = "valkey": a replicated (Sentinel) group on Valkey is not supported yet; '

@@ -33,6 +33,7 @@ class Situation:
     handover: bool = False  # this host is the group's primary with replicas to hand over to (handover.wanted)
     has_primary: bool = False  # the sentinels name a primary this host does not join now
     follows: bool = False  # after a restart this host replicates from a primary that already runs
+    moving: bool = False  # the host runs the other server: this one starts on its data (move.py)
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,8 @@ def restart_reasons(s: Situation) -> tuple[str, ...]:
 
 def decide(s: Situation) -> Decision:
     """The one thing the config step does to this host now, and what goes with it."""
+    if s.moving:
+        return Decision("move", ("the host moves to the other server",), upload=True)
     reasons = restart_reasons(s)
     if not s.file_differs and not s.drift and not reasons:
         # A wrong owner or mode: the file is put in place anew (chown by path in the redis

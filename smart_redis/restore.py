@@ -20,17 +20,18 @@ from pyinfra.api import FactBase
 
 from . import auth
 from .host.restore_swap import STAGE_DIR, STAGED, STAGED_COUNTS
+from .host.server import REDIS, Server
 from .operations import operation, upload
 from .settings import Settings
 from .tools import step
 
 
-def check_snapshot(name: str, checker: str = "redis-check-rdb") -> str:
+def check_snapshot(name: str, server: Server = REDIS) -> str:
     """The server's RDB checker on the staged snapshot; a corrupt or too new one stops the run here."""
     staged = shlex.quote(STAGED)
     return (
-        f"out=$({checker} {staged} 2>&1); case \"$out\" in *'RDB looks OK'*) ;; "
-        f"*) rm -f {staged}; printf '%s is not a snapshot this Redis can load: %s\\n' {shlex.quote(name)} "
+        f"out=$({server.check_rdb} {staged} 2>&1); case \"$out\" in *'RDB looks OK'*) ;; "
+        f"*) rm -f {staged}; printf '%s is not a snapshot this {server.name.capitalize()} can load: %s\\n' {shlex.quote(name)} "
         "\"$(printf '%s' \"$out\" | grep -iE 'error|wrong|version|can.t' | head -n 2 | tr '\\n' ' ')\" >&2; exit 1 ;; esac"
     )
 
@@ -102,7 +103,7 @@ def restore_snapshot(settings: Settings, tls: str | None = None):
     yield f"mkdir -p {shlex.quote(STAGE_DIR.rsplit('/', 1)[0])} && install -d -m 700 {shlex.quote(STAGE_DIR)} && rm -f {staged}"
     yield from upload(str(source), STAGED, private=True)  # the dataset: nobody else reads it on its way
     # Checked before the server is touched: a corrupt or too-new snapshot stops here.
-    yield check_snapshot(source.name, settings.server.check_rdb)
+    yield check_snapshot(source.name, settings.server)
     # In a Sentinel group the live role counts, not the inventory's: a replica's restored data
     # would be replaced by its primary's at once.
     yield (

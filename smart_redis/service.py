@@ -33,7 +33,7 @@ def units_before_install(facts: HostState, *written: OperationMeta | None) -> No
     reload_units((facts.server.service, EXPORTER_SERVICE, BACKUP_SERVICE, BACKUP_TIMER), *written, facts=facts)
 
 
-def redis_server(facts: HostState, sandbox: OperationMeta | None) -> None:
+def redis_server(facts: HostState, sandbox: OperationMeta | None, moving: bool = False) -> None:
     """Enabled and running; restarted here only for a new sandbox drop-in (config changes restart
     themselves in config.py, and only when Redis cannot take them at runtime).
 
@@ -42,6 +42,8 @@ def redis_server(facts: HostState, sandbox: OperationMeta | None) -> None:
     without it, and one that does not run is started by service_running on the next run, after
     the reload that NeedDaemonReload asks for. The restart only makes a changed drop-in take effect.
     """
+    if moving:
+        return  # the old server holds the port: the move starts this one (move.py)
     service = facts.server.service
     service_running(name=f"Enable and start {service}", service=service)
     if sandbox is not None and facts.redis_version:  # a new install starts in the sandbox anyway

@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from . import handover, restart, restore_swap, rotation, secret_files
+from . import handover, move, restart, restore_swap, rotation, secret_files
 from .credentials import PATH as CREDENTIALS
 from .credentials import PREVIOUS, read_credentials
 from .resp import RedisError
@@ -100,6 +100,10 @@ def cmd_handover(args) -> None:
     handover.hand_over(args.port, args.auth, args.me, args.members, sentinels, say=lambda line: print(line, flush=True))
 
 
+def cmd_move(args) -> None:
+    print(move.move(getattr(args, "from"), args.port, args.auth, args.new_auth))
+
+
 def cmd_restore(args) -> None:
     print(restore_swap.swap(args.port, args.auth, args.name, args.counts))
 
@@ -149,6 +153,9 @@ def parser() -> argparse.ArgumentParser:
     move.add_argument("--sentinels", nargs="+", required=True, metavar="IP")
     move.add_argument("--sentinel-port", type=int, required=True)
     move.add_argument("--master-name", required=True)
+    moved = add("move", cmd_move, "the server moves to the other program with its data, or stays", True)
+    moved.add_argument("--from", required=True, choices=sorted(SERVERS), help="the server the host runs now")
+    moved.add_argument("--new-auth", choices=("acl", "none"), required=True, help="the new server's login")
     swap = add("restore", cmd_restore, "put the staged snapshot under the server, check it, or undo", True)
     swap.add_argument("--name", required=True, help="the snapshot's file name, for messages")
     swap.add_argument("--counts", action="store_true", help="check the key counts staged beside it")

@@ -269,9 +269,11 @@ def redis(
     port: int = 6379,
     auth: str = "acl",
     server: Server = REDIS,
+    tls: str | None = None,
 ) -> str:
-    """redis-cli (the server's CLI) inside the container as an ACL user; returns the reply."""
-    command = f"{cli(port, auth, role, program=server.cli)} -n {db} " + " ".join(shlex.quote(a) for a in args)
+    """redis-cli (the server's CLI) inside the container as an ACL user; returns the reply.
+    tls: the CLI's TLS options, for a server with TLS alone."""
+    command = f"{cli(port, auth, role, tls=tls, program=server.cli)} -n {db} " + " ".join(shlex.quote(a) for a in args)
     return sh(container, command).stdout.strip()
 
 

@@ -15,6 +15,7 @@ import pytest
 from conftest import PYINFRA, ROOT, deploy, infra_checks, redis, sh
 
 from smart_redis.auth import cli
+from smart_redis.host.server import VALKEY
 
 KEYS_PER_DB = {0: 30, 1: 20, 2: 10, 3: 10, 4: 5, 5: 7}
 SHORT_TTL = 4  # DB 0's keys (quotes live 60 s in production) are gone by the time B restores them
@@ -140,3 +141,27 @@ def test_key_counts_that_differ_from_the_backup_fail_the_restore_and_roll_back(b
     assert sh(rebuilt["name"], "systemctl is-active redis-server").stdout.strip() == "active"
     assert redis(rebuilt["name"], "get", "kept:through-a-failed-restore", db=6) == "1"
     assert redis(rebuilt["name"], "get", "written:after-rebuild", db=5) == "1"
+
+
+# docs/valkey.md: a host moves from Debian 12's Redis 7.0 to Valkey 8.0 by a rebuild from its
+# snapshot (Valkey loads RDB format 10; the way back does not exist with Debian's packages).
+@pytest.fixture(scope="module")
+def rebuilt_on_valkey(backup, new_container):
+    name = new_container("backup-valkey")
+    run = deploy(f"@docker/{name}", data={"redis_server": "valkey", "redis_restore_from": snapshot(backup)})
+    return {"name": name, "run": run}
+
+
+def test_a_debian_12_redis_snapshot_rebuilds_the_host_on_valkey(backup, rebuilt_on_valkey):
+    name, run = rebuilt_on_valkey["name"], rebuilt_on_valkey["run"]
+    assert run.rc == 0, run.output
+    for db, count in KEYS_PER_DB.items():
+        assert int(redis(name, "dbsize", db=db, server=VALKEY)) == (0 if db == 0 else count), db
+    assert redis(name, "ttl", "rebuild:5:1", db=5, server=VALKEY) == "-1"  # no TTL stays none
+    assert 0 < int(redis(name, "ttl", "rebuild:1:1", db=1, server=VALKEY)) <= 3600  # a TTL stays one
+    status = json.loads(sh(name, "redis-monitor status --json").stdout)
+    assert status["version"].startswith("8.")  # Valkey's own, not the 7.2.4 it reports as redis_version
+    again = deploy(
+        f"@docker/{name}", json_output=True, data={"redis_server": "valkey", "redis_restore_from": snapshot(backup)}
+    )
+    assert again.rc == 0 and again.changed == 0, again.output

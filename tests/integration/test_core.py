@@ -2,9 +2,9 @@
 
 The tests share one container and run in file order, as an operator's day goes: provision,
 check, re-run, survive restarts and crashes, refuse bad settings. The day is lived once on each
-supported Debian release (12, then 13), each with the Redis major its distro ships, and once on
-Debian 13 with Valkey as the server (issue 28); the bad settings, checked before any host is
-touched, are tried in full on Debian 12 only.
+supported Debian release (12, then 13), each with the Redis major its distro ships (and with
+Valkey in test_valkey.py, which runs the same tests); the bad settings, checked before any host
+is touched, are tried in full on Debian 12 only. The Debian 12 day ends with a move to Valkey.
 """
 
 from __future__ import annotations
@@ -27,19 +27,21 @@ class Day(NamedTuple):
 
 
 # Debian 12 runs on the defaults as an operator's first try does; Debian 13 asks for the Redis 8
-# that trixie ships. Then each asks for Valkey: Debian 13's own, and Debian 12's from backports.
+# that trixie ships. test_valkey.py lives the same day with Valkey.
 DAYS = {
     "bookworm": Day("bookworm", "12", {}, REDIS),
     "trixie": Day("trixie", "13", {"redis_major_version": 8}, REDIS),
-    "trixie-valkey": Day("trixie", "13", {"redis_server": "valkey"}, VALKEY),
-    "bookworm-valkey": Day("bookworm", "12", {"redis_server": "valkey"}, VALKEY),
 }
 
 
 @pytest.fixture(scope="module", params=list(DAYS))
 def core(request, new_container, docker_testbed):
-    day = DAYS[request.param]
-    name = new_container(f"core-{request.param}", release=day.release)
+    yield from live_a_day(DAYS[request.param], request.param, new_container, docker_testbed)
+
+
+def live_a_day(day: Day, name: str, new_container, docker_testbed):
+    """A fresh container of the day's release, deployed with its settings; removed after the day."""
+    name = new_container(f"core-{name}", release=day.release)
     target = f"@docker/{name}"
     yield {
         "name": name,
@@ -179,66 +181,53 @@ def test_bad_setting_exits_1_and_leaves_the_host_as_it_was(core, name, value, me
 
 # Settings are refused before any host is touched, whatever its release: on Debian 13 one
 # hostile value shows that a refused run leaves that host alone too.
-@pytest.mark.parametrize("core", ["trixie", "trixie-valkey"], indirect=True)
+@pytest.mark.parametrize("core", ["trixie"], indirect=True)
 def test_hostile_setting_leaves_a_debian_13_host_as_it_was(core):
     assert_refused_and_host_untouched(core, *BAD_SETTINGS[-2])
 
 
-# Moving a running host to the other server is not built yet (issue 28): until it is, asking for
-# it must not install Valkey beside Redis (both on port 6379), nor touch anything else.
+# Debian 13's Redis 8.0 writes RDB format 12, which its Valkey 8.1 cannot load: a move would not
+# keep the data, so it is refused before anything changes (no Valkey beside Redis on port 6379).
 @pytest.mark.parametrize("core", ["trixie"], indirect=True)
-def test_asking_a_redis_host_for_valkey_is_refused_and_the_host_left_as_it_was(core):
-    message = 'redis_server = "valkey", but this host has redis-server installed'
+def test_a_move_the_new_server_cannot_load_is_refused_and_the_host_left_as_it_was(core):
+    message = "writes RDB format 12, and valkey-server 8.x loads up to 11: the move would not keep the data"
     assert_refused_and_host_untouched(core, "redis_server", "valkey", message)
 
 
-@pytest.mark.parametrize("core", ["trixie-valkey"], indirect=True)
-def test_a_live_change_reaches_valkey_without_a_restart(core):
-    pid = main_pid(core)
-    changed = deploy(core["target"], data={**core["data"], "redis_maxmemory": "256mb"})
-    assert changed.rc == 0, changed.output
-    assert "Applying at runtime, no restart: maxmemory" in changed.output
-    assert redis(core["name"], "config", "get", "maxmemory", server=core["server"]).split() == [
-        "maxmemory",
-        "268435456",
-    ]
-    assert "maxmemory 256mb" in sh(core["name"], f"cat {core['server'].config}").stdout.splitlines()
-    assert main_pid(core) == pid
-    again = deploy(core["target"], data={**core["data"], "redis_maxmemory": "256mb"}, json_output=True)
-    assert again.rc == 0 and again.changed == 0, again.stdout
+def fill(core, server: Server, keys_per_db: int, tls: str | None = None) -> dict[int, str]:
+    """keys_per_db keys in each of DBs 0-5 (DB 5's without a TTL, the others' an hour), as the
+    platform keeps them; returns each DB's size."""
+    for db in range(6):
+        ttl = "" if db == 5 else ", 'EX', 3600"
+        script = f"for i = 1, {keys_per_db} do redis.call('SET', 'moved:' .. i, i{ttl}) end"
+        redis(core["name"], "eval", script, "0", db=db, server=server, tls=tls)
+    return {db: redis(core["name"], "dbsize", db=db, server=server, tls=tls) for db in range(6)}
 
 
-@pytest.mark.parametrize("core", ["trixie-valkey"], indirect=True)
-def test_no_valkey_password_in_output_or_in_a_file_others_can_read(core):
+def assert_moved(core, to: Server, sizes: dict[int, str], tls: str | None = None) -> None:
+    """The host runs `to` alone, on the same keys with the same TTL classes."""
     name = core["name"]
-    shown = deploy(core["target"], "-vvv", "--diff", data={**core["data"], "redis_maxmemory": "128mb"})
-    assert shown.rc == 0 and f"Will modify {VALKEY.config}" in shown.output  # the diff was really shown
-    text = sh(name, f"cat {PATHS.credentials}").stdout
-    passwords = [line.split("=", 1)[1].strip("'") for line in text.splitlines() if "_PASSWORD=" in line]
-    assert len(passwords) == 3
-    assert not any(password in shown.output for password in passwords)
-    found = sh(
-        name, "grep -rlF -e " + " -e ".join(passwords) + " /etc /var /tmp /usr/local /run 2>/dev/null; true"
-    ).stdout.split()
-    assert sorted(found) == sorted([PATHS.credentials, PATHS.exporter_env])
-    for path in found:
-        assert sh(name, f"stat -c '%U %G %a' {path}").stdout.split() == ["root", "root", "600"]
+    assert {db: redis(name, "dbsize", db=db, server=to, tls=tls) for db in range(6)} == sizes
+    for db in range(5):
+        assert 0 < int(redis(name, "ttl", "moved:1", db=db, server=to, tls=tls)) <= 3600, db
+    assert redis(name, "ttl", "moved:1", db=5, server=to, tls=tls) == "-1"
+    assert redis(name, "get", "config:risk-limit", db=5, server=to, tls=tls) == "250000"
+    old = next(s for s in (REDIS, VALKEY) if s != to)
+    assert sh(name, f"systemctl is-active {to.service}").stdout.strip() == "active"
+    assert sh(name, f"systemctl is-active {old.service}", check=False).stdout.strip() != "active"
+    status = sh(name, f"dpkg-query -W -f='${{db:Status-Status}}' {old.service}", check=False).stdout
+    assert status == "config-files"  # removed; its files (the data too) stay, the way back by hand
 
 
-# Last on the Valkey day: the host ends it with TLS alone, as test_tls proves in depth for Redis.
-@pytest.mark.parametrize("core", ["trixie-valkey"], indirect=True)
-def test_valkey_with_tls_alone_answers_only_over_tls_and_stays_converged(core, tmp_path):
-    name, data = core["name"], {**core["data"], "redis_tls": "only", "redis_tls_ca_dir": str(tmp_path / "tls")}
-    switched = deploy(core["target"], data=data)
-    assert switched.rc == 0, switched.output
-    plain = sh(name, f"{VALKEY.cli} -p 6379 ping", check=False)
-    assert "PONG" not in plain.stdout
-    over_tls = sh(name, f"{VALKEY.cli} --tls --cacert {PATHS.tls_ca} -p 6379 ping", check=False)
-    assert "NOAUTH" in over_tls.stdout + over_tls.stderr  # TLS spoken; the default user is still refused
-    health = sh(name, "redis-monitor health", check=False)
-    assert health.returncode == 0, health.stdout  # the operator's tool reaches the server over TLS
-    settings = [arg for key, value in data.items() for arg in ("--redis-data", f"{key}={value}")]
-    checks = infra_checks(f"docker://{name}", *settings)
-    assert checks.returncode == 0, checks.stdout + checks.stderr
+# Last on the Debian 12 Redis day: Redis 7.0 writes RDB format 10, which Valkey 8.0 loads.
+@pytest.mark.parametrize("core", ["bookworm"], indirect=True)
+def test_a_redis_host_moves_to_valkey_with_every_key_and_ttl_class(core):
+    sizes = fill(core, REDIS, 16_667)  # 100 000 keys in DBs 0-5
+    data = {**core["data"], "redis_server": "valkey"}
+    moved = deploy(core["target"], data=data)
+    assert moved.rc == 0, moved.output
+    assert "Moving from redis-server 7.0" in moved.output
+    assert_moved(core, VALKEY, sizes)
+    assert " v=8.0" in sh(core["name"], "valkey-server --version").stdout
     again = deploy(core["target"], data=data, json_output=True)
     assert again.rc == 0 and again.changed == 0, again.stdout

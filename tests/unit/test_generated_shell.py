@@ -126,6 +126,21 @@ def scenarios(tmp_path: Path) -> list[Scenario]:
             data={"redis_server": "valkey"},
         ),
         Scenario(
+            "a Debian 12 host on Redis that moves to Valkey with its data",
+            host(
+                server=VALKEY,
+                installed_packages=(*REDIS.packages, *TOOL_PACKAGES, EXPORTER_PACKAGE),
+                redis_version=None,
+                other_version="7.0.15",
+                other_active="active",
+                enabled="",
+                active="",
+                units={},
+            ),
+            {**COMMON, "RedisLive": None, "AptSources": ["deb http://mirror.example/debian bookworm main"]},
+            data={"redis_server": "valkey"},
+        ),
+        Scenario(
             "a running server that takes a change at runtime",
             host(enabled="enabled", active="active"),
             {**COMMON, "RedisLive": dict(RUNNING)},
@@ -518,3 +533,14 @@ def test_a_valkey_host_gets_valkeys_packages_unit_files_and_steps_and_nothing_of
     assert "step.py --server valkey" in texts
     for redis_only in ("redis-server", "redis-cli", "/etc/redis/", "/var/lib/redis"):
         assert redis_only not in texts, redis_only
+
+
+def test_a_move_holds_the_new_server_then_moves_then_removes_the_old_packages(recorded):
+    (commands,) = [c for name, c in recorded.items() if "moves to Valkey" in name]
+    texts = [c.text for c in commands if not c.step.startswith("fact ")]
+    masked = next(i for i, t in enumerate(texts) if "systemctl mask valkey-server" in t)
+    installed = next(i for i, t in enumerate(texts) if "install valkey-server valkey-tools" in t)
+    moved = next(i for i, t in enumerate(texts) if "step.py --server valkey move --from redis --port 6379" in t)
+    removed = next(i for i, t in enumerate(texts) if "remove redis-server redis-tools" in t)
+    assert masked < installed < moved < removed
+    assert not any("systemctl enable valkey-server" in t or "systemctl start valkey-server" in t for t in texts)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from smart_redis import backports, preflight, render, tools
+from smart_redis import backports, move, preflight, render, tools
 from smart_redis.facts import RedisHost, parse
 from smart_redis.host import steps
 from smart_redis.host.server import REDIS, SERVERS, VALKEY
@@ -50,9 +50,11 @@ def test_valkey_is_what_debian_packages():
 def test_the_fact_asks_about_the_chosen_server_and_no_file_of_the_other():
     script = RedisHost().command(server="valkey")
     assert script.startswith("echo server=valkey;")
-    assert "valkey-server --version" in script and "/etc/valkey/valkey.conf" in script
+    assert 'echo "redis_version=$(valkey-server --version' in script and "/etc/valkey/valkey.conf" in script
     assert "/var/lib/valkey/dump.rdb" in script
-    assert "/etc/redis/" not in script and "redis-server --version" not in script
+    assert "/etc/redis/" not in script
+    # Redis only where it is installed: its version and state, for a move (move.py)
+    assert script.count("redis-server --version") == 1 and "command -v redis-server >/dev/null && echo" in script
     # both servers' packages: a host that runs the other one is seen
     assert "redis-server" in script.split("dpkg-query", 1)[1].split(";", 1)[0]
 
@@ -112,7 +114,6 @@ class Host:
             Topology("standalone"),
             'redis_server = "valkey": ubuntu 24.04 has no Valkey package',
         ),
-        (Host(other=["redis-server"]), Topology("standalone"), "this host has redis-server installed"),
         (Host(), Topology("primary"), "a replicated (Sentinel) group on Valkey is not supported yet"),
     ],
 )
@@ -174,3 +175,69 @@ def test_the_pin_takes_valkey_alone_from_backports():
         "Pin: release n=bookworm-backports",
         "Pin-Priority: 990",
     ]
+
+
+class Moving(Host):
+    """A Debian host that runs the other server."""
+
+    def __init__(self, os_version: str, old: str, old_version: str, active: str = "inactive", other_active="active"):
+        super().__init__(os=("debian", os_version))
+        self.installed_packages = (old, "python3")
+        self.other_version, self.other_active, self.active, self.enabled = old_version, other_active, active, ""
+
+
+@pytest.mark.parametrize(
+    "wanted,facts,done",
+    [
+        ({"redis_server": "valkey"}, Moving("12", "redis-server", "7.0.15"), False),  # RDB 10 into Valkey 8.0 (11)
+        ({"redis_major_version": 8}, Moving("13", "valkey-server", "8.1.1"), False),  # RDB 11 into Redis 8.0 (12)
+        ({"redis_server": "valkey"}, Moving("12", "redis-server", "7.0.15", "active", "inactive"), True),
+    ],
+)
+def test_a_host_that_runs_the_other_server_moves_when_the_new_one_loads_its_data(wanted, facts, done, monkeypatch):
+    monkeypatch.setattr(move, "host", type("Host", (), {"log": lambda *args, **kwargs: None})())
+    moving = move.moving_from(load(wanted), facts, Topology("standalone"))
+    assert moving is not None and moving.old.service == facts.installed_packages[0] and moving.done is done
+
+
+@pytest.mark.parametrize(
+    "wanted,facts,topology,message",
+    [
+        (
+            {"redis_server": "valkey"},
+            Moving("13", "redis-server", "8.0.2"),
+            Topology("standalone"),
+            'redis_server = "valkey": this host\'s redis-server 8.0.2 writes RDB format 12, and valkey-server 8.x '
+            "loads up to 11: the move would not keep the data, so it is refused",
+        ),
+        (
+            {"redis_major_version": 7},
+            Moving("12", "valkey-server", "8.0.1"),
+            Topology("standalone"),
+            "valkey-server 8.0.1 writes RDB format 11, and redis-server 7.x loads up to 10",
+        ),
+        (
+            {"redis_server": "valkey"},
+            Moving("12", "redis-server", "7.0.15"),
+            Topology("primary"),
+            "moving a Sentinel group to the other server is not done by this deploy yet",
+        ),
+    ],
+)
+def test_a_move_that_would_not_keep_the_data_is_refused_in_one_line(wanted, facts, topology, message):
+    with pytest.raises(preflight.PreflightError) as error:
+        move.moving_from(load(wanted), facts, topology)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_host_that_runs_its_server_alone_does_not_move():
+    facts = Host(version="8.1.1")
+    facts.installed_packages = ("valkey-server", "valkey-tools")
+    assert move.moving_from(load({"redis_server": "valkey"}), facts, Topology("standalone")) is None
+
+
+def test_the_fact_tells_the_other_servers_version_and_state():
+    state = parse([*VALKEY_HOST, "other=redis-server 7.0.15 active"])
+    assert (state.other_version, state.other_active) == ("7.0.15", "active")
+    script = RedisHost().command(server="valkey")
+    assert "command -v redis-server >/dev/null && echo" in script  # nothing runs where it is not installed

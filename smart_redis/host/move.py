@@ -1,0 +1,147 @@
+"""A single server moved to the other program (Redis to Valkey, or back) with its data.
+
+The old server saves and its keys are counted; the new server's RDB checker must accept the data
+file; then the old server stops, the new one starts on a copy of the file with the deploy's
+config, and must hold the same keys. On any failure the new one stops again and the old one
+starts on its own, untouched files: the host is as it was, and the next run tries again. The old
+server's files stay where they were (its data dir is the way back by hand).
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import stat
+import subprocess
+import time
+
+from .counts import backup_counts, compare_counts, keyspace_counts
+from .resp import RedisError
+from .restart import START_WORDS, StepError, _keep_copy, _poll, _save, _unlink
+from .server import CANDIDATE, SERVERS, Server, configured_port, failure_reason, log_tail, login, select, serving
+from .systemctl import run_systemctl, systemctl
+
+# Root's own folder (0700), on the same filesystem as the data folders: the copy is made here,
+# where neither server's user can swap it, then renamed into the new server's folder.
+STAGE_DIR = "/var/lib/smart-redis/move"
+
+
+def move(old_name: str, port: int, auth: str, new_auth: str, candidate: str = CANDIDATE) -> str:
+    """Move this host's server from `old_name` (on `port`, logged in as `auth` says) to the one this
+    program serves (its login: `new_auth`); returns the check's line."""
+    new, old = serving(), SERVERS[old_name]
+    if systemctl("is-active", old.service) != "active" and systemctl("is-active", new.service) != "active":
+        run_systemctl("start", old.service)  # a move killed between the two stops: where it began
+    counts = _saved(old, new, port, auth, candidate)
+    source = f"{old.data_dir}/dump.rdb"
+    staged = _stage_copy(source, new)
+    _check_loads(new, staged, old, candidate)
+    run_systemctl("stop", old.service)
+    previous = new.config + ".previous"
+    try:
+        ok, result = _start(new, staged, candidate, previous, new_auth, counts)
+    except Exception as exc:  # noqa: BLE001 - whatever broke after the stop, the old server comes back
+        ok, result = False, f"the move broke off: {type(exc).__name__}: {exc}"
+    if ok:
+        _unlink(previous)
+        # Not at boot, not by a package: the deploy removes its packages next.
+        run_systemctl("disable", old.service)
+        run_systemctl("mask", old.service)
+        return f"{new.service} runs on {old.service}'s data; {result}"
+    _undo(new, old, previous)
+    raise StepError(
+        f"Move from {old.service} to {new.service} undone: {old.service} runs again on its own data. {result}"
+    )
+
+
+def _saved(old: Server, new: Server, port: int, auth: str, candidate: str) -> dict:
+    """SAVE on the old server (its config says how to log in) and its key counts, or stop here."""
+    select(old.name)
+    try:
+        client = login(port, auth, timeout=600)
+        reply = _save(client)
+        if reply != "OK":
+            raise RedisError(reply)
+        return backup_counts(client, "move", time.time())
+    except (OSError, RedisError, KeyError) as exc:
+        _unlink(candidate)
+        raise StepError(
+            f"{old.service} was not moved to {new.service}: the SAVE before the move failed "
+            f"({exc or type(exc).__name__}); {old.service} runs on as it was"
+        ) from None
+    finally:
+        select(new.name)
+
+
+def _stage_copy(source: str, new: Server) -> str:
+    """The old data file copied into root's folder, owned by the new server's user. The old
+    server's user controls its folder: a link there is not followed, and only a plain file is read."""
+    os.makedirs(STAGE_DIR, mode=0o700, exist_ok=True)
+    os.chmod(STAGE_DIR, 0o700)
+    staged = os.path.join(STAGE_DIR, "dump.rdb")
+    _unlink(staged)
+    user = pwd.getpwnam(new.user)
+    try:
+        src = os.open(source, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise StepError(f"{source} cannot be read as a plain file ({exc.strerror}); nothing was moved") from None
+    try:
+        if not stat.S_ISREG(os.fstat(src).st_mode):
+            raise StepError(f"{source} is not a plain file; nothing was moved")
+        dst = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            while chunk := os.read(src, 1 << 20):
+                os.write(dst, chunk)
+            os.fchown(dst, user.pw_uid, user.pw_gid)
+            os.fchmod(dst, 0o660)
+        finally:
+            os.close(dst)
+    finally:
+        os.close(src)
+    return staged
+
+
+def _check_loads(new: Server, staged: str, old: Server, candidate: str) -> None:
+    """The new server's own checker on the data file, before anything stops."""
+    check = subprocess.run([new.check_rdb, staged], capture_output=True, text=True)
+    if check.returncode != 0 or "RDB looks OK" not in check.stdout:
+        _unlink(staged)
+        _unlink(candidate)
+        said = " ".join(line for line in check.stdout.splitlines() if "rror" in line or "version" in line)[-200:]
+        raise StepError(
+            f"{old.service} was not moved: {new.check_rdb} cannot load its data file ({said or 'no reason given'}); "
+            f"{old.service} runs on as it was"
+        )
+
+
+def _start(new: Server, staged: str, candidate: str, previous: str, auth: str, counts: dict) -> tuple[bool, str]:
+    """The new server's config and data in place, the server started and its keys compared."""
+    if os.path.exists(new.config):
+        _keep_copy(new.config, previous)
+    os.replace(candidate, new.config)
+    port = configured_port(new.config)
+    os.replace(staged, f"{new.data_dir}/dump.rdb")  # a rename: a link planted there is replaced, not followed
+    run_systemctl("unmask", new.service)
+    run_systemctl("enable", new.service)
+    if not run_systemctl("start", new.service):
+        return False, f"{new.service} did not start on the data: " + failure_reason(
+            log_tail(new.logfile), START_WORDS, 2
+        )
+    if not _poll(120, lambda: login(port, auth).call("PING") == "PONG"):
+        return False, f"{new.service} does not answer after its start"
+    try:
+        return compare_counts(counts, keyspace_counts(login(port, auth)), time.time())
+    except (OSError, RedisError) as exc:
+        return False, f"INFO keyspace failed on {new.service}: {exc}"
+
+
+def _undo(new: Server, old: Server, previous: str) -> None:
+    """The new server stopped and kept from starting, its copy of the data gone, the old one running."""
+    run_systemctl("stop", new.service)
+    run_systemctl("disable", new.service)
+    run_systemctl("mask", new.service)
+    _unlink(f"{new.data_dir}/dump.rdb")
+    if os.path.exists(previous):
+        os.replace(previous, new.config)
+    run_systemctl("reset-failed", old.service)
+    run_systemctl("start", old.service)

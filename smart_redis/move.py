@@ -1,0 +1,78 @@
+"""redis_server changed on a single server that runs the other program: it moves, with its data.
+
+Decided once per run from the host's state (moving_from), before anything changes: the new
+server is kept stopped while its package installs (the old one holds the port), the config step
+hands over to the host's move step (smart_redis/host/move.py), and the old packages go once the
+new server runs on the data. A data file the new server cannot load is refused here, in one line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyinfra import host, logger
+from pyinfra.api import OperationError
+
+from .facts import HostState
+from .host.server import SERVERS, Server
+from .install import APT, loads_rdb
+from .operations import no_file_changed
+from .preflight import PreflightError, major_version
+from .settings import Settings
+from .topology import Topology
+
+
+@dataclass(frozen=True)
+class Move:
+    old: Server
+    done: bool  # the new server runs already (a run that stopped before the old packages went)
+
+
+def moving_from(settings: Settings, facts: HostState, topology: Topology) -> Move | None:
+    """The move this run makes, if the host runs the other server; refused where it cannot work."""
+    others = [s for s in SERVERS.values() if s != settings.server and s.service in facts.installed_packages]
+    if not others:
+        return None
+    old, new = others[0], settings.server
+    if topology.ha:
+        raise PreflightError(
+            f'redis_server = "{new.name}", but this host runs {old.service}: moving a Sentinel group to the other '
+            f"server is not done by this deploy yet; set redis_server to the one it runs"
+        )
+    if facts.active == "active" and facts.other_active != "active":
+        return Move(old, done=True)
+    writes = loads_rdb(facts.other_version or "", old.name)  # a server writes the newest format it loads
+    loads = loads_rdb(f"{major_version(settings, facts)}.0", new.name)
+    if writes is None or loads is None or writes > loads:
+        raise PreflightError(
+            f'redis_server = "{new.name}": this host\'s {old.service} {facts.other_version or "(unknown version)"} '
+            f"writes RDB format {writes}, and {new.service} {major_version(settings, facts)}.x loads up to {loads}: "
+            f"the move would not keep the data, so it is refused (docs/valkey.md)"
+        )
+    host.log(
+        f"Moving from {old.service} {facts.other_version} to {new.service}: it starts on the data, or "
+        f"{old.service} runs again as it was",
+        logger.warning,
+    )
+    return Move(old, done=False)
+
+
+def hold_new_server(move: Move | None, facts: HostState) -> None:
+    """The new server's package would start it on the port the old one holds: masked until the move."""
+    if move is None or move.done or facts.enabled == "masked":
+        return
+    service = facts.server.service
+    no_file_changed(name=f"Keep {service} stopped until the move", commands=[f"systemctl mask {service}"])
+
+
+def remove_old(move: Move | None, facts: HostState) -> None:
+    """The old server's packages, once the new one runs on the data (its files stay: the way back)."""
+    if move is None:
+        return
+    packages = [p for p in (*move.old.packages, move.old.sentinel_service) if p in facts.installed_packages]
+    if not packages:
+        raise OperationError(f"{move.old.service} is installed but none of its packages is")  # cannot happen
+    no_file_changed(
+        name=f"Remove {', '.join(packages)}: {facts.server.service} runs in its place",
+        commands=[f"{APT} remove {' '.join(packages)}"],
+    )

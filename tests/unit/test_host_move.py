@@ -1,0 +1,120 @@
+"""The host side of a move between Redis and Valkey (smart_redis/host/move.py), on made-up files:
+the new server starts on a copy of the old one's data, or the old one runs again as it was."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+
+import pytest
+
+from smart_redis.host import move, server
+from smart_redis.host.restart import StepError
+
+KEYSPACE = {0: {"keys": 3, "expires": 3}, 5: {"keys": 2, "expires": 0}}
+
+
+class Client:
+    def __init__(self, world):
+        self.world = world
+
+    def call(self, *args):
+        return {"SAVE": "OK", "PING": "PONG"}[args[0]]
+
+
+@pytest.fixture
+def world(tmp_path, monkeypatch):
+    """Redis (old) with its data and Valkey (new) with its package's config, under tmp_path."""
+    old = dataclasses.replace(server.REDIS, data_dir=str(tmp_path / "redis"), config=str(tmp_path / "redis.conf"))
+    new = dataclasses.replace(server.VALKEY, data_dir=str(tmp_path / "valkey"), config=str(tmp_path / "valkey.conf"))
+    for folder in (old.data_dir, new.data_dir):
+        os.mkdir(folder)
+    (tmp_path / "redis" / "dump.rdb").write_text("REDIS0010 the data")
+    (tmp_path / "valkey.conf").write_text("# the package's\n")
+    candidate = tmp_path / "candidate.conf"
+    candidate.write_text("# the deploy's\n")
+    monkeypatch.setattr(move, "SERVERS", {"redis": old, "valkey": new})
+    monkeypatch.setattr(move, "serving", lambda: new)
+    monkeypatch.setattr(move, "select", lambda name: None)
+    monkeypatch.setattr(move, "STAGE_DIR", str(tmp_path / "stage"))
+    monkeypatch.setattr(
+        move.pwd, "getpwnam", lambda name: type("P", (), {"pw_uid": os.getuid(), "pw_gid": os.getgid()})
+    )
+    calls: list[tuple[str, ...]] = []
+    monkeypatch.setattr(move, "run_systemctl", lambda *args: calls.append(args) or True)
+    monkeypatch.setattr(move, "systemctl", lambda *args: "active" if args[1] == "redis-server" else "inactive")
+    monkeypatch.setattr(move, "configured_port", lambda config: 6379)
+    monkeypatch.setattr(move, "login", lambda *args, **kwargs: Client(None))
+    monkeypatch.setattr(move, "backup_counts", lambda client, stamp, now: {"keys": {"0": 3, "5": 2}})
+    after = {"keyspace": dict(KEYSPACE)}
+    monkeypatch.setattr(move, "keyspace_counts", lambda client: after["keyspace"])
+    monkeypatch.setattr(move, "compare_counts", lambda counts, keyspace, now: (keyspace == KEYSPACE, "the same keys"))
+    checked = {"out": "[offset 0] \\o/ RDB looks OK! \\o/"}
+    monkeypatch.setattr(
+        move.subprocess,
+        "run",
+        lambda args, **kwargs: subprocess.CompletedProcess(
+            args, 0 if "OK" in checked["out"] else 1, checked["out"], ""
+        ),
+    )
+    return {
+        "old": old,
+        "new": new,
+        "candidate": candidate,
+        "calls": calls,
+        "after": after,
+        "checked": checked,
+        "tmp": tmp_path,
+    }
+
+
+def test_a_move_starts_the_new_server_on_a_copy_of_the_data(world):
+    line = move.move("redis", 6379, "acl", "acl", str(world["candidate"]))
+    new, old, calls = world["new"], world["old"], world["calls"]
+    assert "valkey-server runs on redis-server's data; the same keys" == line
+    assert open(f"{new.data_dir}/dump.rdb").read() == "REDIS0010 the data"
+    assert open(f"{old.data_dir}/dump.rdb").read() == "REDIS0010 the data"  # the old one's stays: the way back
+    assert open(new.config).read() == "# the deploy's\n" and not world["candidate"].exists()
+    assert calls[0] == ("stop", "redis-server") and ("start", "valkey-server") in calls
+    assert calls[-2:] == [("disable", "redis-server"), ("mask", "redis-server")]
+
+
+def test_a_file_the_new_server_cannot_load_stops_the_move_before_anything_stops(world):
+    world["checked"]["out"] = "--- RDB ERROR DETECTED ---\n[additional info] Can't handle RDB format version 12"
+    with pytest.raises(StepError, match="valkey-check-rdb cannot load its data file .*version 12.*runs on as it was"):
+        move.move("redis", 6379, "acl", "acl", str(world["candidate"]))
+    assert world["calls"] == [] and not world["candidate"].exists()
+    assert open(world["new"].config).read() == "# the package's\n"
+
+
+def test_keys_that_differ_undo_the_move(world):
+    world["after"]["keyspace"] = {0: {"keys": 3, "expires": 3}}  # DB 5 did not come over
+    with pytest.raises(StepError, match="Move from redis-server to valkey-server undone: redis-server runs again"):
+        move.move("redis", 6379, "acl", "acl", str(world["candidate"]))
+    new, calls = world["new"], world["calls"]
+    assert not os.path.exists(f"{new.data_dir}/dump.rdb")
+    assert open(new.config).read() == "# the package's\n"
+    assert calls[-5:] == [
+        ("stop", "valkey-server"),
+        ("disable", "valkey-server"),
+        ("mask", "valkey-server"),
+        ("reset-failed", "redis-server"),
+        ("start", "redis-server"),
+    ]
+
+
+def test_a_link_planted_as_the_old_data_file_is_not_followed(world):
+    secret = world["tmp"] / "shadow"
+    secret.write_text("root's secret")
+    os.unlink(f"{world['old'].data_dir}/dump.rdb")
+    os.symlink(secret, f"{world['old'].data_dir}/dump.rdb")
+    with pytest.raises(StepError, match="cannot be read as a plain file"):
+        move.move("redis", 6379, "acl", "acl", str(world["candidate"]))
+    assert world["calls"] == [] and not os.path.exists(f"{world['new'].data_dir}/dump.rdb")
+
+
+def test_a_move_killed_between_the_stop_and_the_start_begins_again_from_the_old_server(world, monkeypatch):
+    monkeypatch.setattr(move, "systemctl", lambda *args: "inactive")  # neither runs
+    move.move("redis", 6379, "acl", "acl", str(world["candidate"]))
+    assert world["calls"][:2] == [("start", "redis-server"), ("stop", "redis-server")]
