@@ -24,6 +24,10 @@ from .systemctl import run_systemctl, systemctl
 # Root's own folder (0700), on the same filesystem as the data folders: the copy is made here,
 # where neither server's user can swap it, then renamed into the new server's folder.
 STAGE_DIR = "/var/lib/smart-redis/move"
+# Writes wait from the SAVE until the old server stops (its clients then reconnect to the new
+# one), so that no write is acknowledged that the copy does not hold. Bounded: a SAVE of a large
+# dataset takes seconds, the copy and its check as long again.
+PAUSE_MS = 600_000
 
 
 def move(old_name: str, port: int, auth: str, new_auth: str, candidate: str = CANDIDATE) -> str:
@@ -33,9 +37,12 @@ def move(old_name: str, port: int, auth: str, new_auth: str, candidate: str = CA
     if systemctl("is-active", old.service) != "active" and systemctl("is-active", new.service) != "active":
         run_systemctl("start", old.service)  # a move killed between the two stops: where it began
     counts = _saved(old, new, port, auth, candidate)
-    source = f"{old.data_dir}/dump.rdb"
-    staged = _stage_copy(source, new)
-    _check_loads(new, staged, old, candidate)
+    try:
+        staged = _stage_copy(f"{old.data_dir}/dump.rdb", new)
+        _check_loads(new, staged, old, candidate)
+    except StepError:
+        _unpause(old, new, port, auth)
+        raise
     run_systemctl("stop", old.service)
     previous = new.config + ".previous"
     try:
@@ -55,20 +62,34 @@ def move(old_name: str, port: int, auth: str, new_auth: str, candidate: str = CA
 
 
 def _saved(old: Server, new: Server, port: int, auth: str, candidate: str) -> dict:
-    """SAVE on the old server (its config says how to log in) and its key counts, or stop here."""
+    """The old server's writes paused, its SAVE and its key counts (its config says how to log
+    in), or stop here with nothing changed."""
     select(old.name)
     try:
         client = login(port, auth, timeout=600)
+        client.call("CLIENT", "PAUSE", str(PAUSE_MS), "WRITE")
         reply = _save(client)
         if reply != "OK":
             raise RedisError(reply)
         return backup_counts(client, "move", time.time())
     except (OSError, RedisError, KeyError) as exc:
         _unlink(candidate)
+        _unpause(old, new, port, auth)
         raise StepError(
             f"{old.service} was not moved to {new.service}: the SAVE before the move failed "
             f"({exc or type(exc).__name__}); {old.service} runs on as it was"
         ) from None
+    finally:
+        select(new.name)
+
+
+def _unpause(old: Server, new: Server, port: int, auth: str) -> None:
+    """The old server takes writes again: the move stopped before it did."""
+    select(old.name)
+    try:
+        login(port, auth).call("CLIENT", "UNPAUSE")
+    except (OSError, RedisError, KeyError):
+        pass  # not running, or not paused: nothing waits
     finally:
         select(new.name)
 

@@ -222,8 +222,20 @@ def assert_moved(core, to: Server, sizes: dict[int, str], tls: str | None = None
 # Last on the Debian 12 Redis day: Redis 7.0 writes RDB format 10, which Valkey 8.0 loads.
 @pytest.mark.parametrize("core", ["bookworm"], indirect=True)
 def test_a_redis_host_moves_to_valkey_with_every_key_and_ttl_class(core):
-    sizes = fill(core, REDIS, 16_667)  # 100 000 keys in DBs 0-5
+    name, sizes = core["name"], fill(core, REDIS, 16_667)  # 100 000 keys in DBs 0-5
     data = {**core["data"], "redis_server": "valkey"}
+    # First a Valkey that does not start: the move is undone, Redis runs again on its own data.
+    broken = "/etc/systemd/system/valkey-server.service.d/99-test-does-not-start.conf"
+    sh(name, f"mkdir -p {broken.rsplit('/', 1)[0]} && printf '[Service]\\nExecStartPre=/bin/false\\n' > {broken}")
+    failed = deploy(core["target"], data=data)
+    assert failed.rc == 1
+    undone = "Move from redis-server to valkey-server undone: redis-server runs again on its own data"
+    assert undone in failed.output, failed.output
+    assert sh(name, "systemctl is-active redis-server").stdout.strip() == "active"
+    assert sh(name, "systemctl is-enabled valkey-server", check=False).stdout.strip() == "masked"
+    assert {db: redis(name, "dbsize", db=db) for db in range(6)} == sizes
+    sh(name, f"rm {broken} && systemctl daemon-reload")
+    # The next run moves.
     moved = deploy(core["target"], data=data)
     assert moved.rc == 0, moved.output
     assert "Moving from redis-server 7.0" in moved.output

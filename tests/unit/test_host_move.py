@@ -16,11 +16,14 @@ KEYSPACE = {0: {"keys": 3, "expires": 3}, 5: {"keys": 2, "expires": 0}}
 
 
 class Client:
+    said: list[tuple[str, ...]] = []
+
     def __init__(self, world):
         self.world = world
 
     def call(self, *args):
-        return {"SAVE": "OK", "PING": "PONG"}[args[0]]
+        Client.said.append(args)
+        return {"SAVE": "OK", "PING": "PONG", "CLIENT": "OK"}[args[0]]
 
 
 @pytest.fixture
@@ -70,7 +73,11 @@ def world(tmp_path, monkeypatch):
 
 
 def test_a_move_starts_the_new_server_on_a_copy_of_the_data(world):
+    Client.said = []
     line = move.move("redis", 6379, "acl", "acl", str(world["candidate"]))
+    # writes wait from before the SAVE until the old server stops: none is acknowledged and lost
+    assert Client.said[:2] == [("CLIENT", "PAUSE", "600000", "WRITE"), ("SAVE",)]
+    assert ("CLIENT", "UNPAUSE") not in Client.said
     new, old, calls = world["new"], world["old"], world["calls"]
     assert "valkey-server runs on redis-server's data; the same keys" == line
     assert open(f"{new.data_dir}/dump.rdb").read() == "REDIS0010 the data"
@@ -82,10 +89,12 @@ def test_a_move_starts_the_new_server_on_a_copy_of_the_data(world):
 
 def test_a_file_the_new_server_cannot_load_stops_the_move_before_anything_stops(world):
     world["checked"]["out"] = "--- RDB ERROR DETECTED ---\n[additional info] Can't handle RDB format version 12"
+    Client.said = []
     with pytest.raises(StepError, match="valkey-check-rdb cannot load its data file .*version 12.*runs on as it was"):
         move.move("redis", 6379, "acl", "acl", str(world["candidate"]))
     assert world["calls"] == [] and not world["candidate"].exists()
     assert open(world["new"].config).read() == "# the package's\n"
+    assert Client.said[-1] == ("CLIENT", "UNPAUSE")  # the old server takes writes again
 
 
 def test_keys_that_differ_undo_the_move(world):
