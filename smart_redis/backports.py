@@ -21,7 +21,11 @@ class AptSources(FactBase[list[str]]):
     """apt's source files as they are (one-line and deb822): where the host gets Debian from."""
 
     def command(self) -> str:
-        return "cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null; true"
+        # A blank line after each file: a deb822 stanza ends with its file.
+        return (
+            "for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; "
+            'do test -f "$f" && cat "$f" && echo; done; true'
+        )
 
     def process(self, output) -> list[str]:
         return list(output)
@@ -45,18 +49,21 @@ def mirror_of(lines: list[str], codename: str) -> str | None:
             if stanza.get("enabled") != ["no"] and "deb" in stanza.get("types", []):
                 entries.append((stanza.get("uris", []), stanza.get("suites", []), stanza.get("components", [])))
             stanza = {}
-    for addresses, suites, components in entries:
-        if "main" in components and codename in suites:
-            for address in addresses:
-                if MIRROR_RE.match(address.rstrip("/")):
-                    return address.rstrip("/")
-    return None
+    found = [
+        address.rstrip("/")
+        for addresses, suites, components in entries
+        if "main" in components and codename in suites
+        for address in addresses
+        if MIRROR_RE.match(address.rstrip("/"))
+    ]
+    # Debian's own archive before another repository that names the release (its path is /debian).
+    return next((a for a in found if a.endswith("/debian")), found[0] if found else None)
 
 
 def pin(server: Server, suite: str) -> str:
     """apt takes these packages from the backports suite; everything else stays with the release."""
     packages = " ".join((*server.packages, server.sentinel_service))
-    return f"Package: {packages}\nPin: release n={suite}\nPin-Priority: 990\n"
+    return f"Package: {packages}\nPin: release o=Debian,n={suite}\nPin-Priority: 990\n"
 
 
 def source(settings_server: Server, facts: HostState) -> tuple[str, ...]:

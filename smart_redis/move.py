@@ -11,11 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pyinfra import host, logger
-from pyinfra.api import OperationError
 
 from .facts import HostState
 from .host.server import SERVERS, Server
-from .install import APT, loads_rdb
+from .install import loads_rdb
 from .operations import no_file_changed
 from .preflight import PreflightError, major_version
 from .settings import Settings
@@ -69,10 +68,10 @@ def remove_old(move: Move | None, facts: HostState) -> None:
     """The old server's packages, once the new one runs on the data (its files stay: the way back)."""
     if move is None:
         return
+    # moving_from found the old server's package installed, so the list holds it at least. dpkg,
+    # not apt: it refuses to remove them from under another package that needs them.
     packages = [p for p in (*move.old.packages, move.old.sentinel_service) if p in facts.installed_packages]
-    if not packages:
-        raise OperationError(f"{move.old.service} is installed but none of its packages is")  # cannot happen
     no_file_changed(
         name=f"Remove {', '.join(packages)}: {facts.server.service} runs in its place",
-        commands=[f"{APT} remove {' '.join(packages)}"],
+        commands=[f"DEBIAN_FRONTEND=noninteractive dpkg --remove {' '.join(packages)}"],
     )

@@ -9,6 +9,7 @@ server's files stay where they were (its data dir is the way back by hand).
 
 from __future__ import annotations
 
+import grp
 import os
 import pwd
 import stat
@@ -18,7 +19,19 @@ import time
 from .counts import backup_counts, compare_counts, keyspace_counts
 from .resp import RedisError
 from .restart import START_WORDS, StepError, _keep_copy, _poll, _save, _unlink
-from .server import CANDIDATE, SERVERS, Server, configured_port, failure_reason, log_tail, login, select, serving
+from .server import (
+    CANDIDATE,
+    SERVERS,
+    TLS_FILE_RE,
+    Server,
+    configured_port,
+    directives,
+    failure_reason,
+    log_tail,
+    login,
+    select,
+    serving,
+)
 from .systemctl import run_systemctl, systemctl
 
 # Root's own folder (0700), on the same filesystem as the data folders: the copy is made here,
@@ -35,15 +48,25 @@ def move(old_name: str, port: int, auth: str, new_auth: str, candidate: str = CA
     program serves (its login: `new_auth`); returns the check's line."""
     new, old = serving(), SERVERS[old_name]
     if systemctl("is-active", old.service) != "active" and systemctl("is-active", new.service) != "active":
-        run_systemctl("start", old.service)  # a move killed between the two stops: where it began
+        # A move killed between the old server's stop and the new one's start: where it began.
+        run_systemctl("unmask", old.service)
+        run_systemctl("start", old.service)
+    _same_filesystem(new, old, candidate)
     counts = _saved(old, new, port, auth, candidate)
+    staged = os.path.join(STAGE_DIR, "dump.rdb")
     try:
-        staged = _stage_copy(f"{old.data_dir}/dump.rdb", new)
-        _check_loads(new, staged, old, candidate)
-    except StepError:
+        _stage_copy(f"{old.data_dir}/dump.rdb", staged, new)
+        _check_loads(new, staged, old)
+        _nothing_written_since(old, new, port, auth)
+    except Exception as exc:  # noqa: BLE001 - a full disk, a missing user: nothing stopped, writes go on
+        _unlink(staged)
+        _unlink(candidate)
         _unpause(old, new, port, auth)
-        raise
+        _tls_group(old)
+        reason = str(exc) if isinstance(exc, StepError) else f"{type(exc).__name__}: {exc}"
+        raise StepError(f"{old.service} was not moved to {new.service}, it runs on as it was: {reason}") from None
     run_systemctl("stop", old.service)
+    run_systemctl("mask", old.service)  # a reboot now must not start both on the port
     previous = new.config + ".previous"
     try:
         ok, result = _start(new, staged, candidate, previous, new_auth, counts)
@@ -51,9 +74,7 @@ def move(old_name: str, port: int, auth: str, new_auth: str, candidate: str = CA
         ok, result = False, f"the move broke off: {type(exc).__name__}: {exc}"
     if ok:
         _unlink(previous)
-        # Not at boot, not by a package: the deploy removes its packages next.
-        run_systemctl("disable", old.service)
-        run_systemctl("mask", old.service)
+        run_systemctl("disable", old.service)  # masked since its stop; the deploy removes its packages next
         return f"{new.service} runs on {old.service}'s data; {result}"
     _undo(new, old, previous)
     raise StepError(
@@ -94,16 +115,48 @@ def _unpause(old: Server, new: Server, port: int, auth: str) -> None:
         select(new.name)
 
 
-def _stage_copy(source: str, new: Server) -> str:
-    """The old data file copied into root's folder, owned by the new server's user. The old
-    server's user controls its folder: a link there is not followed, and only a plain file is read."""
+def _same_filesystem(new: Server, old: Server, candidate: str) -> None:
+    """The copy reaches the new data folder by one rename: root's folder must be on its filesystem."""
     os.makedirs(STAGE_DIR, mode=0o700, exist_ok=True)
     os.chmod(STAGE_DIR, 0o700)
-    staged = os.path.join(STAGE_DIR, "dump.rdb")
+    if os.stat(STAGE_DIR).st_dev != os.stat(new.data_dir).st_dev:
+        _unlink(candidate)
+        raise StepError(
+            f"{old.service} was not moved: {new.data_dir} is on another filesystem than {STAGE_DIR}, "
+            "where the data file is copied first; nothing changed"
+        )
+
+
+def _nothing_written_since(old: Server, new: Server, port: int, auth: str) -> None:
+    """The copy still holds every acknowledged write: the pause has not run out meanwhile."""
+    select(old.name)
+    try:
+        changes = login(port, auth).info("persistence").get("rdb_changes_since_last_save", "?")
+    finally:
+        select(new.name)
+    if changes != "0":
+        raise StepError(
+            f"{old.service} took {changes} writes after its SAVE (the pause ran out): the copy is not whole"
+        )
+
+
+def _tls_group(server: Server) -> None:
+    """The TLS key and certificate that the server's config names readable by its group again
+    (the deploy gives them the new server's group before a move; an undone move gives them back)."""
+    found = directives(server.config)
+    for name in ("tls-key-file", "tls-cert-file"):
+        path = found.get(name, "")
+        if TLS_FILE_RE.fullmatch(path) and os.path.isfile(path):  # the deploy's root-owned files only
+            os.chown(path, -1, grp.getgrnam(server.group).gr_gid)
+
+
+def _stage_copy(source: str, staged: str, new: Server) -> None:
+    """The old data file copied into root's folder, owned by the new server's user. The old
+    server's user controls its folder: a link there is not followed, and only a plain file is read."""
     _unlink(staged)
     user = pwd.getpwnam(new.user)
     try:
-        src = os.open(source, os.O_RDONLY | os.O_NOFOLLOW)
+        src = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as exc:
         raise StepError(f"{source} cannot be read as a plain file ({exc.strerror}); nothing was moved") from None
     try:
@@ -119,20 +172,14 @@ def _stage_copy(source: str, new: Server) -> str:
             os.close(dst)
     finally:
         os.close(src)
-    return staged
 
 
-def _check_loads(new: Server, staged: str, old: Server, candidate: str) -> None:
+def _check_loads(new: Server, staged: str, old: Server) -> None:
     """The new server's own checker on the data file, before anything stops."""
     check = subprocess.run([new.check_rdb, staged], capture_output=True, text=True)
     if check.returncode != 0 or "RDB looks OK" not in check.stdout:
-        _unlink(staged)
-        _unlink(candidate)
         said = " ".join(line for line in check.stdout.splitlines() if "rror" in line or "version" in line)[-200:]
-        raise StepError(
-            f"{old.service} was not moved: {new.check_rdb} cannot load its data file ({said or 'no reason given'}); "
-            f"{old.service} runs on as it was"
-        )
+        raise StepError(f"{new.check_rdb} cannot load its data file ({said or 'no reason given'})")
 
 
 def _start(new: Server, staged: str, candidate: str, previous: str, auth: str, counts: dict) -> tuple[bool, str]:
@@ -164,5 +211,8 @@ def _undo(new: Server, old: Server, previous: str) -> None:
     _unlink(f"{new.data_dir}/dump.rdb")
     if os.path.exists(previous):
         os.replace(previous, new.config)
+    _tls_group(old)
+    run_systemctl("unmask", old.service)
     run_systemctl("reset-failed", old.service)
-    run_systemctl("start", old.service)
+    if not run_systemctl("start", old.service):
+        raise StepError(f"Move from {old.service} to {new.service} undone, but {old.service} does not start again")

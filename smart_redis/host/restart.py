@@ -33,8 +33,12 @@ def _keep_copy(source: str, copy: str) -> None:
     """copy = source, with its owner and mode, as a new file: /etc/redis is the redis user's
     (Sentinel rewrites its file there), so a link planted at `copy` is replaced, never followed."""
     _unlink(copy)
-    with open(source, "rb") as f:
-        text, st = f.read(), os.fstat(f.fileno())
+    # Not through a link, nor blocked on a FIFO, that the server's user planted there.
+    with os.fdopen(os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK), "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise StepError(f"{source} is not a plain file")
+        text = f.read()
     fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
         os.write(fd, text)

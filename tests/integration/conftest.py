@@ -45,6 +45,8 @@ LONGEST_FIRST = (
     "test_alerts",
     "test_prometheus",
     "test_tls",
+    "test_valkey",
+    "test_core",
 )
 
 

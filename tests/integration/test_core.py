@@ -89,7 +89,7 @@ def test_the_distro_server_of_the_release_is_installed(core):
     # Debian 12's Valkey comes from bookworm-backports on the host's own mirror, pinned to Valkey alone.
     backports = sh(core["name"], f"cat {PATHS.backports_source} {PATHS.backports_pin}", check=False).stdout
     if (server, core["version"]) == (VALKEY, "12"):
-        assert " bookworm-backports main" in backports and "Pin: release n=bookworm-backports" in backports
+        assert " bookworm-backports main" in backports and "Pin: release o=Debian,n=bookworm-backports" in backports
         assert "~bpo12" in sh(core["name"], f"dpkg-query -W -f='${{Version}}' {server.service}").stdout
     else:
         assert backports == ""

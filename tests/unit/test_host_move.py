@@ -17,6 +17,7 @@ KEYSPACE = {0: {"keys": 3, "expires": 3}, 5: {"keys": 2, "expires": 0}}
 
 class Client:
     said: list[tuple[str, ...]] = []
+    writes = "0"  # since the SAVE
 
     def __init__(self, world):
         self.world = world
@@ -24,6 +25,9 @@ class Client:
     def call(self, *args):
         Client.said.append(args)
         return {"SAVE": "OK", "PING": "PONG", "CLIENT": "OK"}[args[0]]
+
+    def info(self, section):
+        return {"rdb_changes_since_last_save": Client.writes}
 
 
 @pytest.fixture
@@ -83,14 +87,17 @@ def test_a_move_starts_the_new_server_on_a_copy_of_the_data(world):
     assert open(f"{new.data_dir}/dump.rdb").read() == "REDIS0010 the data"
     assert open(f"{old.data_dir}/dump.rdb").read() == "REDIS0010 the data"  # the old one's stays: the way back
     assert open(new.config).read() == "# the deploy's\n" and not world["candidate"].exists()
-    assert calls[0] == ("stop", "redis-server") and ("start", "valkey-server") in calls
-    assert calls[-2:] == [("disable", "redis-server"), ("mask", "redis-server")]
+    # masked from its stop on (a reboot must not start both), disabled once the new one holds the data
+    assert calls[:2] == [("stop", "redis-server"), ("mask", "redis-server")] and ("start", "valkey-server") in calls
+    assert calls[-1] == ("disable", "redis-server")
 
 
 def test_a_file_the_new_server_cannot_load_stops_the_move_before_anything_stops(world):
     world["checked"]["out"] = "--- RDB ERROR DETECTED ---\n[additional info] Can't handle RDB format version 12"
     Client.said = []
-    with pytest.raises(StepError, match="valkey-check-rdb cannot load its data file .*version 12.*runs on as it was"):
+    with pytest.raises(
+        StepError, match="it runs on as it was: valkey-check-rdb cannot load its data file .*version 12"
+    ):
         move.move("redis", 6379, "acl", "acl", str(world["candidate"]))
     assert world["calls"] == [] and not world["candidate"].exists()
     assert open(world["new"].config).read() == "# the package's\n"
@@ -104,10 +111,11 @@ def test_keys_that_differ_undo_the_move(world):
     new, calls = world["new"], world["calls"]
     assert not os.path.exists(f"{new.data_dir}/dump.rdb")
     assert open(new.config).read() == "# the package's\n"
-    assert calls[-5:] == [
+    assert calls[-6:] == [
         ("stop", "valkey-server"),
         ("disable", "valkey-server"),
         ("mask", "valkey-server"),
+        ("unmask", "redis-server"),
         ("reset-failed", "redis-server"),
         ("start", "redis-server"),
     ]
@@ -126,4 +134,15 @@ def test_a_link_planted_as_the_old_data_file_is_not_followed(world):
 def test_a_move_killed_between_the_stop_and_the_start_begins_again_from_the_old_server(world, monkeypatch):
     monkeypatch.setattr(move, "systemctl", lambda *args: "inactive")  # neither runs
     move.move("redis", 6379, "acl", "acl", str(world["candidate"]))
-    assert world["calls"][:2] == [("start", "redis-server"), ("stop", "redis-server")]
+    assert world["calls"][:3] == [("unmask", "redis-server"), ("start", "redis-server"), ("stop", "redis-server")]
+
+
+def test_writes_after_the_save_stop_the_move_before_the_old_server_stops(world):
+    Client.writes, Client.said = "3", []
+    try:
+        with pytest.raises(StepError, match="took 3 writes after its SAVE"):
+            move.move("redis", 6379, "acl", "acl", str(world["candidate"]))
+    finally:
+        Client.writes = "0"
+    assert world["calls"] == [] and Client.said[-1] == ("CLIENT", "UNPAUSE")
+    assert not os.path.exists(os.path.join(move.STAGE_DIR, "dump.rdb")) and not world["candidate"].exists()

@@ -162,6 +162,10 @@ Components: main
         (["deb http://mirror.example/debian bookworm contrib"], None),  # not main
         (["deb http://m.example/$(touch${IFS}/tmp/x) bookworm main"], None),  # never into a sources line
         (["deb file:/srv/debian bookworm main"], None),
+        (
+            ["deb https://repo.example/php bookworm main", "deb http://m.example/debian bookworm main"],
+            "http://m.example/debian",
+        ),
     ],
 )
 def test_backports_come_from_the_hosts_own_debian_mirror(lines, mirror):
@@ -172,7 +176,7 @@ def test_the_pin_takes_valkey_alone_from_backports():
     text = backports.pin(VALKEY, "bookworm-backports")
     assert text.splitlines() == [
         "Package: valkey-server valkey-tools valkey-sentinel",
-        "Pin: release n=bookworm-backports",
+        "Pin: release o=Debian,n=bookworm-backports",
         "Pin-Priority: 990",
     ]
 
