@@ -40,6 +40,12 @@ def moving_from(settings: Settings, facts: HostState, topology: Topology) -> Mov
         )
     if facts.active == "active" and facts.other_active != "active":
         return Move(old, done=True)
+    if settings.rotate_passwords:
+        # The rotation's host steps would ask the new server's config for the port it runs on.
+        raise PreflightError(
+            f"redis_rotate_passwords: not in the run that moves this host from {old.service} to {new.service}; "
+            "move first, then rotate in a run of its own"
+        )
     writes = loads_rdb(facts.other_version or "", old.name)  # a server writes the newest format it loads
     loads = loads_rdb(f"{major_version(settings, facts)}.0", new.name)
     if writes is None or loads is None or writes > loads:

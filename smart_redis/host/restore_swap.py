@@ -48,6 +48,13 @@ def swap(port: int, auth: str, name: str, with_counts: bool) -> str:
     replaced dataset back and start the server on it. Returns the check's line."""
     server = serving()
     data = f"{server.data_dir}/dump.rdb"
+    staging = os.path.dirname(STAGED)
+    if os.stat(staging).st_dev != os.stat(server.data_dir).st_dev:
+        # The snapshot reaches the data folder by one rename; refused before the server stops.
+        raise StepError(
+            f"Restore of {name} not started: {server.data_dir} is on another filesystem than {staging}; "
+            f"{server.service} runs on as it was"
+        )
     run_systemctl("stop", server.service)
     try:
         # The stop saved the dataset being replaced: it is what a rollback brings back. Without

@@ -266,3 +266,18 @@ def test_a_dataset_kept_by_a_broken_run_is_not_thrown_away(swap_files):
     with pytest.raises(restart.StepError):
         restore_swap.swap(6379, "acl", "dump-1.rdb", with_counts=False)
     assert paths["dump.rdb"].read_text() == "the live dataset"
+
+
+def test_a_data_folder_on_another_filesystem_is_refused_before_the_server_stops(swap_files):
+    restore_swap, paths, calls, monkeypatch = swap_files
+    real_stat = os.stat
+    data_dir = str(paths["dump.rdb"].parent)
+
+    class Elsewhere:
+        st_dev = -1
+
+    monkeypatch.setattr(restore_swap, "STAGED", "/stage/snapshot.rdb")
+    monkeypatch.setattr(restore_swap.os, "stat", lambda p, *a, **k: Elsewhere if p == "/stage" else real_stat(p))
+    with pytest.raises(restart.StepError, match=f"{data_dir} is on another filesystem than /stage"):
+        restore_swap.swap(6379, "acl", "dump-1.rdb", with_counts=False)
+    assert calls == [] and paths["dump.rdb"].read_text() == "the live dataset"

@@ -226,6 +226,12 @@ def test_a_host_that_runs_the_other_server_moves_when_the_new_one_loads_its_data
             Topology("primary"),
             "moving a Sentinel group to the other server is not done by this deploy yet",
         ),
+        (
+            {"redis_server": "valkey", "redis_rotate_passwords": True},
+            Moving("12", "redis-server", "7.0.15"),
+            Topology("standalone"),
+            "redis_rotate_passwords: not in the run that moves this host from redis-server to valkey-server",
+        ),
     ],
 )
 def test_a_move_that_would_not_keep_the_data_is_refused_in_one_line(wanted, facts, topology, message):
