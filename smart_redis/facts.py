@@ -13,7 +13,6 @@ from __future__ import annotations
 import ipaddress
 import shlex
 from dataclasses import dataclass, field
-from functools import cache
 
 from pyinfra.api import FactBase
 
@@ -159,6 +158,7 @@ class HostState:
     # The other server, where its binary is installed: its version and whether it runs.
     other_version: str | None = None
     other_active: str = ""
+    other_enabled: str = ""  # "masked" once a move has stopped it
 
     @property
     def other_servers(self) -> list[str]:
@@ -203,7 +203,6 @@ def binaries(server: Server) -> tuple[str, ...]:
 SENTINEL_TLS_FILES = (PATHS.sentinel_tls_cert, PATHS.sentinel_tls_key, PATHS.sentinel_tls_ca)
 
 
-@cache
 def _script(server: Server = REDIS) -> str:
     """One shell script, few processes: a host answers in a fraction of a second, also eight at once."""
     files = " ".join((*server_files(server), *WATCHED_FILES))
@@ -230,7 +229,7 @@ def _script(server: Server = REDIS) -> str:
             *(
                 f'command -v {s.service} >/dev/null && echo "other={s.service} '
                 f"$({s.service} --version 2>/dev/null | sed -n 's/.* v=\\([0-9.]*\\).*/\\1/p') "
-                f'$(systemctl is-active {s.service} 2>/dev/null)"'
+                f'$(systemctl is-active {s.service} 2>/dev/null) $(systemctl is-enabled {s.service} 2>/dev/null)"'
                 for s in SERVERS.values()
                 if s != server
             ),
@@ -371,8 +370,9 @@ def _parse_line(state: HostState, line: str) -> None:
     elif key == "container":
         state.container = None if value in ("", "none") else value
     elif key == "other":
-        _, version, active = value.split()
-        state.other_version, state.other_active = version, active
+        _, *version, active, enabled = value.split()  # no version: the binary did not say one
+        state.other_version = version[0] if version else None
+        state.other_active, state.other_enabled = active, enabled
     elif key == "redis_version":
         state.redis_version = value or None
     elif key == "packages":

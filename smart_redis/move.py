@@ -33,13 +33,15 @@ def moving_from(settings: Settings, facts: HostState, topology: Topology) -> Mov
     if not others:
         return None
     old, new = others[0], settings.server
+    if facts.active == "active":
+        if facts.other_enabled == "masked" and facts.other_active != "active":
+            return Move(old, done=True)  # a move masked it at its stop: only its packages are left
+        return None  # the deploy's server runs; another one installed beside it is the operator's
     if topology.ha:
         raise PreflightError(
             f'redis_server = "{new.name}", but this host runs {old.service}: moving a Sentinel group to the other '
             f"server is not done by this deploy yet; set redis_server to the one it runs"
         )
-    if facts.active == "active" and facts.other_active != "active":
-        return Move(old, done=True)
     if settings.rotate_passwords:
         # The rotation's host steps would ask the new server's config for the port it runs on.
         raise PreflightError(

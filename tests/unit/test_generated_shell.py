@@ -133,6 +133,7 @@ def scenarios(tmp_path: Path) -> list[Scenario]:
                 redis_version=None,
                 other_version="7.0.15",
                 other_active="active",
+                other_enabled="enabled",
                 enabled="",
                 active="",
                 units={},

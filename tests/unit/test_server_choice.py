@@ -184,10 +184,13 @@ def test_the_pin_takes_valkey_alone_from_backports():
 class Moving(Host):
     """A Debian host that runs the other server."""
 
-    def __init__(self, os_version: str, old: str, old_version: str, active: str = "inactive", other_active="active"):
+    def __init__(
+        self, os_version: str, old: str, old_version: str, active="inactive", other_active="active", other_enabled=""
+    ):
         super().__init__(os=("debian", os_version))
         self.installed_packages = (old, "python3")
         self.other_version, self.other_active, self.active, self.enabled = old_version, other_active, active, ""
+        self.other_enabled = other_enabled or "enabled"
 
 
 @pytest.mark.parametrize(
@@ -195,7 +198,8 @@ class Moving(Host):
     [
         ({"redis_server": "valkey"}, Moving("12", "redis-server", "7.0.15"), False),  # RDB 10 into Valkey 8.0 (11)
         ({"redis_major_version": 8}, Moving("13", "valkey-server", "8.1.1"), False),  # RDB 11 into Redis 8.0 (12)
-        ({"redis_server": "valkey"}, Moving("12", "redis-server", "7.0.15", "active", "inactive"), True),
+        # the move masked the old server at its stop and the new one runs: only the packages are left
+        ({"redis_server": "valkey"}, Moving("12", "redis-server", "7.0.15", "active", "inactive", "masked"), True),
     ],
 )
 def test_a_host_that_runs_the_other_server_moves_when_the_new_one_loads_its_data(wanted, facts, done, monkeypatch):
@@ -240,6 +244,15 @@ def test_a_move_that_would_not_keep_the_data_is_refused_in_one_line(wanted, fact
     assert message in str(error.value) and "\n" not in str(error.value)
 
 
+@pytest.mark.parametrize("other_active,other_enabled", [("inactive", "disabled"), ("active", "enabled")])
+def test_another_server_installed_beside_the_running_one_is_left_alone(other_active, other_enabled):
+    """The operator's own Valkey beside the deploy's Redis (stopped, or on another port): no move,
+    no removal, nothing stopped; only one that a move masked is the deploy's to remove."""
+    facts = Moving("13", "valkey-server", "8.1.1", "active", other_active, other_enabled)
+    assert move.moving_from(load({"redis_major_version": 8}), facts, Topology("standalone")) is None
+    assert move.moving_from(load({"redis_major_version": 8}), facts, Topology("primary")) is None
+
+
 def test_a_host_that_runs_its_server_alone_does_not_move():
     facts = Host(version="8.1.1")
     facts.installed_packages = ("valkey-server", "valkey-tools")
@@ -247,7 +260,9 @@ def test_a_host_that_runs_its_server_alone_does_not_move():
 
 
 def test_the_fact_tells_the_other_servers_version_and_state():
-    state = parse([*VALKEY_HOST, "other=redis-server 7.0.15 active"])
-    assert (state.other_version, state.other_active) == ("7.0.15", "active")
+    state = parse([*VALKEY_HOST, "other=redis-server 7.0.15 inactive masked"])
+    assert (state.other_version, state.other_active, state.other_enabled) == ("7.0.15", "inactive", "masked")
+    # a binary that names no version: none, and the move is refused for it (moving_from)
+    assert parse([*VALKEY_HOST, "other=redis-server active enabled"]).other_version is None
     script = RedisHost().command(server="valkey")
     assert "command -v redis-server >/dev/null && echo" in script  # nothing runs where it is not installed
