@@ -105,8 +105,9 @@ def pytest_sessionstart(session):
 
 def _build_quietly(releases: tuple[str, ...]) -> None:
     for release in releases:
-        with contextlib.suppress(testbed.TestbedError, subprocess.CalledProcessError, subprocess.TimeoutExpired):
-            testbed.ensure_image(release)  # a failure shows again, with its reason, where a test asks for it
+        for cloud in (False, True):
+            with contextlib.suppress(testbed.TestbedError, subprocess.CalledProcessError, subprocess.TimeoutExpired):
+                testbed.ensure_image(release, cloud)  # a failure shows again, with its reason, where a test asks for it
 
 
 def pytest_sessionfinish(session):
@@ -146,17 +147,19 @@ def run_id() -> str:
 def new_container(docker_testbed, run_id):
     """Factory: new_container("core") -> name of a booted systemd container.
 
-    new_container("core-trixie", release="trixie") boots one of another Debian release; its
-    image is built on first use, so a run that never asks for it never waits for it.
+    It boots the cloud image (python3 and sudo installed: testbed.image_name); bare=True boots
+    the bare one, for the tests of a fresh host. new_container("core-trixie", release="trixie")
+    boots one of another Debian release; its image is built on first use, so a run that never
+    asks for it never waits for it.
     Containers live until the end of the session (tests of one module share them) unless a
     test removes them earlier with docker_testbed.remove_container(name).
     """
     made: list[str] = []
 
-    def make(role: str, release: str = docker_testbed.DEFAULT_RELEASE, **kwargs) -> str:
-        docker_testbed.ensure_image(release)
+    def make(role: str, release: str = docker_testbed.DEFAULT_RELEASE, bare: bool = False, **kwargs) -> str:
+        docker_testbed.ensure_image(release, cloud=not bare)
         name = f"smart-redis-test-{run_id}-{role}"
-        made.append(docker_testbed.start_container(name, release=release, **kwargs))
+        made.append(docker_testbed.start_container(name, release=release, cloud=not bare, **kwargs))
         return name
 
     yield make
@@ -243,6 +246,14 @@ def infra_checks(target: str, *args: str) -> subprocess.CompletedProcess:
         text=True,
         timeout=600,
     )
+
+
+# A test's own packages (nodejs, Prometheus, sshd): apt-get update only where the index is older
+# than an hour, as the deploy does (the cloud image keeps one of its build's hour).
+APT_INSTALL = (
+    "{ find /var/lib/apt/lists -maxdepth 1 -name '*_Packages' -mmin -60 | grep -q . || apt-get update -qq; } "
+    "&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends"
+)
 
 
 def sh(container: str, command: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -344,12 +355,13 @@ def received(container: str) -> list[dict]:
 def three_hosts(docker_testbed, name: str):
     """Three systemd containers on a network of their own, with fixed addresses (a restarted one
     comes back on its own): yields (names, addresses, network); removes all of it afterwards."""
+    docker_testbed.ensure_image(cloud=True)
     network = docker_testbed.create_network(name, fixed_addresses=True)
     addresses = docker_testbed.network_addresses(network, 3)
     names = [f"{name}{n}" for n in range(1, 4)]
     try:
         for container, address in zip(names, addresses, strict=True):
-            docker_testbed.start_container(container, network=network, ip=address)
+            docker_testbed.start_container(container, network=network, ip=address, cloud=True)
         yield names, addresses, network
     finally:
         for container in names:

@@ -36,12 +36,13 @@ DAYS = {
 
 @pytest.fixture(scope="module", params=list(DAYS))
 def core(request, new_container, docker_testbed):
-    yield from live_a_day(DAYS[request.param], request.param, new_container, docker_testbed)
+    # The bare image: this module is the story of a fresh host, python3 and sudo installed by the deploy.
+    yield from live_a_day(DAYS[request.param], request.param, new_container, docker_testbed, bare=True)
 
 
-def live_a_day(day: Day, name: str, new_container, docker_testbed):
+def live_a_day(day: Day, name: str, new_container, docker_testbed, bare: bool = False):
     """A fresh container of the day's release, deployed with its settings; removed after the day."""
-    name = new_container(f"core-{name}", release=day.release)
+    name = new_container(f"core-{name}", release=day.release, bare=bare)
     target = f"@docker/{name}"
     yield {
         "name": name,

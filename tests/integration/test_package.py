@@ -65,7 +65,7 @@ def test_the_installed_package_is_the_wheel_alone(installed):
 
 def test_a_three_line_deploy_converges_a_container_and_then_changes_nothing(installed, new_container, docker_testbed):
     venv, site, env, install_seconds = installed
-    name = new_container("package")
+    name = new_container("package", bare=True)  # a newcomer's first host: nothing on it yet
     command = [
         str(venv / "bin" / "pyinfra"),
         "-y",

@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from conftest import ROOT, deploy, fingerprint, put, redis, sh, sh_input
+from conftest import APT_INSTALL, ROOT, deploy, fingerprint, put, redis, sh, sh_input
 
 from smart_redis.constants import PATHS
 
@@ -46,7 +46,7 @@ def start_apps(name: str, pm2_package: Path) -> None:
     """Debian's nodejs, PM2 and the stand-in app, started by PM2 as smart-trade, in a container."""
     sh(
         name,
-        "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs >/dev/null",
+        f"{APT_INSTALL} nodejs >/dev/null",
     )
     subprocess.run(["docker", "cp", f"{pm2_package}/.", f"{name}:/opt/pm2"], check=True)
     subprocess.run(["docker", "cp", f"{FIXTURES}/.", f"{name}:{APP_DIR}"], check=True)

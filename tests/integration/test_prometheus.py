@@ -15,7 +15,7 @@ import time
 
 import pytest
 import yaml
-from conftest import ROOT, deploy, put, received, sh, start_receiver, wait_for
+from conftest import APT_INSTALL, ROOT, deploy, put, received, sh, start_receiver, wait_for
 
 from smart_redis.host.server import REDIS
 
@@ -68,8 +68,7 @@ def host(new_container):
     long_sh(
         name,
         "printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d"
-        " && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq"
-        " --no-install-recommends prometheus prometheus-alertmanager >/dev/null"
+        f" && {APT_INSTALL} prometheus prometheus-alertmanager >/dev/null"
         " && rm /usr/sbin/policy-rc.d",
     )
     return name

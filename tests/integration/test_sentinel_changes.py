@@ -95,7 +95,7 @@ def test_a_running_group_is_changed_rebuilt_and_restarted_in_its_roles(cluster):
     # --- Rebuild the inventory's primary from nothing: it follows the current primary, not the inventory.
     docker_testbed = cluster["testbed"]
     docker_testbed.remove_container(a)
-    docker_testbed.start_container(a, network=cluster["network"], ip=ip_a)
+    docker_testbed.start_container(a, network=cluster["network"], ip=ip_a, cloud=True)
     before_restart = {"redis_maxmemory": "256mb", "redis_sentinel_down_after_ms": 4000}
     rebuilt = run_deploy(cluster, "--limit", f"@docker/{a}", data=before_restart)
     assert rebuilt.rc == 0, rebuilt.failure

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import PYINFRA, PYTEST, ROOT, Run, put, sh, sh_input
+from conftest import APT_INSTALL, PYINFRA, PYTEST, ROOT, Run, put, sh, sh_input
 
 # Held as unattended-upgrades would, until the test lets go (at most 60 s).
 HOLD_DPKG_LOCK = (
@@ -30,8 +30,7 @@ def ssh_host(new_container, docker_testbed, tmp_path_factory):
     name = new_container("ssh", publish=["127.0.0.1::22"])
     sh(
         name,
-        "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "
-        "openssh-server sudo python3 > /dev/null",
+        f"{APT_INSTALL} openssh-server sudo python3 > /dev/null",
     )
     sh(
         name,
