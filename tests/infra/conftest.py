@@ -67,9 +67,11 @@ def server_major(host, settings) -> int:
 class RedisCli:
     """redis-cli on the host under test, as one of the ACL users, so checks see what a local client sees."""
 
-    def __init__(self, host, settings, role: str = "ADMIN", server: tuple[str, int] | None = None):
+    def __init__(
+        self, host, settings, where: tuple[int, str | None], role: str = "ADMIN", server: tuple[str, int] | None = None
+    ):
         self.host = host
-        port, tls = endpoint(host, settings)
+        port, tls = where
         self.prefix = cli(port, settings.auth, role, tls=tls, program=settings.server.cli)
         if server is not None:  # another server of the group; the last -h/-p wins
             self.prefix += f" -h {server[0]} -p {server[1]}"
@@ -81,40 +83,42 @@ class RedisCli:
         return self.host.check_output(self.command(*args, db=db))
 
 
+@pytest.fixture(scope="module")
 def endpoint(host, settings) -> tuple[int, str | None]:
     """Where a local client connects, and redis-cli's TLS options while there is no plain port
-    (redis_tls = "only"), from redis.conf as the host has it."""
+    (redis_tls = "only"), from redis.conf as the host has it. Read once per module: the checks
+    only read, and each read is a round trip to the host."""
     return live.endpoint(live.directives(host.file(settings.server.config).content_string), settings.port)
 
 
 @pytest.fixture
-def plain_or_tls(host, settings) -> str:
+def plain_or_tls(endpoint) -> str:
     """redis-cli's connection options, without a login."""
-    port, tls = endpoint(host, settings)
+    port, tls = endpoint
     return f"{tls} -p {port}" if tls else f"-p {port}"
 
 
 @pytest.fixture
-def redis_cli(host, settings) -> RedisCli:
-    return RedisCli(host, settings)
+def redis_cli(host, settings, endpoint) -> RedisCli:
+    return RedisCli(host, settings, endpoint)
 
 
 @pytest.fixture
-def app_cli(host, settings) -> RedisCli:
+def app_cli(host, settings, endpoint) -> RedisCli:
     """The app user on this server: what it may and may not do here."""
-    return RedisCli(host, settings, role="APP")
+    return RedisCli(host, settings, endpoint, role="APP")
 
 
 @pytest.fixture
-def app_writer_cli(host, settings, writes_to) -> RedisCli:
+def app_writer_cli(host, settings, endpoint, writes_to) -> RedisCli:
     """The app user where the apps' writes go: this server, or on a replica its primary."""
-    return RedisCli(host, settings, role="APP", server=writes_to)
+    return RedisCli(host, settings, endpoint, role="APP", server=writes_to)
 
 
 @pytest.fixture
-def writer_cli(host, settings, writes_to) -> RedisCli:
+def writer_cli(host, settings, endpoint, writes_to) -> RedisCli:
     """The admin user where writes go: this server, or on a replica its primary."""
-    return RedisCli(host, settings, server=writes_to)
+    return RedisCli(host, settings, endpoint, server=writes_to)
 
 
 @pytest.fixture
