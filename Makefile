@@ -36,14 +36,15 @@ GROUP_MODULES := tests/integration/test_sentinel.py tests/integration/test_senti
 
 ## The whole suite: lint and types, unit tests, then integration tests against real containers.
 # A fresh machine's Docker package and the test images' base file systems are prepared in the
-# background meanwhile (tests/testbed.py prepare; its output in .cache/prepare.log).
+# background meanwhile (tests/testbed.py prepare; its output in .cache/prepare.log); the tests
+# start without waiting for it (their image builds wait for its base file systems, not the
+# unit tests).
 test:
 	@mkdir -p .cache
 	@$(PYTHON) tests/testbed.py prepare > .cache/prepare.log 2>&1 & prepared=$$!; \
-	$(MAKE) --no-print-directory check; checked=$$?; \
-	wait $$prepared || { echo "tests/testbed.py prepare failed (the tests try again):"; tail -n 5 .cache/prepare.log; }; \
-	[ $$checked -eq 0 ]
-	$(PYTEST_PARALLEL) tests/unit tests/integration
+	$(MAKE) --no-print-directory check && $(PYTEST_PARALLEL) tests/unit tests/integration; status=$$?; \
+	wait $$prepared || { echo "tests/testbed.py prepare failed (the tests tried again):"; tail -n 5 .cache/prepare.log; }; \
+	exit $$status
 
 ## The edit-run loop: lint, types, unit tests and the single-host integration modules.
 test-fast: check

@@ -257,21 +257,18 @@ APT_INSTALL = (
 
 
 def sh(container: str, command: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["docker", "exec", container, "sh", "-c", command], capture_output=True, text=True, check=check, timeout=120
-    )
+    """sh -c COMMAND in the container (docker exec, through the engine's API)."""
+    result = testbed.exec_in(container, ["sh", "-c", command])
+    if check:
+        result.check_returncode()
+    return result
 
 
 def sh_input(container: str, command: str, text: str) -> subprocess.CompletedProcess:
     """sh -c COMMAND in the container with TEXT on its standard input."""
-    return subprocess.run(
-        ["docker", "exec", "-i", container, "sh", "-c", command],
-        input=text,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
+    result = testbed.exec_in(container, ["sh", "-c", command], input=text)
+    result.check_returncode()
+    return result
 
 
 def redis(
