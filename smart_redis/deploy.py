@@ -71,7 +71,7 @@ def deploy_redis() -> None:
     run.start(name="Start the run", group=ha.group)  # a group's run in order; the operator's files once confirmed
     tls.refuse_switch_in_group(wanted, ha, facts)  # a running group keeps its TLS mode
 
-    preflight.check(wanted, facts, ha)
+    preflight.check(wanted, facts)
     moving = move.moving_from(wanted, facts, ha)  # redis_server changed on a host that runs the other one
     pm2.preflight(wanted, ha)  # a missing ecosystem file stops the run before anything changes
     sandbox = service.container_sandbox(facts)  # before the package first starts the service

@@ -7,14 +7,13 @@ from pyinfra.api.exceptions import PyinfraError
 from .constants import DISTRO_VALKEY, SUPPORTED_OS
 from .facts import HostState
 from .settings import Settings
-from .topology import Topology
 
 
 class PreflightError(PyinfraError):
     """The host is not one this deploy can provision as it is."""
 
 
-def check(settings: Settings, facts: HostState, topology: Topology) -> None:
+def check(settings: Settings, facts: HostState) -> None:
     if facts.os not in SUPPORTED_OS:
         supported = ", ".join(f"{name} {version}" for name, version in SUPPORTED_OS)
         raise PreflightError(f"unsupported OS {facts.os_id} {facts.os_version}: supported are {supported}")
@@ -27,11 +26,6 @@ def check(settings: Settings, facts: HostState, topology: Topology) -> None:
         supported = ", ".join(f"{name} {version}" for name, version in DISTRO_VALKEY)
         raise PreflightError(
             f'redis_server = "valkey": {facts.os_id} {facts.os_version} has no Valkey package; supported are {supported}'
-        )
-    if server.name == "valkey" and topology.ha:
-        raise PreflightError(
-            'redis_server = "valkey": a replicated (Sentinel) group on Valkey is not supported yet; '
-            'allowed there is "redis"'
         )
     major = major_version(settings, facts)
     if facts.redis_major is not None and facts.redis_major != major:

@@ -21,7 +21,7 @@ from pyinfra.context import ctx_host
 
 from . import run
 from .operations import host_state
-from .settings import Settings, SettingsError, ip_address, operator_path
+from .settings import Settings, SettingsError, defaults, ip_address, operator_path
 
 GROUPS = run.GROUPS
 MIN_SENTINELS = 3
@@ -61,11 +61,13 @@ def build(
     addresses: Mapping[str, str | None],
     settings: Settings,
     found: Mapping[str, tuple[str, ...] | None] | None = None,
+    servers: Mapping[str, str] | None = None,
 ) -> Topology:
     """The topology for host `this`; raises SettingsError (one line) for an inconsistent inventory.
 
     addresses: each host's redis_ha_address as set; found: for a host without one whose name is
-    no IP address, the addresses found on it (None: not asked in this run, nor recorded before).
+    no IP address, the addresses found on it (None: not asked in this run, nor recorded before);
+    servers: each host's redis_server as its data sets it (this host's: settings.server).
     """
     found = found or {}
     primary, replicas, sentinels = (list(groups.get(g, [])) for g in GROUPS)
@@ -86,6 +88,15 @@ def build(
         return Topology("standalone", group=True)
     if settings.auth != "acl":
         raise SettingsError('redis_auth = "none": allowed is "acl" on hosts of the replication topology')
+    members = dict.fromkeys(primary + replicas + sentinels)
+    named = {settings.server.name} | {(servers or {}).get(name, settings.server.name) for name in members}
+    if len(named) > 1:
+        # A replica loads its primary's data file, and a sentinel follows one server's protocol:
+        # one server for the whole group (a group's move from one to the other is not built).
+        raise SettingsError(
+            f"redis_server = {settings.server.name!r}: allowed is the same server on every host of the "
+            f"Sentinel group, whose hosts name {' and '.join(sorted(named))}"
+        )
 
     def address(name: str) -> str:
         if not addresses.get(name) and ip_address(name) is None and name in found:
@@ -165,7 +176,11 @@ def load(host, inventory, settings: Settings) -> Topology:
     members = {name for names in groups.values() for name in names}
     unset = sorted(name for name in members if not addresses.get(name) and ip_address(name) is None)
     found = _addresses_found(host, inventory, unset, settings) if unset else {}
-    return build(host.name, groups, addresses, settings, found)
+    # Another host's setting as its data has it, unset meaning the default; validated on that host.
+    default = defaults()["redis_server"]
+    servers = {h.name: str(h.data.get("redis_server") or default) for h in inventory if h.name in members}
+    servers[host.name] = settings.server.name
+    return build(host.name, groups, addresses, settings, found, servers)
 
 
 def _addresses_found(this, inventory, names: list[str], settings: Settings) -> dict[str, tuple[str, ...] | None]:

@@ -24,6 +24,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -104,30 +105,41 @@ def docker(*args: str, check: bool = True, timeout: float | None = 120) -> subpr
         raise TestbedError(f"docker {' '.join(args)}: {exc.stderr.strip() or exc.stdout.strip()}") from exc
 
 
-# The engine's API, for exec_in: where the docker CLI would connect by default.
-DOCKER_SOCKET = "/var/run/docker.sock"
+# The engine's API, for exec_in: the socket the docker CLI uses (DOCKER_HOST=unix://... or the
+# default); None for an engine the CLI reaches otherwise (tcp, a context), where exec_in uses it.
+def _docker_socket() -> str | None:
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if not host.startswith("unix://") or os.environ.get("DOCKER_CONTEXT"):
+        return None
+    return host.removeprefix("unix://")
 
 
 def _api(method: str, path: str, body: dict | None = None, timeout: float = 30) -> tuple[int, bytes, socket.socket]:
     """One request to the engine's API; returns (status, bytes read past the headers, the socket)."""
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    conn.settimeout(timeout)
-    conn.connect(DOCKER_SOCKET)
-    data = json.dumps(body).encode() if body is not None else b""
-    # An exec's start takes over the connection for its streams; HTTP/1.0 elsewhere: a plain
-    # body up to the close, never chunked.
-    version, upgrade = ("1.1", "Connection: Upgrade\r\nUpgrade: tcp\r\n") if path.endswith("/start") else ("1.0", "")
-    conn.sendall(
-        f"{method} {path} HTTP/{version}\r\nHost: docker\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(data)}\r\n{upgrade}\r\n".encode()
-        + data
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = conn.recv(65536)
-        if not chunk:
-            break
-        head += chunk
+    try:
+        conn.settimeout(timeout)
+        conn.connect(_docker_socket() or "")
+        data = json.dumps(body).encode() if body is not None else b""
+        # An exec's start takes over the connection for its streams; HTTP/1.0 elsewhere: a plain
+        # body up to the close, never chunked.
+        version, upgrade = (
+            ("1.1", "Connection: Upgrade\r\nUpgrade: tcp\r\n") if path.endswith("/start") else ("1.0", "")
+        )
+        conn.sendall(
+            f"{method} {path} HTTP/{version}\r\nHost: docker\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(data)}\r\n{upgrade}\r\n".encode()
+            + data
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = conn.recv(65536)
+            if not chunk:
+                raise TestbedError(f"{method} {path}: the engine closed the connection without an answer")
+            head += chunk
+    except BaseException:
+        conn.close()
+        raise
     headers, _, rest = head.partition(b"\r\n\r\n")
     return int(headers.split(b" ", 2)[1]), rest, conn
 
@@ -142,14 +154,30 @@ def _api_json(method: str, path: str, body: dict | None = None) -> dict:
     return json.loads(rest)
 
 
+def _send_input(conn: socket.socket, data: bytes) -> None:
+    """The standard input, then its end; stops early where the command no longer reads it."""
+    with contextlib.suppress(OSError):  # it exited, or stopped reading: its output and exit code tell
+        conn.sendall(data)
+    with contextlib.suppress(OSError):
+        conn.shutdown(socket.SHUT_WR)
+
+
 def exec_in(
     container: str, argv: list[str], input: str | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess:
     """`docker exec [-i] CONTAINER ARGV...` through the engine's API, without the docker CLI: the
     tests make thousands of these, and the CLI's own process cost two cores about a minute of a
     make test run. The same exec as the CLI's (the engine runs it in the container's namespaces,
-    cgroups and profile); returns what subprocess.run would, text decoded."""
+    cgroups and profile); returns what subprocess.run(..., text=True, timeout=timeout) would, and
+    raises its TimeoutExpired. Where the CLI reaches its engine otherwise than by a unix socket,
+    it is the CLI."""
     args = ["docker", "exec", container, *argv]
+    if _docker_socket() is None:
+        flags = ["-i"] if input is not None else []
+        return subprocess.run(
+            ["docker", "exec", *flags, container, *argv], input=input, capture_output=True, text=True, timeout=timeout
+        )
+    deadline = time.monotonic() + timeout
     try:
         created = _api_json(
             "POST",
@@ -159,31 +187,43 @@ def exec_in(
     except TestbedError as refused:  # no such container, or not running: exit code 1, as the CLI's
         return subprocess.CompletedProcess(args, 1, "", f"Error response from daemon: {refused}\n")
     status, rest, conn = _api("POST", f"/exec/{created['Id']}/start", {"Detach": False, "Tty": False}, timeout)
-    streams = {1: bytearray(), 2: bytearray()}
+    buffer = bytearray(rest)
     with conn:
         if status not in (101, 200):
             return subprocess.CompletedProcess(args, 1, "", f"Error response from daemon: {rest[:300]!r}\n")
-        if input is not None:
-            conn.sendall(input.encode())
-        conn.shutdown(socket.SHUT_WR)  # the end of the standard input
-        buffer = bytearray(rest)
-        while chunk := conn.recv(65536):
+        # The input from a thread while the output is read: a command that writes as it reads
+        # would otherwise fill the pipes and wait for us while we wait for it.
+        writer = threading.Thread(target=_send_input, args=(conn, (input or "").encode()), daemon=True)
+        writer.start()
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise subprocess.TimeoutExpired(args, timeout)
+            conn.settimeout(left)
+            try:
+                chunk = conn.recv(65536)
+            except TimeoutError:
+                raise subprocess.TimeoutExpired(args, timeout) from None
+            if not chunk:
+                break
             buffer += chunk
+        writer.join(5)
+    streams = {1: bytearray(), 2: bytearray()}
     while len(buffer) >= 8:  # frames: stream (1 byte), 3 zero bytes, size (4 bytes), payload
         size = int.from_bytes(buffer[4:8], "big")
         streams.setdefault(buffer[0], bytearray()).extend(buffer[8 : 8 + size])
         del buffer[: 8 + size]
-    deadline, code = time.monotonic() + 10, None
+    code = None
     with contextlib.suppress(TestbedError):  # the container went away meanwhile: no exit code
         while (state := _api_json("GET", f"/exec/{created['Id']}/json"))["Running"] and time.monotonic() < deadline:
             time.sleep(0.01)
         code = state["ExitCode"]
-    return subprocess.CompletedProcess(
-        args,
-        1 if code is None else code,
-        streams[1].decode(errors="replace"),
-        streams[2].decode(errors="replace"),
-    )
+    return subprocess.CompletedProcess(args, 1 if code is None else code, _text(streams[1]), _text(streams[2]))
+
+
+def _text(data: bytearray) -> str:
+    """Decoded as subprocess's text mode does it: universal newlines."""
+    return data.decode(errors="replace").replace("\r\n", "\n").replace("\r", "\n")
 
 
 def engine_running() -> bool:
@@ -201,8 +241,11 @@ def _apt_install(*packages: tuple[str, str]) -> None:
             return
         log(f"installing Debian packages: {' '.join(missing)}")
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, stdout=subprocess.DEVNULL)
-        subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, env=env, stdout=subprocess.DEVNULL)
+        wait = ["-o", "DPkg::Lock::Timeout=300"]  # another apt on the machine (unattended-upgrades)
+        subprocess.run(["apt-get", *wait, "update", "-qq"], check=True, env=env, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["apt-get", *wait, "install", "-y", "-qq", *missing], check=True, env=env, stdout=subprocess.DEVNULL
+        )
 
 
 def _can_apt_install() -> bool:
@@ -215,6 +258,8 @@ def ensure_engine() -> bool:
         return False
     if _can_apt_install():
         _apt_install(("docker.io", "dockerd"))  # or wait for make test's prepare installing it
+        if engine_running():  # the package's own service started it meanwhile
+            return False
     if not shutil.which("dockerd"):
         raise TestbedError(
             "no Docker engine runs and none can be installed here: "

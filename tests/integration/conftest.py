@@ -43,6 +43,7 @@ LONGEST_FIRST = (
     "test_sentinel",
     "test_sentinel_changes",
     "test_alerts",
+    "test_sentinel_valkey",
     "test_prometheus",
     "test_tls",
     "test_valkey",
@@ -251,7 +252,7 @@ def infra_checks(target: str, *args: str) -> subprocess.CompletedProcess:
 # A test's own packages (nodejs, Prometheus, sshd): apt-get update only where the index is older
 # than an hour, as the deploy does (the cloud image keeps one of its build's hour).
 APT_INSTALL = (
-    "{ find /var/lib/apt/lists -maxdepth 1 -name '*_Packages' -mmin -60 | grep -q . || apt-get update -qq; } "
+    "{ find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -60 | grep -q . || apt-get update -qq; } "
     "&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends"
 )
 
@@ -336,7 +337,7 @@ http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Receiver).serve_forever(
 
 
 def start_receiver(container: str, port: int) -> None:
-    """A webhook receiver on 127.0.0.1:port inside the container (its python3 comes with the deploy)."""
+    """A webhook receiver on 127.0.0.1:port inside the container (with the host's python3)."""
     put(container, "/usr/local/lib/test-receiver.py", RECEIVER)
     sh(container, f"systemd-run --unit=test-receiver python3 /usr/local/lib/test-receiver.py {port}")
     wait_for("the webhook receiver listens", lambda: f":{port} " in sh(container, "ss -ltnH").stdout, 10)
@@ -349,16 +350,16 @@ def received(container: str) -> list[dict]:
 
 
 @contextlib.contextmanager
-def three_hosts(docker_testbed, name: str):
+def three_hosts(docker_testbed, name: str, release: str = testbed.DEFAULT_RELEASE):
     """Three systemd containers on a network of their own, with fixed addresses (a restarted one
     comes back on its own): yields (names, addresses, network); removes all of it afterwards."""
-    docker_testbed.ensure_image(cloud=True)
+    docker_testbed.ensure_image(release, cloud=True)
     network = docker_testbed.create_network(name, fixed_addresses=True)
     addresses = docker_testbed.network_addresses(network, 3)
     names = [f"{name}{n}" for n in range(1, 4)]
     try:
         for container, address in zip(names, addresses, strict=True):
-            docker_testbed.start_container(container, network=network, ip=address, cloud=True)
+            docker_testbed.start_container(container, network=network, ip=address, release=release, cloud=True)
         yield names, addresses, network
     finally:
         for container in names:

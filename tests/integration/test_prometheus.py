@@ -38,7 +38,7 @@ def long_sh(container: str, command: str, timeout: float = 600) -> None:
 
 
 def fetch(container: str, url: str) -> dict:
-    """GET a JSON API inside the container (the image has no curl; the deploy brings python3)."""
+    """GET a JSON API inside the container (the image has no curl; it has python3)."""
     script = f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout=5).read().decode())"
     return json.loads(sh(container, f"python3 -c {shlex.quote(script)}").stdout)
 

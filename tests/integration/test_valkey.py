@@ -23,7 +23,10 @@ DAYS = {
 
 @pytest.fixture(scope="module", params=list(DAYS))
 def core(request, new_container, docker_testbed):
-    yield from live_a_day(DAYS[request.param], request.param, new_container, docker_testbed)
+    # Debian 12's day on the bare image: Valkey from backports (its source and pin) installed by the
+    # same apt run as python3 and sudo, as on a fresh host.
+    bare = request.param == "bookworm-valkey"
+    yield from live_a_day(DAYS[request.param], request.param, new_container, docker_testbed, bare=bare)
 
 
 # test_core's day, collected here with this module's days, in the order it is lived there.

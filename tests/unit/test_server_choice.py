@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from smart_redis import backports, move, preflight, render, tools
+from smart_redis import backports, move, preflight, render, tools, topology
 from smart_redis.facts import RedisHost, parse
 from smart_redis.host import steps
 from smart_redis.host.server import REDIS, SERVERS, VALKEY
@@ -106,25 +106,38 @@ class Host:
         self.redis_major = int(version.split(".")[0]) if version else None
 
 
-@pytest.mark.parametrize(
-    "facts,topology,message",
-    [
-        (
-            Host(os=("ubuntu", "24.04")),
-            Topology("standalone"),
-            'redis_server = "valkey": ubuntu 24.04 has no Valkey package',
-        ),
-        (Host(), Topology("primary"), "a replicated (Sentinel) group on Valkey is not supported yet"),
-    ],
-)
-def test_valkey_where_it_cannot_run_is_refused_before_anything_changes(facts, topology, message):
+def test_valkey_where_it_cannot_run_is_refused_before_anything_changes():
     with pytest.raises(preflight.PreflightError) as error:
-        preflight.check(load({"redis_server": "valkey"}), facts, topology)
-    assert message in str(error.value) and "\n" not in str(error.value)
+        preflight.check(load({"redis_server": "valkey"}), Host(os=("ubuntu", "24.04")))
+    assert 'redis_server = "valkey": ubuntu 24.04 has no Valkey package' in str(error.value)
+    assert "\n" not in str(error.value)
 
 
 def test_valkey_on_debian_13_passes_preflight():
-    preflight.check(load({"redis_server": "valkey"}), Host(version="8.1.1"), Topology("standalone"))
+    preflight.check(load({"redis_server": "valkey"}), Host(version="8.1.1"))
+
+
+THREE = {"redis_primary": ["db1"], "redis_replicas": ["db2", "db3"], "redis_sentinels": ["db1", "db2", "db3"]}
+ADDRESSES = {"db1": "10.0.0.1", "db2": "10.0.0.2", "db3": "10.0.0.3"}
+
+
+@pytest.mark.parametrize("this", ["db1", "db2", "db3"])
+def test_a_sentinel_group_on_two_servers_is_refused_on_every_host(this):
+    """A Valkey replica of a Redis primary would load a data file it may not read, and a sentinel
+    would watch two protocols: one server per group, whichever host the run reaches first."""
+    servers = {"db1": "redis", "db2": "valkey", "db3": "redis"}
+    wanted = load({"redis_server": servers[this], "redis_bind": "127.0.0.1 10.0.0.1 10.0.0.2 10.0.0.3"})
+    with pytest.raises(SettingsError) as error:
+        topology.build(this, THREE, ADDRESSES, wanted, servers=servers)
+    assert "allowed is the same server on every host of the Sentinel group, whose hosts name redis and valkey" in str(
+        error.value
+    )
+
+
+def test_a_sentinel_group_on_valkey_alone_is_a_group():
+    wanted = load({"redis_server": "valkey", "redis_bind": "127.0.0.1 10.0.0.2"})
+    built = topology.build("db2", THREE, ADDRESSES, wanted, servers=dict.fromkeys(ADDRESSES, "valkey"))
+    assert built.role == "replica" and built.runs_sentinel
 
 
 DEB822 = """\

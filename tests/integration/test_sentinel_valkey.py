@@ -1,0 +1,136 @@
+"""A Sentinel group on Valkey (issue 28): three Debian 13 hosts running valkey-server and
+valkey-sentinel from one inventory, as test_sentinel's and test_handover's groups run Redis.
+
+A setting that only a restart applies goes through the handover while a client writes through
+Sentinel discovery (each write acknowledged by a replica), the primary's loss fails over, and
+re-runs change nothing. The deploy's code is the same for both servers (the typed Server picks
+the unit, files and CLI); this module proves it on Valkey's own Sentinel.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import time
+
+import pytest
+from conftest import deploy, group_inventory, redis, sh, three_hosts, wait_for
+from redis import Redis
+from test_handover import Writer
+
+from smart_redis.auth import cli
+from smart_redis.host.server import VALKEY
+
+MASTER = "smart-trade"
+
+
+@pytest.fixture(scope="module")
+def group(docker_testbed, run_id, tmp_path_factory):
+    with three_hosts(docker_testbed, f"smart-redis-test-{run_id}-vs", release="trixie") as (names, addresses, _):
+        work = tmp_path_factory.mktemp("valkey-group")
+        yield {
+            "names": names,
+            "addresses": addresses,
+            "inventory": group_inventory(work / "inventory.py", names, addresses),
+            "secrets": work / "redis-ha.env",
+        }
+
+
+def run_deploy(group, *args, data=None, json_output=False):
+    data = {"redis_ha_secrets_file": str(group["secrets"]), "redis_server": "valkey", **(data or {})}
+    return deploy(group["inventory"], *args, data=data, json_output=json_output, no_apps=False)
+
+
+def sentinel_names(container: str) -> str:
+    """The primary's address as this host's sentinel names it ("" while it does not answer)."""
+    reply = sh(
+        container,
+        '. /etc/smart-redis/credentials && REDISCLI_AUTH="$REDIS_APP_PASSWORD" valkey-cli --no-auth-warning '
+        f'--user "$REDIS_APP_USER" -p 26379 --raw sentinel get-master-addr-by-name {MASTER}',
+        check=False,
+    ).stdout.split()
+    return reply[0] if len(reply) == 2 else ""
+
+
+def replication(container: str) -> dict:
+    """INFO replication as a dict; empty while the server does not answer (a container booting)."""
+    text = sh(container, f"{cli(6379, 'acl', 'ADMIN', program=VALKEY.cli)} info replication", check=False).stdout
+    return dict(line.strip().split(":", 1) for line in text.splitlines() if ":" in line)
+
+
+def credentials(container: str) -> dict[str, str]:
+    text = sh(container, "cat /etc/smart-redis/credentials").stdout
+    return dict(line.split("=", 1) for line in shlex.split(text) if "=" in line)
+
+
+def test_a_valkey_group_hands_over_fails_over_and_stays_converged(group):
+    names, addresses = group["names"], group["addresses"]
+    a = names[0]
+    first = run_deploy(group)
+    assert first.rc == 0, first.failure
+    for name in names:
+        units = sh(name, "systemctl is-active valkey-server valkey-sentinel; valkey-server --version").stdout
+        assert units.startswith("active\nactive\nValkey server v=8."), units
+        assert sh(name, "dpkg -s redis-server", check=False).returncode != 0, "Redis installed beside Valkey"
+    wait_for("2 replicas online", lambda: replication(a).get("connected_slaves") == "2", 60)
+    wait_for("every sentinel names the primary", lambda: {sentinel_names(n) for n in names} == {addresses[0]}, 60)
+
+    # A restart-requiring setting: the replicas restart, then the primary hands its role over.
+    login = credentials(a)
+    writer = Writer(addresses, login["REDIS_APP_USER"], login["REDIS_APP_PASSWORD"])
+    writer.start()
+    time.sleep(2)
+    change = run_deploy(group, "-vvv", data={"redis_databases": 17})
+    time.sleep(2)
+    writer.stop()
+    print(
+        f"\nValkey group, restart-requiring change: {len(writer.acked)} writes acknowledged, longest write gap "
+        f"{writer.longest_gap:.2f} s, {len(writer.retries)} reconnect retries, {len(writer.failures)} failed"
+    )
+    assert change.rc == 0, change.failure
+    assert "hands its role to one of them" in change.output and "Pausing writes on" in change.output
+    assert login["REDIS_APP_PASSWORD"] not in change.output
+    new = wait_for(
+        "every sentinel names the new primary",
+        lambda: (
+            len({sentinel_names(n) for n in names}) == 1
+            and sentinel_names(a) not in ("", addresses[0])
+            and sentinel_names(a)
+        ),
+        30,
+    )
+    assert writer.failures == [] and writer.acked, writer.failures[:3]
+    client = Redis(new, 6379, username=login["REDIS_APP_USER"], password=login["REDIS_APP_PASSWORD"])
+    pipe = client.pipeline(transaction=False)
+    for key in writer.acked:
+        pipe.exists(key)
+    assert all(pipe.execute()), "an acknowledged write was lost"
+    assert all(redis(n, "config", "get", "databases", server=VALKEY).split()[-1] == "17" for n in names)
+    again = run_deploy(group, data={"redis_databases": 17}, json_output=True)
+    assert again.rc == 0 and again.changed == 0, again.failure
+
+    # The primary is lost: Valkey's sentinels promote a replica; the old primary rejoins.
+    lost = names[addresses.index(new)]
+    others = [n for n in names if n != lost]
+    subprocess.run(["docker", "stop", "-t", "5", lost], check=True, capture_output=True)
+    stopped = time.monotonic()
+    promoted = wait_for(
+        "a replica promoted",
+        lambda: sentinel_names(others[0]) not in ("", new) and sentinel_names(others[0]),
+        15,
+        interval=0.5,
+    )
+    print(f"Valkey group failover: {time.monotonic() - stopped:.1f} s after the primary stopped")
+    subprocess.run(["docker", "start", lost], check=True, capture_output=True)
+    wait_for(
+        "the old primary rejoined as a replica",
+        lambda: (
+            replication(lost).get("master_host") == promoted and replication(lost).get("master_link_status") == "up"
+        ),
+        90,
+    )
+    rerun = run_deploy(group, data={"redis_databases": 17})
+    assert rerun.rc == 0, rerun.failure
+    assert f"replicaof {promoted} 6379" in sh(lost, f"cat {VALKEY.config}").stdout
+    settled = run_deploy(group, data={"redis_databases": 17}, json_output=True)
+    assert settled.rc == 0 and settled.changed == 0, settled.failure
