@@ -241,7 +241,8 @@ def _script(server: Server = REDIS) -> str:
             f"{' '.join(SENTINEL_TLS_FILES)} 2>/dev/null",
             f"echo \"rdb=$(head -c 9 {server.data_dir}/dump.rdb 2>/dev/null | sed -n 's/^REDIS0*\\([0-9]\\{{1,3\\}}\\)$/\\1/p')\"",
             f"grep -qs '^{SENTINEL_MARKER}' {server.sentinel_config} && echo sentinel_conf=yes",
-            f"grep -qs '^masteruser ' {server.config} && echo ha_member=yes",
+            # Valkey's CONFIG REWRITE names it primaryuser (README: a Sentinel group on Valkey).
+            f"grep -Eqs '^(masteruser|primaryuser) ' {server.config} && echo ha_member=yes",
             f"grep -qs '^tls-port [1-9]' {server.sentinel_config} && echo sentinel_tls=yes",
             f"grep -qsx 'port 0' {server.config} && echo server_tls_only=yes",
             'echo "sysctl.vm.overcommit_memory=$(cat /proc/sys/vm/overcommit_memory 2>/dev/null)"',

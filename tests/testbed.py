@@ -389,6 +389,10 @@ def _ensure_image(release: str, base: str | None = None, cloud: bool = False) ->
     _check_release(release)
     image = image_name(release, cloud)
     fingerprint = _image_fingerprint(cloud)
+    if cloud and base:  # and the bare image it is built on: a rebuilt bare one means a rebuild
+        fingerprint += (
+            "-" + docker("image", "inspect", "-f", "{{.Id}}", base).stdout.strip().removeprefix("sha256:")[:12]
+        )
     if _image_label(image, "smart-redis.fingerprint") == fingerprint:
         return image
     base = base or _registry_base(release) or _debootstrap_base(release)

@@ -129,8 +129,13 @@ def test_a_valkey_group_hands_over_fails_over_and_stays_converged(group):
         ),
         90,
     )
+    # The promoted server's CONFIG REWRITE (Sentinel's, at the failover) may have replaced the
+    # deploy's file, with masteruser as primaryuser and masterauth inline: the re-run still knows
+    # the host as a member, and puts its own file back, the password only in the root-owned include.
     rerun = run_deploy(group, data={"redis_databases": 17})
     assert rerun.rc == 0, rerun.failure
     assert f"replicaof {promoted} 6379" in sh(lost, f"cat {VALKEY.config}").stdout
+    for name in names:
+        assert "primaryauth" not in sh(name, f"cat {VALKEY.config}").stdout, name
     settled = run_deploy(group, data={"redis_databases": 17}, json_output=True)
     assert settled.rc == 0 and settled.changed == 0, settled.failure
