@@ -95,7 +95,7 @@ def build(
         # one server for the whole group (a group's move from one to the other is not built).
         raise SettingsError(
             f"redis_server = {settings.server.name!r}: allowed is the same server on every host of the "
-            f"Sentinel group, whose hosts name {' and '.join(sorted(named))}"
+            f"Sentinel group, whose hosts name {' and '.join(repr(name) for name in sorted(named))}"
         )
 
     def address(name: str) -> str:

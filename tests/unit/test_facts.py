@@ -348,3 +348,25 @@ def test_the_live_question_waits_for_the_port_lines_it_assumes():
         "{ grep -Fqsx 'port 0' /etc/redis/redis.conf && grep -Fqsx 'tls-port 6379' /etc/redis/redis.conf && "
         "( timeout 10 redis-cli --tls -p 6379 --csv config get port maxmemory ) 2>/dev/null; true; }"
     ) in asked
+
+
+@pytest.mark.parametrize(
+    "config,member",
+    [
+        ("replicaof 10.0.0.1 6379\nmasteruser replicator\n", True),  # the deploy's own file
+        ('replicaof 10.0.0.1 6379\nprimaryuser "replicator"\n', True),  # Valkey's CONFIG REWRITE of it
+        ("# masteruser replicator\nport 6379\n", False),  # a single server's
+    ],
+)
+def test_a_group_member_is_known_by_its_config_whichever_server_wrote_it(tmp_path, config, member):
+    import shutil
+    import subprocess
+
+    from smart_redis import facts
+    from smart_redis.host.server import VALKEY
+
+    conf = tmp_path / "valkey.conf"
+    conf.write_text(config)
+    script = facts._script(VALKEY).replace(VALKEY.config, str(conf))
+    out = subprocess.run([shutil.which("dash") or "sh", "-c", script], capture_output=True, text=True).stdout
+    assert parse(out.splitlines()).ha_member is member
