@@ -171,29 +171,38 @@ def exec_in(
     cgroups and profile); returns what subprocess.run(..., text=True, timeout=timeout) would, and
     raises its TimeoutExpired. Where the CLI reaches its engine otherwise than by a unix socket,
     it is the CLI."""
-    args = ["docker", "exec", container, *argv]
+    data = None if input is None else input.encode()
+    code, out, err = exec_bytes(container, argv, data, timeout)
+    return subprocess.CompletedProcess(["docker", "exec", container, *argv], code, _text(out), _text(err))
+
+
+def exec_bytes(
+    container: str, argv: list[str], input: bytes | None = None, timeout: float = 120, user: str | None = None
+) -> tuple[int, bytes, bytes]:
+    """exec_in's exec, as bytes: (exit code, stdout, stderr); `user` is docker exec's -u."""
     if _docker_socket() is None:
-        flags = ["-i"] if input is not None else []
-        return subprocess.run(
-            ["docker", "exec", *flags, container, *argv], input=input, capture_output=True, text=True, timeout=timeout
+        flags = (["-i"] if input is not None else []) + (["-u", user] if user else [])
+        done = subprocess.run(
+            ["docker", "exec", *flags, container, *argv], input=input, capture_output=True, timeout=timeout
         )
+        return done.returncode, done.stdout, done.stderr
+    args = ["docker", "exec", container, *argv]
     deadline = time.monotonic() + timeout
+    request = {"AttachStdin": input is not None, "AttachStdout": True, "AttachStderr": True, "Tty": False, "Cmd": argv}
+    if user:
+        request["User"] = user
     try:
-        created = _api_json(
-            "POST",
-            f"/containers/{container}/exec",
-            {"AttachStdin": input is not None, "AttachStdout": True, "AttachStderr": True, "Tty": False, "Cmd": argv},
-        )
+        created = _api_json("POST", f"/containers/{container}/exec", request)
     except TestbedError as refused:  # no such container, or not running: exit code 1, as the CLI's
-        return subprocess.CompletedProcess(args, 1, "", f"Error response from daemon: {refused}\n")
+        return 1, b"", f"Error response from daemon: {refused}\n".encode()
     status, rest, conn = _api("POST", f"/exec/{created['Id']}/start", {"Detach": False, "Tty": False}, timeout)
     buffer = bytearray(rest)
     with conn:
         if status not in (101, 200):
-            return subprocess.CompletedProcess(args, 1, "", f"Error response from daemon: {rest[:300]!r}\n")
+            return 1, b"", f"Error response from daemon: {rest[:300]!r}\n".encode()
         # The input from a thread while the output is read: a command that writes as it reads
         # would otherwise fill the pipes and wait for us while we wait for it.
-        writer = threading.Thread(target=_send_input, args=(conn, (input or "").encode()), daemon=True)
+        writer = threading.Thread(target=_send_input, args=(conn, input or b""), daemon=True)
         writer.start()
         while True:
             left = deadline - time.monotonic()
@@ -218,10 +227,10 @@ def exec_in(
         while (state := _api_json("GET", f"/exec/{created['Id']}/json"))["Running"] and time.monotonic() < deadline:
             time.sleep(0.01)
         code = state["ExitCode"]
-    return subprocess.CompletedProcess(args, 1 if code is None else code, _text(streams[1]), _text(streams[2]))
+    return 1 if code is None else code, bytes(streams[1]), bytes(streams[2])
 
 
-def _text(data: bytearray) -> str:
+def _text(data: bytes) -> str:
     """Decoded as subprocess's text mode does it: universal newlines."""
     return data.decode(errors="replace").replace("\r\n", "\n").replace("\r", "\n")
 

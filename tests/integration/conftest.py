@@ -239,13 +239,18 @@ def deploy(
 
 
 def infra_checks(target: str, *args: str) -> subprocess.CompletedProcess:
-    """Run the operator's host checks (tests/infra) against a target."""
+    """Run the operator's host checks (tests/infra) against a target; a docker:// target's
+    commands go through the engine's API (tests/engine_backend.py), as the tests' own do."""
     return subprocess.run(
-        [PYTEST, "-q", "-p", "no:cacheprovider", "tests/infra", f"--hosts={target}", *args],
+        [PYTEST, "-q", "-p", "no:cacheprovider", "-p", "engine_backend", "tests/infra", f"--hosts={target}", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=600,
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "tests"), os.environ.get("PYTHONPATH")])),
+        },
     )
 
 

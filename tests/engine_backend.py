@@ -1,0 +1,28 @@
+"""testinfra's docker:// backend over the engine's API (testbed.exec_bytes), for the test harness.
+
+The integration tests run the operator's host checks (tests/infra) about a dozen times, each with
+about ninety commands; testinfra's own docker backend starts a shell and a docker CLI for each.
+This one makes the same exec in the engine without them. Loaded only by the harness
+(`pytest -p engine_backend`, tests/ on the path): an operator's `pytest tests/infra
+--hosts=docker://...` runs testinfra as it is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import testbed
+import testinfra.backend
+from testinfra.backend import base
+from testinfra.backend.docker import DockerBackend
+
+
+class EngineApiBackend(DockerBackend):
+    def run(self, command: str, *args: str, **kwargs: Any) -> base.CommandResult:
+        cmd = self.get_command(command, *args)
+        code, out, err = testbed.exec_bytes(self.name, ["/bin/sh", "-c", cmd], user=self.user)
+        return self.result(code, self.encode(cmd), out, err)
+
+
+def pytest_configure(config) -> None:
+    testinfra.backend.BACKENDS["docker"] = f"{__name__}.{EngineApiBackend.__name__}"
