@@ -20,17 +20,17 @@ from pyinfra.api import FactBase
 
 from . import auth
 from .host.restore_swap import STAGE_DIR, STAGED, STAGED_COUNTS
-from .host.server import REDIS, Server
+from .host.server import REDIS, SERVERS, Server
 from .operations import operation, upload
 from .settings import Settings
 from .tools import step
 
 
-def check_snapshot(name: str, server: Server = REDIS) -> str:
-    """The server's RDB checker on the staged snapshot; a corrupt or too new one stops the run here."""
-    staged = shlex.quote(STAGED)
+def check_snapshot(name: str, server: Server = REDIS, staged_path: str = STAGED) -> str:
+    """The server's RDB checker (as its user) on the staged snapshot; a corrupt or too new one stops the run here."""
+    staged = shlex.quote(staged_path)
     return (
-        f"out=$({server.check_rdb} {staged} 2>&1); case \"$out\" in *'RDB looks OK'*) ;; "
+        f"out=$({shlex.join(server.rdb_checker())} 2>&1 < {staged}); case \"$out\" in *'RDB looks OK'*) ;; "
         f"*) rm -f {staged}; printf '%s is not a snapshot this {server.name.capitalize()} can load: %s\\n' {shlex.quote(name)} "
         "\"$(printf '%s' \"$out\" | grep -iE 'error|wrong|version|can.t' | head -n 2 | tr '\\n' ' ')\" >&2; exit 1 ;; esac"
     )
@@ -52,8 +52,10 @@ class RedisKeyCount(FactBase):
 class RdbKeyCount(FactBase):
     """Keys in an RDB file (what a stopped server loads at its next start); 0 when there is none."""
 
-    def command(self, path: str, checker: str = "redis-check-rdb") -> str:
-        return f"test -s {shlex.quote(path)} && {checker} {shlex.quote(path)} 2>/dev/null | sed -n 's/.*\\[info\\] \\([0-9]*\\) keys read.*/\\1/p'; true"
+    def command(self, path: str, server: str = "redis") -> str:
+        # As the server's user, from opening the path on: the file is in its data folder, the user's to replace.
+        check = SERVERS[server].unprivileged(SERVERS[server].check_rdb, path)
+        return f"{shlex.join(check)} 2>/dev/null | sed -n 's/.*\\[info\\] \\([0-9]*\\) keys read.*/\\1/p'; true"
 
     def process(self, output):
         return int(output[0]) if output and output[0].strip().isdigit() else 0

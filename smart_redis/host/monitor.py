@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from typing import Any
@@ -33,7 +32,7 @@ from .levels import LEVEL, UNKNOWN
 from .output import emit, human, table
 from .quorum import replication_view, sentinel_view
 from .resp import Redis, RedisError, scan_replies
-from .server import connect, select, server_version, serving
+from .server import check_rdb, connect, select, server_version, serving
 from .snapshots import BackupError, rotate, running_server, wait_for_snapshot
 from .systemctl import systemctl
 from .ttl_report import report as ttl_report
@@ -342,7 +341,7 @@ def cmd_backup(args, config) -> int:
     try:
         shutil.copyfile(source, target + ".partial")
         checker = serving().check_rdb
-        check = subprocess.run([checker, target + ".partial"], capture_output=True, text=True)
+        check = check_rdb(serving(), target + ".partial")
         if check.returncode != 0 or "RDB looks OK" not in check.stdout:
             os.unlink(target + ".partial")
             raise BackupError(f"{checker} rejects the snapshot: {check.stdout.strip().splitlines()[-1:]}")

@@ -13,7 +13,6 @@ import grp
 import os
 import pwd
 import stat
-import subprocess
 import time
 
 from .counts import backup_counts, compare_counts, keyspace_counts
@@ -24,6 +23,7 @@ from .server import (
     SERVERS,
     TLS_FILE_RE,
     Server,
+    check_rdb,
     configured_port,
     directives,
     failure_reason,
@@ -176,7 +176,7 @@ def _stage_copy(source: str, staged: str, new: Server) -> None:
 
 def _check_loads(new: Server, staged: str, old: Server) -> None:
     """The new server's own checker on the data file, before anything stops."""
-    check = subprocess.run([new.check_rdb, staged], capture_output=True, text=True)
+    check = check_rdb(new, staged)
     if check.returncode != 0 or "RDB looks OK" not in check.stdout:
         said = " ".join(line for line in check.stdout.splitlines() if "rror" in line or "version" in line)[-200:]
         raise StepError(f"{new.check_rdb} cannot load its data file ({said or 'no reason given'})")

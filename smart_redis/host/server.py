@@ -6,6 +6,7 @@ import glob
 import os
 import re
 import ssl
+import subprocess
 from dataclasses import dataclass
 
 from .credentials import PATH as CREDENTIALS
@@ -69,6 +70,26 @@ class Server:
     @property
     def packages(self) -> tuple[str, str]:
         return (self.service, self.tools_package)
+
+    def unprivileged(self, *argv: str) -> list[str]:
+        """argv as the server's user, without root's groups or a way back to more privileges: for
+        programs that parse what the server wrote."""
+        return [
+            "setpriv",
+            f"--reuid={self.user}",
+            f"--regid={self.group}",
+            "--init-groups",
+            "--no-new-privs",
+            "--",
+            *argv,
+        ]
+
+    def rdb_checker(self) -> list[str]:
+        """The RDB checker on the file given as standard input, as the server's user: it parses
+        what the server wrote (or an operator's snapshot), so never as root. Root opens the file
+        (it may be root's own); the checker reads it on a pipe of the user's own, because it
+        opens /dev/stdin again by name, which a file or pipe of root's would refuse it."""
+        return self.unprivileged("sh", "-c", f"cat | exec {self.check_rdb} /dev/stdin")
 
 
 REDIS = Server(
@@ -276,3 +297,12 @@ def connect(config: dict, db: int = 0, host: str = "127.0.0.1", port: int | None
     if db:
         client.call("SELECT", db)
     return client
+
+
+def check_rdb(server: Server, path: str) -> subprocess.CompletedProcess:
+    """server's RDB checker on the file at path (not through a link), as the server's user."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        return subprocess.run(server.rdb_checker(), stdin=fd, capture_output=True, text=True)
+    finally:
+        os.close(fd)

@@ -30,9 +30,18 @@ def backup(new_container, docker_testbed, tmp_path_factory):
         ttl = "" if db == 5 else f" EX {SHORT_TTL}" if db == 0 else " EX 3600"  # DB 5 keeps no TTL
         sh(a, f"seq 1 {count} | sed 's/.*/SET rebuild:{db}:& value-&{ttl}/' > /tmp/keys-{db}.txt")
         sh(a, f"{cli(6379, 'acl')} -n {db} --pipe < /tmp/keys-{db}.txt > /dev/null")
+    # Who runs the RDB checker: it parses what the server wrote, so not root (redis-check-rdb is
+    # redis-server under another name, which it finds in argv[0]).
+    sh(
+        a,
+        "mv /usr/bin/redis-check-rdb /usr/bin/redis-check-rdb.real && mkdir -m 1777 /tmp/checker && "
+        'printf \'#!/bin/sh\\nid -un > "$(mktemp /tmp/checker/run.XXXXXX)"\\nexec /usr/bin/redis-check-rdb.real "$@"\\n\' '
+        "> /usr/bin/redis-check-rdb && chmod 755 /usr/bin/redis-check-rdb",
+    )
     sh(a, "systemctl start redis-backup.service")
     taken = time.time()
     failed = sh(a, "systemctl is-failed redis-backup.service", check=False).stdout.strip()
+    checker_users = sh(a, "cat /tmp/checker/run.*", check=False).stdout.split()
     listing = sh(a, "ls /var/backups/redis").stdout.split()
     fetched_to = tmp_path_factory.mktemp("fetched")
     fetch = subprocess.run(
@@ -43,7 +52,14 @@ def backup(new_container, docker_testbed, tmp_path_factory):
         timeout=300,
     )
     docker_testbed.remove_container(a)
-    return {"failed": failed, "listing": listing, "fetch": fetch, "dir": fetched_to / f"docker-{a}", "taken": taken}
+    return {
+        "failed": failed,
+        "listing": listing,
+        "fetch": fetch,
+        "dir": fetched_to / f"docker-{a}",
+        "taken": taken,
+        "checker_users": checker_users,
+    }
 
 
 def snapshot(backup) -> str:
@@ -54,6 +70,8 @@ def test_timer_service_snapshots_and_records_counts(backup):
     assert backup["failed"] == "inactive"  # ran and succeeded (a failure shows as "failed")
     rdbs = [f for f in backup["listing"] if f.endswith(".rdb")]
     assert len(rdbs) >= 2 and all(f + ".counts.json" in backup["listing"] for f in rdbs)
+    # each snapshot was checked before it was kept, by the redis user's checker, not root's
+    assert backup["checker_users"] == ["redis"], backup["checker_users"]
 
 
 def test_fetch_copies_the_newest_snapshot_verified(backup):

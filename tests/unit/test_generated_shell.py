@@ -341,6 +341,17 @@ def test_every_scenario_generates_the_steps_it_is_about(recorded):
         assert fragment in texts
 
 
+def test_the_rdb_checker_never_runs_as_root(recorded):
+    """redis-check-rdb parses what the server wrote (or an operator's snapshot): every command that
+    runs it runs it as the server's user, dropped to before the checker starts."""
+    uses = [c.text for _, c in all_commands(recorded) if re.search(r"\b(redis|valkey)-check-rdb\b", c.text)]
+    assert uses
+    for text in uses:
+        for match in re.finditer(r"\b(redis|valkey)-check-rdb\b", text):
+            dropped = text.rfind(f"setpriv --reuid={match.group(1)} --regid={match.group(1)} ", 0, match.start())
+            assert dropped != -1 and "--no-new-privs --" in text[dropped : match.start()], text
+
+
 def test_no_alert_secret_reaches_a_command(recorded):
     """The webhook URL and the bot token travel in an upload into a 0600 file, never in a command."""
     texts = "\n".join(c.text for _, c in all_commands(recorded))

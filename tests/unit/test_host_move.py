@@ -57,14 +57,13 @@ def world(tmp_path, monkeypatch):
     after = {"keyspace": dict(KEYSPACE)}
     monkeypatch.setattr(move, "keyspace_counts", lambda client: after["keyspace"])
     monkeypatch.setattr(move, "compare_counts", lambda counts, keyspace, now: (keyspace == KEYSPACE, "the same keys"))
-    checked = {"out": "[offset 0] \\o/ RDB looks OK! \\o/"}
-    monkeypatch.setattr(
-        move.subprocess,
-        "run",
-        lambda args, **kwargs: subprocess.CompletedProcess(
-            args, 0 if "OK" in checked["out"] else 1, checked["out"], ""
-        ),
-    )
+    checked = {"out": "[offset 0] \\o/ RDB looks OK! \\o/", "by": []}
+
+    def check_rdb(server, path):
+        checked["by"].append((server.name, path))
+        return subprocess.CompletedProcess([], 0 if "OK" in checked["out"] else 1, checked["out"], "")
+
+    monkeypatch.setattr(move, "check_rdb", check_rdb)
     return {
         "old": old,
         "new": new,
@@ -90,6 +89,8 @@ def test_a_move_starts_the_new_server_on_a_copy_of_the_data(world):
     # masked from its stop on (a reboot must not start both), disabled once the new one holds the data
     assert calls[:2] == [("stop", "redis-server"), ("mask", "redis-server")] and ("start", "valkey-server") in calls
     assert calls[-1] == ("disable", "redis-server")
+    # the new server's checker (server.check_rdb: as its user) on the staged copy
+    assert world["checked"]["by"] == [("valkey", os.path.join(str(world["tmp"] / "stage"), "dump.rdb"))]
 
 
 def test_a_file_the_new_server_cannot_load_stops_the_move_before_anything_stops(world):

@@ -34,10 +34,16 @@ def test_restore_shell_parses_and_passes_shellcheck(name):
 def test_a_hostile_snapshot_name_and_host_answer_stay_text(tmp_path):
     """The file name (a setting) and redis-check-rdb's output (a host answer) are printed, never run."""
     fake = tmp_path / "redis-check-rdb"
-    fake.write_text("#!/bin/sh\necho '[offset 0] Wrong signature $(touch PWNED) error'\nexit 1\n")
+    fake.write_text("#!/bin/sh\ncat > /dev/null; echo '[offset 0] Wrong signature $(touch PWNED) error'\nexit 1\n")
     fake.chmod(0o755)
+    # setpriv as the host has it, without the change of user (no redis user here)
+    setpriv = tmp_path / "setpriv"
+    setpriv.write_text('#!/bin/sh\nwhile [ "$1" != -- ]; do shift; done; shift; exec "$@"\n')
+    setpriv.chmod(0o755)
+    staged = tmp_path / "snapshot.rdb"
+    staged.write_text("REDIS0011 $(touch PWNED)")
     result = subprocess.run(
-        ["dash", "-c", restore.check_snapshot(HOSTILE)],
+        ["dash", "-c", restore.check_snapshot(HOSTILE, staged_path=str(staged))],
         cwd=tmp_path,
         capture_output=True,
         text=True,
