@@ -49,13 +49,18 @@ def _source(module: str) -> str:
     return resources.files(__package__).joinpath(f"{module}.py").read_text(encoding="utf-8")
 
 
+# `from .module import ...` and `from . import a, b`, at any indent. Read by lines, not parsed:
+# every run of the deploy builds the programs, and parsing the sources cost it 0.08 s of CPU.
+# A unit test holds this to what the parser finds in every host module.
+_RELATIVE_IMPORT = re.compile(r"^[ \t]*from \.(\w*) import ([\w ,]+|\([\w\s,]*\))", re.MULTILINE)
+
+
 @functools.cache
 def _imports(module: str) -> frozenset[str]:
     """The modules of this package that `module` imports (relative imports only, as all of them are)."""
     found = set()
-    for node in ast.walk(ast.parse(_source(module))):
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
-            found |= {node.module} if node.module else {alias.name for alias in node.names}
+    for name, names in _RELATIVE_IMPORT.findall(_source(module)):
+        found |= {name} if name else {n.split()[0] for n in names.strip("()").split(",") if n.strip()}
     return frozenset(found)
 
 

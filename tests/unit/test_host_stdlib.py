@@ -62,6 +62,29 @@ def test_a_program_is_the_same_text_on_every_build(entry):
     assert first.startswith("#!/usr/bin/python3\n")
 
 
+@pytest.mark.parametrize("path", MODULES, ids=[p.name for p in MODULES])
+def test_the_bundle_finds_the_imports_the_parser_finds(path):
+    """bundle reads a module's relative imports by lines; the parser's answer is the reference."""
+    parsed = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            parsed |= {node.module} if node.module else {alias.name for alias in node.names}
+    assert bundle._imports(path.stem) == parsed
+
+
+def test_the_bundle_reads_every_form_of_a_relative_import(monkeypatch):
+    source = (
+        "from .a import x\nfrom . import b, c\nfrom .d import (\n    y,\n    z,\n)\n"
+        "def f():\n    from .e import w as v\n    from . import (g as i,\n h)\nimport os\nfrom os import path\n"
+    )
+    monkeypatch.setattr(bundle, "_source", lambda module: source)
+    bundle._imports.cache_clear()
+    try:
+        assert bundle._imports("any") == {"a", "b", "c", "d", "e", "g", "h"}
+    finally:
+        bundle._imports.cache_clear()
+
+
 def test_a_program_carries_only_what_it_imports():
     assert "monitor" not in bundle.modules("ecosystem") and "resp" not in bundle.modules("ecosystem")
     assert {"resp", "credentials", "counts", "quorum", "pm2"} <= set(bundle.modules("monitor"))
