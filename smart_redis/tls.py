@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pyinfra import host, logger
 
-from . import certs, run
+from . import run
 from .constants import PATHS
 from .facts import HostState
 from .operations import managed_file, operation, state_telling
@@ -30,6 +31,9 @@ from .topology import Topology
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 # The common name of the exporter's own client certificate (redis_tls_client_auth = "yes").
 EXPORTER_CLIENT = "redis-exporter"
+
+if TYPE_CHECKING:
+    from . import certs
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,8 @@ def host_files(certificates: Certificates | None) -> TlsFiles | None:
     replaced files stay readable until the server has moved on (forget_old)."""
     if certificates is None:
         return None
+    from . import certs  # cryptography: only where TLS is on (its import costs every run 40 ms)
+
     stem = f"{PATHS.tls_dir}/redis-{certificates.server.fingerprint}"
     exporter = certificates.exporter
     client = f"{PATHS.tls_dir}/exporter-{exporter.fingerprint}" if exporter else None
@@ -131,6 +137,8 @@ def certificates(settings: Settings, topology: Topology) -> Certificates | None:
                 logger.warning,
             )
         return None
+    from . import certs  # cryptography: only where TLS is on (its import costs every run 40 ms)
+
     names = client_names(settings, topology)
     client = settings.tls_client_auth == "yes"  # then the host's tools show it
     exporter = None
