@@ -286,7 +286,13 @@ def _move(settings: Settings, content: str, old: Server):
 def _refuse_to_replace_data(live_cli: str, replicaof: str, server: Server) -> None:
     keys = host.get_fact(RedisKeyCount, cli=live_cli)
     if keys is None:  # not running: what it would load at its next start
-        keys = host.get_fact(RdbKeyCount, path=f"{server.data_dir}/dump.rdb", server=server.name)
+        data = f"{server.data_dir}/dump.rdb"
+        keys = host.get_fact(RdbKeyCount, path=data, server=server.name)
+        if keys is None:
+            raise OperationError(
+                f"{data} cannot be read as {server.user} to count its keys; as a replica of {replicaof} this server "
+                "would replace them with the primary's data: empty it first, or set redis_replica_replace_data=true"
+            )
     if keys:
         raise OperationError(
             f"this server holds {keys} keys; as a replica of {replicaof} it would replace them with the primary's "

@@ -50,19 +50,23 @@ class RedisKeyCount(FactBase):
 
 
 class RdbKeyCount(FactBase):
-    """Keys in an RDB file (what a stopped server loads at its next start); 0 when there is none."""
+    """Keys in an RDB file (what a stopped server loads at its next start): 0 when there is none,
+    None when there is one that its checker cannot count (the caller then assumes keys)."""
 
     def command(self, path: str, server: str = "redis") -> str:
-        # As the server's user, from opening the path on: the file is in its data folder, the user's to replace.
+        # As the server's user, from opening the path on: the file is in its data folder, the
+        # user's to replace (with a link to a file of root's, which it then cannot read).
         check = SERVERS[server].unprivileged(SERVERS[server].check_rdb, path)
-        return f"{shlex.join(check)} 2>/dev/null | sed -n 's/.*\\[info\\] \\([0-9]*\\) keys read.*/\\1/p'; true"
+        count = "sed -n 's/.*\\[info\\] \\([0-9]*\\) keys read.*/keys=\\1/p'"
+        there = f"[ -e {shlex.quote(path)} ] || [ -L {shlex.quote(path)} ]"
+        return f"if {there}; then {shlex.join(check)} 2>/dev/null | {count}; else echo absent; fi"
 
     def process(self, output):
-        return int(output[0]) if output and output[0].strip().isdigit() else 0
-
-    @staticmethod
-    def default() -> int:
-        return 0
+        lines = [line.strip() for line in output]
+        if "absent" in lines:
+            return 0
+        counted = [line.removeprefix("keys=") for line in lines if line.startswith("keys=")]
+        return int(counted[0]) if counted and counted[0].isdigit() else None
 
 
 @operation()

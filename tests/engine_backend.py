@@ -20,7 +20,8 @@ from testinfra.backend.docker import DockerBackend
 class EngineApiBackend(DockerBackend):
     def run(self, command: str, *args: str, **kwargs: Any) -> base.CommandResult:
         cmd = self.get_command(command, *args)
-        code, out, err = testbed.exec_bytes(self.name, ["/bin/sh", "-c", cmd], user=self.user)
+        # testinfra waits for ever; a wedged command here meets the whole check run's timeout first
+        code, out, err = testbed.exec_bytes(self.name, ["/bin/sh", "-c", cmd], timeout=600, user=self.user)
         return self.result(code, self.encode(cmd), out, err)
 
 

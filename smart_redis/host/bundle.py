@@ -52,15 +52,18 @@ def _source(module: str) -> str:
 # `from .module import ...` and `from . import a, b`, at any indent. Read by lines, not parsed:
 # every run of the deploy builds the programs, and parsing the sources cost it 0.08 s of CPU.
 # A unit test holds this to what the parser finds in every host module.
-_RELATIVE_IMPORT = re.compile(r"^[ \t]*from \.(\w*) import ([\w ,]+|\([\w\s,]*\))", re.MULTILINE)
+_FROM_MODULE = re.compile(r"^[ \t]*from[ \t]+\.(\w+)[ \t]+import\b", re.MULTILINE)
+_FROM_PACKAGE = re.compile(r"^[ \t]*from[ \t]+\.[ \t]+import[ \t]+(\([^)]*\)|(?:[^\n\\;]|\\\n)*)", re.MULTILINE)
 
 
 @functools.cache
 def _imports(module: str) -> frozenset[str]:
     """The modules of this package that `module` imports (relative imports only, as all of them are)."""
-    found = set()
-    for name, names in _RELATIVE_IMPORT.findall(_source(module)):
-        found |= {name} if name else {n.split()[0] for n in names.strip("()").split(",") if n.strip()}
+    source = _source(module)
+    found = set(_FROM_MODULE.findall(source))
+    for names in _FROM_PACKAGE.findall(source):
+        names = re.sub(r"#[^\n]*", "", names).replace("\\\n", " ").strip("()")
+        found |= {name.split()[0] for name in names.split(",") if name.strip()}
     return frozenset(found)
 
 

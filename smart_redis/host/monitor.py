@@ -32,7 +32,7 @@ from .levels import LEVEL, UNKNOWN
 from .output import emit, human, table
 from .quorum import replication_view, sentinel_view
 from .resp import Redis, RedisError, scan_replies
-from .server import check_rdb, connect, select, server_version, serving
+from .server import check_rdb, connect, open_plain_file, select, server_version, serving
 from .snapshots import BackupError, rotate, running_server, wait_for_snapshot
 from .systemctl import systemctl
 from .ttl_report import report as ttl_report
@@ -334,17 +334,27 @@ def cmd_backup(args, config) -> int:
     now = time.time()
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
     counts = backup_counts(r, stamp, now)
-    source = os.path.join(r.call("CONFIG", "GET", "dir")[1], r.call("CONFIG", "GET", "dbfilename")[1])
+    server = serving()
+    # The deploy's own path, not the server's answer: its user may replace the file there with a
+    # link to anything root can read, so it is opened without following one, and only its own.
+    source = os.path.join(server.data_dir, "dump.rdb")
+    answered = os.path.join(r.call("CONFIG", "GET", "dir")[1], r.call("CONFIG", "GET", "dbfilename")[1])
+    if answered != source:
+        raise BackupError(f"{server.service} saves to {answered!r}, not to {source}: not copied")
     os.makedirs(config["backup_dir"], mode=0o700, exist_ok=True)
     target = os.path.join(config["backup_dir"], f"dump-{stamp}.rdb")
     old_umask = os.umask(0o077)
     try:
-        shutil.copyfile(source, target + ".partial")
-        checker = serving().check_rdb
-        check = check_rdb(serving(), target + ".partial")
+        try:
+            src = open_plain_file(source, owner=server.user)
+        except OSError as exc:
+            raise BackupError(f"{source} cannot be copied: {exc.strerror or exc}") from None
+        with os.fdopen(src, "rb") as snapshot, open(target + ".partial", "wb") as copy:
+            shutil.copyfileobj(snapshot, copy, 1 << 20)
+        check = check_rdb(server, target + ".partial")
         if check.returncode != 0 or "RDB looks OK" not in check.stdout:
             os.unlink(target + ".partial")
-            raise BackupError(f"{checker} rejects the snapshot: {check.stdout.strip().splitlines()[-1:]}")
+            raise BackupError(f"{server.check_rdb} rejects the snapshot: {check.stdout.strip().splitlines()[-2:]}")
         os.rename(target + ".partial", target)
         with open(target + ".counts.json", "w") as f:
             json.dump(counts, f)

@@ -178,7 +178,9 @@ def _check_loads(new: Server, staged: str, old: Server) -> None:
     """The new server's own checker on the data file, before anything stops."""
     check = check_rdb(new, staged)
     if check.returncode != 0 or "RDB looks OK" not in check.stdout:
-        said = " ".join(line for line in check.stdout.splitlines() if "rror" in line or "version" in line)[-200:]
+        said = " ".join(
+            line for line in check.stdout.splitlines() if "rror" in line or "version" in line or "setpriv" in line
+        )[-200:]
         raise StepError(f"{new.check_rdb} cannot load its data file ({said or 'no reason given'})")
 
 

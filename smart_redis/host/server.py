@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import glob
 import os
+import pwd
 import re
 import ssl
+import stat
 import subprocess
 from dataclasses import dataclass
 
@@ -72,13 +74,17 @@ class Server:
         return (self.service, self.tools_package)
 
     def unprivileged(self, *argv: str) -> list[str]:
-        """argv as the server's user, without root's groups or a way back to more privileges: for
-        programs that parse what the server wrote."""
+        """argv as the server's user, for programs that parse what the server wrote: no groups
+        besides its own, no way back to more privileges, none of root's environment (a secret an
+        operator has there), and a session of its own (no terminal of root's to type into)."""
         return [
+            "setsid",
+            "--wait",
             "setpriv",
             f"--reuid={self.user}",
             f"--regid={self.group}",
-            "--init-groups",
+            "--clear-groups",
+            "--reset-env",
             "--no-new-privs",
             "--",
             *argv,
@@ -299,10 +305,28 @@ def connect(config: dict, db: int = 0, host: str = "127.0.0.1", port: int | None
     return client
 
 
-def check_rdb(server: Server, path: str) -> subprocess.CompletedProcess:
-    """server's RDB checker on the file at path (not through a link), as the server's user."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+def open_plain_file(path: str, owner: str | None = None) -> int:
+    """A descriptor of the plain file at path, opened without following a link there (nor
+    waiting on a FIFO), owned by `owner` when given; OSError with the reason otherwise."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     try:
-        return subprocess.run(server.rdb_checker(), stdin=fd, capture_output=True, text=True)
+        found = os.fstat(fd)
+        if not stat.S_ISREG(found.st_mode):
+            raise OSError(f"{path} is not a plain file")
+        if owner is not None and found.st_uid != pwd.getpwnam(owner).pw_uid:
+            raise OSError(f"{path} is not {owner}'s")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def check_rdb(server: Server, path: str) -> subprocess.CompletedProcess:
+    """server's RDB checker on root's file at path, as the server's user; stdout and stderr together."""
+    fd = open_plain_file(path)
+    try:
+        return subprocess.run(
+            server.rdb_checker(), stdin=fd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
     finally:
         os.close(fd)

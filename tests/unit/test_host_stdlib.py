@@ -76,11 +76,13 @@ def test_the_bundle_reads_every_form_of_a_relative_import(monkeypatch):
     source = (
         "from .a import x\nfrom . import b, c\nfrom .d import (\n    y,\n    z,\n)\n"
         "def f():\n    from .e import w as v\n    from . import (g as i,\n h)\nimport os\nfrom os import path\n"
+        "from .j import (  # noqa: a comment\n    k,\n)\nfrom . import (  # why\n    m,  # and why\n)\n"
+        "from .  import n, \\\n    o\nfrom . import p; import sys\nfrom .q import *\n"
     )
     monkeypatch.setattr(bundle, "_source", lambda module: source)
     bundle._imports.cache_clear()
     try:
-        assert bundle._imports("any") == {"a", "b", "c", "d", "e", "g", "h"}
+        assert bundle._imports("any") == {"a", "b", "c", "d", "e", "g", "h", "j", "m", "n", "o", "p", "q"}
     finally:
         bundle._imports.cache_clear()
 
