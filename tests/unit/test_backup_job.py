@@ -3,9 +3,13 @@ while the deploy or a package restarts the server waits for it; one that an oper
 
 from __future__ import annotations
 
+import os
+import pwd
+
 import pytest
 
 from smart_redis.host.resp import RedisError
+from smart_redis.host.server import open_plain_file
 from smart_redis.host.snapshots import RESTART_SECONDS, SETTLE_SECONDS, BackupError, running_server
 
 
@@ -80,3 +84,41 @@ def test_a_server_that_stays_down_fails_the_job_with_one_line(states, connects, 
     error, took = run(states, connects)
     assert isinstance(error, BackupError) and said in str(error)
     assert after < took <= after + 1  # no later than the bound (and one poll): the timer never starts it
+
+
+def _mine() -> str:
+    return pwd.getpwuid(os.getuid()).pw_name
+
+
+@pytest.mark.parametrize("planted", ["link", "fifo", "folder", "someone else's"])
+def test_the_data_file_is_read_only_as_a_plain_file_of_its_owner(tmp_path, planted):
+    """The backup's source is in the server user's folder: a link there (to a root-only file), a
+    FIFO (which would block root) or a file of another user's is refused, never read."""
+    import os
+
+    from smart_redis.host.server import open_plain_file
+
+    secret = tmp_path / "credentials"
+    secret.write_text("REDIS_ADMIN_PASSWORD=x")
+    dump = tmp_path / "dump.rdb"
+    if planted == "link":
+        dump.symlink_to(secret)
+    elif planted == "fifo":
+        os.mkfifo(dump)
+    elif planted == "folder":
+        dump.mkdir()
+    else:
+        dump.write_text("REDIS0011")
+    owner = "nobody" if planted == "someone else's" else _mine()
+    with pytest.raises(OSError):
+        os.close(open_plain_file(str(dump), owner=owner))
+
+
+def test_the_data_file_of_its_owner_is_read(tmp_path):
+    dump = tmp_path / "dump.rdb"
+    dump.write_text("REDIS0011")
+    fd = open_plain_file(str(dump), owner=_mine())
+    try:
+        assert os.read(fd, 100) == b"REDIS0011"
+    finally:
+        os.close(fd)
