@@ -169,12 +169,12 @@ class HostState:
 # Builtins and pipes only: the passwords are hashed on the host and reach no process's arguments.
 _EXPORTER = (
     f"test -f {PATHS.exporter_env} && ( . {PATHS.exporter_env}; "
-    'p=$(printf %s "${REDIS_PASSWORD:-}" | sha256sum | cut -d\' \' -f1); test -n "${REDIS_PASSWORD:-}" || p=-; '
+    'p=$(printf %s "${REDIS_PASSWORD:-}" | sha256sum); p=${p%% *}; test -n "${REDIS_PASSWORD:-}" || p=-; '
     "echo \"exporter_env=$p $(printf %s \"${REDIS_USER:-}\" | tr '\\n' ' ')\" ); "
     f"p=$(systemctl show -p MainPID --value {EXPORTER_SERVICE} 2>/dev/null); "
     'if test "${p:-0}" != 0 && test -r "/proc/$p/environ"; then '
     "e=$(tr '\\000' '\\n' < \"/proc/$p/environ\" | grep '^REDIS_PASSWORD='); e=${e#REDIS_PASSWORD=}; "
-    'h=-; test -z "$e" || h=$(printf %s "$e" | sha256sum | cut -d\' \' -f1); echo "exporter_auth=$h"; '
+    'h=-; test -z "$e" || { h=$(printf %s "$e" | sha256sum); h=${h%% *}; }; echo "exporter_auth=$h"; '
     f"t=$(systemctl show --timestamp=unix -p ExecMainStartTimestamp --value {EXPORTER_SERVICE} 2>/dev/null); t=${{t#@}}; "
     f"for f in {PATHS.exporter_dropin} {PATHS.exporter_env}; do "
     'test -f "$f" && test "$(stat -c %Y "$f")" -gt "${t:-0}" && echo exporter_stale=yes; done; fi'
@@ -219,7 +219,8 @@ def _script(server: Server = REDIS) -> str:
             'echo "systemd=$(test -d /run/systemd/system && echo yes)"',
             'echo "container=$(systemd-detect-virt --container 2>/dev/null)"',
             'echo "addresses=$(hostname -I 2>/dev/null)"',
-            "echo \"groups=$(cut -d: -f1 /etc/group | tr '\\n' ' ')\"",
+            # Shell builtins only: each process here is paid by every run on every host.
+            'g=; while IFS=: read -r n _; do g="$g $n"; done < /etc/group; echo "groups=$g"',
             f"echo \"redis_version=$({server.service} --version 2>/dev/null | sed -n 's/.* v=\\([0-9.]*\\).*/\\1/p')\"",
             f"echo \"packages=$(dpkg-query -W -f='${{Package}}:${{db:Status-Status}} ' {packages} 2>/dev/null)\"",
             # Every unit at once, each block ended by an empty line ("u." here).
@@ -256,11 +257,11 @@ def _script(server: Server = REDIS) -> str:
             f"test -f {PATHS.credentials} && ( . {PATHS.credentials}; for r in {' '.join(ACL_ROLES)}; do "
             'eval "u=\\${REDIS_${r}_USER:-}; p=\\${REDIS_${r}_PASSWORD:-}"; '
             # The user name last and on one line, whatever it holds.
-            'test -n "$p" && echo "secret=$r $(printf %s "$p" | sha256sum | cut -d\' \' -f1) '
+            'test -n "$p" && h=$(printf %s "$p" | sha256sum) && echo "secret=$r ${h%% *} '
             "$(printf %s \"$u\" | tr '\\n' ' ')\"; done )",
             f"test -f {PATHS.credentials_previous} && ( . {PATHS.credentials_previous}; for r in {' '.join(ACL_ROLES)}; do "
             'eval "p=\\${REDIS_${r}_PASSWORD:-}"; '
-            'test -n "$p" && echo "previous=$r $(printf %s "$p" | sha256sum | cut -d\' \' -f1)"; done )',
+            'test -n "$p" && h=$(printf %s "$p" | sha256sum) && echo "previous=$r ${h%% *}"; done )',
             "true",
         ]
     )

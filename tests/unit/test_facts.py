@@ -370,3 +370,40 @@ def test_a_group_member_is_known_by_its_config_whichever_server_wrote_it(tmp_pat
     script = facts._script(VALKEY).replace(VALKEY.config, str(conf))
     out = subprocess.run([shutil.which("dash") or "sh", "-c", script], capture_output=True, text=True).stdout
     assert parse(out.splitlines()).ha_member is member
+
+
+@pytest.mark.parametrize(
+    "password, exporter_password",
+    [("x", "z"), ("p a s s", "with 'quotes' and $(touch PWNED)"), ("\u00e9t\u00e9", "")],
+)
+def test_the_fact_script_hashes_each_secret_as_the_deploy_does(tmp_path, password, exporter_password):
+    """Each stored password's SHA-256, computed on the host without it in a process's arguments,
+    is the deploy's own hash of it (the steps compare the two)."""
+    import hashlib
+    import shlex
+    import shutil
+    import subprocess
+
+    from smart_redis import facts
+
+    def sha(text: str) -> str:
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    creds, previous, exporter = tmp_path / "credentials", tmp_path / "previous", tmp_path / "exporter.env"
+    creds.write_text(f"REDIS_APP_USER=app\nREDIS_APP_PASSWORD={shlex.quote(password)}\n")
+    previous.write_text(f"REDIS_APP_PASSWORD={shlex.quote(password + 'old')}\n")
+    exporter.write_text(f"REDIS_USER=metrics\nREDIS_PASSWORD={shlex.quote(exporter_password)}\n")
+    script = (
+        facts._script()
+        .replace(facts.PATHS.credentials_previous, str(previous))
+        .replace(facts.PATHS.credentials, str(creds))
+        .replace(facts.PATHS.exporter_env, str(exporter))
+    )
+    out = subprocess.run(
+        [shutil.which("dash") or "sh", "-c", script], cwd=tmp_path, capture_output=True, text=True
+    ).stdout
+    state = parse(out.splitlines())
+    assert state.secret_hashes["APP"] == sha(password) and state.secret_users["APP"] == "app"
+    assert state.previous_hashes["APP"] == sha(password + "old")
+    assert state.exporter_env == (sha(exporter_password) if exporter_password else "", "metrics")
+    assert not (tmp_path / "PWNED").exists()
