@@ -401,6 +401,24 @@ def _own_address(text: str) -> str | None:
     return None if address.is_loopback or address.is_link_local else str(address)
 
 
+# The script reads files in folders that the server's user controls (its data file, redis.conf
+# and sentinel.conf in its config folder), as root: a FIFO planted there would block a read, and
+# with it every run at its first answer. Bounded, the run stops with this line instead.
+ANSWER_SECONDS = 60
+
+
+def bounded(script: str) -> str:
+    """script, killed with what it started after ANSWER_SECONDS; the fact then fails with one line."""
+    return (
+        f"timeout {ANSWER_SECONDS} sh -c {shlex.quote(script)} || {{ echo "
+        + shlex.quote(
+            f"the host did not answer within {ANSWER_SECONDS} s: a file the deploy reads there blocks "
+            "(a FIFO in the server's config or data folder?)"
+        )
+        + " >&2; exit 1; }"
+    )
+
+
 class RedisHost(FactBase[HostState]):
     """OS, container, Redis package and service state, and the managed files of a host; with
     live_cli, also RedisLive's answer for live_names (one round trip for both)."""
@@ -412,6 +430,16 @@ class RedisHost(FactBase[HostState]):
         live_names: tuple[str, ...] = (),
         live_guard: tuple[str, ...] = (),
     ) -> str:
+        return bounded(self.script(server, live_cli, live_names, live_guard))
+
+    @staticmethod
+    def script(
+        server: str = "redis",
+        live_cli: str | None = None,
+        live_names: tuple[str, ...] = (),
+        live_guard: tuple[str, ...] = (),
+    ) -> str:
+        """The script that command() runs, bounded."""
         flavour = SERVERS[server]
         if not live_cli:
             return _script(flavour)

@@ -330,8 +330,8 @@ def test_the_running_servers_settings_ride_on_the_answer(lines, live):
 
 
 def test_the_live_question_is_asked_only_when_given():
-    assert "config get" not in RedisHost().command()
-    asked = RedisHost().command(live_cli="redis-cli -p 6379", live_names=("maxmemory", "appendonly"))
+    assert "config get" not in RedisHost.script()
+    asked = RedisHost.script(live_cli="redis-cli -p 6379", live_names=("maxmemory", "appendonly"))
     assert asked.endswith(
         "{ ( timeout 10 redis-cli -p 6379 --csv config get port appendonly maxmemory ) 2>/dev/null; true; } "
         "| sed 's/^/live=/'"
@@ -341,7 +341,7 @@ def test_the_live_question_is_asked_only_when_given():
 def test_the_live_question_waits_for_the_port_lines_it_assumes():
     """A TLS client on a port that still speaks plain text would wait for ever (the run that turns
     TLS on): the question is asked only while redis.conf has the lines the client was made for."""
-    asked = RedisHost().command(
+    asked = RedisHost.script(
         live_cli="redis-cli --tls -p 6379", live_names=("maxmemory",), live_guard=("port 0", "tls-port 6379")
     )
     assert (
@@ -407,3 +407,34 @@ def test_the_fact_script_hashes_each_secret_as_the_deploy_does(tmp_path, passwor
     assert state.previous_hashes["APP"] == sha(password + "old")
     assert state.exporter_env == (sha(exporter_password) if exporter_password else "", "metrics")
     assert not (tmp_path / "PWNED").exists()
+
+
+def test_the_hosts_answer_is_the_script_bounded():
+    from smart_redis import facts
+
+    asked = {"live_cli": "redis-cli -p 6379", "live_names": ("maxmemory",)}
+    assert RedisHost().command(**asked) == facts.bounded(RedisHost.script(**asked))
+    assert RedisHost().command(server="valkey") == facts.bounded(RedisHost.script(server="valkey"))
+
+
+def test_a_read_that_blocks_stops_the_answer_with_one_line(tmp_path, monkeypatch):
+    """A FIFO where the script reads (here redis.conf, as the server's user could plant it in its
+    config folder): the answer ends after the bound, the fact fails with one line, nothing waits on."""
+    import os
+    import subprocess
+    import time
+
+    from smart_redis import facts
+
+    monkeypatch.setattr(facts, "ANSWER_SECONDS", 2)
+    fifo = tmp_path / "redis.conf"
+    os.mkfifo(fifo)
+    command = facts.bounded(RedisHost.script().replace("/etc/redis/redis.conf", str(fifo)))
+    started = time.monotonic()
+    done = subprocess.run(["dash", "-c", command], capture_output=True, text=True, timeout=30)
+    assert time.monotonic() - started < 10
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        "the host did not answer within 2 s: a file the deploy reads there blocks "
+        "(a FIFO in the server's config or data folder?)"
+    )

@@ -48,7 +48,7 @@ def test_valkey_is_what_debian_packages():
 
 
 def test_the_fact_asks_about_the_chosen_server_and_no_file_of_the_other():
-    script = RedisHost().command(server="valkey")
+    script = RedisHost.script(server="valkey")
     assert script.startswith("echo server=valkey;")
     assert 'echo "redis_version=$(valkey-server --version' in script and "/etc/valkey/valkey.conf" in script
     assert "/var/lib/valkey/dump.rdb" in script
@@ -278,5 +278,5 @@ def test_the_fact_tells_the_other_servers_version_and_state():
     assert (state.other_version, state.other_active, state.other_enabled) == ("7.0.15", "inactive", "masked")
     # a binary that names no version: none, and the move is refused for it (moving_from)
     assert parse([*VALKEY_HOST, "other=redis-server active enabled"]).other_version is None
-    script = RedisHost().command(server="valkey")
+    script = RedisHost.script(server="valkey")
     assert "command -v redis-server >/dev/null && echo" in script  # nothing runs where it is not installed
