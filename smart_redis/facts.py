@@ -220,7 +220,8 @@ def _script(server: Server = REDIS) -> str:
             'echo "container=$(systemd-detect-virt --container 2>/dev/null)"',
             'echo "addresses=$(hostname -I 2>/dev/null)"',
             # Shell builtins only: each process here is paid by every run on every host.
-            'g=; while IFS=: read -r n _; do g="$g $n"; done < /etc/group; echo "groups=$g"',
+            # (a last line without its newline counts too: an editor may leave one)
+            'g=; while IFS=: read -r n _ || test -n "$n"; do g="$g $n"; done < /etc/group; echo "groups=$g"',
             f"echo \"redis_version=$({server.service} --version 2>/dev/null | sed -n 's/.* v=\\([0-9.]*\\).*/\\1/p')\"",
             f"echo \"packages=$(dpkg-query -W -f='${{Package}}:${{db:Status-Status}} ' {packages} 2>/dev/null)\"",
             # Every unit at once, each block ended by an empty line ("u." here).

@@ -438,3 +438,18 @@ def test_a_read_that_blocks_stops_the_answer_with_one_line(tmp_path, monkeypatch
         "the host did not answer within 2 s: a file the deploy reads there blocks "
         "(a FIFO in the server's config or data folder?)"
     )
+
+
+def test_the_last_group_counts_without_its_newline(tmp_path):
+    """An /etc/group whose last line lost its newline (an editor's doing) still names that group:
+    the deploy would otherwise create the operator group again, and fail on every run."""
+    import shutil
+    import subprocess
+
+    from smart_redis import facts
+
+    group = tmp_path / "group"
+    group.write_text("root:x:0:\nredis:x:101:\nredis-operators:x:998:")
+    script = facts._script().replace("/etc/group", str(group))
+    out = subprocess.run([shutil.which("dash") or "sh", "-c", script], capture_output=True, text=True).stdout
+    assert parse(out.splitlines()).groups == ("root", "redis", "redis-operators")
