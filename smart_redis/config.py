@@ -49,10 +49,12 @@ def owner(server: Server) -> tuple[str, str, str]:
 def validate(server: Server) -> str:
     """The check of a candidate config: the server loads the whole file, then exits because it may
     listen nowhere. A good file prints that line, a bad one its FATAL CONFIG FILE ERROR. Nothing is
-    bound, no data is loaded."""
+    bound, no data is loaded, and no file is made: the logfile line is commented out (the server
+    opens that file as it reads the line, and root would create it for the server, which then
+    cannot write it), so the config arrives on standard input ("-"), its line numbers kept."""
     return (
-        f"out=$(timeout 20 {server.service} {{path}} --port 0 --tls-port 0 --unixsocket '' --daemonize no "
-        "--supervised no --logfile '' --pidfile '' 2>&1); "
+        f"out=$(sed 's/^logfile /# &/' {{path}} | timeout 20 {server.service} - --port 0 --tls-port 0 --unixsocket '' "
+        "--daemonize no --supervised no --logfile '' --pidfile '' 2>&1); "
         "case \"$out\" in *'not listen anywhere'*) true ;; "
         "*) printf '%s\\n' \"$out\" | grep -A4 FATAL >&2 || printf '%s\\n' \"$out\" >&2; false ;; esac"
     )
@@ -175,8 +177,11 @@ def apply_redis_config(
     facts = host_state(fresh=True)  # the package creates redis.conf and starts the server
     current = facts.files.get(server.config)
     file_differs = current is None or current.sha256 != hashlib.sha256(content.encode()).hexdigest()
-    if moving is not None and not moving.done:
-        yield from _move(settings, content, moving.old)
+    if moving is not None and not moving.done and facts.active != "active":
+        if topology.replicated:  # a member of a Sentinel group moves as a replica, the primary last
+            yield from _move_member(settings, content, moving.old, topology, primary, replicaof, after_handover)
+        else:
+            yield from _move(settings, content, moving.old)
         return
     old_text = "\n".join(host.get_fact(FileContents, path=server.config) or []) if file_differs else content
     old = live.directives(old_text)
@@ -261,26 +266,78 @@ def apply_redis_config(
         yield f"mv -fT {shlex.quote(PATHS.config_candidate)} {shlex.quote(server.config)}"
 
 
-def _move(settings: Settings, content: str, old: Server):
-    """The new config staged, then the host's move step: the old server saves and stops, this one
-    starts on its data with the new config, or the old one runs again as it was."""
+def _old_server(settings: Settings, old: Server) -> tuple[int, str]:
+    """The port and login of the server a move leaves, from its own config."""
     old_text = "\n".join(host.get_fact(FileContents, path=old.config) or [])
     try:
         old_port, _ = live.endpoint(live.directives(old_text), settings.port)
     except live.ForeignConfig as exc:
         raise OperationError(f"{exc}; the deploy stops before it runs anything with it") from None
-    decision = reconfigure.decide(reconfigure.Situation(file_differs=True, mode_right=False, drift=False,
-                                                        runtime_changes=False, moving=True))  # fmt: skip
+    return old_port, _login(old_text)
+
+
+def _stage_candidate(settings: Settings, content: str):
+    """The new server's config, validated by that server, in the root-only candidate place."""
     if state.config.DIFF:
         show_diff(settings.server.config, content)
+    staged = staging_path(PATHS.config_candidate)
+    placed = place(staged, PATHS.config_candidate, *owner(settings.server), validate(settings.server))
+    yield from upload(StringIO(content), staged, first=prepare_folder(PATHS.config_candidate), then=placed)
+
+
+def _move(settings: Settings, content: str, old: Server):
+    """The new config staged, then the host's move step: the old server saves and stops, this one
+    starts on its data with the new config, or the old one runs again as it was."""
+    old_port, old_auth = _old_server(settings, old)
+    decision = reconfigure.decide(reconfigure.Situation(file_differs=True, mode_right=False, drift=False,
+                                                        runtime_changes=False, moving=True))  # fmt: skip
     if decision.upload:
-        staged = staging_path(PATHS.config_candidate)
-        placed = place(staged, PATHS.config_candidate, *owner(settings.server), validate(settings.server))
-        yield from upload(StringIO(content), staged, first=prepare_folder(PATHS.config_candidate), then=placed)
+        yield from _stage_candidate(settings, content)
     host.log(
         f"Moving to {settings.server.service}: {old.service} saves and stops, the data comes along", logger.warning
     )
-    yield step("move", "--from", old.name, "--port", old_port, "--auth", _login(old_text), "--new-auth", settings.auth)
+    yield step("move", "--from", old.name, "--port", old_port, "--auth", old_auth, "--new-auth", settings.auth)
+
+
+def _move_member(
+    settings: Settings, content: str, old: Server, topology: Topology, primary: str | None, replicaof: str | None,
+    after_handover: bool,
+):  # fmt: skip
+    """A group member moves as a replica: the new server starts with the deploy's config and
+    syncs from the primary (the primary has the data). The primary's own turn waits for the
+    handover (handover.py), then it moves as the new primary's replica. Each one only while the
+    primary has the other replicas in sync, and the next one only once this one is in sync."""
+    new = settings.server
+    if primary is None:
+        raise OperationError(
+            f"no sentinel names the group's primary: a group moves to {new.service} only while its sentinels "
+            "agree on one; look at redis-monitor status"
+        )
+    old_port, old_auth = _old_server(settings, old)
+    facts = host_state()
+    if primary.split()[0] == topology.address:
+        if not handover.wanted(topology, primary, False, facts.other_version, handover.whole_group_in_run()):
+            raise OperationError(
+                f"the primary {primary.replace(' ', ':')} moves to {new.service} only after it has handed its role "
+                f"to a replica, which {old.service} {facts.other_version or '(unknown version)'} cannot here"
+            )
+        yield from _stage_candidate(settings, content)
+        yield step("group-in-sync", "--port", old_port, "--auth", old_auth, "--primary", primary,
+                   "--replicas", topology.members - 1)  # fmt: skip
+        handover.defer(handover.Deferred(old_port, old_auth, primary, (f"it moves to {new.service}",)))
+        return
+    assert replicaof is not None  # a member that is not the primary follows it
+    yield from _stage_candidate(settings, content)
+    # The old primary, just handed over, may not be in sync as a replica of another server (a
+    # full sync in the other's format): the others must be.
+    others = topology.members - (2 if after_handover else 1)
+    yield step("group-in-sync", "--port", old_port, "--auth", old_auth, "--primary", primary, "--replicas", others)
+    host.log(
+        f"Moving to {new.service} as a replica of {primary.replace(' ', ':')}: {old.service} stops", logger.warning
+    )
+    yield step("move", "--from", old.name, "--port", old_port, "--auth", old_auth, "--new-auth", settings.auth,
+               "--replica")  # fmt: skip
+    yield step("wait-sync", "--port", settings.port, "--auth", settings.auth, "--primary", replicaof)
 
 
 def _refuse_to_replace_data(live_cli: str, replicaof: str, server: Server) -> None:
@@ -335,7 +392,10 @@ def redis_conf(
         _serial=topology.group,
     )
     apply_redis_config(
-        name="Follow the new primary, restart the old one as its replica", after_handover=True, **step_args
+        name="Follow the new primary, restart the old one as its replica",
+        after_handover=True,
+        moving=moving,
+        **step_args,
     )
     return configured
 

@@ -93,13 +93,14 @@ def deploy_redis() -> None:
     rotation.accept_new(wanted, ha, rotating)  # on every host, before any login moves to a new password
     tls.install(certificates)  # before redis.conf names the files
     tls.install_sentinel(certificates, ha)  # Sentinel's copies, under names that stay (every group host)
-    joining = replication.replica_setup(ha, passwords, facts, rotating)  # masterauth, read-only redis.conf
+    joining = replication.replica_setup(ha, passwords, facts, rotating, bool(moving))  # masterauth, read-only conf
     config.redis_conf(
         wanted, passwords, ha, credentials, joining, rotating, tls_files, moving
     )  # replicaof: Sentinel's primary
-    move.remove_old(moving, facts)  # the old server's packages, once the new one runs on its data
     restore.from_snapshot(wanted, tls.deploy_cli(wanted, tls_files))  # --data redis_restore_from=..., empty server
-    sentinel.sentinel(wanted, ha, passwords)  # sentinel.conf once; restarted on a new certificate
+    sentinel.configure(wanted, ha, passwords, moving)  # sentinel.conf once (a moving host's keeps the old one's id)
+    move.remove_old(moving, facts)  # the old server's packages (and its Sentinel's), once the new ones run
+    sentinel.running(wanted, ha)  # restarted on a new binary or certificate; its timing kept in step
     rotation.sentinel_logins(wanted, ha, rotating)  # auth-pass and sentinel-pass move to the new password
     tools.redis_monitor(wanted, ha)  # the operator's tool on the host
     backup.snapshots(facts, backup_units)  # the timer enabled, and a first snapshot

@@ -159,6 +159,7 @@ class HostState:
     other_version: str | None = None
     other_active: str = ""
     other_enabled: str = ""  # "masked" once a move has stopped it
+    other_ha_member: bool = False  # its config is a Sentinel group member's (a group that moves)
 
     @property
     def other_servers(self) -> list[str]:
@@ -207,7 +208,7 @@ def _script(server: Server = REDIS) -> str:
     """One shell script, few processes: a host answers in a fraction of a second, also eight at once."""
     files = " ".join((*server_files(server), *WATCHED_FILES))
     packages = " ".join(
-        (*(p for s in SERVERS.values() for p in s.packages), *TOOL_PACKAGES, EXPORTER_PACKAGE, server.sentinel_service)
+        (*(p for s in SERVERS.values() for p in (*s.packages, s.sentinel_service)), *TOOL_PACKAGES, EXPORTER_PACKAGE)
     )
     return "; ".join(
         [
@@ -229,9 +230,11 @@ def _script(server: Server = REDIS) -> str:
             f"{' '.join(units(server))} 2>/dev/null | sed 's/^/u./'",
             # The other server (a host that moves): builtins only where it is not installed.
             *(
-                f'command -v {s.service} >/dev/null && echo "other={s.service} '
+                f'command -v {s.service} >/dev/null && {{ echo "other={s.service} '
                 f"$({s.service} --version 2>/dev/null | sed -n 's/.* v=\\([0-9.]*\\).*/\\1/p') "
-                f'$(systemctl is-active {s.service} 2>/dev/null) $(systemctl is-enabled {s.service} 2>/dev/null)"'
+                f'$(systemctl is-active {s.service} 2>/dev/null) $(systemctl is-enabled {s.service} 2>/dev/null)"; '
+                # a Sentinel group's member that moves: its membership is in the old server's config
+                f"grep -Eqs '^(masteruser|primaryuser) ' {s.config} && echo other_ha_member=yes; }}"
                 for s in SERVERS.values()
                 if s != server
             ),
@@ -362,6 +365,8 @@ def _parse_line(state: HostState, line: str) -> None:
         state.sentinel_conf_written = True
     elif key == "ha_member":
         state.ha_member = True
+    elif key == "other_ha_member":
+        state.other_ha_member = True
     elif key == "sentinel_tls":
         state.sentinel_tls = True
     elif key == "server_tls_only":

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from pyinfra import host, logger
 
+from . import run
 from .facts import HostState
 from .host.server import SERVERS, Server
 from .install import loads_rdb
@@ -38,10 +39,7 @@ def moving_from(settings: Settings, facts: HostState, topology: Topology) -> Mov
             return Move(old, done=True)  # a move masked it at its stop: only its packages are left
         return None  # the deploy's server runs; another one installed beside it is the operator's
     if topology.ha:
-        raise PreflightError(
-            f'redis_server = "{new.name}", but this host runs {old.service}: moving a Sentinel group to the other '
-            f"server is not done by this deploy yet; set redis_server to the one it runs"
-        )
+        _group_can_move(settings, old, new)
     if settings.rotate_passwords:
         # The rotation's host steps would ask the new server's config for the port it runs on.
         raise PreflightError(
@@ -56,12 +54,31 @@ def moving_from(settings: Settings, facts: HostState, topology: Topology) -> Mov
             f"writes RDB format {writes}, and {new.service} {major_version(settings, facts)}.x loads up to {loads}: "
             f"the move would not keep the data, so it is refused (docs/valkey.md)"
         )
+    how = (
+        "as a replica of the group's primary, the primary last after its handover"
+        if topology.ha
+        else "it starts on the data"
+    )
     host.log(
-        f"Moving from {old.service} {facts.other_version} to {new.service}: it starts on the data, or "
-        f"{old.service} runs again as it was",
+        f"Moving from {old.service} {facts.other_version} to {new.service}: {how}, or {old.service} runs again as it was",
         logger.warning,
     )
     return Move(old, done=False)
+
+
+def _group_can_move(settings: Settings, old: Server, new: Server) -> None:
+    """A Sentinel group moves host by host in one run (config.py: the replicas, the handover, then
+    the old primary as a replica): every host of it takes part, and its servers talk in clear."""
+    if not run.all_in_run(run.GROUPS):
+        raise PreflightError(
+            f'redis_server = "{new.name}": a Sentinel group moves from {old.service} to {new.service} with every '
+            "host of it in the run (the primary hands its role to a moved replica): run it without --limit"
+        )
+    if settings.tls != "off":
+        raise PreflightError(
+            f'redis_server = "{new.name}": moving a Sentinel group with redis_tls = "{settings.tls}" from '
+            f'{old.service} to {new.service} is not built; allowed is redis_tls = "off" for the move'
+        )
 
 
 def hold_new_server(move: Move | None, facts: HostState) -> None:

@@ -211,11 +211,14 @@ def replication_auth(given: Mapping[str, str], rotating: bool = False):
     )
 
 
-def replica_setup(topology: Topology, given: Mapping[str, str], facts: HostState, rotating: bool = False) -> bool:
+def replica_setup(
+    topology: Topology, given: Mapping[str, str], facts: HostState, rotating: bool = False, moving: bool = False
+) -> bool:
     """masterauth and the read-only config file; True while the host has not joined yet.
 
     Joined means: redis.conf is the replicated one, which the config step writes last, so a
-    run that failed half-way is still joining the next time.
+    run that failed half-way is still joining the next time. moving: the host moves to the other
+    server (move.py), whose config is written by the move: the old server's says it.
     """
     if not topology.replicated:
         return False
@@ -226,4 +229,4 @@ def replica_setup(topology: Topology, given: Mapping[str, str], facts: HostState
         content=ha_dropin(),
     )
     reload_units(run.server().service, dropin, facts=facts)
-    return not facts.ha_member
+    return not (facts.ha_member or (moving and facts.other_ha_member))

@@ -19,6 +19,8 @@ from pyinfra.operations import server
 from . import auth, render, replication, run, tls
 from .constants import PATHS
 from .facts import SENTINEL_MARKER, HostState
+from .host.server import Server
+from .move import Move
 from .operations import (
     host_state,
     managed_file,
@@ -58,12 +60,14 @@ def before_install(topology: Topology, facts: HostState) -> None:
 
 
 @operation()
-def first_config(settings: Settings, topology: Topology, given: Mapping[str, str]):
+def first_config(settings: Settings, topology: Topology, given: Mapping[str, str], replaces: Server | None = None):
     """
     Write sentinel.conf unless the deploy already did (then Sentinel owns it) and (re)start Sentinel.
 
     + settings, topology: what to monitor, where to listen, the quorum
     + given: the shared passwords (only their hashes are rendered; the host appends the secrets)
+    + replaces: the server this host moves from (move.py): its sentinel leaves the port, and this
+      one takes its id, so that the other sentinels count it once
 
     **Example:**
 
@@ -84,7 +88,16 @@ def first_config(settings: Settings, topology: Topology, given: Mapping[str, str
     )
     staged = staging_path(run.server().sentinel_config)  # private before the secrets go in
     yield from upload(StringIO(content), staged, private=True, first=prepare_folder(run.server().sentinel_config))
-    yield step("sentinel-auth", staged, settings.ha_master_name)
+    yield step(
+        "sentinel-auth",
+        staged,
+        settings.ha_master_name,
+        *(["--myid-from", replaces.sentinel_config] if replaces else []),
+    )
+    if replaces is not None and replaces.sentinel_service in host_state().installed_packages:
+        # Disabled too: both packages' units take the name sentinel.service, which the new one's enable needs.
+        old = replaces.sentinel_service
+        yield f"systemctl stop {old} && systemctl disable {old} && systemctl mask {old}"
     yield place(staged, run.server().sentinel_config, run.server().user, run.server().group, "640")
     yield f"systemctl unmask {run.server().sentinel_service} && systemctl enable {run.server().sentinel_service} && systemctl restart {run.server().sentinel_service}"
 
@@ -212,7 +225,9 @@ def restart_if_needed(port: int, tls: str = ""):
     )
 
 
-def sentinel(settings: Settings, topology: Topology, given: Mapping[str, str]) -> None:
+def configure(settings: Settings, topology: Topology, given: Mapping[str, str], moving: Move | None = None) -> None:
+    """sentinel.conf once, and Sentinel started on it; on a host that moves to the other server, in
+    place of the old server's sentinel, one host after the other."""
     if not topology.runs_sentinel:
         return
     first_config(
@@ -220,7 +235,15 @@ def sentinel(settings: Settings, topology: Topology, given: Mapping[str, str]) -
         settings=settings,
         topology=topology,
         given=given,
+        replaces=moving.old if moving is not None else None,
+        _serial=topology.group and moving is not None,  # a group that moves keeps a majority of sentinels up
     )
+
+
+def running(settings: Settings, topology: Topology) -> None:
+    """Sentinel enabled and running, restarted on a new binary or certificate, its timing in step."""
+    if not topology.runs_sentinel:
+        return
     service_running(name=f"Enable and start {run.server().sentinel_service}", service=run.server().sentinel_service)
     restart_if_needed(
         name=f"Restart {run.server().sentinel_service} on a replaced binary or certificate",

@@ -92,7 +92,7 @@ def build(
     named = {settings.server.name} | {(servers or {}).get(name, settings.server.name) for name in members}
     if len(named) > 1:
         # A replica loads its primary's data file, and a sentinel follows one server's protocol:
-        # one server for the whole group (a group's move from one to the other is not built).
+        # one server for the whole group (a group moves to the other one in one run, move.py).
         raise SettingsError(
             f"redis_server = {settings.server.name!r}: allowed is the same server on every host of the "
             f"Sentinel group, whose hosts name {' and '.join(repr(name) for name in sorted(named))}"

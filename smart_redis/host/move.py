@@ -1,4 +1,5 @@
-"""A single server moved to the other program (Redis to Valkey, or back) with its data.
+"""A server moved to the other program (Redis to Valkey, or back): a single one with its data,
+a replica of a Sentinel group by a sync from its primary (move_replica).
 
 The old server saves and its keys are counted; the new server's RDB checker must accept the data
 file; then the old server stops, the new one starts on a copy of the file with the deploy's
@@ -80,6 +81,37 @@ def move(old_name: str, port: int, auth: str, new_auth: str, candidate: str = CA
     raise StepError(
         f"Move from {old.service} to {new.service} undone: {old.service} runs again on its own data. {result}"
     )
+
+
+def move_replica(old_name: str, new_auth: str, candidate: str = CANDIDATE) -> str:
+    """Move a replica of a Sentinel group to the program this program serves: the old server
+    stops, the new one starts with the deploy's config and syncs from the primary (its data is the
+    primary's); if it does not start and answer, the old server runs again as it was."""
+    new, old = serving(), SERVERS[old_name]
+    run_systemctl("stop", old.service)
+    run_systemctl("mask", old.service)  # a reboot now must not start both on the port
+    previous = new.config + ".previous"
+    try:
+        if os.path.exists(new.config):
+            _keep_copy(new.config, previous)
+        os.replace(candidate, new.config)
+        port = configured_port(new.config)
+        run_systemctl("unmask", new.service)
+        run_systemctl("enable", new.service)
+        if not run_systemctl("start", new.service):
+            ok, result = False, f"{new.service} did not start: " + failure_reason(log_tail(new.logfile), START_WORDS, 2)
+        elif not _poll(120, lambda: login(port, new_auth).call("PING") == "PONG"):
+            ok, result = False, f"{new.service} does not answer after its start"
+        else:
+            ok, result = True, ""
+    except Exception as exc:  # noqa: BLE001 - whatever broke after the stop, the old server comes back
+        ok, result = False, f"the move broke off: {type(exc).__name__}: {exc}"
+    if not ok:
+        _undo(new, old, previous)
+        raise StepError(f"Move from {old.service} to {new.service} undone: {old.service} runs again. {result}")
+    _unlink(previous)
+    run_systemctl("disable", old.service)  # masked since its stop; the deploy removes its packages later
+    return f"{new.service} runs in place of {old.service}, as a replica"
 
 
 def _saved(old: Server, new: Server, port: int, auth: str, candidate: str) -> dict:

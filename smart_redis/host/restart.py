@@ -122,7 +122,9 @@ def _poll(seconds: float, ask, every: float = 0.5):
 def wait_for_sync(port: int, auth: str, primary: str, seconds: float = 120) -> None:
     """Block until a restarted replica is in sync again, so that the next host restarts only then."""
     if not _poll(seconds, lambda: login(port, auth).info("replication").get("master_link_status") == "up"):
-        raise StepError(f"redis-server is not in sync with its primary {primary} {int(seconds)} s after the restart")
+        raise StepError(
+            f"{serving().service} is not in sync with its primary {primary} {int(seconds)} s after the restart"
+        )
 
 
 def online_replicas(info: dict[str, str]) -> int:

@@ -321,6 +321,22 @@ def open_plain_file(path: str, owner: str | None = None) -> int:
     return fd
 
 
+SENTINEL_MYID_RE = re.compile(r"sentinel myid ([0-9a-f]{40})")
+
+
+def sentinel_myid(path: str) -> str | None:
+    """The id a sentinel keeps in its config at path, None without one. The folder is the server
+    user's: a link or a FIFO there is not read, and only a line of that shape passes."""
+    try:
+        fd = open_plain_file(path)
+    except OSError:
+        return None
+    with os.fdopen(fd, errors="replace") as f:
+        text = f.read(1 << 20)
+    found = (SENTINEL_MYID_RE.fullmatch(line.strip()) for line in text.splitlines())
+    return next((m.group(1) for m in found if m), None)
+
+
 def check_rdb(server: Server, path: str) -> subprocess.CompletedProcess:
     """server's RDB checker on root's file at path, as the server's user; stdout and stderr together."""
     fd = open_plain_file(path)

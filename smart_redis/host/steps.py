@@ -15,7 +15,7 @@ from . import handover, move, restart, restore_swap, rotation, secret_files
 from .credentials import PATH as CREDENTIALS
 from .credentials import PREVIOUS, read_credentials
 from .resp import RedisError
-from .server import SERVERS, configured_port, login, select
+from .server import SERVERS, configured_port, login, select, sentinel_myid
 
 # kind -> (the role whose login it holds, the variable prefix)
 LOGIN_FILES = {"exporter-env": ("EXPORTER", "REDIS_")}
@@ -59,7 +59,10 @@ def cmd_passwords(args) -> None:
 
 def cmd_sentinel_auth(args) -> None:
     password = read_credentials()["REDIS_SENTINEL_PASSWORD"]
-    secret_files.append_private(args.file, secret_files.sentinel_auth(args.master_name, password))
+    # A sentinel that moves to the other server keeps its id: the others know it by that.
+    myid = sentinel_myid(args.myid_from) if args.myid_from else None
+    text = secret_files.sentinel_auth(args.master_name, password) + (f"sentinel myid {myid}\n" if myid else "")
+    secret_files.append_private(args.file, text)
 
 
 def cmd_restart(args) -> None:
@@ -101,7 +104,10 @@ def cmd_handover(args) -> None:
 
 
 def cmd_move(args) -> None:
-    print(move.move(getattr(args, "from"), args.port, args.auth, args.new_auth))
+    if args.replica:
+        print(move.move_replica(getattr(args, "from"), args.new_auth))
+    else:
+        print(move.move(getattr(args, "from"), args.port, args.auth, args.new_auth))
 
 
 def cmd_restore(args) -> None:
@@ -139,6 +145,7 @@ def parser() -> argparse.ArgumentParser:
     sentinel = add("sentinel-auth", cmd_sentinel_auth, "append the sentinels' logins to a new sentinel.conf")
     sentinel.add_argument("file")
     sentinel.add_argument("master_name")
+    sentinel.add_argument("--myid-from", metavar="PATH", help="the sentinel.conf of the sentinel this one replaces")
     add("restart", cmd_restart, "SAVE, install the candidate redis.conf, restart, roll back", True).add_argument(
         "--save", action="store_true", help="the server runs: SAVE first, as the stored admin or " + PREVIOUS
     )
@@ -156,6 +163,7 @@ def parser() -> argparse.ArgumentParser:
     moved = add("move", cmd_move, "the server moves to the other program with its data, or stays", True)
     moved.add_argument("--from", required=True, choices=sorted(SERVERS), help="the server the host runs now")
     moved.add_argument("--new-auth", choices=("acl", "none"), required=True, help="the new server's login")
+    moved.add_argument("--replica", action="store_true", help="a group's replica: it syncs from its primary")
     swap = add("restore", cmd_restore, "put the staged snapshot under the server, check it, or undo", True)
     swap.add_argument("--name", required=True, help="the snapshot's file name, for messages")
     swap.add_argument("--counts", action="store_true", help="check the key counts staged beside it")

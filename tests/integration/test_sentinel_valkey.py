@@ -1,10 +1,14 @@
-"""A Sentinel group on Valkey (issue 28): three Debian 13 hosts running valkey-server and
-valkey-sentinel from one inventory, as test_sentinel's and test_handover's groups run Redis.
+"""A Sentinel group moved from Redis to Valkey, then run on Valkey (issue 28): three Debian 12
+hosts start on Redis 7.0 and its Sentinel, and one run moves them to Valkey 8.0 (bookworm-backports)
+while a client writes through Sentinel discovery, each write acknowledged by a replica: the
+replicas first, each back in sync, then the primary's handover, then the old primary as a replica.
 
-A setting that only a restart applies goes through the handover while a client writes through
-Sentinel discovery (each write acknowledged by a replica), the primary's loss fails over, and
+Then the group runs as test_sentinel's and test_handover's Redis groups do: a setting that only
+a restart applies goes through the handover under writes, the primary's loss fails over, and
 re-runs change nothing. The deploy's code is the same for both servers (the typed Server picks
 the unit, files and CLI); this module proves it on Valkey's own Sentinel.
+(Debian 13 cannot move a group this way: its Redis 8.0 writes a data format that its Valkey 8.1
+does not load, docs/valkey.md. Its Valkey group is built the same way as this one ends.)
 """
 
 from __future__ import annotations
@@ -19,14 +23,14 @@ from redis import Redis
 from test_handover import Writer
 
 from smart_redis.auth import cli
-from smart_redis.host.server import VALKEY
+from smart_redis.host.server import REDIS, VALKEY, Server
 
 MASTER = "smart-trade"
 
 
 @pytest.fixture(scope="module")
 def group(docker_testbed, run_id, tmp_path_factory):
-    with three_hosts(docker_testbed, f"smart-redis-test-{run_id}-vs", release="trixie") as (names, addresses, _):
+    with three_hosts(docker_testbed, f"smart-redis-test-{run_id}-vs", release="bookworm") as (names, addresses, _):
         work = tmp_path_factory.mktemp("valkey-group")
         yield {
             "names": names,
@@ -41,20 +45,24 @@ def run_deploy(group, *args, data=None, json_output=False):
     return deploy(group["inventory"], *args, data=data, json_output=json_output, no_apps=False)
 
 
-def sentinel_names(container: str) -> str:
+def sentinel_names(container: str, server: Server = VALKEY) -> str:
     """The primary's address as this host's sentinel names it ("" while it does not answer)."""
     reply = sh(
         container,
-        '. /etc/smart-redis/credentials && REDISCLI_AUTH="$REDIS_APP_PASSWORD" valkey-cli --no-auth-warning '
-        f'--user "$REDIS_APP_USER" -p 26379 --raw sentinel get-master-addr-by-name {MASTER}',
+        f"{cli(26379, 'acl', 'APP', program=server.cli)} --raw sentinel get-master-addr-by-name {MASTER}",
         check=False,
     ).stdout.split()
     return reply[0] if len(reply) == 2 else ""
 
 
-def replication(container: str) -> dict:
+def sentinel(container: str, *args: str, server: Server = VALKEY) -> list[str]:
+    """A SENTINEL command to this host's sentinel as the Sentinel user; the reply's lines."""
+    return redis(container, "sentinel", *args, role="SENTINEL", port=26379, server=server).splitlines()
+
+
+def replication(container: str, server: Server = VALKEY) -> dict:
     """INFO replication as a dict; empty while the server does not answer (a container booting)."""
-    text = sh(container, f"{cli(6379, 'acl', 'ADMIN', program=VALKEY.cli)} info replication", check=False).stdout
+    text = sh(container, f"{cli(6379, 'acl', 'ADMIN', program=server.cli)} info replication", check=False).stdout
     return dict(line.strip().split(":", 1) for line in text.splitlines() if ":" in line)
 
 
@@ -63,20 +71,78 @@ def credentials(container: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in shlex.split(text) if "=" in line)
 
 
-def test_a_valkey_group_hands_over_fails_over_and_stays_converged(group):
+def test_a_redis_group_moves_to_valkey_under_writes_then_hands_over_fails_over_and_stays_converged(group):
     names, addresses = group["names"], group["addresses"]
     a = names[0]
-    first = run_deploy(group)
+    first = run_deploy(group, data={"redis_server": "redis"})
     assert first.rc == 0, first.failure
+    wait_for("2 replicas online", lambda: replication(a, REDIS).get("connected_slaves") == "2", 60)
+    wait_for(
+        "every sentinel names the primary", lambda: {sentinel_names(n, REDIS) for n in names} == {addresses[0]}, 60
+    )
+    ids = {n: sentinel(n, "myid", server=REDIS)[0] for n in names}
+    # Data from before the move, in two databases, some of it with a TTL.
+    login = credentials(a)
+    for db in (0, 3):
+        admin = Redis(
+            addresses[0], 6379, db=db, username=login["REDIS_ADMIN_USER"], password=login["REDIS_ADMIN_PASSWORD"]
+        )
+        pipe = admin.pipeline(transaction=False)
+        for i in range(5000):
+            pipe.set(f"before:{i}", i, ex=86400 if i % 2 else None)
+        pipe.execute()
+
+    # The move, host by host, while an app writes through Sentinel (each write acknowledged by a replica).
+    writer = Writer(addresses, login["REDIS_APP_USER"], login["REDIS_APP_PASSWORD"])
+    writer.start()
+    time.sleep(2)
+    moved = run_deploy(group)
+    time.sleep(2)
+    writer.stop()
+    print(
+        f"\nRedis group moved to Valkey: {len(writer.acked)} writes acknowledged, longest write gap "
+        f"{writer.longest_gap:.2f} s, {len(writer.retries)} reconnect retries, {len(writer.failures)} failed"
+    )
+    assert moved.rc == 0, moved.failure
+    assert "Moving to valkey-server as a replica" in moved.output and "hands its role to one of them" in moved.output
+    assert login["REDIS_APP_PASSWORD"] not in moved.output
+    assert writer.failures == [] and writer.acked, writer.failures[:3]
     for name in names:
         units = sh(name, "systemctl is-active valkey-server valkey-sentinel; valkey-server --version").stdout
         assert units.startswith("active\nactive\nValkey server v=8."), units
-        assert sh(name, "dpkg -s redis-server", check=False).returncode != 0, "Redis installed beside Valkey"
-    wait_for("2 replicas online", lambda: replication(a).get("connected_slaves") == "2", 60)
-    wait_for("every sentinel names the primary", lambda: {sentinel_names(n) for n in names} == {addresses[0]}, 60)
+        for package in ("redis-server", "redis-sentinel"):
+            status = sh(name, f"dpkg-query -W -f='${{db:Status-Status}}' {package}", check=False).stdout
+            assert status in ("", "config-files", "not-installed"), f"{package} left {status}"
+        # the new server writes its own log (a check of its config as root must not have made it root's)
+        assert sh(name, f"stat -c %U {VALKEY.logfile}").stdout.strip() == "valkey"
+    primary = wait_for(
+        "every sentinel names one primary",
+        lambda: len({sentinel_names(n) for n in names}) == 1 and sentinel_names(a),
+        30,
+    )
+    assert primary != addresses[0]  # the primary handed its role over before it moved
+    wait_for(
+        "2 replicas online", lambda: replication(names[addresses.index(primary)]).get("connected_slaves") == "2", 60
+    )
+    # Each sentinel kept its id, and counts the other two once (a new id would add a third).
+    assert {n: sentinel(n, "myid")[0] for n in names} == ids
+    for name in names:
+        known = sentinel(name, "sentinels", MASTER)
+        assert sum(1 for line in known if line == "name") == 2, known
+    admin_login = {"username": login["REDIS_ADMIN_USER"], "password": login["REDIS_ADMIN_PASSWORD"]}
+    pipe = Redis(primary, 6379, **admin_login).pipeline(transaction=False)
+    for key in writer.acked:
+        pipe.exists(key)
+    assert all(pipe.execute()), "an acknowledged write was lost"
+    for db in (0, 3):
+        kept = Redis(primary, 6379, db=db, **admin_login)
+        assert kept.exists(*(f"before:{i}" for i in range(5000))) == 5000, db
+        assert kept.ttl("before:1") > 0 and kept.ttl("before:2") == -1
+    again = run_deploy(group, json_output=True)
+    assert again.rc == 0 and again.changed == 0, again.failure
+    a = names[addresses.index(primary)]
 
-    # A restart-requiring setting: the replicas restart, then the primary hands its role over.
-    login = credentials(a)
+    # On Valkey: a restart-requiring setting: the replicas restart, then the primary hands its role over.
     writer = Writer(addresses, login["REDIS_APP_USER"], login["REDIS_APP_PASSWORD"])
     writer.start()
     time.sleep(2)
@@ -94,7 +160,7 @@ def test_a_valkey_group_hands_over_fails_over_and_stays_converged(group):
         "every sentinel names the new primary",
         lambda: (
             len({sentinel_names(n) for n in names}) == 1
-            and sentinel_names(a) not in ("", addresses[0])
+            and sentinel_names(a) not in ("", primary)
             and sentinel_names(a)
         ),
         30,

@@ -280,6 +280,37 @@ def scenarios(tmp_path: Path) -> list[Scenario]:
             host_data={**addresses, "db4": {"redis_ha_address": "10.0.0.4"}},
             host_name="db4",
         ),
+        *(
+            Scenario(
+                f"the {role} of a Redis Sentinel group that moves to Valkey",
+                host(
+                    server=VALKEY,
+                    installed_packages=(*REDIS.packages, *TOOL_PACKAGES, EXPORTER_PACKAGE, REDIS.sentinel_service),
+                    redis_version=None,
+                    other_version="7.0.15",
+                    other_active="active",
+                    other_enabled="enabled",
+                    other_ha_member=True,
+                    enabled="",
+                    active="",
+                    units={},
+                    secret_hashes=member_hashes,
+                ),
+                {
+                    **COMMON,
+                    "RedisLive": None,
+                    "AptSources": ["deb http://mirror.example/debian bookworm main"],
+                    # the primary hands its role to db2 in the run
+                    "SentinelPrimary": _moves(["10.0.0.1 6379"] * 3, ["10.0.0.2 6379"] * 3),
+                    "SentinelMaster": None,
+                },
+                data={"redis_server": "valkey", "redis_bind": "0.0.0.0", **addresses[name]},
+                groups=group,
+                host_data={other: {**values, "redis_server": "valkey"} for other, values in addresses.items()},
+                host_name=name,
+            )
+            for role, name in (("primary", "db1"), ("replica", "db3"))
+        ),
         Scenario(
             "fetching snapshots to this machine",
             host(),
@@ -567,7 +598,7 @@ def test_a_valkey_host_gets_valkeys_packages_unit_files_and_steps_and_nothing_of
 
 
 def test_a_move_holds_the_new_server_then_moves_then_removes_the_old_packages(recorded):
-    (commands,) = [c for name, c in recorded.items() if "moves to Valkey" in name]
+    (commands,) = [c for name, c in recorded.items() if "moves to Valkey with its data" in name]
     texts = [c.text for c in commands if not c.step.startswith("fact ")]
     masked = next(i for i, t in enumerate(texts) if "systemctl mask valkey-server" in t)
     installed = next(i for i, t in enumerate(texts) if "install valkey-server valkey-tools" in t)
@@ -575,3 +606,47 @@ def test_a_move_holds_the_new_server_then_moves_then_removes_the_old_packages(re
     removed = next(i for i, t in enumerate(texts) if "remove redis-server redis-tools" in t)
     assert masked < installed < moved < removed
     assert not any("systemctl enable valkey-server" in t or "systemctl start valkey-server" in t for t in texts)
+
+
+def _order(commands, *fragments: str) -> list[int]:
+    texts = [c.text for c in commands if not c.step.startswith("fact ")]
+    return [next(i for i, t in enumerate(texts) if fragment in t) for fragment in fragments]
+
+
+def test_a_groups_replica_moves_as_a_replica_and_its_sentinel_keeps_its_id(recorded):
+    """The replica's turn: the group in sync, the old server stops and the new one syncs from the
+    primary, in sync before the next host; its sentinel takes the old one's id, then the old
+    packages go."""
+    commands = recorded["the replica of a Redis Sentinel group that moves to Valkey"]
+    steps = _order(
+        commands,
+        "systemctl mask valkey-server",
+        "install valkey-server valkey-tools",
+        "group-in-sync --port 6379 --auth acl --primary '10.0.0.1 6379' --replicas 2",
+        "move --from redis --port 6379 --auth acl --new-auth acl --replica",
+        "wait-sync --port 6379 --auth acl --primary '10.0.0.1 6379'",
+        "sentinel-auth",
+        "systemctl stop redis-sentinel && systemctl disable redis-sentinel && systemctl mask redis-sentinel",
+        "systemctl unmask valkey-sentinel",
+        "remove redis-server redis-tools redis-sentinel",
+    )
+    assert steps == sorted(steps)
+    texts = "\n".join(c.text for c in commands)
+    assert "--myid-from /etc/redis/sentinel.conf" in texts
+    assert "handover" not in texts  # only the primary hands its role over
+
+
+def test_a_groups_primary_hands_its_role_over_then_moves_as_the_new_primarys_replica(recorded):
+    commands = recorded["the primary of a Redis Sentinel group that moves to Valkey"]
+    steps = _order(
+        commands,
+        "group-in-sync --port 6379 --auth acl --primary '10.0.0.1 6379' --replicas 2",
+        "handover --port 6379 --auth acl --me '10.0.0.1 6379'",
+        # after the handover its own replica link may be down: the other replica must be in sync
+        "group-in-sync --port 6379 --auth acl --primary '10.0.0.2 6379' --replicas 1",
+        "move --from redis --port 6379 --auth acl --new-auth acl --replica",
+        "wait-sync --port 6379 --auth acl --primary '10.0.0.2 6379'",
+        "systemctl stop redis-sentinel && systemctl disable redis-sentinel && systemctl mask redis-sentinel",
+        "remove redis-server redis-tools redis-sentinel",
+    )
+    assert steps == sorted(steps)

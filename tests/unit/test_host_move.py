@@ -147,3 +147,77 @@ def test_writes_after_the_save_stop_the_move_before_the_old_server_stops(world):
         Client.writes = "0"
     assert world["calls"] == [] and Client.said[-1] == ("CLIENT", "UNPAUSE")
     assert not os.path.exists(os.path.join(move.STAGE_DIR, "dump.rdb")) and not world["candidate"].exists()
+
+
+def test_a_groups_replica_moves_by_starting_the_new_server_on_the_deploys_config(world):
+    """No SAVE, no copy: the new server syncs from the primary, which has the data."""
+    Client.said = []
+    line = move.move_replica("redis", "acl", str(world["candidate"]))
+    new, calls = world["new"], world["calls"]
+    assert line == "valkey-server runs in place of redis-server, as a replica"
+    assert calls == [
+        ("stop", "redis-server"),
+        ("mask", "redis-server"),
+        ("unmask", "valkey-server"),
+        ("enable", "valkey-server"),
+        ("start", "valkey-server"),
+        ("disable", "redis-server"),
+    ]
+    assert open(new.config).read() == "# the deploy's\n" and not os.path.exists(new.config + ".previous")
+    assert Client.said == [("PING",)] and world["checked"]["by"] == []
+
+
+def test_a_groups_replica_whose_new_server_does_not_start_runs_the_old_one_again(world, monkeypatch):
+    calls = world["calls"]
+    monkeypatch.setattr(move, "run_systemctl", lambda *args: calls.append(args) or args != ("start", "valkey-server"))
+    with pytest.raises(StepError, match="Move from redis-server to valkey-server undone: redis-server runs again"):
+        move.move_replica("redis", "acl", str(world["candidate"]))
+    assert open(world["new"].config).read() == "# the package's\n"  # the package's file is back
+    assert calls[-3:] == [("unmask", "redis-server"), ("reset-failed", "redis-server"), ("start", "redis-server")]
+    assert ("mask", "valkey-server") in calls
+
+
+MYID = "0123456789abcdef0123456789abcdef01234567"
+
+
+@pytest.mark.parametrize(
+    "text,found",
+    [
+        (f"port 26379\nsentinel myid {MYID}\nsentinel current-epoch 3\n", MYID),
+        ("port 26379\n", None),
+        ("sentinel myid 0123; rm -rf /\n", None),  # only an id of 40 hex digits passes
+        (f"sentinel myid {MYID.upper()}\n", None),
+    ],
+)
+def test_a_moving_sentinel_takes_the_old_ones_id_and_nothing_else(tmp_path, text, found):
+    conf = tmp_path / "sentinel.conf"
+    conf.write_text(text)
+    assert server.sentinel_myid(str(conf)) == found
+
+
+def test_the_old_sentinels_id_is_not_read_through_a_link_or_a_fifo(tmp_path):
+    """/etc/redis is the redis user's: a link there could point root at any file."""
+    target = tmp_path / "elsewhere.conf"
+    target.write_text(f"sentinel myid {MYID}\n")
+    (tmp_path / "link.conf").symlink_to(target)
+    os.mkfifo(tmp_path / "fifo.conf")
+    assert server.sentinel_myid(str(tmp_path / "link.conf")) is None
+    assert server.sentinel_myid(str(tmp_path / "fifo.conf")) is None  # and it does not block
+    assert server.sentinel_myid(str(tmp_path / "missing.conf")) is None
+
+
+def test_the_new_sentinels_file_gets_the_logins_and_the_old_ones_id(tmp_path, monkeypatch):
+    from smart_redis.host import steps
+
+    monkeypatch.setattr(steps, "read_credentials", lambda: {"REDIS_SENTINEL_PASSWORD": "s3cret"})
+    old = tmp_path / "old-sentinel.conf"
+    old.write_text(f"sentinel myid {MYID}\n")
+    staged = tmp_path / "staged.conf"
+    staged.write_text("port 26379\n")
+    assert steps.main(["--server", "valkey", "sentinel-auth", str(staged), "smart-trade", "--myid-from", str(old)]) == 0
+    assert staged.read_text() == (
+        f"port 26379\nsentinel auth-pass smart-trade s3cret\nsentinel sentinel-pass s3cret\nsentinel myid {MYID}\n"
+    )
+    staged.write_text("port 26379\n")  # a first sentinel: no id to take, Sentinel makes its own
+    assert steps.main(["sentinel-auth", str(staged), "smart-trade"]) == 0
+    assert "myid" not in staged.read_text()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from smart_redis import backports, move, preflight, render, tools, topology
@@ -52,9 +54,12 @@ def test_the_fact_asks_about_the_chosen_server_and_no_file_of_the_other():
     assert script.startswith("echo server=valkey;")
     assert 'echo "redis_version=$(valkey-server --version' in script and "/etc/valkey/valkey.conf" in script
     assert "/var/lib/valkey/dump.rdb" in script
-    assert "/etc/redis/" not in script
-    # Redis only where it is installed: its version and state, for a move (move.py)
-    assert script.count("redis-server --version") == 1 and "command -v redis-server >/dev/null && echo" in script
+    # Redis only where it is installed: its version and state, and a group member's config, for a move (move.py)
+    start = script.index("command -v redis-server")
+    other = script[start : script.index("; }", start) + 3]
+    assert "/etc/redis/" not in script.replace(other, "")
+    assert script.count("redis-server --version") == 1 and other.startswith("command -v redis-server >/dev/null && {")
+    assert "/etc/redis/redis.conf && echo other_ha_member=yes; }" in other
     # both servers' packages: a host that runs the other one is seen
     assert "redis-server" in script.split("dpkg-query", 1)[1].split(";", 1)[0]
 
@@ -239,12 +244,6 @@ def test_a_host_that_runs_the_other_server_moves_when_the_new_one_loads_its_data
             "valkey-server 8.0.1 writes RDB format 11, and redis-server 7.x loads up to 10",
         ),
         (
-            {"redis_server": "valkey"},
-            Moving("12", "redis-server", "7.0.15"),
-            Topology("primary"),
-            "moving a Sentinel group to the other server is not done by this deploy yet",
-        ),
-        (
             {"redis_server": "valkey", "redis_rotate_passwords": True},
             Moving("12", "redis-server", "7.0.15"),
             Topology("standalone"),
@@ -256,6 +255,47 @@ def test_a_move_that_would_not_keep_the_data_is_refused_in_one_line(wanted, fact
     with pytest.raises(preflight.PreflightError) as error:
         move.moving_from(load(wanted), facts, topology)
     assert message in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "wanted,whole_group,message",
+    [
+        ({"redis_server": "valkey"}, False, "with every host of it in the run"),
+        (
+            {"redis_server": "valkey", "redis_tls": "only"},
+            True,
+            'moving a Sentinel group with redis_tls = "only" from redis-server to valkey-server is not built',
+        ),
+        (
+            {"redis_server": "valkey", "redis_rotate_passwords": True},
+            True,
+            "redis_rotate_passwords: not in the run that moves this host",
+        ),
+    ],
+)
+def test_a_group_move_is_refused_in_one_line_where_it_is_not_built(monkeypatch, wanted, whole_group, message):
+    """A Sentinel group moves with every host in the run (the primary hands over to a moved
+    replica), in clear, and without a rotation in the same run."""
+    monkeypatch.setattr(move.run, "all_in_run", lambda groups: whole_group)
+    with pytest.raises(preflight.PreflightError) as error:
+        move.moving_from(load(wanted), Moving("12", "redis-server", "7.0.15"), Topology("primary"))
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_whole_group_in_clear_moves_where_the_format_allows(monkeypatch):
+    monkeypatch.setattr(move.run, "all_in_run", lambda groups: True)
+    said = []
+    monkeypatch.setattr(move, "host", SimpleNamespace(log=lambda line, *_: said.append(line)))
+    moving = move.moving_from(
+        load({"redis_server": "valkey"}), Moving("12", "redis-server", "7.0.15"), Topology("replica")
+    )
+    assert moving == move.Move(REDIS, done=False)
+    assert said == [
+        "Moving from redis-server 7.0.15 to valkey-server: as a replica of the group's primary, the primary last "
+        "after its handover, or redis-server runs again as it was"
+    ]
+    with pytest.raises(preflight.PreflightError, match="writes RDB format 12"):  # Debian 13: Redis 8.0 to Valkey 8.1
+        move.moving_from(load({"redis_server": "valkey"}), Moving("13", "redis-server", "8.0.2"), Topology("replica"))
 
 
 @pytest.mark.parametrize("other_active,other_enabled", [("inactive", "disabled"), ("active", "enabled")])
@@ -279,4 +319,4 @@ def test_the_fact_tells_the_other_servers_version_and_state():
     # a binary that names no version: none, and the move is refused for it (moving_from)
     assert parse([*VALKEY_HOST, "other=redis-server active enabled"]).other_version is None
     script = RedisHost.script(server="valkey")
-    assert "command -v redis-server >/dev/null && echo" in script  # nothing runs where it is not installed
+    assert "command -v redis-server >/dev/null && {" in script  # nothing runs where it is not installed
