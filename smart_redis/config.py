@@ -49,12 +49,16 @@ def owner(server: Server) -> tuple[str, str, str]:
 def validate(server: Server) -> str:
     """The check of a candidate config: the server loads the whole file, then exits because it may
     listen nowhere. A good file prints that line, a bad one its FATAL CONFIG FILE ERROR. Nothing is
-    bound, no data is loaded, and no file is made: the logfile line is commented out (the server
-    opens that file as it reads the line, and root would create it for the server, which then
-    cannot write it), so the config arrives on standard input ("-"), its line numbers kept."""
+    bound, no data is loaded.
+
+    It runs as the server's user, never as root: the file includes one in the server user's own
+    folder (replication-auth.conf), which that user can replace with a `loadmodule` or a `logfile`
+    of root's choosing. The candidate is root's: the shell hands it over on standard input ("-").
+    """
+    program = " ".join(shlex.quote(word) for word in server.unprivileged(server.service, "-"))
     return (
-        f"out=$(sed 's/^logfile /# &/' {{path}} | timeout 20 {server.service} - --port 0 --tls-port 0 --unixsocket '' "
-        "--daemonize no --supervised no --logfile '' --pidfile '' 2>&1); "
+        f"out=$(timeout 20 {program} --port 0 --tls-port 0 --unixsocket '' --daemonize no --supervised no "
+        "--logfile '' --pidfile '' < {path} 2>&1); "
         "case \"$out\" in *'not listen anywhere'*) true ;; "
         "*) printf '%s\\n' \"$out\" | grep -A4 FATAL >&2 || printf '%s\\n' \"$out\" >&2; false ;; esac"
     )
@@ -326,12 +330,12 @@ def _move_member(
                    "--replicas", topology.members - 1)  # fmt: skip
         handover.defer(handover.Deferred(old_port, old_auth, primary, (f"it moves to {new.service}",)))
         return
-    assert replicaof is not None  # a member that is not the primary follows it
+    assert replicaof is not None and topology.address  # a member that is not the primary follows it
     yield from _stage_candidate(settings, content)
-    # The old primary, just handed over, may not be in sync as a replica of another server (a
-    # full sync in the other's format): the others must be.
-    others = topology.members - (2 if after_handover else 1)
-    yield step("group-in-sync", "--port", old_port, "--auth", old_auth, "--primary", primary, "--replicas", others)
+    # The others in sync before this one goes: itself may not be (the old primary, just handed
+    # over, cannot load the new primary's format; a run killed in its move left it stopped).
+    yield step("group-in-sync", "--port", old_port, "--auth", old_auth, "--primary", primary,
+               "--replicas", topology.members - 2, "--besides", topology.address)  # fmt: skip
     host.log(
         f"Moving to {new.service} as a replica of {primary.replace(' ', ':')}: {old.service} stops", logger.warning
     )

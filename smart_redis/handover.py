@@ -44,12 +44,12 @@ def wanted(topology: Topology, primary: str | None, joining: bool, version: str 
         and not joining
         and primary is not None
         and primary.split()[0] == topology.address
-        and _at_least(version, (6, 2))
+        and at_least(version, (6, 2))
         and whole_group
     )
 
 
-def _at_least(version: str | None, wanted: tuple[int, int]) -> bool:
+def at_least(version: str | None, wanted: tuple[int, int]) -> bool:
     try:
         major, minor = (int(part) for part in (version or "").split(".")[:2])
     except ValueError:

@@ -14,6 +14,7 @@ from pyinfra import host, logger
 
 from . import run
 from .facts import HostState
+from .handover import at_least
 from .host.server import SERVERS, Server
 from .install import loads_rdb
 from .operations import no_file_changed
@@ -39,7 +40,7 @@ def moving_from(settings: Settings, facts: HostState, topology: Topology) -> Mov
             return Move(old, done=True)  # a move masked it at its stop: only its packages are left
         return None  # the deploy's server runs; another one installed beside it is the operator's
     if topology.ha:
-        _group_can_move(settings, old, new)
+        _group_can_move(settings, facts, topology, old, new)
     if settings.rotate_passwords:
         # The rotation's host steps would ask the new server's config for the port it runs on.
         raise PreflightError(
@@ -66,13 +67,20 @@ def moving_from(settings: Settings, facts: HostState, topology: Topology) -> Mov
     return Move(old, done=False)
 
 
-def _group_can_move(settings: Settings, old: Server, new: Server) -> None:
+def _group_can_move(settings: Settings, facts: HostState, topology: Topology, old: Server, new: Server) -> None:
     """A Sentinel group moves host by host in one run (config.py: the replicas, the handover, then
     the old primary as a replica): every host of it takes part, and its servers talk in clear."""
     if not run.all_in_run(run.GROUPS):
         raise PreflightError(
             f'redis_server = "{new.name}": a Sentinel group moves from {old.service} to {new.service} with every '
             "host of it in the run (the primary hands its role to a moved replica): run it without --limit"
+        )
+    if not at_least(facts.other_version, (6, 2)) or topology.members < 2:
+        # its primary moves last, as a replica, after handing its role over (CLIENT PAUSE WRITE: 6.2)
+        raise PreflightError(
+            f'redis_server = "{new.name}": a Sentinel group moves to {new.service} through a handover of its '
+            f"primary, which needs {old.service} 6.2 or later (this host runs {facts.other_version or 'an unknown version'}) "
+            "and a replica"
         )
     if settings.tls != "off":
         raise PreflightError(

@@ -99,7 +99,10 @@ def first_config(settings: Settings, topology: Topology, given: Mapping[str, str
         old = replaces.sentinel_service
         yield f"systemctl stop {old} && systemctl disable {old} && systemctl mask {old}"
     yield place(staged, run.server().sentinel_config, run.server().user, run.server().group, "640")
-    yield f"systemctl unmask {run.server().sentinel_service} && systemctl enable {run.server().sentinel_service} && systemctl restart {run.server().sentinel_service}"
+    service = run.server().sentinel_service
+    started = f"systemctl unmask {service} && systemctl enable {service} && systemctl restart {service}"
+    # In place of another sentinel, the next host's goes only once this one answers: a majority stays up.
+    yield f"{started} && {_answers(settings.sentinel_port, tls.sentinel_cli(settings))}" if replaces else started
 
 
 def _cli(port: int, tls: str) -> str:
@@ -217,11 +220,16 @@ def restart_if_needed(port: int, tls: str = ""):
         return
     host.log(f"Restarting {run.server().sentinel_service}: {' and '.join(why)}", logger.warning)
     # The next host's sentinel restarts only once this one answers again: a majority stays up.
+    yield f"systemctl restart {run.server().sentinel_service} && {_answers(port, tls)}"
+
+
+def _answers(port: int, tls: str) -> str:
+    """A command that waits until the local sentinel answers PING, up to 30 s, else fails in one line."""
     ping = f"( {_cli(port, tls)} ping ) 2>/dev/null"
-    yield (
-        f'systemctl restart {run.server().sentinel_service} && i=0; until test "$( {ping} )" = PONG; do i=$((i+1)); '
-        f"if [ $i -ge 30 ]; then echo '{run.server().sentinel_service} does not answer 30 s after its restart' >&2; exit 1; fi; "
-        "sleep 1; done"
+    return (
+        f'i=0; until test "$( {ping} )" = PONG; do i=$((i+1)); '
+        f"if [ $i -ge 30 ]; then echo '{run.server().sentinel_service} does not answer 30 s after its restart' >&2; "
+        "exit 1; fi; sleep 1; done"
     )
 
 
@@ -236,7 +244,9 @@ def configure(settings: Settings, topology: Topology, given: Mapping[str, str], 
         topology=topology,
         given=given,
         replaces=moving.old if moving is not None else None,
-        _serial=topology.group and moving is not None,  # a group that moves keeps a majority of sentinels up
+        # One host after the other: a group that moves keeps a majority of sentinels up. (The same
+        # value on every host: pyinfra shares it; a sentinel that exists already sends nothing here.)
+        _serial=topology.group,
     )
 
 

@@ -127,20 +127,26 @@ def wait_for_sync(port: int, auth: str, primary: str, seconds: float = 120) -> N
         )
 
 
-def online_replicas(info: dict[str, str]) -> int:
-    """Replicas that INFO replication of a primary lists as online."""
-    return sum(
-        1 for key, value in info.items() if key.startswith("slave") and key[5:].isdigit() and "state=online" in value
-    )
+def online_replicas(info: dict[str, str], besides: str | None = None) -> int:
+    """Replicas that INFO replication of a primary lists as online (but the one at `besides`)."""
+    listed = [
+        dict(part.split("=", 1) for part in value.split(",") if "=" in part)
+        for key, value in info.items()
+        if key.startswith("slave") and key[5:].isdigit()
+    ]
+    return sum(1 for fields in listed if fields.get("state") == "online" and fields.get("ip") != besides)
 
 
-def group_in_sync(port: int, auth: str, primary: str, replicas: int, seconds: float = 60) -> None:
-    """Wait until the primary has every replica of the group in sync, else refuse to restart."""
+def group_in_sync(
+    port: int, auth: str, primary: str, replicas: int, seconds: float = 60, besides: str | None = None
+) -> None:
+    """Wait until the primary has every replica of the group in sync (every one at another address
+    than `besides`), else refuse to restart."""
     address, primary_port = primary.split()
     seen = [0]
 
     def whole() -> bool:
-        seen[0] = online_replicas(login(int(primary_port), auth, address=address).info("replication"))
+        seen[0] = online_replicas(login(int(primary_port), auth, address=address).info("replication"), besides)
         return seen[0] >= replicas
 
     if not _poll(seconds, whole):

@@ -95,7 +95,7 @@ def cmd_wait_sync(args) -> None:
 
 
 def cmd_group_in_sync(args) -> None:
-    restart.group_in_sync(args.port, args.auth, args.primary, args.replicas)
+    restart.group_in_sync(args.port, args.auth, args.primary, args.replicas, besides=args.besides)
 
 
 def cmd_handover(args) -> None:
@@ -154,6 +154,7 @@ def parser() -> argparse.ArgumentParser:
     group = add("group-in-sync", cmd_group_in_sync, "wait until the primary has every replica in sync", True)
     group.add_argument("--primary", required=True, metavar="'IP PORT'")
     group.add_argument("--replicas", type=int, required=True)
+    group.add_argument("--besides", metavar="IP", help="count the replicas at other addresses only (this host's)")
     move = add("handover", cmd_handover, "give this primary's role to an in-sync replica through Sentinel", True)
     move.add_argument("--me", required=True, metavar="'IP PORT'", help="this server, as the sentinels name it")
     move.add_argument("--members", nargs="+", required=True, metavar="IP", help="the group's Redis servers")

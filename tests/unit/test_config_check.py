@@ -1,5 +1,5 @@
-"""The check of a candidate config (config.validate), with a stand-in server binary: it reads the
-config the way the real one does, and records what it was given."""
+"""The check of a candidate config (config.validate), with stand-ins for the server binary and for
+setsid/setpriv: they record who was asked to run what, with which input, and then run it."""
 
 from __future__ import annotations
 
@@ -13,20 +13,29 @@ from smart_redis.host.server import REDIS, VALKEY
 
 # Prints what redis-server prints for a file it accepts when told to listen nowhere, after it
 # kept its arguments and its standard input; a "bad" line makes it fail as the real one does.
-STAND_IN = """#!/bin/sh
+SERVER = """#!/bin/sh
 printf '%s\\n' "$@" > "$RECORD.args"
 cat > "$RECORD.stdin"
 if grep -q '^bad' "$RECORD.stdin"; then echo '*** FATAL CONFIG FILE ERROR ***'; echo "at line 3"; exit 1; fi
 echo '# Configured to not listen anywhere, exiting.'
 """
+# setsid --wait PROGRAM...: runs it. setpriv OPTIONS -- PROGRAM...: records the options, runs it.
+SETSID = '#!/bin/sh\ntest "$1" = --wait && shift\nexec "$@"\n'
+SETPRIV = """#!/bin/sh
+: > "$RECORD.setpriv"
+while test "$1" != --; do printf '%s\\n' "$1" >> "$RECORD.setpriv"; shift; done
+shift
+exec "$@"
+"""
 
 
 @pytest.fixture
 def bin_dir(tmp_path):
-    for server in (REDIS, VALKEY):
-        program = tmp_path / "bin" / server.service
+    programs = {server.service: SERVER for server in (REDIS, VALKEY)} | {"setsid": SETSID, "setpriv": SETPRIV}
+    for name, text in programs.items():
+        program = tmp_path / "bin" / name
         program.parent.mkdir(exist_ok=True)
-        program.write_text(STAND_IN)
+        program.write_text(text)
         program.chmod(0o755)
     return tmp_path / "bin"
 
@@ -40,18 +49,26 @@ def check(bin_dir: Path, server, text: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("server", [REDIS, VALKEY], ids=lambda s: s.name)
-def test_the_check_makes_no_log_file_and_keeps_the_line_numbers(bin_dir, server):
-    """The server opens its logfile as it reads that line: run by root, the check would create
-    the file as root, and the server (its own user) could not write its log and would not start."""
-    text = f"port 6379\nlogfile /var/log/{server.name}/{server.service}.log\nmaxmemory 1gb\n"
+def test_the_check_runs_as_the_servers_user_on_the_file_given_as_input(bin_dir, server):
+    """The file includes one in the server user's folder, which that user may replace (with a
+    loadmodule, or a logfile of root's choosing): the server parses it as that user, never as root."""
+    text = f"port 6379\nlogfile /var/log/{server.name}/{server.service}.log\ninclude /etc/{server.name}/x.conf\n"
     assert check(bin_dir, server, text).returncode == 0
     record = bin_dir.parent / "record"
-    given = (record.with_suffix(".stdin")).read_text()
-    assert given == f"port 6379\n# logfile /var/log/{server.name}/{server.service}.log\nmaxmemory 1gb\n"
-    args = (record.with_suffix(".args")).read_text().split("\n")
-    assert args[0] == "-" and "--logfile" in args and "--port" in args  # the config on stdin, nothing bound
+    assert record.with_suffix(".stdin").read_text() == text  # root's file, handed over on stdin
+    args = record.with_suffix(".args").read_text().split("\n")
+    assert args[0] == "-" and "--logfile" in args and "--port" in args  # nothing bound, no log of root's
+    dropped = record.with_suffix(".setpriv").read_text().split()
+    assert f"--reuid={server.user}" in dropped and f"--regid={server.group}" in dropped
+    assert {"--clear-groups", "--no-new-privs", "--reset-env"} <= set(dropped)
 
 
 def test_a_bad_config_fails_the_check_with_the_servers_words(bin_dir):
     result = check(bin_dir, VALKEY, "port 6379\nlogfile /x\nbad directive\n")
     assert result.returncode == 1 and "FATAL CONFIG FILE ERROR" in result.stderr and "at line 3" in result.stderr
+
+
+def test_a_candidate_that_cannot_be_read_fails_the_check(bin_dir):
+    command = config.validate(VALKEY).format(path=bin_dir.parent / "missing.conf")
+    result = subprocess.run(["sh", "-c", command], env={"PATH": f"{bin_dir}:/usr/bin:/bin"}, capture_output=True)
+    assert result.returncode == 1

@@ -622,7 +622,8 @@ def test_a_groups_replica_moves_as_a_replica_and_its_sentinel_keeps_its_id(recor
         commands,
         "systemctl mask valkey-server",
         "install valkey-server valkey-tools",
-        "group-in-sync --port 6379 --auth acl --primary '10.0.0.1 6379' --replicas 2",
+        # the other replica in sync before this one goes (itself need not be: it syncs anew)
+        "group-in-sync --port 6379 --auth acl --primary '10.0.0.1 6379' --replicas 1 --besides 10.0.0.3",
         "move --from redis --port 6379 --auth acl --new-auth acl --replica",
         "wait-sync --port 6379 --auth acl --primary '10.0.0.1 6379'",
         "sentinel-auth",
@@ -643,7 +644,7 @@ def test_a_groups_primary_hands_its_role_over_then_moves_as_the_new_primarys_rep
         "group-in-sync --port 6379 --auth acl --primary '10.0.0.1 6379' --replicas 2",
         "handover --port 6379 --auth acl --me '10.0.0.1 6379'",
         # after the handover its own replica link may be down: the other replica must be in sync
-        "group-in-sync --port 6379 --auth acl --primary '10.0.0.2 6379' --replicas 1",
+        "group-in-sync --port 6379 --auth acl --primary '10.0.0.2 6379' --replicas 1 --besides 10.0.0.1",
         "move --from redis --port 6379 --auth acl --new-auth acl --replica",
         "wait-sync --port 6379 --auth acl --primary '10.0.0.2 6379'",
         "systemctl stop redis-sentinel && systemctl disable redis-sentinel && systemctl mask redis-sentinel",

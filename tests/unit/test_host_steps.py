@@ -184,6 +184,10 @@ def test_online_replicas_counts_only_online_ones():
         "slave_read_repl_offset": "1",
     }
     assert restart.online_replicas(info) == 1
+    # a member that moves: only the others count (10.0.0.3 is not 10.0.0.33)
+    info["slave1"] = "ip=10.0.0.33,port=6379,state=online,offset=1,lag=0"
+    assert restart.online_replicas(info, besides="10.0.0.3") == 1
+    assert restart.online_replicas(info, besides="10.0.0.33") == 1 and restart.online_replicas(info) == 2
 
 
 def test_failure_reason_keeps_the_last_matching_lines_without_prefix():

@@ -258,27 +258,36 @@ def test_a_move_that_would_not_keep_the_data_is_refused_in_one_line(wanted, fact
 
 
 @pytest.mark.parametrize(
-    "wanted,whole_group,message",
+    "wanted,whole_group,version,members,message",
     [
-        ({"redis_server": "valkey"}, False, "with every host of it in the run"),
+        ({"redis_server": "valkey"}, False, "7.0.15", 3, "with every host of it in the run"),
         (
             {"redis_server": "valkey", "redis_tls": "only"},
             True,
+            "7.0.15",
+            3,
             'moving a Sentinel group with redis_tls = "only" from redis-server to valkey-server is not built',
         ),
         (
             {"redis_server": "valkey", "redis_rotate_passwords": True},
             True,
+            "7.0.15",
+            3,
             "redis_rotate_passwords: not in the run that moves this host",
         ),
+        # the primary hands its role over first: CLIENT PAUSE WRITE (6.2), and a replica to take it
+        ({"redis_server": "valkey"}, True, "6.0.16", 3, "needs redis-server 6.2 or later (this host runs 6.0.16)"),
+        ({"redis_server": "valkey"}, True, "7.0.15", 1, "through a handover of its primary"),
     ],
 )
-def test_a_group_move_is_refused_in_one_line_where_it_is_not_built(monkeypatch, wanted, whole_group, message):
+def test_a_group_move_is_refused_in_one_line_where_it_is_not_built(
+    monkeypatch, wanted, whole_group, version, members, message
+):
     """A Sentinel group moves with every host in the run (the primary hands over to a moved
     replica), in clear, and without a rotation in the same run."""
     monkeypatch.setattr(move.run, "all_in_run", lambda groups: whole_group)
     with pytest.raises(preflight.PreflightError) as error:
-        move.moving_from(load(wanted), Moving("12", "redis-server", "7.0.15"), Topology("primary"))
+        move.moving_from(load(wanted), Moving("12", "redis-server", version), Topology("primary", members=members))
     assert message in str(error.value) and "\n" not in str(error.value)
 
 
@@ -287,7 +296,7 @@ def test_a_whole_group_in_clear_moves_where_the_format_allows(monkeypatch):
     said = []
     monkeypatch.setattr(move, "host", SimpleNamespace(log=lambda line, *_: said.append(line)))
     moving = move.moving_from(
-        load({"redis_server": "valkey"}), Moving("12", "redis-server", "7.0.15"), Topology("replica")
+        load({"redis_server": "valkey"}), Moving("12", "redis-server", "7.0.15"), Topology("replica", members=3)
     )
     assert moving == move.Move(REDIS, done=False)
     assert said == [
@@ -295,7 +304,9 @@ def test_a_whole_group_in_clear_moves_where_the_format_allows(monkeypatch):
         "after its handover, or redis-server runs again as it was"
     ]
     with pytest.raises(preflight.PreflightError, match="writes RDB format 12"):  # Debian 13: Redis 8.0 to Valkey 8.1
-        move.moving_from(load({"redis_server": "valkey"}), Moving("13", "redis-server", "8.0.2"), Topology("replica"))
+        move.moving_from(
+            load({"redis_server": "valkey"}), Moving("13", "redis-server", "8.0.2"), Topology("replica", members=3)
+        )
 
 
 @pytest.mark.parametrize("other_active,other_enabled", [("inactive", "disabled"), ("active", "enabled")])
