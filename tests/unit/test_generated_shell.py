@@ -312,6 +312,40 @@ def scenarios(tmp_path: Path) -> list[Scenario]:
             for role, name in (("primary", "db1"), ("replica", "db3"))
         ),
         Scenario(
+            "a replica of a Redis Sentinel group whose move to Valkey was killed after its old server stopped",
+            host(
+                server=VALKEY,
+                installed_packages=(
+                    *REDIS.packages,
+                    *VALKEY.packages,
+                    *TOOL_PACKAGES,
+                    EXPORTER_PACKAGE,
+                    REDIS.sentinel_service,
+                    VALKEY.sentinel_service,
+                ),
+                redis_version="8.0.1",
+                other_version="7.0.15",
+                other_active="inactive",
+                other_enabled="masked",
+                other_ha_member=True,
+                enabled="masked",
+                active="inactive",
+                units={"valkey-sentinel": ("masked", "inactive")},
+                secret_hashes=member_hashes,
+            ),
+            {
+                **COMMON,
+                "RedisLive": None,
+                "AptSources": ["deb http://mirror.example/debian bookworm main"],
+                "SentinelPrimary": ["10.0.0.1 6379"] * 3,
+                "SentinelMaster": None,
+            },
+            data={"redis_server": "valkey", "redis_bind": "0.0.0.0", **addresses["db2"]},
+            groups=group,
+            host_data={other: {**values, "redis_server": "valkey"} for other, values in addresses.items()},
+            host_name="db2",
+        ),
+        Scenario(
             "fetching snapshots to this machine",
             host(),
             {"Snapshots": [(snapshot.name, "a" * 64), (snapshot.name + ".counts.json", "b" * 64)]},
@@ -649,5 +683,20 @@ def test_a_groups_primary_hands_its_role_over_then_moves_as_the_new_primarys_rep
         "wait-sync --port 6379 --auth acl --primary '10.0.0.2 6379'",
         "systemctl stop redis-sentinel && systemctl disable redis-sentinel && systemctl mask redis-sentinel",
         "remove redis-server redis-tools redis-sentinel",
+    )
+    assert steps == sorted(steps)
+
+
+def test_a_replicas_move_killed_after_its_old_server_stopped_moves_again_as_a_replica(recorded):
+    """Neither server runs: the next run moves it as a replica (no SAVE of a stopped server), once
+    the other replica is in sync, as the first run would have."""
+    commands = recorded[
+        "a replica of a Redis Sentinel group whose move to Valkey was killed after its old server stopped"
+    ]
+    steps = _order(
+        commands,
+        "group-in-sync --port 6379 --auth acl --primary '10.0.0.1 6379' --replicas 1 --besides 10.0.0.2",
+        "move --from redis --port 6379 --auth acl --new-auth acl --replica",
+        "wait-sync --port 6379 --auth acl --primary '10.0.0.1 6379'",
     )
     assert steps == sorted(steps)
