@@ -10,7 +10,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import deploy, fingerprint, infra_checks, redis, sh, sh_input
+from conftest import deploy, fingerprint, infra_checks, put, redis, sh, sh_input
 
 from smart_redis.constants import PATHS
 
@@ -108,6 +108,28 @@ def test_given_passwords_replace_generated_ones_without_leaking(server):
         assert password not in processes
     again = deploy(target, json_output=True, env={**os.environ, **GIVEN})
     assert again.rc == 0 and again.changed == 0, again.output
+
+
+def test_the_config_check_runs_as_the_servers_user(server):
+    """The deploy checks a new redis.conf by running the server on it (it loads the file, then
+    exits, listening nowhere). A file it includes may be the redis user's to replace (a module
+    to load, a log of root's choosing): never root. The server found first in the check's PATH
+    records who runs it; systemd starts the real one by its full path."""
+    name, target = server["name"], server["target"]
+    wrapper = (
+        '#!/bin/sh\ncase " $* " in *" --port 0 "*) id -un >> /tmp/config-check/users ;; esac\n'
+        'exec /usr/bin/redis-server "$@"\n'
+    )
+    sh(name, "mkdir -m 1777 -p /tmp/config-check && rm -f /tmp/config-check/users")
+    put(name, "/usr/local/bin/redis-server", wrapper)
+    sh(name, "chmod 755 /usr/local/bin/redis-server")
+    try:
+        changed = deploy(target, data={"redis_maxmemory": "600mb"})
+        back = deploy(target)
+    finally:
+        sh(name, "rm -f /usr/local/bin/redis-server")
+    assert changed.rc == 0 and back.rc == 0, changed.output + back.output
+    assert sh(name, "cat /tmp/config-check/users").stdout.split() == ["redis", "redis"]
 
 
 def test_no_file_readable_by_others_holds_a_password(server):
