@@ -1,9 +1,9 @@
-"""testinfra's docker:// backend over the engine's API (testbed.exec_bytes), for the test harness.
+"""testinfra's docker:// backend over testbed.exec_bytes, for the test harness.
 
 The integration tests run the operator's host checks (tests/infra) about a dozen times, each with
 about ninety commands; testinfra's own docker backend starts a shell and a docker CLI for each.
-This one makes the same exec in the engine without them. Loaded only by the harness
-(`pytest -p engine_backend`, tests/ on the path): an operator's `pytest tests/infra
+This one sends them to a shell session in the container (testbed._Session) without them. Loaded
+only by the harness (`pytest -p engine_backend`, tests/ on the path): an operator's `pytest tests/infra
 --hosts=docker://...` runs testinfra as it is.
 """
 

@@ -250,7 +250,7 @@ def deploy(
 
 def infra_checks(target: str, *args: str) -> subprocess.CompletedProcess:
     """Run the operator's host checks (tests/infra) against a target; a docker:// target's
-    commands go through the engine's API (tests/engine_backend.py), as the tests' own do."""
+    commands go through testbed.exec_in (tests/engine_backend.py), as the tests' own do."""
     return subprocess.run(
         [PYTEST, "-q", "-p", "no:cacheprovider", "-p", "engine_backend", "tests/infra", f"--hosts={target}", *args],
         cwd=ROOT,
@@ -273,7 +273,7 @@ APT_INSTALL = (
 
 
 def sh(container: str, command: str, check: bool = True) -> subprocess.CompletedProcess:
-    """sh -c COMMAND in the container (docker exec, through the engine's API)."""
+    """sh -c COMMAND in the container (testbed.exec_in: the test thread's shell session there)."""
     result = testbed.exec_in(container, ["sh", "-c", command])
     if check:
         result.check_returncode()
@@ -326,6 +326,37 @@ def wait_for(what: str, check, timeout: float, interval: float = 1):
             return last
         time.sleep(interval)
     pytest.fail(f"{what}: not within {timeout:.0f} s (last: {last!r})")
+
+
+# How long the sentinels may take to promote a replica with the deploy's defaults: the primary is
+# down after redis_sentinel_down_after_ms (5 s); a vote the sentinels split is tried again only
+# after twice redis_sentinel_failover_timeout_ms (2 x 30 s, Sentinel's own rule). A shorter wait
+# would fail on Sentinel's documented retry, not on the deploy; how long it took is printed.
+FAILOVER_WITHIN = 5 + 2 * 30 + 25
+
+
+def promoted(lost: str, says, survivors: list[str], server: Server = REDIS) -> tuple[str, float]:
+    """Wait until the sentinel of survivors[0] names a primary other than `lost` (an address;
+    says(container) is what that container's sentinel names); returns (the new primary, seconds).
+    When it took longer than one election, the sentinels' log says why."""
+    started = time.monotonic()
+    new = wait_for(
+        "a replica promoted",
+        lambda: says(survivors[0]) not in ("", lost) and says(survivors[0]),
+        FAILOVER_WITHIN,
+        interval=0.5,
+    )
+    took = time.monotonic() - started
+    if took > 20:
+        for name in survivors:
+            events = sh(
+                name,
+                f"grep -E 'try-failover|elected-leader|failover-abort|failover-end|switch-master' "
+                f"{server.sentinel_logfile} | tail -n 8",
+                check=False,
+            ).stdout
+            print(f"{name}: the failover took {took:.1f} s; its sentinel's log:\n{events}")
+    return new, took
 
 
 RECEIVED = "/var/tmp/received.jsonl"

@@ -226,9 +226,12 @@ def stored_credentials(container: str) -> dict[str, str]:
 
 
 def logs_in(ip: str, port: int, user: str, password: str) -> bool:
-    """The login is accepted (whether the user may PING there or not)."""
+    """The login is accepted (whether the user may PING there or not). Asked once: redis-py
+    retries a refused login as a connection error, with a backoff of seconds."""
     try:
-        return bool(Redis(ip, port, username=user, password=password, socket_timeout=3).ping())
+        return bool(
+            Redis(ip, port, username=user, password=password, socket_timeout=3, retry=Retry(NoBackoff(), 0)).ping()
+        )
     except AuthenticationError:
         return False
     except NoPermissionError:

@@ -17,6 +17,7 @@ from conftest import (
     GROUP_ECOSYSTEM,
     deploy,
     infra_checks,
+    promoted,
     received,
     redis,
     sh,
@@ -191,13 +192,12 @@ def test_failover_story(cluster):
         30,
     )
 
-    # --- Lose the primary: a replica is promoted (the bound: 15 s).
+    # --- Lose the primary: a replica is promoted. How long it took is printed (usually 6-10 s): a
+    # vote that the sentinels split waits for Sentinel's own retry (FAILOVER_WITHIN).
     subprocess.run(["docker", "stop", "-t", "5", a], check=True, capture_output=True)
     stopped = time.monotonic()
-    new_ip = wait_for(
-        "a replica promoted", lambda: (sentinel_says(b) not in ("", ip_a)) and sentinel_says(b), 15, interval=0.5
-    )
-    print(f"failover: {time.monotonic() - stopped:.1f} s after the primary stopped")
+    new_ip, took = promoted(ip_a, sentinel_says, [b, c])
+    print(f"failover: {took:.1f} s after the primary stopped")
     new = {ip_b: b, ip_c: c}[new_ip]
     other = c if new == b else b
     # Sentinel rewrites sentinel.conf after the failover; the new primary's alert run then says so.

@@ -12,10 +12,9 @@ from __future__ import annotations
 import json
 import shlex
 import subprocess
-import time
 
 import pytest
-from conftest import GROUP_ECOSYSTEM, deploy, fingerprint, group_inventory, sh, three_hosts, wait_for
+from conftest import GROUP_ECOSYSTEM, deploy, fingerprint, group_inventory, promoted, sh, three_hosts, wait_for
 
 from smart_redis import certs
 from smart_redis.constants import PATHS
@@ -190,11 +189,8 @@ def test_a_tls_group_replicates_renews_and_fails_over(group):
 
     # --- Lose the primary: the sentinels promote a replica over TLS.
     subprocess.run(["docker", "stop", "-t", "5", a], check=True, capture_output=True)
-    stopped = time.monotonic()
-    new_ip = wait_for(
-        "a replica promoted", lambda: (sentinel_says(b) not in ("", ip_a)) and sentinel_says(b), 30, interval=0.5
-    )
-    print(f"failover over TLS: {time.monotonic() - stopped:.1f} s after the primary stopped")
+    new_ip, took = promoted(ip_a, sentinel_says, [b, c])
+    print(f"failover over TLS: {took:.1f} s after the primary stopped")
     new = {ip_b: b, ip_c: c}[new_ip]
     wait_for("a write on the new primary", lambda: ask(new, "set after:failover 1", role="APP") == "OK", 30)
     assert ask(new, "get quote:EURUSD") == "1.0841"

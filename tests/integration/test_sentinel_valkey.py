@@ -18,7 +18,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import deploy, group_inventory, redis, sh, three_hosts, wait_for
+from conftest import deploy, group_inventory, promoted, redis, sh, three_hosts, wait_for
 from redis import Redis
 from test_handover import Writer
 
@@ -179,19 +179,13 @@ def test_a_redis_group_moves_to_valkey_under_writes_then_hands_over_fails_over_a
     lost = names[addresses.index(new)]
     others = [n for n in names if n != lost]
     subprocess.run(["docker", "stop", "-t", "5", lost], check=True, capture_output=True)
-    stopped = time.monotonic()
-    promoted = wait_for(
-        "a replica promoted",
-        lambda: sentinel_names(others[0]) not in ("", new) and sentinel_names(others[0]),
-        15,
-        interval=0.5,
-    )
-    print(f"Valkey group failover: {time.monotonic() - stopped:.1f} s after the primary stopped")
+    now_primary, took = promoted(new, sentinel_names, others, VALKEY)
+    print(f"Valkey group failover: {took:.1f} s after the primary stopped")
     subprocess.run(["docker", "start", lost], check=True, capture_output=True)
     wait_for(
         "the old primary rejoined as a replica",
         lambda: (
-            replication(lost).get("master_host") == promoted and replication(lost).get("master_link_status") == "up"
+            replication(lost).get("master_host") == now_primary and replication(lost).get("master_link_status") == "up"
         ),
         90,
     )
@@ -200,7 +194,7 @@ def test_a_redis_group_moves_to_valkey_under_writes_then_hands_over_fails_over_a
     # the host as a member, and puts its own file back, the password only in the root-owned include.
     rerun = run_deploy(group, data={"redis_databases": 17})
     assert rerun.rc == 0, rerun.failure
-    assert f"replicaof {promoted} 6379" in sh(lost, f"cat {VALKEY.config}").stdout
+    assert f"replicaof {now_primary} 6379" in sh(lost, f"cat {VALKEY.config}").stdout
     for name in names:
         assert "primaryauth" not in sh(name, f"cat {VALKEY.config}").stdout, name
     settled = run_deploy(group, data={"redis_databases": 17}, json_output=True)
