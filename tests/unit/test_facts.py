@@ -12,8 +12,7 @@ os_version=12
 os_codename=bookworm
 systemd=yes
 container=docker
-redis_version=
-packages=
+packages=redis-server:not-installed: redis-tools:not-installed:
 u.ExecMainStartTimestamp=
 u.Id=redis-server.service
 u.ActiveState=inactive
@@ -31,8 +30,7 @@ os_version=24.04
 os_codename=noble
 systemd=yes
 container=none
-redis_version=7.0.15
-packages=redis-server:installed redis-tools:config-files python3:installed sudo:installed
+packages=redis-server:installed:5:7.0.15-1~deb12u7 redis-tools:config-files:5:7.0.15-1~deb12u7 python3:installed:3.12.3-0ubuntu1 sudo:installed:1.9.15p5-3ubuntu5
 groups=root daemon redis redis-operators
 u.ExecMainStartTimestamp=@1796461445
 u.Id=redis-server.service
@@ -65,6 +63,27 @@ def test_converged_server():
     assert state.files["/etc/redis/redis.conf"] == FileState("redis", "redis", "640", "ab" * 32)
     assert (state.enabled, state.active) == ("enabled", "active")
     assert "redis-operators" in state.groups
+
+
+@pytest.mark.parametrize(
+    "packages, version",
+    [
+        ("redis-server:installed:5:7.0.15-1~deb12u7", "7.0.15"),  # Debian 12
+        ("redis-server:installed:6:7.4.2-1rl1~bookworm1", "7.4.2"),  # Redis's own repository
+        ("redis-server:half-configured:5:7.0.15-1~deb12u7", "7.0.15"),  # an install that stopped: its files are there
+        ("redis-server:config-files:5:7.0.15-1~deb12u7", None),  # removed: no binary
+        ("redis-server:not-installed: valkey-server:installed:8.0.2+dfsg1-1~bpo12+1", None),  # the other server's
+        ("redis-tools:installed:5:7.0.15-1~deb12u7", None),
+        ("redis-server:installed:", None),
+    ],
+)
+def test_the_servers_version_is_its_packages_upstream_version(packages, version):
+    assert parse(["server=redis", f"packages={packages}"]).redis_version == version
+
+
+def test_a_valkey_hosts_version_is_valkeys():
+    state = parse(["server=valkey", "packages=redis-server:installed:5:7.0.15-1 valkey-server:installed:8.1.1+dfsg1-2"])
+    assert state.redis_version == "8.1.1" and state.redis_major == 8
 
 
 def test_the_fact_script_names_the_local_groups_of_the_host():
@@ -193,6 +212,53 @@ def test_host_fact_script_sanitises_user_names(tmp_path):
 
 
 # --- the exporter: its own login only, restarted on what runs (items 7 and 20) ---
+
+
+@pytest.mark.parametrize("last", [True, False])
+def test_the_running_exporter_is_read_from_its_block_of_the_units_answer(tmp_path, last):
+    """The exporter's main PID and start come from the one `systemctl show` for every unit
+    (here a stand-in that answers as systemd does, the exporter's block last without its empty
+    line, or in the middle): the password in that process's environment is hashed, and a file
+    written after its start makes it stale."""
+    import hashlib
+    import os
+    import shutil
+    import subprocess
+    import time
+
+    from smart_redis import facts
+    from smart_redis.constants import EXPORTER_SERVICE
+
+    exporter = subprocess.Popen(["sleep", "60"], env={"PATH": os.environ["PATH"], "REDIS_PASSWORD": "s3cret"})
+    try:
+        started = int(time.time()) - 100
+        blocks = [
+            f"ExecMainStartTimestamp=@{started}\nId={EXPORTER_SERVICE}.service\nMainPID={exporter.pid}\n",
+            "ExecMainStartTimestamp=\nId=redis-backup.timer\nMainPID=0\n",
+        ]
+        answer = "\n".join(blocks[::-1] if last else blocks).rstrip("\n")
+        bin_dir = tmp_path / "bin"
+        bin_dir.mkdir()
+        (bin_dir / "systemctl").write_text(f"#!/bin/sh\ncat <<'EOF'\n{answer}\nEOF\n")
+        (bin_dir / "systemctl").chmod(0o755)
+        env_file = tmp_path / "exporter.env"
+        env_file.write_text("REDIS_USER=metrics\n")
+        script = facts._script().replace(facts.PATHS.exporter_env, str(env_file))
+        path = f"{bin_dir}:{os.environ['PATH']}"
+
+        def answer_of() -> facts.HostState:
+            done = subprocess.run(
+                [shutil.which("dash") or "sh", "-c", script], capture_output=True, text=True, env={"PATH": path}
+            )
+            return parse(done.stdout.splitlines())
+
+        state = answer_of()
+        assert state.exporter_auth == hashlib.sha256(b"s3cret").hexdigest() and state.exporter_stale
+        os.utime(env_file, (started - 10, started - 10))
+        assert not answer_of().exporter_stale
+    finally:
+        exporter.kill()
+        exporter.wait()
 
 
 def _exporter_host(**kwargs):

@@ -61,15 +61,37 @@ def test_install_makes_pyinfras_operations_use_it(monkeypatch):
     assert operation.get_operation_order_from_stack is planning.operation_order
 
 
+def test_the_global_arguments_are_pyinfras_derived_once(monkeypatch):
+    from pyinfra.api import arguments
+
+    theirs = planning._pyinfra_global_arguments()
+    assert planning.global_arguments() == theirs and len(theirs) > 10
+    monkeypatch.setattr(arguments, "all_global_arguments", planning._pyinfra_global_arguments)
+    planning.install()
+    assert arguments.all_global_arguments is planning.global_arguments
+    # what pyinfra does with them: an operation's global arguments, from its kwargs and defaults
+    host = SimpleNamespace(current_deploy_kwargs=None, data=SimpleNamespace())
+    state = SimpleNamespace(config=pyinfra.api.Config())
+    popped, found = arguments.pop_global_arguments(state, host, {"_sudo": True, "path": "/x"})
+    assert popped["_sudo"] is True and found == ["_sudo"] and set(popped) == {name for name, _ in theirs}
+
+
 def test_install_leaves_a_pyinfra_it_does_not_know_alone(monkeypatch):
     operation = sys.modules["pyinfra.api.operation"]
 
     def elsewhere(state):
         return []
 
+    def other_arguments():
+        return []
+
+    from pyinfra.api import arguments
+
     monkeypatch.setattr(operation, "get_operation_order_from_stack", elsewhere)
+    monkeypatch.setattr(arguments, "all_global_arguments", other_arguments)
     planning.install()
     assert operation.get_operation_order_from_stack is elsewhere
+    assert arguments.all_global_arguments is other_arguments
 
 
 def test_the_deploy_installs_it_when_imported():

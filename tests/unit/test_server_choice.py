@@ -52,7 +52,11 @@ def test_valkey_is_what_debian_packages():
 def test_the_fact_asks_about_the_chosen_server_and_no_file_of_the_other():
     script = RedisHost.script(server="valkey")
     assert script.startswith("echo server=valkey;")
-    assert 'echo "redis_version=$(valkey-server --version' in script and "/etc/valkey/valkey.conf" in script
+    assert (
+        "systemctl show" in script
+        and " valkey-server valkey-sentinel " in script
+        and "/etc/valkey/valkey.conf" in script
+    )
     assert "/var/lib/valkey/dump.rdb" in script
     # Redis only where it is installed: its version and state, and a group member's config, for a move (move.py)
     start = script.index("command -v redis-server")
