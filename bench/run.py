@@ -10,6 +10,7 @@ import json
 import os
 import platform
 import re
+import resource
 import secrets
 import shutil
 import statistics
@@ -65,6 +66,7 @@ def deploy_to(hosts: str, *args: str, run: tuple[str, ...] = ("deploy.py", *DATA
     inventory = ROOT / ".cache" / f"bench-inventory-{RUN}.py"
     inventory.parent.mkdir(exist_ok=True)
     inventory.write_text(hosts)
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     process = subprocess.Popen(
         [PYINFRA, "-y", *args, str(inventory), *run],
@@ -78,6 +80,8 @@ def deploy_to(hosts: str, *args: str, run: tuple[str, ...] = ("deploy.py", *DATA
     elapsed = time.monotonic() - started
     if process.wait() != 0:
         raise SystemExit("deploy failed:\n" + "".join(line for _, line in lines[-40:]))
+    done = resource.getrusage(resource.RUSAGE_CHILDREN)
+    controller_cpu.append(done.ru_utime - used.ru_utime + done.ru_stime - used.ru_stime)
     bench_output[" ".join(args)] = "".join(line for _, line in lines)
     last_run.clear()
     last_run.extend(lines + [(elapsed, "--> Starting operation: (end)")])
@@ -85,6 +89,9 @@ def deploy_to(hosts: str, *args: str, run: tuple[str, ...] = ("deploy.py", *DATA
 
 
 bench_output: dict[str, str] = {}
+# CPU seconds of each run's controller: pyinfra and what it waited for on this side (the docker
+# CLI for docker hosts; over SSH, pyinfra alone). The hosts' own work is not in it.
+controller_cpu: list[float] = []
 last_run: list[tuple[float, str]] = []  # (seconds since the start, line) of the last deploy's output
 STARTING = "--> Starting operation: "
 
@@ -144,7 +151,16 @@ def provisioning() -> dict:
     scaling = {}
     for count in (1, 4, 8):
         hosts = containers(f"n{count}-", count)
-        scaling[count] = {"cold": deploy(hosts), "noop": deploy(hosts), "pyinfra": pyinfra_alone(inventory(hosts))}
+        cold_run = deploy(hosts)
+        controller_cpu.clear()
+        noop_run = statistics.median(deploy(hosts) for _ in range(REPS))  # as pyinfra alone: one run is noise
+        cpu = statistics.median(controller_cpu)
+        scaling[count] = {
+            "cold": cold_run,
+            "noop": noop_run,
+            "noop_cpu": cpu,
+            "pyinfra": pyinfra_alone(inventory(hosts)),
+        }
         drop(hosts)
     return {
         "cold": summary(cold),
@@ -171,7 +187,7 @@ SSH_SETUP = (
 def over_ssh(count: int = 8) -> dict:
     """The operators' transport: `count` hosts reached over SSH as a user with sudo (sshd published
     on 127.0.0.1), where no container engine serialises the commands as `docker exec` does.
-    Cold run of all, then no-op runs of one host and of all (medians)."""
+    Cold run of all, then no-op runs of all and of one host, taking turns (medians)."""
     names = [f"smart-redis-test-{RUN}-ssh{i}" for i in range(count)]
     work = Path(tempfile.mkdtemp(prefix="bench-ssh-"))
     try:
@@ -202,13 +218,24 @@ def over_ssh(count: int = 8) -> dict:
         ]
         everyone, one = f"hosts = {hosts!r}\n", f"hosts = {hosts[:1]!r}\n"
         cold = deploy_to(everyone)
-        noop_all = [deploy_to(everyone) for _ in range(REPS)]
-        noop_one = [deploy_to(one) for _ in range(REPS)]
+        # One after the other, so that a busy minute of the machine weighs on both sides alike.
+        noop_all, noop_one, cpu_all, cpu_one = [], [], [], []
+        for _ in range(REPS):
+            for hosts_text, times, cpus in ((everyone, noop_all, cpu_all), (one, noop_one, cpu_one)):
+                times.append(deploy_to(hosts_text))
+                cpus.append(controller_cpu[-1])
         alone = {"all": pyinfra_alone(everyone), "one": pyinfra_alone(one)}
     finally:
         drop(names)
         shutil.rmtree(work, ignore_errors=True)
-    return {"hosts": count, "cold": cold, "noop": summary(noop_all), "noop_one": summary(noop_one), "pyinfra": alone}
+    return {
+        "hosts": count,
+        "cold": cold,
+        "noop": summary(noop_all),
+        "noop_one": summary(noop_one),
+        "pyinfra": alone,
+        "controller_cpu": {"all": statistics.median(cpu_all), "one": statistics.median(cpu_one)},
+    }
 
 
 PERCENTILE = re.compile(r"^\s*([\d.]+)% <= ([\d.]+) milliseconds")
@@ -330,13 +357,15 @@ def verdicts(p: dict, lat: dict) -> list[tuple[str, str, bool]]:
         (
             "8 hosts no-op <= 1.5x 1 host no-op",
             f"{p['hosts'][8]['noop']:.1f} s vs {p['hosts'][1]['noop']:.1f} s = {p['hosts'][8]['noop'] / p['hosts'][1]['noop']:.2f}x "
-            f"(pyinfra alone: {p['hosts'][8]['pyinfra'] / p['hosts'][1]['pyinfra']:.2f}x)",
+            f"(pyinfra alone: {p['hosts'][8]['pyinfra'] / p['hosts'][1]['pyinfra']:.2f}x; "
+            f"the controller's CPU: {p['hosts'][8]['noop_cpu'] / p['hosts'][1]['noop_cpu']:.2f}x)",
             p["hosts"][8]["noop"] <= 1.5 * p["hosts"][1]["noop"],
         ),
         (
             f"{p['ssh']['hosts']} hosts no-op <= 1.5x 1 host no-op, over SSH",
             f"{ssh_all:.1f} s vs {ssh_one:.1f} s = {ssh_all / ssh_one:.2f}x "
-            f"(pyinfra alone: {p['ssh']['pyinfra']['all'] / p['ssh']['pyinfra']['one']:.2f}x)",
+            f"(pyinfra alone: {p['ssh']['pyinfra']['all'] / p['ssh']['pyinfra']['one']:.2f}x; "
+            f"the controller's CPU: {p['ssh']['controller_cpu']['all'] / p['ssh']['controller_cpu']['one']:.2f}x)",
             ssh_all <= 1.5 * ssh_one,
         ),
     ]
@@ -386,10 +415,14 @@ def report(p: dict, lat: dict) -> str:
     lines += [f"| {name} | {sec:.2f} |" for name, sec in sorted(p["cold_steps"].items(), key=lambda kv: -kv[1])]
     lines += [
         "",
-        "| hosts in one run | cold | no-op | pyinfra alone: `pyinfra exec -- true` |",
-        "| --- | --- | --- | --- |",
+        f"| hosts in one run | cold | no-op (median of {REPS}) | the no-op's controller CPU | pyinfra alone: "
+        f"`pyinfra exec -- true` (median of {REPS}) |",
+        "| --- | --- | --- | --- | --- |",
     ]
-    lines += [f"| {n} | {v['cold']:.1f} s | {v['noop']:.1f} s | {v['pyinfra']:.1f} s |" for n, v in p["hosts"].items()]
+    lines += [
+        f"| {n} | {v['cold']:.1f} s | {v['noop']:.1f} s | {v['noop_cpu']:.2f} s | {v['pyinfra']:.1f} s |"
+        for n, v in p["hosts"].items()
+    ]
     ssh = p["ssh"]
     lines += [
         "",
@@ -398,7 +431,10 @@ def report(p: dict, lat: dict) -> str:
         f"host {ssh['noop_one']['median']:.1f} s, of all {ssh['hosts']} {ssh['noop']['median']:.1f} s "
         f"(medians of {REPS}; all {ssh['hosts']}: {ssh['noop']['min']:.1f}-{ssh['noop']['max']:.1f} s); "
         f"pyinfra alone (`pyinfra exec -- true`): one host {ssh['pyinfra']['one']:.1f} s, all {ssh['hosts']} "
-        f"{ssh['pyinfra']['all']:.1f} s.",
+        f"{ssh['pyinfra']['all']:.1f} s. The controller's own CPU in the no-op runs (pyinfra's process, "
+        f"medians): one host {ssh['controller_cpu']['one']:.2f} s, all {ssh['hosts']} "
+        f"{ssh['controller_cpu']['all']:.2f} s ({ssh['controller_cpu']['all'] / ssh['controller_cpu']['one']:.2f}x); "
+        "the rest of the wall time is the hosts' own work, which here shares the controller's cores.",
         "",
         (ROOT / "bench" / "history.md").read_text().rstrip("\n"),
         "",
