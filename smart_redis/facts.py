@@ -196,7 +196,7 @@ def _units_answer(server: Server) -> str:
         f"{' '.join(units(server))} 2>/dev/null | {{ id=; pid=; start=; xpid=; xstart=; "
         'while IFS= read -r l || test -n "$l"; do printf \'u.%s\\n\' "$l"; case $l in '
         "Id=*) id=${l#Id=};; MainPID=*) pid=${l#MainPID=};; ExecMainStartTimestamp=*) start=${l#ExecMainStartTimestamp=};; "
-        f"'') {keep}; id=;; esac; done; {keep}; {_EXPORTER_RUNNING}; }}"
+        f"'') {keep}; id=; pid=; start=;; esac; done; {keep}; {_EXPORTER_RUNNING}; }}"
     )
 
 

@@ -248,19 +248,21 @@ def _exec_once(
 # as the exec would (`sh FILE` with the argv quoted; stdin from the input or empty). An exec costs
 # the engine, containerd and runc about 40 ms of CPU; make test asks the containers about 2800
 # questions of its own. Each command's files are new: a process that it leaves running keeps
-# writing to a file nobody reads.
+# reading and writing files nobody else uses. A request ends with a line `end`: one cut short (the
+# test process killed or timed out while sending) ends the shell instead of running a part of it.
 _SESSION_SCRIPT = """
 d=$(mktemp -d /dev/shm/.smart-redis-test.XXXXXX) || exit 1
 trap 'rm -rf "$d"' EXIT
+echo ready
 n=0
 while IFS=' ' read -r clen ilen; do
   n=$((n + 1))
-  head -c "$clen" > "$d/cmd" && head -c "$ilen" > "$d/in" || exit 1
-  sh "$d/cmd" < "$d/in" > "$d/out.$n" 2> "$d/err.$n"
+  head -c "$clen" > "$d/cmd.$n" && head -c "$ilen" > "$d/in.$n" && IFS= read -r t && test "$t" = end || exit 1
+  sh "$d/cmd.$n" < "$d/in.$n" > "$d/out.$n" 2> "$d/err.$n"
   rc=$?
   printf '%s %s %s\\n' "$rc" "$(wc -c < "$d/out.$n")" "$(wc -c < "$d/err.$n")"
   cat "$d/out.$n" "$d/err.$n"
-  rm -f "$d/out.$n" "$d/err.$n"
+  rm -f "$d/cmd.$n" "$d/in.$n" "$d/out.$n" "$d/err.$n"
 done
 """
 
@@ -278,6 +280,13 @@ class _Session:
         if status not in (101, 200):
             self.conn.close()
             raise TestbedError(f"exec start: {status} {rest[:300]!r}")
+        try:  # the shell has its folder (a full /dev/shm, say, would end it at once)
+            ready = self._until(time.monotonic() + 30, b"\n")
+        except (subprocess.TimeoutExpired, OSError, EOFError) as failed:
+            ready = f"{type(failed).__name__}: {failed}".encode()
+        if ready != b"ready":
+            self.close()
+            raise TestbedError(f"the session's shell did not start: {ready[:300]!r}")
 
     def ended(self) -> bool:
         """The shell is gone (the container stopped or went): its connection is at its end."""
@@ -298,7 +307,10 @@ class _Session:
         deadline = time.monotonic() + timeout
         try:
             self.conn.settimeout(max(timeout, 1))
-            self.conn.sendall(f"{len(script)} {len(data)}\n".encode() + script + data)
+            try:
+                self.conn.sendall(f"{len(script)} {len(data)}\n".encode() + script + data + b"end\n")
+            except TimeoutError:  # the shell does not read: as a command that does not end
+                raise subprocess.TimeoutExpired("session", timeout) from None
             code, out_length, err_length = (int(n) for n in self._until(deadline, b"\n").split())
             return code, self._exactly(out_length, deadline), self._exactly(err_length, deadline)
         except subprocess.TimeoutExpired:
@@ -307,12 +319,16 @@ class _Session:
         except (OSError, ValueError, EOFError) as lost:  # the container stopped during the command
             self.close()
             return 1, b"", f"the container's shell ended during the command: {lost}\n".encode()
+        except BaseException:  # interrupted (Ctrl-C) with a reply unread: never read it as the next one's
+            self.close()
+            raise
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.conn.close()
 
     def _until(self, deadline: float, end: bytes) -> bytes:
+        self._parse()
         while end not in self.out:
             self._receive(deadline)
         line, _, rest = self.out.partition(end)
@@ -320,6 +336,7 @@ class _Session:
         return bytes(line)
 
     def _exactly(self, size: int, deadline: float) -> bytes:
+        self._parse()
         while len(self.out) < size:
             self._receive(deadline)
         data = bytes(self.out[:size])
@@ -338,6 +355,10 @@ class _Session:
         if not chunk:
             raise EOFError("end of the connection")
         self.frames += chunk
+        self._parse()
+
+    def _parse(self) -> None:
+        """The frames received so far -> the shell's output (stream 1)."""
         while len(self.frames) >= 8:  # frames: stream (1 byte), 3 zero bytes, size (4 bytes), payload
             size = int.from_bytes(self.frames[4:8], "big")
             if len(self.frames) < 8 + size:
