@@ -13,7 +13,15 @@ from pyinfra import host, logger
 
 from .constants import CREDENTIALS_MODE, EXPORTER_PACKAGE, EXPORTER_SERVICE, PATHS
 from .facts import HostState
-from .operations import host_state, managed_file, operation, reload_units, service_running, state_telling
+from .operations import (
+    host_state,
+    managed_file,
+    no_file_changed,
+    operation,
+    reload_units,
+    service_running,
+    state_telling,
+)
 from .render import render
 from .settings import Settings
 from .tls import TlsFiles
@@ -111,6 +119,15 @@ def redis_exporter(settings: Settings, early_unit, tls: TlsFiles | None = None) 
         reload_units(EXPORTER_SERVICE, _write_unit(settings, tls), facts=facts)
     if settings.auth != "none":
         exporter_env(name="Give the exporter its own login")
+    if early_unit is not None:  # its package, installed in this run, started it before its login was written
+        no_file_changed(
+            name="Exporter running with its current settings",
+            commands=[
+                f"{{ systemctl is-enabled -q {EXPORTER_SERVICE} || systemctl enable {EXPORTER_SERVICE}; }} "
+                f"&& systemctl restart {EXPORTER_SERVICE}"
+            ],
+        )
+        return
     service_running(
         name="Exporter running with its current settings",
         service=EXPORTER_SERVICE,

@@ -143,6 +143,8 @@ class HostState:
     rdb_version: int | None = None
     # The local groups (/etc/group): the operator group is created when it is not among them.
     groups: tuple[str, ...] = ()
+    # Whether another package run holds the dpkg lock; None where not asked (the server is installed).
+    dpkg_locked: bool | None = None
 
     @property
     def os(self) -> tuple[str, str]:
@@ -167,6 +169,13 @@ class HostState:
         """Another server's package that is installed here (a host that runs Redis, asked about Valkey)."""
         return [s.service for s in SERVERS.values() if s != self.server and s.service in self.installed_packages]
 
+
+# apt locks with fcntl, so flock(1) cannot see it; perl is essential on Debian and Ubuntu.
+LOCK_PROBE = (
+    'perl -MFcntl -e \'open(my $f, "<", "/var/lib/dpkg/lock-frontend") or exit 0; '
+    'my $l = pack("s s x4 q q i x4", F_WRLCK, 0, 0, 0, 0); fcntl($f, F_GETLK, $l) or exit 0; '
+    'exit((unpack("s", $l))[0] == F_UNLCK ? 0 : 1)\''
+)
 
 # Builtins and pipes only: the passwords are hashed on the host and reach no process's arguments.
 _EXPORTER_ENV = (
@@ -242,7 +251,11 @@ def _script(server: Server = REDIS) -> str:
             # (a last line without its newline counts too: an editor may leave one)
             'g=; while IFS=: read -r n _ || test -n "$n"; do g="$g $n"; done < /etc/group; echo "groups=$g"',
             # The server's version is its package's (its binary's --version costs about 10 ms).
-            f"echo \"packages=$(dpkg-query -W -f='${{Package}}:${{db:Status-Status}}:${{Version}} ' {packages} 2>/dev/null)\"",
+            f"p=$(dpkg-query -W -f='${{Package}}:${{db:Status-Status}}:${{Version}} ' {packages} 2>/dev/null)",
+            'echo "packages=$p"',
+            # The install that follows waits while another package run holds the lock: asked here.
+            f'case " $p" in *" {server.service}:installed:"*) ;; *) {LOCK_PROBE} && echo dpkg_lock=free '
+            "|| echo dpkg_lock=held ;; esac",
             _EXPORTER_ENV,
             _units_answer(server),
             # The other server (a host that moves): builtins only where it is not installed.
@@ -368,6 +381,8 @@ def _parse_line(state: HostState, line: str) -> None:
         state.addresses = tuple(a for a in map(_own_address, value.split()) if a)
     elif key == "groups":
         state.groups = tuple(value.split())
+    elif key == "dpkg_lock":
+        state.dpkg_locked = {"held": True, "free": False}[value]
     elif key == "rdb":
         state.rdb_version = int(value) if value else None
     elif key == "exporter_env":

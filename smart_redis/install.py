@@ -11,7 +11,7 @@ from pyinfra.operations import server
 
 from . import backports
 from .constants import DISTRO_REDIS_MAJOR, EXPORTER_PACKAGE, PATHS, VALKEY_BACKPORTS
-from .facts import HostState
+from .facts import LOCK_PROBE, HostState
 from .operations import host_state, managed_file, operation
 from .preflight import major_version
 from .settings import Settings
@@ -51,6 +51,7 @@ def redis_packages(settings: Settings, facts: HostState, sentinel: bool = False)
         settings,
         sources=sources,
         then=check if facts.missing_packages else None,
+        lock_held=facts.dpkg_locked,
     )
 
 
@@ -58,14 +59,6 @@ def redis_packages(settings: Settings, facts: HostState, sentinel: bool = False)
 # (bounded, with a message) instead of failing at once; apt's own timeout covers the race after.
 LOCK_WAIT_SECONDS = 300
 APT = f"DEBIAN_FRONTEND=noninteractive apt-get -y -o DPkg::Lock::Timeout={LOCK_WAIT_SECONDS}"
-
-
-# apt locks with fcntl, so flock(1) cannot see it; perl is essential on Debian and Ubuntu.
-LOCK_PROBE = (
-    'perl -MFcntl -e \'open(my $f, "<", "/var/lib/dpkg/lock-frontend") or exit 0; '
-    'my $l = pack("s s x4 q q i x4", F_WRLCK, 0, 0, 0, 0); fcntl($f, F_GETLK, $l) or exit 0; '
-    'exit((unpack("s", $l))[0] == F_UNLCK ? 0 : 1)\''
-)
 
 
 class DpkgLocked(FactBase[bool]):
@@ -79,11 +72,13 @@ class DpkgLocked(FactBase[bool]):
 
 
 @operation()
-def wait_for_dpkg_lock(timeout: int = LOCK_WAIT_SECONDS):
+def wait_for_dpkg_lock(timeout: int = LOCK_WAIT_SECONDS, held: bool | None = None):
     """
     Wait, bounded, until no other package run holds the dpkg lock.
 
     + timeout: seconds before the run fails
+    + held: what the run's RedisHost answer said of the lock (asked where the server's package is
+      missing); None: asked now. apt's own lock timeout covers the moments in between.
 
     **Example:**
 
@@ -91,7 +86,7 @@ def wait_for_dpkg_lock(timeout: int = LOCK_WAIT_SECONDS):
 
         wait_for_dpkg_lock(name="Wait for apt", timeout=300)
     """
-    if not host.get_fact(DpkgLocked):
+    if not (host.get_fact(DpkgLocked) if held is None else held):
         host.noop("the dpkg lock is free")
         return
     host.log(
@@ -122,12 +117,17 @@ def lists_are_fresh(cache_time: int, sources: tuple[str, ...] = (), lists: str =
 
 
 def apt_install(
-    name: str, packages: list[str], settings: Settings, sources: tuple[str, ...] = (), then: str | None = None
+    name: str,
+    packages: list[str],
+    settings: Settings,
+    sources: tuple[str, ...] = (),
+    then: str | None = None,
+    lock_held: bool | None = None,
 ) -> None:
     """Install packages, refreshing the index first unless it is younger than redis_apt_cache_time
     and than every file in sources (the repository's, when Redis comes from there); `then`: a
-    check that runs after the install, in the same command."""
-    wait_for_dpkg_lock(name="Wait for other package runs to finish")
+    check that runs after the install, in the same command; lock_held: see wait_for_dpkg_lock."""
+    wait_for_dpkg_lock(name="Wait for other package runs to finish", held=lock_held)
     install = (
         f'{APT} -o Dpkg::Options::="--force-confdef" -o Dpkg::Options::="--force-confold" '
         f"install {' '.join(shlex.quote(p) for p in packages)}"

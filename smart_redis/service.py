@@ -29,7 +29,13 @@ def container_sandbox(facts: HostState) -> OperationMeta | None:
 
 def units_before_install(facts: HostState, *written: OperationMeta | None) -> None:
     """One daemon-reload for the drop-ins and units written before the packages start their
-    services (the container sandbox, the exporter's drop-in, the backup job and timer)."""
+    services (the container sandbox, the exporter's drop-in, the backup job and timer).
+
+    None when this run installs the server's package: its maintainer script reloads systemd
+    before it starts the service (debhelper's dh_installsystemd), which loads them all, and a
+    run that fails before that installs the package, and so reloads, in the next run."""
+    if facts.server.service in facts.missing_packages:
+        return
     reload_units((facts.server.service, EXPORTER_SERVICE, BACKUP_SERVICE, BACKUP_TIMER), *written, facts=facts)
 
 

@@ -102,6 +102,52 @@ def test_the_fact_script_names_the_local_groups_of_the_host():
     assert grp.getgrgid(0).gr_name in local
 
 
+@pytest.mark.parametrize(
+    "packages, hold, locked",
+    [
+        ("redis-server:not-installed: ", True, True),  # unattended-upgrades at a cloud host's first boot
+        ("redis-server:not-installed: ", False, False),
+        ("redis-server:config-files:5:7.0.15-1 ", True, True),  # removed: installed again, so waits
+        ("redis-server:installed:5:7.0.15-1 ", True, None),  # installed: no install to wait for, not asked
+    ],
+)
+def test_the_dpkg_lock_rides_on_the_answer_where_the_server_is_missing(tmp_path, packages, hold, locked):
+    """The install's wait (install.wait_for_dpkg_lock) reads the lock from the run's first answer:
+    held by another process as apt holds it (fcntl), asked only where the server's package is missing."""
+    import shutil
+    import subprocess
+    import sys
+
+    from smart_redis import facts
+
+    lock = tmp_path / "lock-frontend"
+    lock.write_text("")
+    (tmp_path / "dpkg-query").write_text(f"#!/bin/sh\nprintf '%s' '{packages}'\n")
+    (tmp_path / "dpkg-query").chmod(0o755)
+    script = facts._script().replace("/var/lib/dpkg/lock-frontend", str(lock))
+    holder = None
+    if hold:
+        holder = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                f"import fcntl, sys; f = open({str(lock)!r}, 'w'); fcntl.lockf(f, fcntl.LOCK_EX); "
+                "print('held', flush=True); sys.stdin.read()",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    try:
+        env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
+        out = subprocess.run([shutil.which("dash") or "sh", "-c", script], capture_output=True, text=True, env=env)
+    finally:
+        if holder is not None:
+            holder.communicate("")
+    assert parse(out.stdout.splitlines()).dpkg_locked is locked
+
+
 # --- odd host values never crash the parser (issue 14, item 10) ---
 
 SHA = "a" * 64
