@@ -327,15 +327,15 @@ def _move_member(
             )
         yield from _stage_candidate(settings, content)
         yield step("group-in-sync", "--port", old_port, "--auth", old_auth, "--primary", primary,
-                   "--replicas", topology.members - 1)  # fmt: skip
-        handover.defer(handover.Deferred(old_port, old_auth, primary, (f"it moves to {new.service}",)))
+                   "--replicas", topology.members - 1, server=old)  # fmt: skip
+        handover.defer(handover.Deferred(old_port, old_auth, primary, (f"it moves to {new.service}",), runs=old))
         return
     assert replicaof is not None and topology.address  # a member that is not the primary follows it
     yield from _stage_candidate(settings, content)
     # The others in sync before this one goes: itself may not be (the old primary, just handed
     # over, cannot load the new primary's format; a run killed in its move left it stopped).
     yield step("group-in-sync", "--port", old_port, "--auth", old_auth, "--primary", primary,
-               "--replicas", topology.members - 2, "--besides", topology.address)  # fmt: skip
+               "--replicas", topology.members - 2, "--besides", topology.address, server=old)  # fmt: skip
     host.log(
         f"Moving to {new.service} as a replica of {primary.replace(' ', ':')}: {old.service} stops", logger.warning
     )

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pyinfra import host, logger
 
 from . import run
+from .host.server import Server
 from .operations import operation
 from .settings import Settings
 from .tools import step
@@ -30,6 +31,7 @@ class Deferred:
     auth: str  # and the auth it runs with
     primary: str  # "IP PORT" as the sentinels name this server
     reasons: tuple[str, ...]
+    runs: Server | None = None  # the server it runs now, where the host moves to the other one
 
 
 def wanted(topology: Topology, primary: str | None, joining: bool, version: str | None, whole_group: bool) -> bool:
@@ -100,5 +102,5 @@ def hand_over(settings: Settings, topology: Topology):
     yield step(
         "handover", "--port", restart.port, "--auth", restart.auth, "--me", restart.primary,
         "--members", *topology.servers, "--sentinels", *topology.sentinels, "--sentinel-port", settings.sentinel_port,
-        "--master-name", settings.ha_master_name,
+        "--master-name", settings.ha_master_name, server=restart.runs,
     )  # fmt: skip

@@ -69,7 +69,9 @@ def moving_from(settings: Settings, facts: HostState, topology: Topology) -> Mov
 
 def _group_can_move(settings: Settings, facts: HostState, topology: Topology, old: Server, new: Server) -> None:
     """A Sentinel group moves host by host in one run (config.py: the replicas, the handover, then
-    the old primary as a replica): every host of it takes part, and its servers talk in clear."""
+    the old primary as a replica): every host of it takes part. With TLS too: the files keep their
+    names, and their group is the new server's from this run's tls.install on (host/move.py gives
+    it back to the old server where a move is undone)."""
     if not run.all_in_run(run.GROUPS):
         raise PreflightError(
             f'redis_server = "{new.name}": a Sentinel group moves from {old.service} to {new.service} with every '
@@ -81,11 +83,6 @@ def _group_can_move(settings: Settings, facts: HostState, topology: Topology, ol
             f'redis_server = "{new.name}": a Sentinel group moves to {new.service} through a handover of its '
             f"primary, which needs {old.service} 6.2 or later (this host runs {facts.other_version or 'an unknown version'}) "
             "and a replica"
-        )
-    if settings.tls != "off":
-        raise PreflightError(
-            f'redis_server = "{new.name}": moving a Sentinel group with redis_tls = "{settings.tls}" from '
-            f'{old.service} to {new.service} is not built; allowed is redis_tls = "off" for the move'
         )
 
 

@@ -10,6 +10,7 @@ from pyinfra import host
 from . import alerting, run
 from .constants import PATHS
 from .host.bundle import build
+from .host.server import Server
 from .operations import group_present, managed_file
 from .settings import BACKUP_SCHEDULES, Settings
 from .topology import Topology
@@ -77,13 +78,16 @@ def redis_monitor(settings: Settings, topology: Topology | None = None) -> None:
     )
 
 
-def step(*args: str | int) -> str:
+def step(*args: str | int, server: Server | None = None) -> str:
     """The command that runs one of the deploy's host-side steps (smart_redis/host/steps.py) as root.
+
+    server: the one the host runs now, where it is not the run's: a host that moves to the other
+    server talks to its group as the old one until its move (its config says how: TLS, the port).
 
     >>> step("wait-sync", "--port", 6379, "--auth", "acl", "--primary", "10.0.0.2 6379")
     "python3 -I /usr/local/lib/smart-redis/step.py wait-sync --port 6379 --auth acl --primary '10.0.0.2 6379'"
     """
-    server = run.server()
+    server = server or run.server()
     where = [] if server.name == "redis" else ["--server", server.name]  # the host's server, when not Redis
     return " ".join(["python3 -I", PATHS.step_program, *where, *(shlex.quote(str(arg)) for arg in args)])
 

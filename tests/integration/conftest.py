@@ -52,6 +52,7 @@ LONGEST_FIRST = (
     "test_core",  # 257
     "test_valkey",  # 230
     "test_tls",  # 213
+    "test_sentinel_valkey_tls",  # 184 alone (two groups, one after the other)
     "test_live_reconfiguration",  # 152
     "test_backup",  # 134
     "test_prometheus",  # 130

@@ -89,9 +89,11 @@ class Writer(threading.Thread):
     SentinelClientWriter below is the app that uses them.)
     """
 
-    def __init__(self, sentinels: list[str], user: str, password: str):
+    def __init__(self, sentinels: list[str], user: str, password: str, tls_ca: str | None = None):
         super().__init__(daemon=True)
         login = {"username": user, "password": password, "socket_timeout": 2.0, "socket_connect_timeout": 1.0}
+        if tls_ca:  # a TLS group: the servers and sentinels, verified against this CA
+            login.update(ssl=True, ssl_ca_certs=tls_ca)
         self.sentinel = Sentinel([(ip, 26379) for ip in sentinels], sentinel_kwargs=login)
         self.client = self.sentinel.master_for(MASTER, retry=Retry(NoBackoff(), 0), **{**login, "socket_timeout": 5.0})
         self.acked: list[str] = []

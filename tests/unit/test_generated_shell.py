@@ -685,6 +685,14 @@ def test_a_groups_primary_hands_its_role_over_then_moves_as_the_new_primarys_rep
         "remove redis-server redis-tools redis-sentinel",
     )
     assert steps == sorted(steps)
+    # Until its move the host talks to the group as the server it runs: that one's config says how
+    # (with TLS, its files and port); from its move on, as the new one.
+    texts = "\n".join(c.text for c in commands)
+    for as_old in ("group-in-sync --port 6379 --auth acl --primary '10.0.0.1 6379'", "handover --port 6379",
+                   "group-in-sync --port 6379 --auth acl --primary '10.0.0.2 6379'"):  # fmt: skip
+        assert f"step.py {as_old}" in texts, as_old
+    for as_new in ("move --from redis", "wait-sync --port 6379"):
+        assert f"step.py --server valkey {as_new}" in texts, as_new
 
 
 def test_a_replicas_move_killed_after_its_old_server_stopped_moves_again_as_a_replica(recorded):

@@ -266,13 +266,6 @@ def test_a_move_that_would_not_keep_the_data_is_refused_in_one_line(wanted, fact
     [
         ({"redis_server": "valkey"}, False, "7.0.15", 3, "with every host of it in the run"),
         (
-            {"redis_server": "valkey", "redis_tls": "only"},
-            True,
-            "7.0.15",
-            3,
-            'moving a Sentinel group with redis_tls = "only" from redis-server to valkey-server is not built',
-        ),
-        (
             {"redis_server": "valkey", "redis_rotate_passwords": True},
             True,
             "7.0.15",
@@ -288,19 +281,23 @@ def test_a_group_move_is_refused_in_one_line_where_it_is_not_built(
     monkeypatch, wanted, whole_group, version, members, message
 ):
     """A Sentinel group moves with every host in the run (the primary hands over to a moved
-    replica), in clear, and without a rotation in the same run."""
+    replica), and without a rotation in the same run."""
     monkeypatch.setattr(move.run, "all_in_run", lambda groups: whole_group)
     with pytest.raises(preflight.PreflightError) as error:
         move.moving_from(load(wanted), Moving("12", "redis-server", version), Topology("primary", members=members))
     assert message in str(error.value) and "\n" not in str(error.value)
 
 
-def test_a_whole_group_in_clear_moves_where_the_format_allows(monkeypatch):
+@pytest.mark.parametrize("tls", ["off", "only"])
+def test_a_whole_group_moves_where_the_format_allows(monkeypatch, tls):
+    """In clear or with TLS alone (test_sentinel_valkey_tls moves such a group on real hosts)."""
     monkeypatch.setattr(move.run, "all_in_run", lambda groups: True)
     said = []
     monkeypatch.setattr(move, "host", SimpleNamespace(log=lambda line, *_: said.append(line)))
     moving = move.moving_from(
-        load({"redis_server": "valkey"}), Moving("12", "redis-server", "7.0.15"), Topology("replica", members=3)
+        load({"redis_server": "valkey", "redis_tls": tls}),
+        Moving("12", "redis-server", "7.0.15"),
+        Topology("replica", members=3),
     )
     assert moving == move.Move(REDIS, done=False)
     assert said == [
