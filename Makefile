@@ -32,7 +32,7 @@ demo: venv
 WORKERS ?= 5
 PYTEST_PARALLEL := $(BIN)/pytest -n $(WORKERS) --dist loadfile --no-loadscope-reorder --durations=25
 # The modules that need a group of three hosts; test-fast leaves them out.
-GROUP_MODULES := tests/integration/test_sentinel.py tests/integration/test_sentinel_changes.py tests/integration/test_sentinel_tls.py tests/integration/test_handover.py tests/integration/test_sentinel_valkey.py tests/integration/test_sentinel_valkey_tls.py
+GROUP_MODULES := tests/integration/test_sentinel.py tests/integration/test_sentinel_changes.py tests/integration/test_sentinel_tls.py tests/integration/test_handover.py tests/integration/test_sentinel_valkey.py
 
 ## The whole suite: lint and types, unit tests, then integration tests against real containers.
 # A fresh machine's Docker package and the test images' base file systems are prepared in the

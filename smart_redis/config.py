@@ -54,10 +54,13 @@ def validate(server: Server) -> str:
     It runs as the server's user, never as root: the file includes one in the server user's own
     folder (replication-auth.conf), which that user can replace with a `loadmodule` or a `logfile`
     of root's choosing. The candidate is root's: the shell hands it over on standard input ("-").
+    No TLS context either (the TLS port 0, no TLS replication): the check reads the file, not the
+    key, which on a host that moves to the other server is still the old server's group's.
     """
     program = " ".join(shlex.quote(word) for word in server.unprivileged(server.service, "-"))
     return (
-        f"out=$(timeout 20 {program} --port 0 --tls-port 0 --unixsocket '' --daemonize no --supervised no "
+        f"out=$(timeout 20 {program} --port 0 --tls-port 0 --tls-replication no --tls-cluster no --unixsocket '' "
+        "--daemonize no --supervised no "
         "--logfile '' --pidfile '' < {path} 2>&1); "
         "case \"$out\" in *'not listen anywhere'*) true ;; "
         "*) printf '%s\\n' \"$out\" | grep -A4 FATAL >&2 || printf '%s\\n' \"$out\" >&2; false ;; esac"

@@ -91,8 +91,9 @@ def deploy_redis() -> None:
         name="Keep the ACL users' passwords", settings=wanted, given=passwords, topology=ha, renew=renew
     )
     rotation.accept_new(wanted, ha, rotating)  # on every host, before any login moves to a new password
-    tls.install(certificates)  # before redis.conf names the files
-    tls.install_sentinel(certificates, ha)  # Sentinel's copies, under names that stay (every group host)
+    runs = move.runs_now(moving, wanted.server)  # the server that reads the TLS files until its move
+    tls.install(certificates, runs)  # before redis.conf names the files
+    tls.install_sentinel(certificates, ha, runs)  # Sentinel's copies, under names that stay (every group host)
     joining = replication.replica_setup(ha, passwords, facts, rotating, bool(moving))  # masterauth, read-only conf
     config.redis_conf(
         wanted, passwords, ha, credentials, joining, rotating, tls_files, moving

@@ -120,11 +120,12 @@ def redis_exporter(settings: Settings, early_unit, tls: TlsFiles | None = None) 
     if settings.auth != "none":
         exporter_env(name="Give the exporter its own login")
     if early_unit is not None:  # its package, installed in this run, started it before its login was written
+        unit = EXPORTER_SERVICE
+        unmask = f"systemctl unmask {unit} && " if facts.units.get(unit, ("", ""))[0] == "masked" else ""
         no_file_changed(
             name="Exporter running with its current settings",
             commands=[
-                f"{{ systemctl is-enabled -q {EXPORTER_SERVICE} || systemctl enable {EXPORTER_SERVICE}; }} "
-                f"&& systemctl restart {EXPORTER_SERVICE}"
+                f"{unmask}{{ systemctl is-enabled -q {unit} || systemctl enable {unit}; }} && systemctl restart {unit}"
             ],
         )
         return

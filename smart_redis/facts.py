@@ -382,7 +382,7 @@ def _parse_line(state: HostState, line: str) -> None:
     elif key == "groups":
         state.groups = tuple(value.split())
     elif key == "dpkg_lock":
-        state.dpkg_locked = {"held": True, "free": False}[value]
+        state.dpkg_locked = {"held": True, "free": False}.get(value)
     elif key == "rdb":
         state.rdb_version = int(value) if value else None
     elif key == "exporter_env":

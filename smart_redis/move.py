@@ -70,8 +70,8 @@ def moving_from(settings: Settings, facts: HostState, topology: Topology) -> Mov
 def _group_can_move(settings: Settings, facts: HostState, topology: Topology, old: Server, new: Server) -> None:
     """A Sentinel group moves host by host in one run (config.py: the replicas, the handover, then
     the old primary as a replica): every host of it takes part. With TLS too: the files keep their
-    names, and their group is the new server's from this run's tls.install on (host/move.py gives
-    it back to the old server where a move is undone)."""
+    names, and stay the old server's group until the host's own move step gives them to the new
+    one (host/move.py; an undone move gives them back)."""
     if not run.all_in_run(run.GROUPS):
         raise PreflightError(
             f'redis_server = "{new.name}": a Sentinel group moves from {old.service} to {new.service} with every '
@@ -84,6 +84,11 @@ def _group_can_move(settings: Settings, facts: HostState, topology: Topology, ol
             f"primary, which needs {old.service} 6.2 or later (this host runs {facts.other_version or 'an unknown version'}) "
             "and a replica"
         )
+
+
+def runs_now(move: Move | None, wanted: Server) -> Server:
+    """The server this host runs until its move step in this run: the old one while a move is to come."""
+    return move.old if move is not None and not move.done else wanted
 
 
 def hold_new_server(move: Move | None, facts: HostState) -> None:

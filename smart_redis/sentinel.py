@@ -98,6 +98,9 @@ def first_config(settings: Settings, topology: Topology, given: Mapping[str, str
         # Disabled too: both packages' units take the name sentinel.service, which the new one's enable needs.
         old = replaces.sentinel_service
         yield f"systemctl stop {old} && systemctl disable {old} && systemctl mask {old}"
+    if replaces is not None and settings.tls == "only":
+        # The old sentinel read its key until now (tls.install_sentinel); a root-only folder, so by path.
+        yield f"chgrp {run.server().group} {PATHS.sentinel_tls_key}"
     yield place(staged, run.server().sentinel_config, run.server().user, run.server().group, "640")
     service = run.server().sentinel_service
     started = f"systemctl unmask {service} && systemctl enable {service} && systemctl restart {service}"

@@ -31,10 +31,12 @@ def units_before_install(facts: HostState, *written: OperationMeta | None) -> No
     """One daemon-reload for the drop-ins and units written before the packages start their
     services (the container sandbox, the exporter's drop-in, the backup job and timer).
 
-    None when this run installs the server's package: its maintainer script reloads systemd
-    before it starts the service (debhelper's dh_installsystemd), which loads them all, and a
-    run that fails before that installs the package, and so reloads, in the next run."""
-    if facts.server.service in facts.missing_packages:
+    None when this run installs the server's package anew (not installed, or its config files
+    only): its maintainer script's configure reloads systemd before it starts the service
+    (debhelper's dh_installsystemd), which loads them all, and a run that fails before that
+    installs the package, and so reloads, in the next run. (A package left with its triggers
+    pending only gets them processed: no reload, so the deploy's own.)"""
+    if facts.redis_version is None and facts.server.service in facts.missing_packages:
         return
     reload_units((facts.server.service, EXPORTER_SERVICE, BACKUP_SERVICE, BACKUP_TIMER), *written, facts=facts)
 

@@ -2,7 +2,7 @@
 
     certificates = tls.certificates(settings, topology)   # None while redis_tls = "off"
     files = tls.host_files(certificates)                  # what redis.conf and the host's tools name
-    tls.install(certificates)                             # key (root:redis 0640), certificate, CA
+    tls.install(certificates, runs)                       # key (root:redis 0640), certificate, CA
     ...                                                   # redis.conf names them: CONFIG SET loads them
     tls.publish_ca(certificates)                          # the CA where the apps look for it
     tls.forget_old(certificates)                          # the files no configuration names any more
@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING
 
 from pyinfra import host, logger
 
-from . import run
 from .constants import PATHS
 from .facts import HostState
+from .host.server import Server
 from .operations import managed_file, operation, state_telling
 from .settings import HOSTNAME_RE, Settings, SettingsError, ip_address, operator_path
 from .topology import Topology
@@ -182,13 +182,17 @@ def certificates(settings: Settings, topology: Topology) -> Certificates | None:
     return Certificates(bundle, exporter)
 
 
-def _install_for_redis(bundle: certs.Bundle, key: str, cert: str, ca: str, whose: str) -> None:
-    """A bundle for a process of the redis user: the key root:redis 0640, then the public parts."""
+def _install_for_redis(bundle: certs.Bundle, key: str, cert: str, ca: str, whose: str, runs: Server) -> None:
+    """A bundle for a process of the server's user: the key root:<its group> 0640, then the public parts.
+
+    runs: the server that reads them now. Where the host moves to the other one, that is the old
+    one until its move step gives them to the new one (host/move.py), so that an old server or
+    sentinel that restarts meanwhile still reads its key."""
     managed_file(
-        name=f"Install the key of {whose}'s certificate (root:redis 0640)",
+        name=f"Install the key of {whose}'s certificate (root:{runs.group} 0640)",
         dest=key,
         content=bundle.key,
-        group=run.server().group,
+        group=runs.group,
         mode="640",
         private=True,
     )
@@ -196,14 +200,15 @@ def _install_for_redis(bundle: certs.Bundle, key: str, cert: str, ca: str, whose
     managed_file(name=f"Install the CA {whose} trusts", dest=ca, content=bundle.ca)
 
 
-def install(certificates: Certificates | None) -> None:
+def install(certificates: Certificates | None, runs: Server) -> None:
     """The key first, readable by root and Redis only (so that its name, which the others show,
-    is not known before it is in place), then the certificate and the CA (public)."""
+    is not known before it is in place), then the certificate and the CA (public).
+    runs: the server the host runs until this run's move step (move.runs_now)."""
     files = host_files(certificates)
     if files is None:
         return
     assert certificates is not None
-    _install_for_redis(certificates.server, files.key, files.cert, files.ca, "the server")
+    _install_for_redis(certificates.server, files.key, files.cert, files.ca, "the server", runs)
     if certificates.exporter is not None and files.exporter_cert and files.exporter_key:
         managed_file(
             name="Install the exporter's client key (root only)",
@@ -297,7 +302,7 @@ def _sentinel_files(certificates: Certificates | None, topology: Topology) -> tu
     return (PATHS.sentinel_tls_key, PATHS.sentinel_tls_cert, PATHS.sentinel_tls_ca)
 
 
-def install_sentinel(certificates: Certificates | None, topology: Topology) -> None:
+def install_sentinel(certificates: Certificates | None, topology: Topology, runs: Server) -> None:
     """Sentinel's copies of the host's certificate, key first, on every host of the group: a
     sentinel reads them only when it starts, so a new one reaches it by a restart
     (sentinel.restart_if_needed), one host at a time; the deploy and the host's tools show them
@@ -305,4 +310,4 @@ def install_sentinel(certificates: Certificates | None, topology: Topology) -> N
     if certificates is None or not topology.ha:
         return
     key, cert, ca = _sentinel_files(certificates, topology)
-    _install_for_redis(certificates.server, key, cert, ca, "Sentinel")
+    _install_for_redis(certificates.server, key, cert, ca, "Sentinel", runs)

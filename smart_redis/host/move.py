@@ -96,6 +96,7 @@ def move_replica(old_name: str, new_auth: str, candidate: str = CANDIDATE) -> st
             _keep_copy(new.config, previous)
         os.replace(candidate, new.config)
         port = configured_port(new.config)
+        _tls_group(new)
         run_systemctl("unmask", new.service)
         run_systemctl("enable", new.service)
         if not run_systemctl("start", new.service):
@@ -173,13 +174,12 @@ def _nothing_written_since(old: Server, new: Server, port: int, auth: str) -> No
 
 
 def _tls_group(server: Server) -> None:
-    """The TLS key and certificate that the server's config names readable by its group again
-    (the deploy gives them the new server's group before a move; an undone move gives them back)."""
-    found = directives(server.config)
-    for name in ("tls-key-file", "tls-cert-file"):
-        path = found.get(name, "")
-        if TLS_FILE_RE.fullmatch(path) and os.path.isfile(path):  # the deploy's root-owned files only
-            os.chown(path, -1, grp.getgrnam(server.group).gr_gid)
+    """The TLS key that the server's config names, readable by its group (root:GROUP 0640, as
+    tls.install gives it; the certificate is public): the new server's right before it starts
+    (until then the old one reads it: it may restart), the old one's again where a move is undone."""
+    path = directives(server.config).get("tls-key-file", "")
+    if TLS_FILE_RE.fullmatch(path) and os.path.isfile(path):  # the deploy's files, in root's own folder
+        os.chown(path, -1, grp.getgrnam(server.group).gr_gid)
 
 
 def _stage_copy(source: str, staged: str, new: Server) -> None:
@@ -223,6 +223,7 @@ def _start(new: Server, staged: str, candidate: str, previous: str, auth: str, c
     os.replace(candidate, new.config)
     port = configured_port(new.config)
     os.replace(staged, f"{new.data_dir}/dump.rdb")  # a rename: a link planted there is replaced, not followed
+    _tls_group(new)
     run_systemctl("unmask", new.service)
     run_systemctl("enable", new.service)
     if not run_systemctl("start", new.service):

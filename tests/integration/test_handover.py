@@ -15,6 +15,8 @@ import json
 import shlex
 import threading
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import pytest
 from conftest import deploy, put, sh, three_hosts, wait_for
@@ -78,6 +80,9 @@ def group(docker_testbed, run_id, tmp_path_factory):
 def run_deploy(group, *args, data=None, json_output=False):
     data = {"redis_ha_secrets_file": str(group["secrets"]), "redis_maxmemory": "1gb", **(data or {})}
     return deploy(group["inventory"], *args, data=data, json_output=json_output)
+
+
+T = TypeVar("T")
 
 
 class Writer(threading.Thread):
@@ -145,6 +150,23 @@ class Writer(threading.Thread):
         self.stopping.set()
         self.join(60)
         assert not self.is_alive(), "the writer hangs"
+
+
+def while_writing(writer: Writer, label: str, deploy_run: Callable[[], T]) -> T:
+    """deploy_run (a deploy) while `writer` writes, from 2 s before it to 2 s after; prints what
+    the writer saw under `label`."""
+    writer.start()
+    time.sleep(2)
+    try:
+        result = deploy_run()
+    finally:
+        time.sleep(2)
+        writer.stop()
+    print(
+        f"\n{label}: {len(writer.acked)} writes acknowledged, longest write gap {writer.longest_gap:.2f} s, "
+        f"{len(writer.retries)} reconnect retries, {len(writer.failures)} failed"
+    )
+    return result
 
 
 class AsksAgain(SentinelManagedConnection):

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import shlex
 import subprocess
-import time
 
 import pytest
 from conftest import deploy, group_inventory, promoted, redis, sh, three_hosts, wait_for
 from redis import Redis
-from test_handover import Writer
+from test_handover import Writer, while_writing
 
 from smart_redis.auth import cli
 from smart_redis.host.server import REDIS, VALKEY, Server
@@ -94,15 +93,7 @@ def test_a_redis_group_moves_to_valkey_under_writes_then_hands_over_fails_over_a
 
     # The move, host by host, while an app writes through Sentinel (each write acknowledged by a replica).
     writer = Writer(addresses, login["REDIS_APP_USER"], login["REDIS_APP_PASSWORD"])
-    writer.start()
-    time.sleep(2)
-    moved = run_deploy(group)
-    time.sleep(2)
-    writer.stop()
-    print(
-        f"\nRedis group moved to Valkey: {len(writer.acked)} writes acknowledged, longest write gap "
-        f"{writer.longest_gap:.2f} s, {len(writer.retries)} reconnect retries, {len(writer.failures)} failed"
-    )
+    moved = while_writing(writer, "Redis group moved to Valkey", lambda: run_deploy(group))
     assert moved.rc == 0, moved.failure
     assert "Moving to valkey-server as a replica" in moved.output and "hands its role to one of them" in moved.output
     assert login["REDIS_APP_PASSWORD"] not in moved.output
@@ -144,14 +135,10 @@ def test_a_redis_group_moves_to_valkey_under_writes_then_hands_over_fails_over_a
 
     # On Valkey: a restart-requiring setting: the replicas restart, then the primary hands its role over.
     writer = Writer(addresses, login["REDIS_APP_USER"], login["REDIS_APP_PASSWORD"])
-    writer.start()
-    time.sleep(2)
-    change = run_deploy(group, "-vvv", data={"redis_databases": 17})
-    time.sleep(2)
-    writer.stop()
-    print(
-        f"\nValkey group, restart-requiring change: {len(writer.acked)} writes acknowledged, longest write gap "
-        f"{writer.longest_gap:.2f} s, {len(writer.retries)} reconnect retries, {len(writer.failures)} failed"
+    change = while_writing(
+        writer,
+        "Valkey group, restart-requiring change",
+        lambda: run_deploy(group, "-vvv", data={"redis_databases": 17}),
     )
     assert change.rc == 0, change.failure
     assert "hands its role to one of them" in change.output and "Pausing writes on" in change.output

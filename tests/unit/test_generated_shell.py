@@ -304,12 +304,20 @@ def scenarios(tmp_path: Path) -> list[Scenario]:
                     "SentinelPrimary": _moves(["10.0.0.1 6379"] * 3, ["10.0.0.2 6379"] * 3),
                     "SentinelMaster": None,
                 },
-                data={"redis_server": "valkey", "redis_bind": "0.0.0.0", **addresses[name]},
+                data={"redis_server": "valkey", "redis_bind": "0.0.0.0", **addresses[name], **tls},
                 groups=group,
                 host_data={other: {**values, "redis_server": "valkey"} for other, values in addresses.items()},
                 host_name=name,
             )
-            for role, name in (("primary", "db1"), ("replica", "db3"))
+            for role, name, tls in (
+                ("primary", "db1", {}),
+                ("replica", "db3", {}),
+                (
+                    "replica with TLS alone",
+                    "db3",
+                    {"redis_tls": "only", "redis_tls_ca_dir": str(tmp_path / "secrets" / "group-tls")},
+                ),
+            )
         ),
         Scenario(
             "a replica of a Redis Sentinel group whose move to Valkey was killed after its old server stopped",
@@ -693,6 +701,25 @@ def test_a_groups_primary_hands_its_role_over_then_moves_as_the_new_primarys_rep
         assert f"step.py {as_old}" in texts, as_old
     for as_new in ("move --from redis", "wait-sync --port 6379"):
         assert f"step.py --server valkey {as_new}" in texts, as_new
+
+
+def test_a_tls_groups_host_keeps_its_keys_the_old_servers_until_its_own_move(recorded):
+    """The old server and sentinel may restart while the others move: their keys stay readable to
+    them (root:redis) until this host's move step gives the server's to Valkey (host/move.py) and
+    the sentinel's move gives the sentinel's; the config check reads no key."""
+    commands = recorded["the replica with TLS alone of a Redis Sentinel group that moves to Valkey"]
+    texts = [c.text for c in commands if not c.step.startswith("fact ")]
+    keys = [t for t in texts if ".key.smart-redis-" in t]
+    assert len(keys) == 2 and all("chown root:redis " in t and "chmod 640" in t for t in keys), keys
+    assert not any("root:valkey" in t for t in texts)
+    steps = _order(
+        commands,
+        "move --from redis --port 6379 --auth acl --new-auth acl --replica",
+        "systemctl stop redis-sentinel && systemctl disable redis-sentinel && systemctl mask redis-sentinel",
+        f"chgrp valkey {PATHS.sentinel_tls_key}",
+        "systemctl unmask valkey-sentinel",
+    )
+    assert steps == sorted(steps)
 
 
 def test_a_replicas_move_killed_after_its_old_server_stopped_moves_again_as_a_replica(recorded):
