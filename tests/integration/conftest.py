@@ -46,9 +46,9 @@ LONGEST_FIRST = (
     "test_handover",  # 540
     "test_sentinel",  # 438
     "test_alerts",  # 398
-    "test_sentinel_tls",  # 311, and about 100 more since it moves the group to Valkey
     "test_sentinel_changes",  # 348
-    "test_sentinel_valkey",  # 271
+    "test_sentinel_tls",  # 311
+    "test_sentinel_valkey",  # 271 (301 with TLS, 2026-12-07)
     "test_core",  # 257
     "test_valkey",  # 230
     "test_tls",  # 213

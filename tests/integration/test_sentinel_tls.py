@@ -4,8 +4,7 @@ redis_tls = "only" on every host: no plain port on the servers nor the sentinels
 that works here (replication, Sentinel to the servers and to the other sentinels, the host's
 tools, the deploy's own questions) is a TLS one. The story: provision, replicate, renew every
 certificate (Sentinel restarts one host at a time, redis-server keeps its PID), lose the
-primary, fail over, get the old primary back, and re-run the deploy to zero changes. Then
-(issue 28) the group moves from Redis to Valkey under a client writing over TLS.
+primary, fail over, get the old primary back, and re-run the deploy to zero changes.
 """
 
 from __future__ import annotations
@@ -16,14 +15,10 @@ import subprocess
 
 import pytest
 from conftest import GROUP_ECOSYSTEM, deploy, fingerprint, group_inventory, promoted, sh, three_hosts, wait_for
-from redis import Redis
-from test_handover import Writer, while_writing
-from test_sentinel_valkey import credentials
 
 from smart_redis import certs
-from smart_redis.auth import cli as login_cli
 from smart_redis.constants import PATHS
-from smart_redis.host.server import REDIS, VALKEY, Server
+from smart_redis.host.server import REDIS
 
 MASTER = "smart-trade"
 # What an operator types: the CA the deploy published for the apps, no client certificate
@@ -241,88 +236,3 @@ def test_a_tls_group_replicates_renews_and_fails_over(group):
 
     last = run(group, json_output=True, redis_tcp_backlog=1024)
     assert last.rc == 0 and last.changed == 0, last.failure
-
-
-def as_server(server: Server, container: str, command: str, port: int = 6379, role: str = "ADMIN") -> str:
-    """A command over TLS with the server's own CLI (a moved host has no redis-cli)."""
-    line = f"{login_cli(port, 'acl', role, program=server.cli)} --tls --cacert {PATHS.tls_ca} {command}"
-    return sh(container, line, check=False).stdout.strip()
-
-
-def primary_of(server: Server, container: str) -> str:
-    reply = as_server(server, container, f"--raw sentinel get-master-addr-by-name {MASTER}", 26379, "APP").split()
-    return reply[0] if len(reply) == 2 else ""
-
-
-def test_the_tls_group_moves_to_valkey_under_writes_and_stays_converged(group, tmp_path):
-    """After the story above, the same group (Debian 12, Redis 7.0) moves to Valkey 8.0 in one run
-    while a client writes through Sentinel over TLS: every link of the move is a TLS one (the moved
-    replicas' sync from the old primary, old and new sentinels, the handover, the deploy's own
-    questions). Until its own move a host talks to the group as the server it still runs; the
-    keys stay that server's group's until then, and the new server's after."""
-    names, addresses = group["names"], group["addresses"]
-    settings = {"redis_tcp_backlog": 1024}  # the story's last settings: the move changes nothing else
-    before = primary_of(REDIS, names[0])
-    assert {primary_of(REDIS, n) for n in names} == {before}
-    ids = {n: as_server(REDIS, n, "sentinel myid", 26379) for n in names}
-    login = credentials(names[0])
-    ca = tmp_path / "published-ca.crt"
-    ca.write_text(sh(names[0], f"cat {PATHS.tls_ca}").stdout)
-    admin = {
-        "username": login["REDIS_ADMIN_USER"],
-        "password": login["REDIS_ADMIN_PASSWORD"],
-        "ssl": True,
-        "ssl_ca_certs": str(ca),
-    }
-    pipe = Redis(before, 6379, db=2, **admin).pipeline(transaction=False)
-    for i in range(3000):
-        pipe.set(f"before:{i}", i, ex=86400 if i % 2 else None)
-    pipe.execute()
-
-    writer = Writer(addresses, login["REDIS_APP_USER"], login["REDIS_APP_PASSWORD"], tls_ca=str(ca))
-    moved = while_writing(
-        writer, "TLS group moved from Redis to Valkey", lambda: run(group, redis_server="valkey", **settings)
-    )
-    assert moved.rc == 0, moved.failure
-    assert "Moving to valkey-server as a replica" in moved.output and "hands its role to one of them" in moved.output
-    assert "PRIVATE KEY" not in moved.output and login["REDIS_APP_PASSWORD"] not in moved.output
-    assert writer.failures == [] and writer.acked, writer.failures[:3]
-    for name in names:
-        units = sh(name, "systemctl is-active valkey-server valkey-sentinel; valkey-server --version").stdout
-        assert units.startswith("active\nactive\nValkey server v=8.0."), units
-        # TLS alone still: no plain port on the server nor on the sentinel
-        plain = sh(name, f"grep -cx 'port 0' {VALKEY.config} {VALKEY.sentinel_config}").stdout.split()
-        assert plain == [f"{VALKEY.config}:1", f"{VALKEY.sentinel_config}:1"], plain
-        # the keys are the new server's group's and nobody else's; the certificates stay public
-        keys = sh(name, f"stat -c '%U %G %a' {PATHS.tls_dir}/*.key").stdout.splitlines()
-        assert set(keys) == {"root valkey 640"}, keys
-        public = sh(name, f"stat -c '%U %G %a' {PATHS.tls_dir}/*.crt").stdout.splitlines()
-        assert set(public) == {"root root 644"}, public
-        for package in ("redis-server", "redis-sentinel"):
-            status = sh(name, f"dpkg-query -W -f='${{db:Status-Status}}' {package}", check=False).stdout
-            assert status in ("", "config-files", "not-installed"), f"{package} left {status}"
-    primary = wait_for(
-        "every sentinel names one primary",
-        lambda: len({primary_of(VALKEY, n) for n in names}) == 1 and primary_of(VALKEY, names[0]),
-        30,
-    )
-    assert primary != before  # the primary handed its role over before it moved
-    on_primary = names[addresses.index(primary)]
-    wait_for(
-        "2 replicas online",
-        lambda: "connected_slaves:2" in as_server(VALKEY, on_primary, "info replication").split(),
-        60,
-    )
-    # Each sentinel kept its id over TLS too, and counts the other two once.
-    assert {n: as_server(VALKEY, n, "sentinel myid", 26379) for n in names} == ids
-    for name in names:
-        assert as_server(VALKEY, name, f"sentinel sentinels {MASTER}", 26379).splitlines().count("name") == 2, name
-    pipe = Redis(primary, 6379, **admin).pipeline(transaction=False)
-    for key in writer.acked:
-        pipe.exists(key)
-    assert all(pipe.execute()), "an acknowledged write was lost"
-    kept = Redis(primary, 6379, db=2, **admin)
-    assert kept.exists(*(f"before:{i}" for i in range(3000))) == 3000
-    assert kept.ttl("before:1") > 0 and kept.ttl("before:2") == -1
-    again = run(group, json_output=True, redis_server="valkey", **settings)
-    assert again.rc == 0 and again.changed == 0, again.failure

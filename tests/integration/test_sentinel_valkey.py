@@ -1,7 +1,10 @@
-"""A Sentinel group moved from Redis to Valkey, then run on Valkey (issue 28): three Debian 12
-hosts start on Redis 7.0 and its Sentinel, and one run moves them to Valkey 8.0 (bookworm-backports)
-while a client writes through Sentinel discovery, each write acknowledged by a replica: the
-replicas first, each back in sync, then the primary's handover, then the old primary as a replica.
+"""A Sentinel group with TLS alone moved from Redis to Valkey, then run on Valkey (issue 28): three
+Debian 12 hosts start on Redis 7.0 and its Sentinel with redis_tls = "only" (no plain port
+anywhere), and one run moves them to Valkey 8.0 (bookworm-backports) while a client writes over TLS
+through Sentinel discovery, each write acknowledged by a replica: the replicas first, each back in
+sync, then the primary's handover, then the old primary as a replica. Every link of the move is a
+TLS one (a moved replica's sync from the old primary, old and new sentinels, the handover, the
+deploy's own questions); the keys stay the old server's group's until each host's own move.
 
 Then the group runs as test_sentinel's and test_handover's Redis groups do: a setting that only
 a restart applies goes through the handover under writes, the primary's loss fails over, and
@@ -22,9 +25,11 @@ from redis import Redis
 from test_handover import Writer, while_writing
 
 from smart_redis.auth import cli
+from smart_redis.constants import PATHS
 from smart_redis.host.server import REDIS, VALKEY, Server
 
 MASTER = "smart-trade"
+TLS = f"--tls --cacert {PATHS.tls_ca}"  # what the host's CLI needs: the group has no plain port
 
 
 @pytest.fixture(scope="module")
@@ -36,11 +41,18 @@ def group(docker_testbed, run_id, tmp_path_factory):
             "addresses": addresses,
             "inventory": group_inventory(work / "inventory.py", names, addresses),
             "secrets": work / "redis-ha.env",
+            "work": work,
         }
 
 
 def run_deploy(group, *args, data=None, json_output=False):
-    data = {"redis_ha_secrets_file": str(group["secrets"]), "redis_server": "valkey", **(data or {})}
+    data = {
+        "redis_ha_secrets_file": str(group["secrets"]),
+        "redis_tls": "only",
+        "redis_tls_ca_dir": str(group["work"] / "tls"),
+        "redis_server": "valkey",
+        **(data or {}),
+    }
     return deploy(group["inventory"], *args, data=data, json_output=json_output, no_apps=False)
 
 
@@ -48,7 +60,7 @@ def sentinel_names(container: str, server: Server = VALKEY) -> str:
     """The primary's address as this host's sentinel names it ("" while it does not answer)."""
     reply = sh(
         container,
-        f"{cli(26379, 'acl', 'APP', program=server.cli)} --raw sentinel get-master-addr-by-name {MASTER}",
+        f"{cli(26379, 'acl', 'APP', tls=TLS, program=server.cli)} --raw sentinel get-master-addr-by-name {MASTER}",
         check=False,
     ).stdout.split()
     return reply[0] if len(reply) == 2 else ""
@@ -56,12 +68,14 @@ def sentinel_names(container: str, server: Server = VALKEY) -> str:
 
 def sentinel(container: str, *args: str, server: Server = VALKEY) -> list[str]:
     """A SENTINEL command to this host's sentinel as the Sentinel user; the reply's lines."""
-    return redis(container, "sentinel", *args, role="SENTINEL", port=26379, server=server).splitlines()
+    return redis(container, "sentinel", *args, role="SENTINEL", port=26379, server=server, tls=TLS).splitlines()
 
 
 def replication(container: str, server: Server = VALKEY) -> dict:
     """INFO replication as a dict; empty while the server does not answer (a container booting)."""
-    text = sh(container, f"{cli(6379, 'acl', 'ADMIN', program=server.cli)} info replication", check=False).stdout
+    text = sh(
+        container, f"{cli(6379, 'acl', 'ADMIN', tls=TLS, program=server.cli)} info replication", check=False
+    ).stdout
     return dict(line.strip().split(":", 1) for line in text.splitlines() if ":" in line)
 
 
@@ -80,11 +94,15 @@ def test_a_redis_group_moves_to_valkey_under_writes_then_hands_over_fails_over_a
         "every sentinel names the primary", lambda: {sentinel_names(n, REDIS) for n in names} == {addresses[0]}, 60
     )
     ids = {n: sentinel(n, "myid", server=REDIS)[0] for n in names}
-    # Data from before the move, in two databases, some of it with a TTL.
+    # Data from before the move, in two databases, some of it with a TTL (over TLS, with the CA
+    # the deploy published for the apps).
     login = credentials(a)
+    ca = group["work"] / "published-ca.crt"
+    ca.write_text(sh(a, f"cat {PATHS.tls_ca}").stdout)
+    tls = {"ssl": True, "ssl_ca_certs": str(ca)}
     for db in (0, 3):
         admin = Redis(
-            addresses[0], 6379, db=db, username=login["REDIS_ADMIN_USER"], password=login["REDIS_ADMIN_PASSWORD"]
+            addresses[0], 6379, db=db, username=login["REDIS_ADMIN_USER"], password=login["REDIS_ADMIN_PASSWORD"], **tls
         )
         pipe = admin.pipeline(transaction=False)
         for i in range(5000):
@@ -92,15 +110,23 @@ def test_a_redis_group_moves_to_valkey_under_writes_then_hands_over_fails_over_a
         pipe.execute()
 
     # The move, host by host, while an app writes through Sentinel (each write acknowledged by a replica).
-    writer = Writer(addresses, login["REDIS_APP_USER"], login["REDIS_APP_PASSWORD"])
-    moved = while_writing(writer, "Redis group moved to Valkey", lambda: run_deploy(group))
+    writer = Writer(addresses, login["REDIS_APP_USER"], login["REDIS_APP_PASSWORD"], tls_ca=str(ca))
+    moved = while_writing(writer, "TLS group moved from Redis to Valkey", lambda: run_deploy(group))
     assert moved.rc == 0, moved.failure
     assert "Moving to valkey-server as a replica" in moved.output and "hands its role to one of them" in moved.output
-    assert login["REDIS_APP_PASSWORD"] not in moved.output
+    assert login["REDIS_APP_PASSWORD"] not in moved.output and "PRIVATE KEY" not in moved.output
     assert writer.failures == [] and writer.acked, writer.failures[:3]
     for name in names:
         units = sh(name, "systemctl is-active valkey-server valkey-sentinel; valkey-server --version").stdout
         assert units.startswith("active\nactive\nValkey server v=8."), units
+        # TLS alone still: no plain port on the server nor on the sentinel
+        plain = sh(name, f"grep -cx 'port 0' {VALKEY.config} {VALKEY.sentinel_config}").stdout.split()
+        assert plain == [f"{VALKEY.config}:1", f"{VALKEY.sentinel_config}:1"], plain
+        # the keys are the new server's group's and nobody else's; the certificates stay public
+        keys = sh(name, f"stat -c '%U %G %a' {PATHS.tls_dir}/*.key").stdout.splitlines()
+        assert set(keys) == {"root valkey 640"}, keys
+        public = sh(name, f"stat -c '%U %G %a' {PATHS.tls_dir}/*.crt").stdout.splitlines()
+        assert set(public) == {"root root 644"}, public
         for package in ("redis-server", "redis-sentinel"):
             status = sh(name, f"dpkg-query -W -f='${{db:Status-Status}}' {package}", check=False).stdout
             assert status in ("", "config-files", "not-installed"), f"{package} left {status}"
@@ -120,7 +146,7 @@ def test_a_redis_group_moves_to_valkey_under_writes_then_hands_over_fails_over_a
     for name in names:
         known = sentinel(name, "sentinels", MASTER)
         assert sum(1 for line in known if line == "name") == 2, known
-    admin_login = {"username": login["REDIS_ADMIN_USER"], "password": login["REDIS_ADMIN_PASSWORD"]}
+    admin_login = {"username": login["REDIS_ADMIN_USER"], "password": login["REDIS_ADMIN_PASSWORD"], **tls}
     pipe = Redis(primary, 6379, **admin_login).pipeline(transaction=False)
     for key in writer.acked:
         pipe.exists(key)
@@ -134,7 +160,7 @@ def test_a_redis_group_moves_to_valkey_under_writes_then_hands_over_fails_over_a
     a = names[addresses.index(primary)]
 
     # On Valkey: a restart-requiring setting: the replicas restart, then the primary hands its role over.
-    writer = Writer(addresses, login["REDIS_APP_USER"], login["REDIS_APP_PASSWORD"])
+    writer = Writer(addresses, login["REDIS_APP_USER"], login["REDIS_APP_PASSWORD"], tls_ca=str(ca))
     change = while_writing(
         writer,
         "Valkey group, restart-requiring change",
@@ -153,12 +179,12 @@ def test_a_redis_group_moves_to_valkey_under_writes_then_hands_over_fails_over_a
         30,
     )
     assert writer.failures == [] and writer.acked, writer.failures[:3]
-    client = Redis(new, 6379, username=login["REDIS_APP_USER"], password=login["REDIS_APP_PASSWORD"])
+    client = Redis(new, 6379, username=login["REDIS_APP_USER"], password=login["REDIS_APP_PASSWORD"], **tls)
     pipe = client.pipeline(transaction=False)
     for key in writer.acked:
         pipe.exists(key)
     assert all(pipe.execute()), "an acknowledged write was lost"
-    assert all(redis(n, "config", "get", "databases", server=VALKEY).split()[-1] == "17" for n in names)
+    assert all(redis(n, "config", "get", "databases", server=VALKEY, tls=TLS).split()[-1] == "17" for n in names)
     again = run_deploy(group, data={"redis_databases": 17}, json_output=True)
     assert again.rc == 0 and again.changed == 0, again.failure
 
