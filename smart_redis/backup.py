@@ -8,13 +8,10 @@ receiver, its OnFailure= sends a message at once (redis-monitor alert-failed).
 
 from __future__ import annotations
 
-from pyinfra.api.operation import OperationMeta
-from pyinfra.operations.util import any_changed
-
 from . import alerting
 from .constants import BACKUP_RUN_TIMEOUT, BACKUP_SERVICE, BACKUP_TIMER, ON_FAILURE, PATHS
 from .facts import HostState
-from .operations import managed_file, no_file_changed
+from .operations import File, Placed, no_file_changed
 from .render import render
 from .settings import BACKUP_SCHEDULES, Settings
 
@@ -37,19 +34,16 @@ def timer_unit(settings: Settings) -> str:
     return render("redis-backup.timer.j2", schedule=settings.backup_schedule, calendar=calendar)
 
 
-def units(settings: Settings) -> tuple[OperationMeta, OperationMeta]:
-    """The backup job and its timer, written before the install: systemd loads them with the
-    other units in one daemon-reload (service.units_before_install); snapshots() enables them."""
-    unit = managed_file(name="Backup job", dest=PATHS.backup_service, content=service_unit(settings))
-    timer = managed_file(
-        name=f"Backup timer ({settings.backup_schedule})", dest=PATHS.backup_timer, content=timer_unit(settings)
-    )
-    return unit, timer
+def units(settings: Settings) -> tuple[File, File]:
+    """The backup job and its timer, placed before the install: systemd loads them with the
+    other units in one daemon-reload (service.before_install); snapshots() enables them."""
+    return File(PATHS.backup_service, service_unit(settings)), File(PATHS.backup_timer, timer_unit(settings))
 
 
-def snapshots(facts: HostState, units: tuple[OperationMeta, OperationMeta]) -> None:
-    """The timer enabled and a first snapshot taken, once redis-monitor is on the host."""
-    unit, timer = units
+def snapshots(facts: HostState, units: Placed) -> None:
+    """The timer enabled and a first snapshot taken, once redis-monitor is on the host.
+
+    units: the step that placed the job and the timer (service.before_install)"""
     # Also when a run that wrote the units failed before this step, or its first snapshot failed:
     # decided by what systemd runs, not only by this run's changes.
     converged = (
@@ -60,5 +54,5 @@ def snapshots(facts: HostState, units: tuple[OperationMeta, OperationMeta]) -> N
         name="Enable the backup timer and take the first snapshot",
         # A snapshot right away: health wants one no older than twice the schedule.
         commands=[f"systemctl enable --now {BACKUP_TIMER} && systemctl start {BACKUP_SERVICE}"],
-        _if=None if not converged else any_changed(unit, timer),
+        _if=None if not converged else units.any_of(PATHS.backup_service, PATHS.backup_timer),
     )

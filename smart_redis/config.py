@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from io import StringIO
 
 from pyinfra import host, logger, state
-from pyinfra.api import OperationError
+from pyinfra.api import OperationError, StringCommand
 from pyinfra.api.operation import OperationMeta
 from pyinfra.facts.files import FileContents
 
@@ -27,6 +27,7 @@ from .operations import (
     expect_live,
     host_state,
     live_config,
+    one_round_trip,
     operation,
     place,
     prepare_folder,
@@ -235,10 +236,12 @@ def apply_redis_config(
         _refuse_to_replace_data(live_cli, replicaof, server)
     if state.config.DIFF and file_differs:
         show_diff(server.config, content)
+    # Each command only after the one before succeeded, as pyinfra runs them: in one round trip.
+    commands: list[str | StringCommand] = []
     if decision.upload:
         staged = staging_path(PATHS.config_candidate)
         placed = place(staged, PATHS.config_candidate, *owner(server), validate(server))
-        yield from upload(StringIO(content), staged, first=prepare_folder(PATHS.config_candidate), then=placed)
+        commands += upload(StringIO(content), staged, first=prepare_folder(PATHS.config_candidate), then=placed)
     if decision.restart_for and not whole_group and handover.wanted(topology, primary, joining, version, True):
         host.log(
             "The primary restarts in place: not every server of the group is in this run (--limit), and "
@@ -247,30 +250,31 @@ def apply_redis_config(
         )
     if decision.group_check:
         assert primary is not None  # has_primary or handover say so
-        yield step("group-in-sync", "--port", live_port, "--auth", old_auth, "--primary", primary,
-                   "--replicas", topology.members - 1)  # fmt: skip
+        commands.append(step("group-in-sync", "--port", live_port, "--auth", old_auth, "--primary", primary,
+                             "--replicas", topology.members - 1))  # fmt: skip
     if decision.action == "defer":
         assert primary is not None
+        yield from one_round_trip(commands)
         handover.defer(handover.Deferred(live_port, old_auth, primary, decision.restart_for))
         return  # the candidate waits on the host; the pass after the handover installs it
     if decision.action == "restart":
         host.log(f"Restarting {server.service} for: {'; '.join(decision.restart_for)}", logger.warning)
-        yield _restart(live_port, old_auth, save=True)
+        commands.append(_restart(live_port, old_auth, save=True))
         if decision.wait_sync:
             assert replicaof is not None
-            yield step("wait-sync", "--port", settings.port, "--auth", settings.auth, "--primary", replicaof)
-        return
-    if decision.action == "start":  # not running at all: nothing to SAVE; the previous file stays at hand
-        yield _restart(live_port, old_auth, save=False)
-        return
-    if situation.runtime_changes:
-        applied = ", ".join([*plan.runtime_settings, *(c.split()[1] for c in plan.acl_changes)])
-        host.log(f"Applying at runtime, no restart: {applied}", logger.info)
-        # While a rotation runs, a user's new rules name both passwords (_content), so the reset keeps both.
-        yield from _runtime_commands(live_cli, plan)
-    if decision.install:
-        # a rename from the root-only folder: a link at redis.conf is replaced, never followed
-        yield f"mv -fT {shlex.quote(PATHS.config_candidate)} {shlex.quote(server.config)}"
+            commands.append(step("wait-sync", "--port", settings.port, "--auth", settings.auth, "--primary", replicaof))
+    elif decision.action == "start":  # not running at all: nothing to SAVE; the previous file stays at hand
+        commands.append(_restart(live_port, old_auth, save=False))
+    else:
+        if situation.runtime_changes:
+            applied = ", ".join([*plan.runtime_settings, *(c.split()[1] for c in plan.acl_changes)])
+            host.log(f"Applying at runtime, no restart: {applied}", logger.info)
+            # While a rotation runs, a user's new rules name both passwords (_content), so the reset keeps both.
+            commands += _runtime_commands(live_cli, plan)
+        if decision.install:
+            # a rename from the root-only folder: a link at redis.conf is replaced, never followed
+            commands.append(f"mv -fT {shlex.quote(PATHS.config_candidate)} {shlex.quote(server.config)}")
+    yield from one_round_trip(commands)
 
 
 def _old_server(settings: Settings, old: Server) -> tuple[int, str]:

@@ -77,13 +77,13 @@ def deploy_redis() -> None:
     sandbox = service.container_sandbox(facts)  # before the package first starts the service
     exporter_unit = exporter.unit_before_install(wanted, facts)  # likewise for the exporter
     backup_units = backup.units(wanted)  # the backup job and timer, enabled below
-    service.units_before_install(facts, sandbox, exporter_unit, *backup_units)  # one daemon-reload for all
+    units = [sandbox, exporter_unit, *backup_units]  # one command for all, one daemon-reload
+    early = service.before_install(facts, units, tools.step_program())  # with the program our host-side steps run
     sentinel.before_install(ha, facts)  # and Sentinel stays masked until it is configured
     move.hold_new_server(moving, facts)  # likewise the new server, until the move starts it on the data
     install.redis_packages(wanted, facts, sentinel=ha.runs_sentinel)
     tuning.kernel(wanted, facts)
-    service.redis_server(facts, sandbox, moving=moving is not None and not moving.done)
-    tools.step_program()  # the steps below that read passwords or restart Redis run it on the host
+    service.redis_server(facts, early, sandbox, moving=moving is not None and not moving.done)
     auth.warn_if_open(wanted)
     rotating = rotation.begin(wanted, ha, passwords, facts)  # a new password: the old one stays until nothing uses it
     renew = rotation.renewed_roles(wanted, ha, passwords)  # redis_rotate_passwords on a single server
@@ -104,7 +104,7 @@ def deploy_redis() -> None:
     sentinel.running(wanted, ha)  # restarted on a new binary or certificate; its timing kept in step
     rotation.sentinel_logins(wanted, ha, rotating)  # auth-pass and sentinel-pass move to the new password
     tools.redis_monitor(wanted, ha)  # the operator's tool on the host
-    backup.snapshots(facts, backup_units)  # the timer enabled, and a first snapshot
+    backup.snapshots(facts, early)  # the timer enabled, and a first snapshot
     alerting.alerts(wanted, ha, facts)  # a message to a person when the checks change state
     tls.publish_ca(certificates)  # where the apps' NODE_EXTRA_CA_CERTS points
     pm2.ecosystem(wanted, ha, rotating)  # REDIS_URL (and the sentinels) for the apps, reloaded under PM2

@@ -14,9 +14,11 @@ from pyinfra import host, logger
 from .constants import CREDENTIALS_MODE, EXPORTER_PACKAGE, EXPORTER_SERVICE, PATHS
 from .facts import HostState
 from .operations import (
+    File,
     host_state,
     managed_file,
     no_file_changed,
+    one_round_trip,
     operation,
     reload_units,
     service_running,
@@ -67,9 +69,11 @@ def _env_up_to_date(facts: HostState) -> bool:
 
 
 @operation(writes=(PATHS.exporter_env,))
-def exporter_env():
+def exporter_env(then: str | None = None):
     """
     Keep the exporter's own login (and nothing else) in its root-only env file.
+
+    + then: a command that runs next in any case, in the same round trip (a restart)
 
     **Example:**
 
@@ -78,9 +82,12 @@ def exporter_env():
         exporter_env(name="Give the exporter its login")
     """
     if _env_up_to_date(state_telling(PATHS.exporter_env, PATHS.credentials)):
-        host.noop(f"{PATHS.exporter_env} holds the exporter's login")
+        if then:
+            yield then
+        else:
+            host.noop(f"{PATHS.exporter_env} holds the exporter's login")
         return
-    yield step("login-file", "exporter-env", PATHS.exporter_env)
+    yield from one_round_trip([step("login-file", "exporter-env", PATHS.exporter_env), *([then] if then else [])])
 
 
 def needs_restart(facts: HostState, auth: str) -> str | None:
@@ -95,20 +102,16 @@ def needs_restart(facts: HostState, auth: str) -> str | None:
     return None
 
 
-def _write_unit(settings: Settings, tls: TlsFiles | None):
-    return managed_file(name="Configure the Redis exporter", dest=PATHS.exporter_dropin, content=dropin(settings, tls))
-
-
-def unit_before_install(settings: Settings, facts: HostState):
+def unit_before_install(settings: Settings, facts: HostState) -> File | None:
     """On a host without the exporter, its drop-in goes in first: the package's own start then
     already listens on 127.0.0.1 only, never on all addresses (systemd loads it in
-    service.units_before_install)."""
+    service.before_install)."""
     if settings.exporter_enabled and EXPORTER_PACKAGE not in facts.installed_packages:
-        return _write_unit(settings, None)  # the TLS files come later in the run
+        return File(PATHS.exporter_dropin, dropin(settings, None))  # the TLS files come later in the run
     return None
 
 
-def redis_exporter(settings: Settings, early_unit, tls: TlsFiles | None = None) -> None:
+def redis_exporter(settings: Settings, early_unit: File | None, tls: TlsFiles | None = None) -> None:
     """Configured after Redis itself otherwise, so a Redis change that fails leaves the exporter
     alone; its restart follows the host's state, so a run that stopped before it is repaired."""
     if not settings.exporter_enabled:
@@ -116,18 +119,23 @@ def redis_exporter(settings: Settings, early_unit, tls: TlsFiles | None = None) 
         return
     facts = host_state()
     if early_unit is None or tls is not None:
-        reload_units(EXPORTER_SERVICE, _write_unit(settings, tls), facts=facts)
-    if settings.auth != "none":
-        exporter_env(name="Give the exporter its own login")
+        unit = managed_file(
+            name="Configure the Redis exporter", dest=PATHS.exporter_dropin, content=dropin(settings, tls)
+        )
+        reload_units(EXPORTER_SERVICE, unit, facts=facts)
+    restart = None
     if early_unit is not None:  # its package, installed in this run, started it before its login was written
         unit = EXPORTER_SERVICE
         unmask = f"systemctl unmask {unit} && " if facts.units.get(unit, ("", ""))[0] == "masked" else ""
-        no_file_changed(
-            name="Exporter running with its current settings",
-            commands=[
-                f"{unmask}{{ systemctl is-enabled -q {unit} || systemctl enable {unit}; }} && systemctl restart {unit}"
-            ],
+        restart = (
+            f"{unmask}{{ systemctl is-enabled -q {unit} || systemctl enable {unit}; }} && systemctl restart {unit}"
         )
+    if settings.auth != "none":
+        name = "Give the exporter its own login" + (" and start it with it" if restart else "")
+        exporter_env(name=name, then=restart)
+    elif restart:
+        no_file_changed(name="Exporter running with its current settings", commands=[restart])
+    if restart:
         return
     service_running(
         name="Exporter running with its current settings",

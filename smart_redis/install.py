@@ -12,7 +12,7 @@ from pyinfra.operations import server
 from . import backports
 from .constants import DISTRO_REDIS_MAJOR, EXPORTER_PACKAGE, PATHS, VALKEY_BACKPORTS
 from .facts import LOCK_PROBE, HostState
-from .operations import host_state, managed_file, operation
+from .operations import copy_command, host_state, managed_file, operation
 from .preflight import major_version
 from .settings import Settings
 
@@ -40,11 +40,14 @@ def redis_packages(settings: Settings, facts: HostState, sentinel: bool = False)
         sources = REPOSITORY_FILES
     elif server.name == "valkey":
         sources = backports.source(server, facts)
-    # in the same command as the install, when it installs the server
+    # in the same command as the install, when it installs the server: its version checked, and
+    # the config it comes with kept as it is (config.redis_conf keeps it otherwise)
     check = (
         f"{{ {server.service} --version | grep -q ' v={major}\\.' || "
         f'{{ echo "installed $({server.service} --version): not the requested {major}.x" >&2; exit 1; }}; }}'
     )
+    if server.config_backup not in facts.files:
+        check += f" && {{ {copy_command(server.config, server.config_backup)}; }}"
     apt_install(
         f"Install {', '.join(missing)}",
         missing,

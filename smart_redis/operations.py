@@ -14,7 +14,7 @@ import functools
 import hashlib
 import inspect
 import shlex
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from io import StringIO
 from typing import Any, NamedTuple
@@ -25,7 +25,6 @@ from pyinfra.api import FileUploadCommand, OperationError, StringCommand
 from pyinfra.api import operation as pyinfra_operation
 from pyinfra.api.operation import OperationMeta
 from pyinfra.facts.files import FileContents
-from pyinfra.operations.util import any_changed
 from pyinfra.operations.util.files import generate_color_diff
 
 from . import run
@@ -152,8 +151,8 @@ def operation(writes: str | tuple[str, ...] | None = None, **options: Any) -> Ca
     marked out of date when the step yields its first command, so no step has to remember to.
 
     writes: the watched files the step may change, and no other (file_state() keeps trusting the
-    answer for the others): the name of the argument that holds the one file (a str), or the
-    paths themselves (a tuple; empty for a step that changes services, not files). None: any file.
+    answer for the others): the name of the argument that holds the one file (a str) or the
+    Files it places, or the paths themselves (a tuple; empty for a step that changes services, not files). None: any file.
 
     **Example:**
 
@@ -172,7 +171,7 @@ def operation(writes: str | tuple[str, ...] | None = None, **options: Any) -> Ca
             for command in func(*args, **kwargs):
                 if not forgotten:
                     if isinstance(writes, str):
-                        _changing((signature.bind(*args, **kwargs).arguments[writes],))
+                        _changing(_paths(signature.bind(*args, **kwargs).arguments[writes]))
                     else:
                         _changing(writes)
                     forgotten = True
@@ -181,6 +180,11 @@ def operation(writes: str | tuple[str, ...] | None = None, **options: Any) -> Ca
         return pyinfra_operation(**options)(commands)
 
     return decorate
+
+
+def _paths(argument: str | Sequence[File]) -> tuple[str, ...]:
+    """The files an operation's `writes` argument names: one path, or the Files it places."""
+    return (argument,) if isinstance(argument, str) else tuple(file.dest for file in argument)
 
 
 def _changing(paths: tuple[str, ...] | None) -> None:
@@ -202,6 +206,30 @@ def show_diff(dest: str, content: str) -> None:
         logger.info("  %s", line)
 
 
+@dataclass(frozen=True)
+class File:
+    """
+    A file the deploy places from text (managed_file, managed_files).
+
+    + dest: path on the host (must be one of facts.WATCHED_FILES)
+    + content: the whole file, or a function returning it when the operation runs (for text
+      that depends on what earlier operations of the same run did on the host)
+    + user, group, mode: ownership and octal mode of the file
+    + validate: shell command with ``{path}``, exiting non-zero for a bad file; its output
+      is the deploy's error message and the live file stays as it was
+    + private: a key: the staged file (and over SSH with sudo, the login's upload) is 0600 from
+      its first byte, and the diff is never shown
+    """
+
+    dest: str
+    content: str | Callable[[], str]
+    user: str = "root"
+    group: str = "root"
+    mode: str = "644"
+    validate: str | None = None
+    private: bool = False
+
+
 @operation(writes="dest")
 def managed_file(
     dest: str,
@@ -213,16 +241,8 @@ def managed_file(
     private: bool = False,
 ):
     """
-    Put a file in place from text, optionally only after a command has accepted it.
-
-    + dest: path on the host (must be one of facts.WATCHED_FILES)
-    + content: the whole file, or a function returning it when the operation runs (for text
-      that depends on what earlier operations of the same run did on the host)
-    + user, group, mode: ownership and octal mode of the file
-    + validate: shell command with ``{path}``, exiting non-zero for a bad file; its output
-      is the deploy's error message and the live file stays as it was
-    + private: a key: the staged file (and over SSH with sudo, the login's upload) is 0600 from
-      its first byte, and the diff is never shown
+    Put a file in place from text, optionally only after a command has accepted it (the
+    arguments are File's).
 
     **Example:**
 
@@ -236,27 +256,78 @@ def managed_file(
             validate="redis-check-config {path}",
         )
     """
-    if not watched(dest):
-        raise OperationError(f"{dest} is not gathered by the RedisHost fact")
-    if callable(content):
-        content = content()
-    current = file_state(dest)
-    wanted_sha = hashlib.sha256(content.encode()).hexdigest()
+    yield from placing((File(dest, content, user, group, mode, validate, private),), set())
 
-    # chown by path only where nobody but root can swap the file for a link
-    if current and current.sha256 == wanted_sha and dest.rsplit("/", 1)[0] not in STAGE_ELSEWHERE:
-        if (current.user, current.group, current.mode) == (user, group, mode):
-            host.noop(f"{dest} is up to date")
-            return
-        yield f"chown {user}:{group} {shlex.quote(dest)} && chmod {mode} {shlex.quote(dest)}"
-        return
 
-    if state.config.DIFF and not private:
-        show_diff(dest, content)
+@operation(writes="files")
+def managed_files(files: Sequence[File], changed: set[str]):
+    """
+    Put several files in place with one command (one round trip, where each managed_file is one).
 
-    staged = staging_path(dest)
-    placed = place(staged, dest, user, group, mode, validate)
-    yield from upload(StringIO(content), staged, private=private, first=prepare_folder(dest), then=placed)
+    + files: what to place (see File); each one as managed_file would, in this order
+    + changed: filled with the dests this step changes when it runs (see placed(): a later step
+      that follows one of them only)
+
+    **Example:**
+
+    .. code:: python
+
+        managed_files(name="Units", files=(File(PATHS.backup_service, unit), File(PATHS.backup_timer, timer)),
+                      changed=set())
+    """
+    yield from placing(files, changed)
+
+
+class Placed(NamedTuple):
+    """A managed_files step, and the dests it changed (known once it ran)."""
+
+    op: OperationMeta
+    changed: set[str]
+
+    def any_of(self, *dests: str) -> Callable[[], bool]:
+        """An _if for a step that follows a change of one of these files only."""
+        return lambda: self.op.did_change() and not self.changed.isdisjoint(dests)
+
+
+def place_files(name: str, files: Sequence[File], **arguments: Any) -> Placed:
+    """managed_files(name=name, files=files, **arguments), with what it changes."""
+    changed: set[str] = set()
+    return Placed(managed_files(name=name, files=tuple(files), changed=changed, **arguments), changed)
+
+
+def placing(files: Sequence[File], changed: set[str]) -> Iterator[Any]:
+    """The commands that put `files` in place: one for all, or none when each is as wanted; the
+    dests it changes go into `changed`. For a step of its own that places files (managed_files)."""
+    changed.clear()  # pyinfra may run a generator twice (change detection, then execution)
+    fixes: list[str] = []
+    texts: list[Text] = []
+    for file in files:
+        if not watched(file.dest):
+            raise OperationError(f"{file.dest} is not gathered by the RedisHost fact")
+        content = file.content() if callable(file.content) else file.content
+        current = file_state(file.dest)
+        wanted_sha = hashlib.sha256(content.encode()).hexdigest()
+        q_dest = shlex.quote(file.dest)
+        # chown by path only where nobody but root can swap the file for a link
+        if current and current.sha256 == wanted_sha and file.dest.rsplit("/", 1)[0] not in STAGE_ELSEWHERE:
+            if (current.user, current.group, current.mode) == (file.user, file.group, file.mode):
+                host.noop(f"{file.dest} is up to date")
+                continue
+            fixes.append(f"chown {file.user}:{file.group} {q_dest} && chmod {file.mode} {q_dest}")
+        else:
+            if state.config.DIFF and not file.private:
+                show_diff(file.dest, content)
+            staged = staging_path(file.dest)
+            then = place(staged, file.dest, file.user, file.group, file.mode, file.validate)
+            texts.append(Text(content, staged, first=prepare_folder(file.dest), then=then))
+        changed.add(file.dest)
+    if texts:
+        command = text_command(texts)
+        if fixes:  # ownership to fix too: still one round trip
+            command = StringCommand(" && ".join([*fixes, command.get_raw_value()]), **command.connector_arguments)
+        yield command
+    elif fixes:
+        yield " && ".join(fixes)
 
 
 # Folders that someone other than root can change, and where the deploy stages a file meant for
@@ -318,9 +389,7 @@ def upload(
     """
     q_staged = shlex.quote(staged)
     if isinstance(source, StringIO):
-        write = f"umask 077 && rm -f {q_staged} && base64 -d > {q_staged}"
-        command = " && ".join(part for part in (first, write, then and f"{{ {then}; }}") if part)
-        yield StringCommand(command, _stdin=base64.encodebytes(source.getvalue().encode()).decode())
+        yield text_command([Text(source.getvalue(), staged, first, then)])
         return
     if first:
         yield first
@@ -335,6 +404,49 @@ def upload(
     yield FileUploadCommand(source, staged, remote_temp_filename=temp)
     if then:
         yield then
+
+
+class Text(NamedTuple):
+    """Text for upload(): where it lands (a root-only folder's staged path), and the commands
+    before the bytes land (making the folder) and after (placing the file)."""
+
+    content: str
+    staged: str
+    first: str | None = None
+    then: str | None = None
+
+
+def text_command(texts: Sequence[Text]) -> StringCommand:
+    """upload()'s command for text: each text base64-encoded, one after the other on its stdin;
+    every text but the last is read by its exact length (GNU head -c reads no byte beyond it)."""
+    parts: list[str] = []
+    stdin: list[str] = []
+    for i, text in enumerate(texts):
+        q_staged = shlex.quote(text.staged)
+        data = base64.encodebytes(text.content.encode()).decode()
+        read = "base64 -d" if i == len(texts) - 1 else f"head -c {len(data)} | base64 -d"
+        write = f"umask 077 && rm -f {q_staged} && {read} > {q_staged}"
+        parts.extend(part for part in (text.first, write, text.then and f"{{ {text.then}; }}") if part)
+        stdin.append(data)
+    return StringCommand(" && ".join(parts), _stdin="".join(stdin))
+
+
+def one_round_trip(commands: Sequence[str | StringCommand]) -> Iterator[str | StringCommand]:
+    """A step's commands as one: each still runs only when the one before succeeded, as pyinfra
+    runs them apart, in one round trip. Only the first may have stdin (an upload's text): the
+    others would wait for the same stream; with stdin on a later one they go apart.
+
+    >>> list(one_round_trip(["systemctl stop a", "systemctl start b"]))
+    [StringCommand({ systemctl stop a; } && { systemctl start b; })]
+    """
+    later_stdin = any(isinstance(c, StringCommand) and c.connector_arguments for c in commands[1:])
+    if len(commands) < 2 or later_stdin:
+        yield from commands
+        return
+    first = commands[0]
+    arguments = first.connector_arguments if isinstance(first, StringCommand) else {}
+    texts = [c.get_raw_value() if isinstance(c, StringCommand) else c for c in commands]
+    yield StringCommand(" && ".join(f"{{ {text}; }}" for text in texts), **arguments)
 
 
 def place(staged: str, dest: str, user: str, group: str, mode: str, validate: str | None = None) -> str:
@@ -366,9 +478,15 @@ def copy_once(src: str, dest: str):
     if file_state(dest) is not None:
         host.noop(f"{dest} exists and is kept as it is")
         return
-    # Copied where only root writes, then renamed: a link planted at dest is replaced, never written through.
+    yield copy_command(src, dest)
+
+
+def copy_command(src: str, dest: str) -> str:
+    """copy_once's command, also for a step that copies in its own command (the install keeps the
+    package's config): copied where only root writes, then renamed, so a link planted at dest is
+    replaced, never written through; nothing when dest exists."""
     staged, q_dest = shlex.quote(staging_path(dest)), shlex.quote(dest)
-    yield (
+    return (
         f"test -e {q_dest} || test -L {q_dest} || {{ {prepare_folder(dest)} && cp -pP {shlex.quote(src)} {staged} "
         f"&& mv -fT {staged} {q_dest}; }}"
     )
@@ -407,17 +525,22 @@ def service_running(service: str, restart_if: Callable[[HostState], str | None] 
         host.noop(f"{service} is enabled and running")
 
 
-def reload_units(units: str | tuple[str, ...], *changed: OperationMeta | None, facts: HostState) -> None:
+def reload_units(
+    units: str | tuple[str, ...], *changed: OperationMeta | Callable[[], bool] | None, facts: HostState
+) -> None:
     """The one way this project runs systemctl daemon-reload: when this run changed a unit file
-    of `units` (any of `changed`; None: a step that did not run), or when systemd still waits for
-    one (NeedDaemonReload), so that a run that stopped between the two does not lose it."""
+    of `units` (any of `changed`: a step, or a gate such as Placed.any_of; None: a step that did
+    not run), or when systemd still waits for one (NeedDaemonReload), so that a run that stopped
+    between the two does not lose it."""
     units = (units,) if isinstance(units, str) else units
     steps = [op for op in changed if op is not None]
     if not steps and not facts.need_reload.intersection(units):
         return
     daemon_reload(
         name=f"Reload systemd units for {', '.join(units)}",
-        _if=None if facts.need_reload.intersection(units) else any_changed(*steps),
+        _if=None
+        if facts.need_reload.intersection(units)
+        else lambda: any(step() if callable(step) else step.did_change() for step in steps),
     )
 
 
@@ -455,20 +578,14 @@ def no_file_changed(commands: list[str]):
 GROUP_FILE = "/etc/group"
 
 
-@operation(writes=(GROUP_FILE,))
-def group_present(group: str):
-    """
-    A local system group, created when /etc/group does not have it.
+def group_missing(group: str) -> list[str]:
+    """The command that creates a local system group (its name validated by the settings), for
+    a step that declares GROUP_FILE among its writes; none when /etc/group has it.
 
-    + group: its name (settings validate it as a user name)
-
-    **Example:**
-
-    .. code:: python
-
-        group_present(name="Operator group", group="redis-operators")
+    >>> group_missing("redis-operators")  # on a host without it
+    ['groupadd -r redis-operators']
     """
     if group in state_telling(GROUP_FILE).groups:
         host.noop(f"group {group} exists")
-        return
-    yield f"groupadd -r {shlex.quote(group)}"
+        return []
+    return [f"groupadd -r {shlex.quote(group)}"]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pyinfra.api.operation import OperationMeta
+from collections.abc import Sequence
 
 from .constants import BACKUP_SERVICE, BACKUP_TIMER, EXPORTER_SERVICE
 from .facts import HostState
-from .operations import managed_file, no_file_changed, reload_units, service_running
+from .operations import File, Placed, no_file_changed, place_files, reload_units, service_running
 from .render import render
 
 
@@ -15,33 +15,34 @@ def container_dropin() -> str:
     return render("container-dropin.conf.j2")
 
 
-def container_sandbox(facts: HostState) -> OperationMeta | None:
+def container_sandbox(facts: HostState) -> File | None:
     """Relax PrivateUsers inside containers; on a real host the packaged unit stays intact.
-    systemd loads it with the exporter's drop-in (units_before_install)."""
+    Placed with the other units before the install (units_before_install)."""
     if not facts.container:
         return None
-    return managed_file(
-        name=f"Let {facts.server.service} start inside a {facts.container} container",
-        dest=facts.server.container_dropin,
-        content=container_dropin(),
-    )
+    return File(facts.server.container_dropin, container_dropin())
 
 
-def units_before_install(facts: HostState, *written: OperationMeta | None) -> None:
-    """One daemon-reload for the drop-ins and units written before the packages start their
-    services (the container sandbox, the exporter's drop-in, the backup job and timer).
+def before_install(facts: HostState, units: Sequence[File | None], *others: File) -> Placed:
+    """The drop-ins and units that must be in place before the packages start their services
+    (the container sandbox, the exporter's drop-in, the backup job and timer), and `others` that
+    may as well go with them: one command for all, and one daemon-reload for a changed unit.
 
     None when this run installs the server's package anew (not installed, or its config files
     only): its maintainer script's configure reloads systemd before it starts the service
     (debhelper's dh_installsystemd), which loads them all, and a run that fails before that
     installs the package, and so reloads, in the next run. (A package left with its triggers
     pending only gets them processed: no reload, so the deploy's own.)"""
+    files = [unit for unit in units if unit is not None]
+    placed = place_files("Units and files before the install", [*files, *others])
     if facts.redis_version is None and facts.server.service in facts.missing_packages:
-        return
-    reload_units((facts.server.service, EXPORTER_SERVICE, BACKUP_SERVICE, BACKUP_TIMER), *written, facts=facts)
+        return placed
+    services = (facts.server.service, EXPORTER_SERVICE, BACKUP_SERVICE, BACKUP_TIMER)
+    reload_units(services, placed.any_of(*(f.dest for f in files)), facts=facts)
+    return placed
 
 
-def redis_server(facts: HostState, sandbox: OperationMeta | None, moving: bool = False) -> None:
+def redis_server(facts: HostState, units: Placed, sandbox: File | None, moving: bool = False) -> None:
     """Enabled and running; restarted here only for a new sandbox drop-in (config changes restart
     themselves in config.py, and only when Redis cannot take them at runtime).
 
@@ -58,5 +59,5 @@ def redis_server(facts: HostState, sandbox: OperationMeta | None, moving: bool =
         no_file_changed(
             name=f"Restart {service} in its new sandbox",
             commands=[f"systemctl restart {service}"],
-            _if=sandbox.did_change,
+            _if=units.any_of(sandbox.dest),
         )

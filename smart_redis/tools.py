@@ -11,7 +11,7 @@ from . import alerting, run
 from .constants import PATHS
 from .host.bundle import build
 from .host.server import Server
-from .operations import group_present, managed_file
+from .operations import GROUP_FILE, File, group_missing, one_round_trip, operation, placing
 from .settings import BACKUP_SCHEDULES, Settings
 from .topology import Topology
 
@@ -61,21 +61,40 @@ def monitor_config(settings: Settings, topology: Topology | None = None, host_na
 
 
 def redis_monitor(settings: Settings, topology: Topology | None = None) -> None:
-    managed_file(name=f"Install {PATHS.monitor}", dest=PATHS.monitor, content=monitor_program(), mode="755")
-    managed_file(
-        name="Tell redis-monitor about this host",
-        dest=PATHS.monitor_config,
-        content=monitor_config(settings, topology, host.name),
-    )
     group = settings.operator_group
-    group_present(name=f"Operator group {group}", group=group)
-    managed_file(
-        name=f"Let {group} run redis-monitor",
-        dest=PATHS.monitor_sudoers,
-        content=f"# Written by the smart-redis deploy.\n%{group} ALL=(root) NOPASSWD: {PATHS.monitor}\n",
-        mode="440",
-        validate="visudo -cqf {path}",
+    monitor_tool(
+        name=f"Install {PATHS.monitor}, tell it about this host, let {group} run it",
+        files=[
+            File(PATHS.monitor, monitor_program(), mode="755"),
+            File(PATHS.monitor_config, monitor_config(settings, topology, host.name)),
+            File(
+                PATHS.monitor_sudoers,
+                f"# Written by the smart-redis deploy.\n%{group} ALL=(root) NOPASSWD: {PATHS.monitor}\n",
+                mode="440",
+                validate="visudo -cqf {path}",
+            ),
+        ],
+        group=group,
     )
+
+
+@operation(writes=(PATHS.monitor, PATHS.monitor_config, PATHS.monitor_sudoers, GROUP_FILE))
+def monitor_tool(files: list[File], group: str):
+    """
+    redis-monitor, what it knows of this host and the sudo rule that lets the operator group run
+    it, and that group when missing: one command.
+
+    + files: the program, its config and the rule (see File)
+    + group: the operator group (redis_operator_group)
+
+    **Example:**
+
+    .. code:: python
+
+        monitor_tool(name="redis-monitor", files=[File(PATHS.monitor, program, mode="755")], group="redis-operators")
+    """
+    # The group after the rule that names it: sudo looks it up only when someone runs sudo.
+    yield from one_round_trip([*placing(files, set()), *group_missing(group)])
 
 
 def step(*args: str | int, server: Server | None = None) -> str:
@@ -92,10 +111,7 @@ def step(*args: str | int, server: Server | None = None) -> str:
     return " ".join(["python3 -I", PATHS.step_program, *where, *(shlex.quote(str(arg)) for arg in args)])
 
 
-def step_program() -> None:
-    # Before any step that calls it; python3 comes with the packages.
-    managed_file(
-        name=f"Install the deploy's host-side steps ({PATHS.step_program})",
-        dest=PATHS.step_program,
-        content=build("steps", "smart-redis-step"),
-    )
+def step_program() -> File:
+    """The deploy's host-side steps as one file, placed before any step calls it (python3, which
+    runs it, comes with the packages)."""
+    return File(PATHS.step_program, build("steps", "smart-redis-step"))

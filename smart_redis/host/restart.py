@@ -51,10 +51,17 @@ def _keep_copy(source: str, copy: str) -> None:
 def save_first(port: int, auth: str, candidate: str = CANDIDATE) -> None:
     """SAVE, as whoever the running server accepts, or stop: a restart after a failed SAVE loses
     every key written since the last snapshot (all of them with redis_save = "")."""
-    try:
-        reply = _save(login(port, auth, timeout=SAVE_TIMEOUT))
-    except (OSError, RedisError, KeyError) as exc:
-        reply = str(exc) or type(exc).__name__
+    deadline = time.monotonic() + SAVE_TIMEOUT
+    while True:
+        try:
+            reply = _save(login(port, auth, timeout=SAVE_TIMEOUT))
+        except (OSError, RedisError, KeyError) as exc:
+            reply = str(exc) or type(exc).__name__
+            # A replica that loads what its primary sent refuses the login's PING too: wait as SAVE does.
+            if "LOADING" in reply and time.monotonic() < deadline:
+                time.sleep(0.2)
+                continue
+        break
     if reply == "OK":
         return
     _unlink(candidate)

@@ -156,7 +156,8 @@ class Recorded(list):
         self.sent: dict[str, str] = {}  # staged path -> the text that arrived on stdin
 
 
-STDIN_WRITE = re.compile(r"umask 077 && rm -f (\S+) && base64 -d > (\S+)")
+# Each text of a command: every one but the last read by its length (operations.text_command).
+STDIN_WRITE = re.compile(r"umask 077 && rm -f (\S+) && (?:head -c (\d+) \| )?base64 -d > (\S+)")
 
 
 def _recorder(step: str, generator_function: Callable, recorded: Recorded) -> Callable:
@@ -167,10 +168,15 @@ def _recorder(step: str, generator_function: Callable, recorded: Recorded) -> Ca
                 recorded.uploads.append((step, command.dest, command.remote_temp_filename))
             stdin = command.connector_arguments.get("_stdin") if isinstance(command, StringCommand) else None
             if stdin is not None:
-                written = STDIN_WRITE.search(command.get_raw_value())
-                assert written and written[1] == written[2], command.get_raw_value()
-                recorded.uploads.append((step, written[2], "stdin"))
-                recorded.sent[written[2]] = base64.b64decode(stdin).decode()
+                writes = list(STDIN_WRITE.finditer(command.get_raw_value()))
+                assert writes, command.get_raw_value()
+                for i, written in enumerate(writes):
+                    last = i == len(writes) - 1
+                    assert written[1] == written[3] and (written[2] is None) == last, command.get_raw_value()
+                    data, stdin = (stdin, "") if last else (stdin[: int(written[2])], stdin[int(written[2]) :])
+                    recorded.uploads.append((step, written[3], "stdin"))
+                    recorded.sent[written[3]] = base64.b64decode(data).decode()
+                assert stdin == "", "bytes on stdin that no write reads"
             text = _text(command)
             if text is not None:
                 recorded.append(Command(step, text))

@@ -10,7 +10,7 @@ import pytest
 
 from smart_redis.host.resp import RedisError
 from smart_redis.host.server import open_plain_file
-from smart_redis.host.snapshots import RESTART_SECONDS, SETTLE_SECONDS, BackupError, running_server
+from smart_redis.host.snapshots import RESTART_SECONDS, SETTLE_SECONDS, BackupError, running_server, wait_for_snapshot
 
 
 class Clock:
@@ -84,6 +84,65 @@ def test_a_server_that_stays_down_fails_the_job_with_one_line(states, connects, 
     error, took = run(states, connects)
     assert isinstance(error, BackupError) and said in str(error)
     assert after < took <= after + 1  # no later than the bound (and one poll): the timer never starts it
+
+
+class Saving:
+    """A server's BGSAVE as INFO persistence shows it: `before` polls of another save still
+    running, then ours for `polls` polls, ending with `status`; `refusals` BGSAVE errors first."""
+
+    def __init__(self, before: int = 0, polls: int = 3, status: str = "ok", refusals: int = 0):
+        self.before, self.polls, self.status, self.refusals = before, polls, status, refusals
+        self.bgsaves = 0
+
+    def info(self, section: str) -> dict:
+        if self.before:
+            self.before -= 1
+            return {"rdb_bgsave_in_progress": "1", "rdb_last_bgsave_status": "ok"}
+        running = self.bgsaves > 0 and self.polls > 0
+        self.polls -= running
+        done = self.bgsaves > 0 and not running
+        return {
+            "rdb_bgsave_in_progress": "1" if running else "0",
+            "rdb_last_bgsave_status": self.status if done else "ok",
+        }
+
+    def call(self, *command: str):
+        assert command == ("BGSAVE",), command
+        if self.refusals:
+            self.refusals -= 1
+            raise RedisError("ERR Background save already in progress")
+        self.bgsaves += 1
+        return "Background saving started"
+
+
+@pytest.mark.parametrize(
+    ("server", "waited"),
+    [
+        (Saving(polls=0), 0.0),  # an empty data set: saved before the first poll
+        (Saving(polls=3), 0.15),  # each poll 50 ms, however near the next second the save ends
+        (Saving(before=2, polls=1), 0.45),  # a save point's BGSAVE first: its end, then ours
+        (Saving(refusals=1, polls=1), 0.25),  # one started between the poll and our BGSAVE
+    ],
+)
+def test_a_snapshot_ends_when_its_save_does(server, waited):
+    clock = Clock()
+    wait_for_snapshot(server, timeout=60, clock=clock, sleep=clock.sleep)
+    assert server.bgsaves == 1 and clock.now == pytest.approx(waited)
+
+
+@pytest.mark.parametrize(
+    ("server", "said"),
+    [
+        (Saving(polls=1, status="err"), "BGSAVE reported err"),
+        (Saving(polls=10_000), "no snapshot within 60 s"),
+        (Saving(before=10_000), "another save still runs after 60 s"),
+    ],
+)
+def test_a_snapshot_that_fails_or_never_ends_fails_the_job(server, said):
+    clock = Clock()
+    with pytest.raises(BackupError, match=said):
+        wait_for_snapshot(server, timeout=60, clock=clock, sleep=clock.sleep)
+    assert clock.now <= 61
 
 
 def _mine() -> str:

@@ -87,7 +87,7 @@ def test_a_valkey_hosts_version_is_valkeys():
 
 
 def test_the_fact_script_names_the_local_groups_of_the_host():
-    """The operator group is created from this answer (operations.group_present): the groups the
+    """The operator group is created from this answer (operations.group_missing): the groups the
     script prints are those of /etc/group on this machine."""
     import grp
     import shutil

@@ -735,3 +735,18 @@ def test_a_replicas_move_killed_after_its_old_server_stopped_moves_again_as_a_re
         "wait-sync --port 6379 --auth acl --primary '10.0.0.1 6379'",
     )
     assert steps == sorted(steps)
+
+
+def test_a_fresh_host_gets_its_units_before_the_install_in_one_command(recorded):
+    """The container sandbox, the exporter's drop-in and the backup job and timer: one round trip
+    before apt starts the services, each text whole (the recorder splits the one stdin)."""
+    commands = recorded["a fresh host, Redis 8 from its repository, a rebuild from a snapshot"]
+    units = (REDIS.container_dropin, PATHS.exporter_dropin, PATHS.backup_service, PATHS.backup_timer)
+    placing = [c for c in commands if c.step == "smart_redis.operations.managed_files"][0]
+    assert [unit for unit in units if f" {unit}; }}" in placing.text] == list(units)
+    install = next(i for i, c in enumerate(commands) if "apt-get -y" in c.text)
+    assert commands.index(placing) < install
+    sent = {staged.split(".smart-redis-")[0].replace("/.", "/"): text for staged, text in commands.sent.items()}
+    sandbox, exporter, job, timer = (sent[unit] for unit in units)
+    assert "PrivateUsers=" in sandbox and "127.0.0.1" in exporter and "redis-monitor backup" in job
+    assert "OnCalendar=" in timer

@@ -154,6 +154,27 @@ def test_the_save_waits_while_the_server_is_busy(host_files, monkeypatch, busy):
     assert asked == [("SAVE",)] * 4 and candidate.exists()
 
 
+def test_the_save_waits_while_a_loading_replica_refuses_the_logins_ping(host_files, monkeypatch):
+    """A primary demoted by the handover loads its new primary's dataset: PING (the login's check)
+    answers LOADING as SAVE does, until the load ends. Found by make test (600 000 keys)."""
+    _, _, _, _, candidate = host_files
+    pings = [RedisError("LOADING Redis is loading the dataset in memory")] * 3 + ["PONG"]
+    asked: list[tuple] = []
+
+    class Loading:
+        def call(self, *args):
+            asked.append(args)
+            reply = pings.pop(0) if args == ("PING",) else "OK"
+            if isinstance(reply, Exception):
+                raise reply
+            return reply
+
+    monkeypatch.setattr(server, "admin", lambda *args, **kwargs: Loading())
+    monkeypatch.setattr(restart.time, "sleep", lambda seconds: None)
+    restart.save_first(6379, "none", str(candidate))
+    assert asked == [("PING",)] * 4 + [("SAVE",)] and candidate.exists()
+
+
 def test_a_restart_that_works_keeps_the_new_file(host_files):
     _, calls, outcomes, config, candidate = host_files
     outcomes.append(True)

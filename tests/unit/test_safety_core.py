@@ -4,6 +4,7 @@ host may follow, the upload primitive's commands, and one Run record for what a 
 from __future__ import annotations
 
 import ast
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -97,6 +98,38 @@ def test_uploads_stage_where_only_root_writes_and_place_by_one_rename():
     placed = operations.place(staged, "/usr/local/bin/redis-monitor", "root", "root", "755", "check {path}")
     assert placed.index("chown root:root") < placed.index("check ") < placed.index("mv -fT ")
     assert placed.endswith(f"|| {{ rm -f {staged}; exit 1; }}")
+
+
+@pytest.mark.parametrize(
+    "contents",
+    [
+        ["one file"],
+        ["[Unit]\nDescription=a\n", "", "x" * 100_000, "é ü\n\0 binary-ish", "last\n"],  # sizes and bytes of all kinds
+    ],
+)
+def test_texts_sent_in_one_command_each_land_whole_in_their_own_file(tmp_path, contents):
+    """Several files in one round trip (managed_files): each text read by its exact length from the
+    one stdin, run here by a real shell with the host's own head and base64."""
+    texts = [operations.Text(text, str(tmp_path / f"staged-{i}")) for i, text in enumerate(contents)]
+    command = operations.text_command(texts)
+    subprocess.run(
+        ["sh", "-c", command.get_raw_value()], input=command.connector_arguments["_stdin"], text=True, check=True
+    )
+    assert [(tmp_path / f"staged-{i}").read_text() for i in range(len(contents))] == contents
+    assert all((tmp_path / f"staged-{i}").stat().st_mode & 0o077 == 0 for i in range(len(contents)))
+
+
+def test_a_step_after_placed_files_follows_only_its_own_files():
+    """One command places the units before the install; the sandbox restart and the backup timer
+    each follow their own files' change, not the others'."""
+
+    class Done:
+        def did_change(self) -> bool:
+            return True
+
+    placed = operations.Placed(Done(), {PATHS.backup_timer})  # type: ignore[arg-type]
+    assert placed.any_of(PATHS.backup_service, PATHS.backup_timer)()
+    assert not placed.any_of("/etc/systemd/system/redis-server.service.d/10-container.conf")()
 
 
 def test_no_module_keeps_run_state_outside_the_run_record():
