@@ -265,7 +265,7 @@ def managed_files(files: Sequence[File], changed: set[str]):
     Put several files in place with one command (one round trip, where each managed_file is one).
 
     + files: what to place (see File); each one as managed_file would, in this order
-    + changed: filled with the dests this step changes when it runs (see placed(): a later step
+    + changed: filled with the dests this step changes when it runs (see Placed.any_of: a later step
       that follows one of them only)
 
     **Example:**
@@ -425,8 +425,11 @@ def text_command(texts: Sequence[Text]) -> StringCommand:
         q_staged = shlex.quote(text.staged)
         data = base64.encodebytes(text.content.encode()).decode()
         read = "base64 -d" if i == len(texts) - 1 else f"head -c {len(data)} | base64 -d"
-        write = f"umask 077 && rm -f {q_staged} && {read} > {q_staged}"
-        parts.extend(part for part in (text.first, write, text.then and f"{{ {text.then}; }}") if part)
+        write = f"( umask 077 && rm -f {q_staged} && {read} > {q_staged} )"
+        # The stdin is the texts': the commands around each one (a validator) read none of it.
+        first = [f"{{ {text.first}; }} </dev/null"] if text.first else []
+        then = [f"{{ {text.then}; }} </dev/null"] if text.then else []
+        parts += [*first, write, *then]
         stdin.append(data)
     return StringCommand(" && ".join(parts), _stdin="".join(stdin))
 

@@ -17,7 +17,7 @@ def container_dropin() -> str:
 
 def container_sandbox(facts: HostState) -> File | None:
     """Relax PrivateUsers inside containers; on a real host the packaged unit stays intact.
-    Placed with the other units before the install (units_before_install)."""
+    Placed with the other units before the install (before_install)."""
     if not facts.container:
         return None
     return File(facts.server.container_dropin, container_dropin())

@@ -54,7 +54,7 @@ def save_first(port: int, auth: str, candidate: str = CANDIDATE) -> None:
     deadline = time.monotonic() + SAVE_TIMEOUT
     while True:
         try:
-            reply = _save(login(port, auth, timeout=SAVE_TIMEOUT))
+            reply = _save(login(port, auth, timeout=SAVE_TIMEOUT), deadline)
         except (OSError, RedisError, KeyError) as exc:
             reply = str(exc) or type(exc).__name__
             # A replica that loads what its primary sent refuses the login's PING too: wait as SAVE does.
@@ -71,10 +71,12 @@ def save_first(port: int, auth: str, candidate: str = CANDIDATE) -> None:
     )
 
 
-def _save(client) -> str:
+def _save(client, deadline: float | None = None) -> str:
     """SAVE, after the background save that runs now: under steady writes the save points start
-    one every minute, and a large dataset takes seconds to write."""
-    deadline = time.monotonic() + SAVE_TIMEOUT
+    one every minute, and a large dataset takes seconds to write.
+
+    deadline: time.monotonic() at which to give up (default: SAVE_TIMEOUT from now)."""
+    deadline = time.monotonic() + SAVE_TIMEOUT if deadline is None else deadline
     while True:
         try:
             return client.call("SAVE")

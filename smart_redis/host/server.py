@@ -263,15 +263,16 @@ def logins(auth: str) -> list[str]:
 def login(port: int, auth: str, address: str = "127.0.0.1", timeout: float = 5.0) -> Redis:
     """The admin login a server accepts now: during a rotation, before it accepts the new
     passwords, that is the previous one."""
-    error: Exception = RedisError("no login")
+    errors: list[Exception] = [RedisError("no login")]
     for path in logins(auth):
         try:
             client = admin(port, auth, path, address=address, timeout=timeout)
             client.call("PING")
             return client
         except (OSError, RedisError, KeyError) as exc:
-            error = exc
-    raise error
+            errors.append(exc)
+    # A server that loads its data refuses every login's PING alike: say that, not the last WRONGPASS.
+    raise next((e for e in errors if "LOADING" in str(e)), errors[-1])
 
 
 def failure_reason(log_tail: list[str], words: tuple[str, ...], lines: int = 3) -> str:

@@ -80,6 +80,7 @@ def wait_for_snapshot(r: Redis, timeout: float, clock=time.monotonic, sleep=time
             if clock() > deadline:
                 raise BackupError(f"another save still runs after {timeout} s")
             sleep(0.2)
+        before = r.call("LASTSAVE")
         try:
             r.call("BGSAVE")
             break
@@ -88,9 +89,12 @@ def wait_for_snapshot(r: Redis, timeout: float, clock=time.monotonic, sleep=time
             if ("in progress" not in str(exc) and "child process is active" not in str(exc)) or clock() > deadline:
                 raise BackupError(f"BGSAVE refused: {exc}") from None
             sleep(0.2)
-    # The server forks the save's child before it answers BGSAVE: the save runs until the flag
-    # drops (LASTSAVE counts seconds, so waiting for it to move cost up to a second a snapshot).
-    while busy():
+    # The server forks the save's child before it answers BGSAVE: ours runs until the flag drops,
+    # or, when another save follows at once (a replica's full sync), until LASTSAVE moves (it only
+    # moves on a success, and in whole seconds: alone it would cost up to a second a snapshot).
+    while r.info("persistence").get("rdb_bgsave_in_progress") == "1":
+        if r.call("LASTSAVE") != before:
+            return
         if clock() > deadline:
             raise BackupError(f"no snapshot within {timeout} s")
         sleep(0.05)

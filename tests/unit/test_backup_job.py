@@ -87,12 +87,13 @@ def test_a_server_that_stays_down_fails_the_job_with_one_line(states, connects, 
 
 
 class Saving:
-    """A server's BGSAVE as INFO persistence shows it: `before` polls of another save still
-    running, then ours for `polls` polls, ending with `status`; `refusals` BGSAVE errors first."""
+    """A server's BGSAVE as INFO persistence and LASTSAVE show it: `before` polls of another save
+    still running, then ours for `polls` polls, ending with `status`; `refusals` BGSAVE errors
+    first; with `followed`, another save starts as ours ends (a replica's full sync), for ever."""
 
-    def __init__(self, before: int = 0, polls: int = 3, status: str = "ok", refusals: int = 0):
-        self.before, self.polls, self.status, self.refusals = before, polls, status, refusals
-        self.bgsaves = 0
+    def __init__(self, before: int = 0, polls: int = 3, status: str = "ok", refusals: int = 0, followed=False):
+        self.before, self.polls, self.status, self.refusals, self.followed = before, polls, status, refusals, followed
+        self.bgsaves, self.lastsave = 0, 1_700_000_000
 
     def info(self, section: str) -> dict:
         if self.before:
@@ -101,12 +102,16 @@ class Saving:
         running = self.bgsaves > 0 and self.polls > 0
         self.polls -= running
         done = self.bgsaves > 0 and not running
+        if done and self.status == "ok" and self.lastsave == 1_700_000_000:
+            self.lastsave += 1  # ours ended with success
         return {
-            "rdb_bgsave_in_progress": "1" if running else "0",
+            "rdb_bgsave_in_progress": "1" if running or (done and self.followed) else "0",
             "rdb_last_bgsave_status": self.status if done else "ok",
         }
 
     def call(self, *command: str):
+        if command == ("LASTSAVE",):
+            return self.lastsave
         assert command == ("BGSAVE",), command
         if self.refusals:
             self.refusals -= 1
@@ -122,6 +127,7 @@ class Saving:
         (Saving(polls=3), 0.15),  # each poll 50 ms, however near the next second the save ends
         (Saving(before=2, polls=1), 0.45),  # a save point's BGSAVE first: its end, then ours
         (Saving(refusals=1, polls=1), 0.25),  # one started between the poll and our BGSAVE
+        (Saving(polls=2, followed=True), 0.1),  # a replica's sync saves right after ours: ours has ended
     ],
 )
 def test_a_snapshot_ends_when_its_save_does(server, waited):

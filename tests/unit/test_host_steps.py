@@ -175,6 +175,25 @@ def test_the_save_waits_while_a_loading_replica_refuses_the_logins_ping(host_fil
     assert asked == [("PING",)] * 4 + [("SAVE",)] and candidate.exists()
 
 
+def test_a_loading_server_during_a_rotation_is_waited_for_not_taken_for_a_wrong_password(host_files, monkeypatch):
+    """While a rotation runs the login tries the previous password too, which the loading server
+    refuses the same way or, once it has loaded, as WRONGPASS: the LOADING is what counts."""
+    previous, _, _, _, candidate = host_files
+    previous.write_text("REDIS_ADMIN_USER='admin'\n")
+    answers = [RedisError("LOADING Redis is loading the dataset in memory"), RedisError("WRONGPASS")] * 2
+
+    def admin(port, auth, credentials=server.CREDENTIALS, address="127.0.0.1", timeout=5.0):
+        reply = answers.pop(0) if answers else "OK"
+        if isinstance(reply, Exception):
+            raise reply
+        return type("Client", (), {"call": lambda _self, *args: "OK"})()
+
+    monkeypatch.setattr(server, "admin", admin)
+    monkeypatch.setattr(restart.time, "sleep", lambda seconds: None)
+    restart.save_first(6379, "acl", str(candidate))
+    assert not answers and candidate.exists()
+
+
 def test_a_restart_that_works_keeps_the_new_file(host_files):
     _, calls, outcomes, config, candidate = host_files
     outcomes.append(True)
