@@ -750,3 +750,80 @@ def test_a_fresh_host_gets_its_units_before_the_install_in_one_command(recorded)
     sandbox, exporter, job, timer = (sent[unit] for unit in units)
     assert "PrivateUsers=" in sandbox and "127.0.0.1" in exporter and "redis-monitor backup" in job
     assert "OnCalendar=" in timer
+
+
+@pytest.mark.parametrize(
+    ("said", "asked", "waits"),
+    [
+        (True, False, True),  # the first answer saw the lock held: the bounded wait
+        (False, False, False),  # free: no wait, and no question of its own
+        (None, True, True),  # an answer without it (the package installed): asked now, held here
+    ],
+)
+def test_the_wait_for_the_dpkg_lock_follows_the_first_answer(tmp_path, monkeypatch, said, asked, waits):
+    """A fresh host's first RedisHost answer says whether another package run holds the lock; the
+    wait step asks on its own only when the answer did not say."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SMART_REDIS_ADMIN_PASSWORD", GIVEN_ADMIN)
+    fresh = host(installed_packages=(), redis_version=None, files={}, enabled="", active="", units={}, dpkg_locked=said)
+    questions: list[bool] = []
+    answers = {**COMMON, "RedisLive": None, "DpkgLocked": lambda: questions.append(True) or True}
+    commands = record(Scenario("a fresh host and the dpkg lock", fresh, answers), monkeypatch)
+    loop = [c for c in commands if c.step == "smart_redis.install.wait_for_dpkg_lock"]
+    assert bool(questions) is asked and bool(loop) is waits
+    assert all("while ! perl -MFcntl" in c.text for c in loop)
+
+
+def test_a_valkey_groups_primary_moves_to_redis_talking_as_valkey_until_its_own_move(tmp_path, monkeypatch):
+    """The way back (Debian 13: Valkey 8.1 to Redis 8.0): until its move the host's steps read
+    Valkey's config (`--server valkey`), from its move on Redis's (no --server: the run's)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SMART_REDIS_ADMIN_PASSWORD", GIVEN_ADMIN)
+    (tmp_path / "secrets").mkdir(mode=0o700)
+    shared = {role: role * 40 for role in ("APP", "REPLICATION", "SENTINEL")} | {"ADMIN": GIVEN_ADMIN}
+    secrets = tmp_path / "secrets" / "redis-ha.env"
+    secrets.write_text("".join(f"REDIS_{role}_PASSWORD={value}\n" for role, value in shared.items()))
+    secrets.chmod(0o600)
+    hashes = {role: sha256(value) for role, value in shared.items()} | {"EXPORTER": sha256("EXPORTER" * 40)}
+    group = {"redis_primary": ["db1"], "redis_replicas": ["db2", "db3"], "redis_sentinels": ["db1", "db2", "db3"]}
+    addresses = {name: {"redis_ha_address": f"10.0.0.{n}"} for n, name in enumerate(("db1", "db2", "db3"), 1)}
+    facts = host(
+        os_version="13",
+        os_codename="trixie",
+        server=REDIS,
+        installed_packages=(*VALKEY.packages, *TOOL_PACKAGES, EXPORTER_PACKAGE, VALKEY.sentinel_service),
+        redis_version=None,
+        other_version="8.1.1",
+        other_active="active",
+        other_enabled="enabled",
+        other_ha_member=True,
+        enabled="",
+        active="",
+        units={},
+        secret_hashes=hashes,
+    )
+    answers = {
+        **COMMON,
+        "RedisLive": None,
+        "SentinelPrimary": _moves(["10.0.0.1 6379"] * 3, ["10.0.0.2 6379"] * 3),
+        "SentinelMaster": None,
+    }
+    scenario = Scenario(
+        "the primary of a Valkey Sentinel group that moves to Redis",
+        facts,
+        answers,
+        data={"redis_server": "redis", "redis_major_version": 8, "redis_bind": "0.0.0.0", **addresses["db1"]},
+        groups=group,
+        host_data=addresses,
+        host_name="db1",
+    )
+    commands = record(scenario, monkeypatch)
+    steps = _order(
+        commands,
+        "step.py --server valkey group-in-sync --port 6379 --auth acl --primary '10.0.0.1 6379' --replicas 2",
+        "step.py --server valkey handover --port 6379 --auth acl --me '10.0.0.1 6379'",
+        "step.py move --from valkey --port 6379 --auth acl --new-auth acl --replica",
+        "step.py wait-sync --port 6379 --auth acl --primary '10.0.0.2 6379'",
+        "remove valkey-server valkey-tools valkey-sentinel",
+    )
+    assert steps == sorted(steps)
