@@ -20,6 +20,7 @@ from pyinfra.facts.files import FileContents
 
 from . import auth, handover, live, reconfigure, render, replication, rotation
 from .constants import CONFIG_MODE, PATHS
+from .facts import ACL_MARK
 from .host.server import SERVERS, Server
 from .move import Move
 from .operations import (
@@ -101,13 +102,18 @@ def expect_running(settings: Settings, topology: Topology, tls: TlsFiles | None)
     text = render.redis_conf(settings, placeholders, topology, replicaof, None, tls)
     desired = live.directives(text)
     port, tls_options = live.endpoint(desired, settings.port)
-    guard = tuple(line for line in text.splitlines() if line.split(" ", 1)[0] in ("port", "tls-port"))
-    expect_live(auth.cli(port, _login(text), tls=tls_options), tuple(desired), guard)
+    # A plain client needs the plain port only; a TLS one the TLS port, and no plain port.
+    assumed = ("port", "tls-port") if tls_options else ("port",)
+    guard = tuple(line for line in text.splitlines() if line.split(" ", 1)[0] in assumed)
+    login = _login(text)
+    # The package's config on a fresh host has no ACL users yet: asked there with the open login.
+    open_cli = auth.cli(port, "none", tls=tls_options) if login == "acl" else None
+    expect_live(auth.cli(port, login, tls=tls_options), tuple(desired), guard, open_cli)
 
 
 def _login(text: str) -> str:
     """How the deploy logs in to a server that runs with this redis.conf."""
-    return "acl" if "user default off" in text else "none"
+    return "acl" if ACL_MARK in text else "none"
 
 
 def _restart(port: int, auth: str, save: bool) -> str:

@@ -139,6 +139,9 @@ class HostState:
     # asked in the same round trip when the run said what it would ask: operations.expect_live);
     # None when not asked or nobody answered.
     live: dict[str, str] | None = None
+    # The probe asked with the open login: the server's config has no `user default off` (the
+    # package's own config, on a fresh host).
+    live_open: bool = False
     # The RDB format of the data file (the number in its "REDIS0010" header), None without one.
     rdb_version: int | None = None
     # The local groups (/etc/group): the operator group is created when it is not among them.
@@ -324,6 +327,8 @@ def parse(lines: list[str]) -> HostState:
                 sha, path = value.split("  ", 1)  # sha256sum's "HASH  NAME"; an escaped name starts with "\"
                 if len(sha) == 64:
                     hashes[path] = sha
+            elif key == "live" and value == OPEN_LOGIN:
+                state.live_open = True
             elif key == "live":
                 live.append(value)
             elif key == "ctime":
@@ -466,6 +471,12 @@ def bounded(script: str) -> str:
     )
 
 
+# The probe's line when it asked with the open login (a server config without ACL users).
+OPEN_LOGIN = "open-login"
+# What tells a server config with ACL users, as the config step reads it (config._login).
+ACL_MARK = "user default off"
+
+
 class RedisHost(FactBase[HostState]):
     """OS, container, Redis package and service state, and the managed files of a host; with
     live_cli, also RedisLive's answer for live_names (one round trip for both)."""
@@ -476,8 +487,9 @@ class RedisHost(FactBase[HostState]):
         live_cli: str | None = None,
         live_names: tuple[str, ...] = (),
         live_guard: tuple[str, ...] = (),
+        live_open_cli: str | None = None,
     ) -> str:
-        return bounded(self.script(server, live_cli, live_names, live_guard))
+        return bounded(self.script(server, live_cli, live_names, live_guard, live_open_cli))
 
     @staticmethod
     def script(
@@ -485,8 +497,10 @@ class RedisHost(FactBase[HostState]):
         live_cli: str | None = None,
         live_names: tuple[str, ...] = (),
         live_guard: tuple[str, ...] = (),
+        live_open_cli: str | None = None,
     ) -> str:
-        """The script that command() runs, bounded."""
+        """The script that command() runs, bounded. live_open_cli: the client for a config
+        without ACL users (its first answer, on a fresh host), where live_cli logs in."""
         flavour = SERVERS[server]
         if not live_cli:
             return _script(flavour)
@@ -495,7 +509,16 @@ class RedisHost(FactBase[HostState]):
         guard = "".join(f"grep -Fqsx {shlex.quote(line)} {flavour.config} && " for line in live_guard)
         # Bounded: a wedged server must not hold up the first answer of every run (the config
         # step then asks on its own, as RedisLive, and waits as it always did).
-        query = _live_query(live_cli.replace(f"{flavour.cli} ", f"timeout 10 {flavour.cli} ", 1), live_names)
+        bounded_cli = live_cli.replace(f"{flavour.cli} ", f"timeout 10 {flavour.cli} ", 1)
+        query = _live_query(bounded_cli, live_names)
+        if live_open_cli:
+            open_query = _live_query(
+                live_open_cli.replace(f"{flavour.cli} ", f"timeout 10 {flavour.cli} ", 1), live_names
+            )
+            query = (
+                f"if grep -Fqs {shlex.quote(ACL_MARK)} {flavour.config}; then {query}; "
+                f"else echo {OPEN_LOGIN}; {open_query}; fi"
+            )
         return f"{_script(flavour)}; {{ {guard}{query}; }} | sed 's/^/live=/'"
 
     def process(self, output) -> HostState:

@@ -72,7 +72,14 @@ def host_state(fresh: bool = False) -> HostState:
         probe = run.current().live_probes.get(host.name)
         server = run.server().name
         asked = (
-            host.get_fact(RedisHost, server=server, live_cli=probe.cli, live_names=probe.names, live_guard=probe.guard)
+            host.get_fact(
+                RedisHost,
+                server=server,
+                live_cli=probe.cli,
+                live_names=probe.names,
+                live_guard=probe.guard,
+                **({"live_open_cli": probe.open_cli} if probe.open_cli else {}),
+            )
             if probe
             else host.get_fact(RedisHost, server=server)
         )
@@ -82,17 +89,20 @@ def host_state(fresh: bool = False) -> HostState:
 
 class LiveProbe(NamedTuple):
     """What the config step will ask the running server: as `cli`, the values of `names`; asked
-    only while redis.conf has the `guard` lines (the port and TLS port that `cli` assumes)."""
+    only while redis.conf has the `guard` lines (the port and TLS port that `cli` assumes). With
+    `open_cli`, that one where redis.conf has no ACL users (the package's config, before the
+    deploy's first)."""
 
     cli: str
     names: tuple[str, ...]
     guard: tuple[str, ...] = ()
+    open_cli: str | None = None
 
 
-def expect_live(cli: str, names: tuple[str, ...], guard: tuple[str, ...] = ()) -> None:
+def expect_live(cli: str, names: tuple[str, ...], guard: tuple[str, ...] = (), open_cli: str | None = None) -> None:
     """What the config step will ask the running server: asked with every RedisHost answer of the
     run from now on, so a run that changes nothing needs no round trip of its own for it."""
-    run.current().live_probes[host.name] = LiveProbe(cli, tuple(sorted(set(names))), guard)
+    run.current().live_probes[host.name] = LiveProbe(cli, tuple(sorted(set(names))), guard, open_cli)
 
 
 def live_config(cli: str, names: tuple[str, ...], fresh: bool = False) -> dict[str, str] | None:
@@ -102,14 +112,19 @@ def live_config(cli: str, names: tuple[str, ...], fresh: bool = False) -> dict[s
 
     fresh: asked now in any case (what this run changed elsewhere may have changed the server)."""
     cached = None if fresh else _run_cache().get(host.name)
-    if cached is not None and covers(cached.live_probe, cli, names) and cached.state.live is not None:
+    told = cached is not None and covers(cached.live_probe, cli, names, opened=cached.state.live_open)
+    if cached is not None and told and cached.state.live is not None:
         return {k: v for k, v in cached.state.live.items() if k == "port" or k in names}
     return host.get_fact(RedisLive, cli=cli, names=names)
 
 
-def covers(probe: LiveProbe | None, cli: str, names: tuple[str, ...]) -> bool:
-    """An answer asked with `probe` tells what `cli` would get for `names`."""
-    return probe is not None and probe.cli == cli and set(names) <= set(probe.names)
+def covers(probe: LiveProbe | None, cli: str, names: tuple[str, ...], opened: bool = False) -> bool:
+    """An answer asked with `probe` tells what `cli` would get for `names` (opened: the answer
+    says the probe asked with its open_cli)."""
+    if probe is None:
+        return False
+    asked = probe.open_cli if opened else probe.cli
+    return asked == cli and set(names) <= set(probe.names)
 
 
 def file_state(dest: str) -> FileState | None:

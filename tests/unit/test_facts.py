@@ -565,3 +565,40 @@ def test_the_last_group_counts_without_its_newline(tmp_path):
     script = facts._script().replace("/etc/group", str(group))
     out = subprocess.run([shutil.which("dash") or "sh", "-c", script], capture_output=True, text=True).stdout
     assert parse(out.splitlines()).groups == ("root", "redis", "redis-operators")
+
+
+@pytest.mark.parametrize(
+    ("config", "asked_with", "opened"),
+    [
+        ("port 6379\nbind 127.0.0.1 -::1\n", "open", True),  # the package's own: no ACL users yet
+        ("port 6379\nuser default off resetpass\nuser ops on #ab ~* +@all\n", "acl", False),  # the deploy's
+    ],
+)
+def test_the_live_question_logs_in_as_the_servers_config_says(tmp_path, config, asked_with, opened):
+    """On a fresh host the server runs the package's config: the answer asks it with the open
+    login and says so; once redis.conf has the deploy's users, with the ACL login. Run by a shell
+    with stand-ins for the two clients."""
+    import subprocess
+
+    conf = tmp_path / "redis.conf"
+    conf.write_text(config)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, reply in (("acl-cli", "acl"), ("open-cli", "open")):
+        (bin_dir / name).write_text(f'#!/bin/sh\necho \'"port","6379","maxmemory","{reply}"\'\n')
+        (bin_dir / name).chmod(0o755)
+    script = RedisHost.script(
+        live_cli="redis-cli -p 6379",
+        live_names=("maxmemory",),
+        live_guard=("port 6379",),
+        live_open_cli="redis-cli -p 6379 --open",
+    )
+    live_part = script[script.index("; { grep -Fqsx") + 2 :].replace("/etc/redis/redis.conf", str(conf))
+    live_part = live_part.replace("timeout 10 redis-cli -p 6379 --open", "open-cli").replace(
+        "timeout 10 redis-cli -p 6379", "acl-cli"
+    )
+    out = subprocess.run(
+        ["sh", "-c", live_part], capture_output=True, text=True, env={"PATH": f"{bin_dir}:/usr/bin:/bin"}
+    ).stdout
+    state = parse([*CONTAINER_BEFORE_INSTALL, *out.splitlines()])
+    assert state.live == {"port": "6379", "maxmemory": asked_with} and state.live_open is opened

@@ -204,3 +204,17 @@ def test_the_answer_tells_the_running_server_only_as_asked(probe, cli, names, to
     """The config step takes the server's settings from the run's RedisHost answer only when that
     answer asked the same server, the same way, for at least these settings; else it asks."""
     assert operations.covers(probe, cli, names) is told
+
+
+@pytest.mark.parametrize(
+    ("opened", "cli", "told"),
+    [
+        (False, CLI, True),  # asked with the ACL login, as the config step asks
+        (True, "redis-cli -p 6379", True),  # asked with the open login: the package's config
+        (True, CLI, False),  # the config step logs in, the answer did not
+        (False, "redis-cli -p 6379", False),
+    ],
+)
+def test_the_answer_tells_the_running_server_only_with_the_login_it_used(opened, cli, told):
+    probe = operations.LiveProbe(CLI, ("maxmemory",), open_cli="redis-cli -p 6379")
+    assert operations.covers(probe, cli, ("maxmemory",), opened=opened) is told
