@@ -320,6 +320,32 @@ def scenarios(tmp_path: Path) -> list[Scenario]:
             )
         ),
         Scenario(
+            "the primary of a Valkey Sentinel group on Debian 13 that moves to Redis",
+            host(
+                os_version="13",
+                os_codename="trixie",
+                installed_packages=(*VALKEY.packages, *TOOL_PACKAGES, EXPORTER_PACKAGE, VALKEY.sentinel_service),
+                redis_version=None,
+                other_version="8.1.1",
+                other_active="active",
+                other_enabled="enabled",
+                other_ha_member=True,
+                enabled="",
+                active="",
+                units={},
+                secret_hashes=member_hashes,
+            ),
+            {
+                **COMMON,
+                "RedisLive": None,
+                "SentinelPrimary": _moves(["10.0.0.1 6379"] * 3, ["10.0.0.2 6379"] * 3),
+                "SentinelMaster": None,
+            },
+            data={"redis_major_version": 8, "redis_bind": "0.0.0.0", **addresses["db1"]},
+            groups=group,
+            host_data=addresses,
+        ),
+        Scenario(
             "a replica of a Redis Sentinel group whose move to Valkey was killed after its old server stopped",
             host(
                 server=VALKEY,
@@ -774,50 +800,10 @@ def test_the_wait_for_the_dpkg_lock_follows_the_first_answer(tmp_path, monkeypat
     assert all("while ! perl -MFcntl" in c.text for c in loop)
 
 
-def test_a_valkey_groups_primary_moves_to_redis_talking_as_valkey_until_its_own_move(tmp_path, monkeypatch):
+def test_a_valkey_groups_primary_moves_to_redis_talking_as_valkey_until_its_own_move(recorded):
     """The way back (Debian 13: Valkey 8.1 to Redis 8.0): until its move the host's steps read
     Valkey's config (`--server valkey`), from its move on Redis's (no --server: the run's)."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("SMART_REDIS_ADMIN_PASSWORD", GIVEN_ADMIN)
-    (tmp_path / "secrets").mkdir(mode=0o700)
-    shared = {role: role * 40 for role in ("APP", "REPLICATION", "SENTINEL")} | {"ADMIN": GIVEN_ADMIN}
-    secrets = tmp_path / "secrets" / "redis-ha.env"
-    secrets.write_text("".join(f"REDIS_{role}_PASSWORD={value}\n" for role, value in shared.items()))
-    secrets.chmod(0o600)
-    hashes = {role: sha256(value) for role, value in shared.items()} | {"EXPORTER": sha256("EXPORTER" * 40)}
-    group = {"redis_primary": ["db1"], "redis_replicas": ["db2", "db3"], "redis_sentinels": ["db1", "db2", "db3"]}
-    addresses = {name: {"redis_ha_address": f"10.0.0.{n}"} for n, name in enumerate(("db1", "db2", "db3"), 1)}
-    facts = host(
-        os_version="13",
-        os_codename="trixie",
-        server=REDIS,
-        installed_packages=(*VALKEY.packages, *TOOL_PACKAGES, EXPORTER_PACKAGE, VALKEY.sentinel_service),
-        redis_version=None,
-        other_version="8.1.1",
-        other_active="active",
-        other_enabled="enabled",
-        other_ha_member=True,
-        enabled="",
-        active="",
-        units={},
-        secret_hashes=hashes,
-    )
-    answers = {
-        **COMMON,
-        "RedisLive": None,
-        "SentinelPrimary": _moves(["10.0.0.1 6379"] * 3, ["10.0.0.2 6379"] * 3),
-        "SentinelMaster": None,
-    }
-    scenario = Scenario(
-        "the primary of a Valkey Sentinel group that moves to Redis",
-        facts,
-        answers,
-        data={"redis_server": "redis", "redis_major_version": 8, "redis_bind": "0.0.0.0", **addresses["db1"]},
-        groups=group,
-        host_data=addresses,
-        host_name="db1",
-    )
-    commands = record(scenario, monkeypatch)
+    commands = recorded["the primary of a Valkey Sentinel group on Debian 13 that moves to Redis"]
     steps = _order(
         commands,
         "step.py --server valkey group-in-sync --port 6379 --auth acl --primary '10.0.0.1 6379' --replicas 2",
