@@ -28,7 +28,7 @@ def before_install(facts: HostState, units: Sequence[File | None], *others: File
     (the container sandbox, the exporter's drop-in, the backup job and timer), and `others` that
     may as well go with them: one command for all, and one daemon-reload for a changed unit.
 
-    None when this run installs the server's package anew (not installed, or its config files
+    No daemon-reload of its own when this run installs the server's package anew (not installed, or its config files
     only): its maintainer script's configure reloads systemd before it starts the service
     (debhelper's dh_installsystemd), which loads them all, and a run that fails before that
     installs the package, and so reloads, in the next run. (A package left with its triggers
